@@ -1,0 +1,365 @@
+"""The one parameterised audio front end: waveform -> (log) linear or mel spectrogram.
+
+Every avlive audio model describes its input features with a :class:`FrontEndConfig`
+(stored in checkpoint metadata via :meth:`FrontEndConfig.to_dict`) and computes them with
+:class:`FrontEnd`, a torch module that exports to ONNX (``torch.onnx.export(...,
+dynamo=True, opset_version=18)``).
+
+The features follow librosa's definitions, so a model trained on librosa features sees
+the same numbers here::
+
+    S = np.abs(librosa.stft(x, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
+                            window="hann", center=center, pad_mode="constant")) ** power
+    S = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin,
+                            fmax=fmax, htk=mel_scale == "htk", norm=mel_norm) @ S  # if n_mels
+    features = np.log(S + log_offset).T                                          # if log
+
+(``window_frames=True`` adds L3's framing: the same on ``x`` zero-padded by
+:attr:`FrontEndConfig.padding`, with ``center=False``.)
+
+librosa is a test-only dependency: the Hann window and the mel filterbank are built here
+from their definitions.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["FrontEndConfig", "FrontEnd", "hz_to_mel", "mel_to_hz", "mel_filterbank", "hann_window"]
+
+_MEL_SCALES = ("htk", "slaney")
+_MEL_NORMS = (None, "slaney")
+
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class FrontEndConfig:
+    """Everything that defines the features; validated on construction.
+
+    Raises:
+        ValueError: a field is out of range or of the wrong type; the message names the
+            field and says ``expected ... found ...``.
+    """
+
+    sample_rate: int  # input sample rate in Hz
+    n_fft: int  # FFT size; gives n_fft // 2 + 1 linear frequency bins
+    win_length: int  # periodic Hann window length, <= n_fft, centred inside the n_fft frame
+    hop_length: int  # samples between frame starts
+    center: bool = True  # zero-pad n_fft // 2 samples at both ends (librosa pad_mode="constant")
+    # Frame only the win_length samples under the window (each zero-padded to n_fft for the
+    # FFT): 1 + (n - win_length) // hop frames, as L3 counts them, rather than librosa's
+    # 1 + (n - n_fft) // hop. Same values as librosa.stft(center=False) on the signal
+    # zero-padded by (n_fft - win_length) // 2 at the start and the rest at the end.
+    # Only with center=False.
+    window_frames: bool = False
+    power: float = 1.0  # 1.0: magnitude |X|; 2.0: power |X|^2
+    n_mels: int | None = None  # mel bands; None (or 0) = no filterbank, linear bins
+    fmin: float = 0.0  # lowest mel edge in Hz (mel only)
+    fmax: float | None = None  # highest mel edge in Hz, <= sample_rate / 2; None = sample_rate / 2
+    mel_scale: str = "slaney"  # "htk" (2595 log10(1 + f/700)) or "slaney" (linear < 1 kHz, log above)
+    mel_norm: str | None = "slaney"  # None (peak 1) or "slaney" (each band scaled by 2 / its width in Hz)
+    log: bool = True  # return natural log(S + log_offset); False returns S itself
+    log_offset: float = 1e-6  # added before the log, > 0 (keeps digital silence finite)
+
+    def __post_init__(self) -> None:
+        def fail(name: str, expected: str) -> None:
+            raise ValueError(f"FrontEndConfig.{name}: expected {expected}, found {getattr(self, name)!r}")
+
+        def is_int(v: Any) -> bool:
+            return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+        def is_real(v: Any) -> bool:
+            return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+        def set_(name: str, value: Any) -> None:  # canonical plain types (frozen dataclass)
+            object.__setattr__(self, name, value)
+
+        for name in ("sample_rate", "n_fft", "win_length", "hop_length"):
+            if not is_int(getattr(self, name)) or getattr(self, name) < 1:
+                fail(name, "a positive int")
+            set_(name, int(getattr(self, name)))
+        if self.win_length > self.n_fft:
+            fail("win_length", f"an int <= n_fft={self.n_fft}")
+        for name in ("center", "window_frames", "log"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                fail(name, "a bool")
+            set_(name, bool(getattr(self, name)))
+        if self.window_frames and self.center:
+            fail("window_frames", "False when center=True (window_frames only applies without centring)")
+        if not is_real(self.power) or float(self.power) not in (1.0, 2.0):
+            fail("power", "1.0 (magnitude) or 2.0 (power)")
+        set_("power", float(self.power))
+
+        if self.n_mels is not None and (not is_int(self.n_mels) or self.n_mels < 0):
+            fail("n_mels", "None, 0 or a positive int")
+        set_("n_mels", int(self.n_mels) if self.n_mels else None)
+        nyquist = self.sample_rate / 2
+        if not is_real(self.fmin) or not 0.0 <= self.fmin < nyquist:
+            fail("fmin", f"a number in [0, sample_rate/2={nyquist:g})")
+        set_("fmin", float(self.fmin))
+        if self.fmax is not None:
+            if not is_real(self.fmax) or not self.fmin < self.fmax <= nyquist:
+                fail("fmax", f"None or a number in (fmin={self.fmin:g}, sample_rate/2={nyquist:g}]")
+            set_("fmax", float(self.fmax))
+        if self.mel_scale not in _MEL_SCALES:
+            fail("mel_scale", " or ".join(repr(s) for s in _MEL_SCALES))
+        if self.mel_norm not in _MEL_NORMS:
+            fail("mel_norm", " or ".join(repr(s) for s in _MEL_NORMS))
+        if not is_real(self.log_offset) or not (math.isfinite(self.log_offset) and self.log_offset > 0):
+            fail("log_offset", "a finite number > 0")
+        set_("log_offset", float(self.log_offset))
+
+    @property
+    def n_freqs(self) -> int:
+        """Linear frequency bins of the STFT: ``n_fft // 2 + 1``."""
+        return self.n_fft // 2 + 1
+
+    @property
+    def output_bins(self) -> int:
+        """Feature bins per frame: ``n_mels``, or ``n_freqs`` without a filterbank."""
+        return self.n_mels if self.n_mels else self.n_freqs
+
+    @property
+    def padding(self) -> tuple[int, int]:
+        """Zeros added (before, after) the signal before framing it in n_fft-sample frames."""
+        if self.center:
+            return self.n_fft // 2, self.n_fft // 2
+        if self.window_frames:
+            extra = self.n_fft - self.win_length
+            return extra // 2, extra - extra // 2
+        return 0, 0
+
+    def num_frames(self, n_samples: int) -> int:
+        """Exact number of frames :class:`FrontEnd` gives for ``n_samples`` samples.
+
+        ``1 + (n_samples + pad_before + pad_after - n_fft) // hop_length``, i.e.
+        ``1 + n // hop`` with ``center``, ``1 + (n - win_length) // hop`` with
+        ``window_frames`` and ``1 + (n - n_fft) // hop`` otherwise; 0 when not even one
+        frame fits or ``n_samples`` is 0 (:meth:`FrontEnd.forward` refuses such input).
+        """
+        if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 0:
+            raise ValueError(f"num_frames: expected a non-negative int number of samples, found {n_samples!r}")
+        padded = int(n_samples) + sum(self.padding)
+        return 0 if n_samples == 0 or padded < self.n_fft else 1 + (padded - self.n_fft) // self.hop_length
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain ``{field: int | float | bool | str | None}`` for checkpoint metadata."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> FrontEndConfig:
+        """Inverse of :meth:`to_dict`; missing optional fields take their defaults.
+
+        Raises:
+            ValueError: ``d`` has unknown keys, lacks a required one, or a value is invalid.
+        """
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - set(fields))
+        if unknown:
+            raise ValueError(f"FrontEndConfig.from_dict: expected keys among {sorted(fields)}, found unknown {unknown}")
+        missing = sorted(n for n, f in fields.items() if f.default is dataclasses.MISSING and n not in d)
+        if missing:
+            raise ValueError(f"FrontEndConfig.from_dict: expected required keys {missing}, found {sorted(d)}")
+        return cls(**d)
+
+
+# ---------------------------------------------------------------- window and filterbank
+
+# Slaney's (Auditory Toolbox) mel scale: 3 mels per 200 Hz up to 1 kHz, then logarithmic
+# with 27 mels per factor 6.4 (continuous at 1 kHz, where the mel value is 15).
+_SLANEY_HZ_PER_MEL = 200.0 / 3.0
+_SLANEY_BREAK_HZ = 1000.0
+_SLANEY_BREAK_MEL = _SLANEY_BREAK_HZ / _SLANEY_HZ_PER_MEL
+_SLANEY_MELS_PER_LOG_HZ = 27.0 / math.log(6.4)
+
+
+def hz_to_mel(hz: np.ndarray | float, scale: str) -> np.ndarray:
+    """Frequency in Hz -> mel on the ``"htk"`` or ``"slaney"`` scale (float64 array)."""
+    hz = np.asarray(hz, dtype=np.float64)
+    if scale == "htk":
+        return 2595.0 * np.log10(1.0 + hz / 700.0)
+    if scale == "slaney":
+        linear = hz / _SLANEY_HZ_PER_MEL
+        with np.errstate(divide="ignore", invalid="ignore"):  # log(<= 0) in the branch not taken
+            logarithmic = _SLANEY_BREAK_MEL + np.log(hz / _SLANEY_BREAK_HZ) * _SLANEY_MELS_PER_LOG_HZ
+        return np.where(hz >= _SLANEY_BREAK_HZ, logarithmic, linear)
+    raise ValueError(f"hz_to_mel: expected scale 'htk' or 'slaney', found {scale!r}")
+
+
+def mel_to_hz(mel: np.ndarray | float, scale: str) -> np.ndarray:
+    """Mel on the ``"htk"`` or ``"slaney"`` scale -> frequency in Hz (float64 array)."""
+    mel = np.asarray(mel, dtype=np.float64)
+    if scale == "htk":
+        return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+    if scale == "slaney":
+        linear = mel * _SLANEY_HZ_PER_MEL
+        logarithmic = _SLANEY_BREAK_HZ * np.exp((mel - _SLANEY_BREAK_MEL) / _SLANEY_MELS_PER_LOG_HZ)
+        return np.where(mel >= _SLANEY_BREAK_MEL, logarithmic, linear)
+    raise ValueError(f"mel_to_hz: expected scale 'htk' or 'slaney', found {scale!r}")
+
+
+def mel_filterbank(
+    sample_rate: int,
+    n_fft: int,
+    n_mels: int,
+    fmin: float = 0.0,
+    fmax: float | None = None,
+    scale: str = "slaney",
+    norm: str | None = "slaney",
+) -> np.ndarray:
+    """Triangular mel filterbank, float64, shape ``(n_mels, n_fft // 2 + 1)``.
+
+    Band ``m`` has corners at ``n_mels + 2`` frequencies equally spaced in mel between
+    ``fmin`` and ``fmax`` (``edges[m] < edges[m+1] < edges[m+2]``); its weight at FFT bin
+    frequency ``f`` rises linearly in Hz from 0 at ``edges[m]`` to 1 at ``edges[m+1]`` and
+    falls back to 0 at ``edges[m+2]``. With ``norm="slaney"`` the band is scaled by
+    ``2 / (edges[m+2] - edges[m])`` (equal area). Same definition as
+    ``librosa.filters.mel(..., htk=scale == "htk", norm=norm)``.
+
+    Args:
+        sample_rate: sample rate in Hz.
+        n_fft: FFT size.
+        n_mels: number of bands.
+        fmin: lowest corner in Hz.
+        fmax: highest corner in Hz; None means ``sample_rate / 2``.
+        scale: ``"htk"`` or ``"slaney"``.
+        norm: None or ``"slaney"``.
+
+    Returns:
+        ``(n_mels, n_fft // 2 + 1)`` float64 weights.
+    """
+    if norm not in _MEL_NORMS:
+        raise ValueError(f"mel_filterbank: expected norm None or 'slaney', found {norm!r}")
+    fmax = sample_rate / 2 if fmax is None else fmax
+    bin_hz = np.arange(n_fft // 2 + 1, dtype=np.float64) * (sample_rate / n_fft)  # (F,)
+    edges = mel_to_hz(np.linspace(hz_to_mel(fmin, scale), hz_to_mel(fmax, scale), n_mels + 2), scale)  # (M+2,)
+    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]  # (M, 1) each
+    rising = (bin_hz - lower) / (centre - lower)  # (M, F)
+    falling = (upper - bin_hz) / (upper - centre)
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    if norm == "slaney":
+        weights *= 2.0 / (upper - lower)
+    return weights
+
+
+def hann_window(win_length: int, n_fft: int) -> np.ndarray:
+    """Periodic Hann window of ``win_length`` centred in ``n_fft`` zeros, float64, ``(n_fft,)``.
+
+    ``0.5 - 0.5 cos(2 pi n / win_length)`` for ``n < win_length``, preceded by
+    ``(n_fft - win_length) // 2`` zeros (the placement librosa.stft and torch.stft use).
+    """
+    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(win_length) / win_length)
+    out = np.zeros(n_fft, dtype=np.float64)
+    start = (n_fft - win_length) // 2
+    out[start:start + win_length] = window
+    return out
+
+
+# --------------------------------------------------------------------------- module
+
+
+class FrontEnd(nn.Module):
+    """Waveform ``(B, N)`` -> features ``(B, T, F)`` as :class:`FrontEndConfig` defines.
+
+    ``T = config.num_frames(N)``, ``F = config.output_bins``. Computes in the input's
+    dtype (float32 or float64).
+
+    The window and the filterbank are buffers built once, in float64, and kept twice:
+    ``window``/``filterbank`` in float32 (the float32 path, so an ONNX export carries
+    float32 initializers only; TensorRT has no float64) and ``window64``/``filterbank64``
+    for float64 input. All are registered with ``persistent=False``: they are pure
+    functions of the config (which checkpoints carry as metadata), so storing them would
+    only duplicate it (the EPIC filterbank alone is 128 x 1025 values), and would make
+    loading a checkpoint fail, or silently override the config, whenever the front end
+    changes. They still follow ``.to(device)`` and are baked into ONNX exports. Note that
+    ``.float()`` on a parent module rounds the float64 copies too, which costs the
+    float64 path its exactness.
+    """
+
+    window: torch.Tensor  # (n_fft,) float32
+    window64: torch.Tensor  # (n_fft,) float64
+    filterbank: torch.Tensor | None  # (n_mels, n_fft // 2 + 1) float32, None without mels
+    filterbank64: torch.Tensor | None  # the same in float64
+
+    def __init__(self, config: FrontEndConfig) -> None:
+        """Args:
+            config: the feature definition (validated already by its constructor).
+        """
+        super().__init__()
+        if not isinstance(config, FrontEndConfig):
+            raise ValueError(f"FrontEnd: expected a FrontEndConfig, found {type(config).__name__}")
+        self.config = config
+        window = torch.from_numpy(hann_window(config.win_length, config.n_fft))  # (n_fft,)
+        filterbank = None
+        if config.n_mels:
+            filterbank = torch.from_numpy(
+                mel_filterbank(
+                    config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax,
+                    config.mel_scale, config.mel_norm,
+                )
+            )  # (n_mels, n_freqs)
+        self.register_buffer("window", window.float(), persistent=False)
+        self.register_buffer("window64", window, persistent=False)
+        self.register_buffer("filterbank", None if filterbank is None else filterbank.float(), persistent=False)
+        self.register_buffer("filterbank64", filterbank, persistent=False)
+
+    @property
+    def output_bins(self) -> int:
+        """Feature bins per frame (``F`` of the output)."""
+        return self.config.output_bins
+
+    def num_frames(self, n_samples: int) -> int:
+        """Frames (``T`` of the output) for ``n_samples`` input samples; see
+        :meth:`FrontEndConfig.num_frames`."""
+        return self.config.num_frames(n_samples)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """Features of a batch of waveforms.
+
+        Args:
+            wave: ``(B, N)`` float32 or float64 samples; ``N`` must give at least one
+                frame (``num_frames(N) >= 1``).
+
+        Returns:
+            ``(B, T, F)`` in ``wave``'s dtype, ``T = num_frames(N)``, ``F = output_bins``:
+            ``log(S + log_offset)`` (or ``S`` with ``log=False``), ``S`` the mel-filtered
+            (or linear) STFT magnitude raised to ``power``.
+        """
+        if wave.dim() != 2:
+            raise ValueError(f"FrontEnd: expected a (batch, samples) waveform, found shape {tuple(wave.shape)}")
+        if wave.dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"FrontEnd: expected float32 or float64 samples, found {wave.dtype}")
+        if wave.shape[1] == 0:  # padding alone would make a frame of it
+            raise ValueError("FrontEnd: expected at least one sample, found 0")
+        cfg = self.config
+        double = wave.dtype == torch.float64
+        window = (self.window64 if double else self.window).to(wave.dtype)  # no-op unless .float()/.double()
+        filterbank = self.filterbank64 if double else self.filterbank
+        before, after = cfg.padding
+        if before or after:
+            wave = F.pad(wave, (before, after))  # zeros, (B, N + before + after)
+        spec = torch.stft(
+            wave, cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.n_fft,
+            window=window, center=False, onesided=True, return_complex=True,
+        )  # (B, n_freqs, T) complex
+        re_im = torch.view_as_real(spec)  # (B, n_freqs, T, 2): one path for both powers
+        s = re_im.square().sum(-1).transpose(1, 2)  # |X|^2, (B, T, n_freqs)
+        if cfg.power == 1.0:
+            s = s.sqrt()
+        if filterbank is not None:
+            s = torch.matmul(s, filterbank.to(wave.dtype).T)  # (B, T, n_mels)
+        if cfg.log:
+            s = torch.log(s + cfg.log_offset)
+        return s
+
+    def extra_repr(self) -> str:
+        return repr(self.config)
