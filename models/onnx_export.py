@@ -1,0 +1,465 @@
+"""Export a model to ONNX and prove the file computes what the model computes.
+
+:func:`export_onnx` is the core the ``python -m models.export`` command calls: it exports with
+the dynamo exporter (``torch.onnx.export(..., dynamo=True)``, opset 18) under the input and
+output names of the model's :class:`~models.metadata.ModelMetadata`, with the dynamic axes
+asked for, into a temporary file beside the target; checks it with ``onnx.checker``; runs it in
+ONNX Runtime against PyTorch on the example inputs *and* on random inputs of other sizes along
+every dynamic axis (max |Δ| ≤ ``atol``); and only then renames it onto the target and writes the
+sidecar (``model.onnx.json``) with the tensor specs read from the exported graph. A failed
+export or check leaves no file behind and an existing target untouched.
+
+Example::
+
+    meta = ModelMetadata(family="baseline", task="labeler", labels=labels, sample_rate=16000,
+                         window_seconds=1.0, needs_frame=False,
+                         inputs=[TensorSpec("audio", ("batch", "samples"), "float32")],
+                         outputs=[TensorSpec("logits", ("batch", len(labels)), "float32")])
+    report = export_onnx(model, meta, {"audio": torch.randn(2, 16000)}, "runs/x/model.onnx",
+                         dynamic_axes={"audio": {0: "batch", 1: "samples"}})
+    print(report.opset, report.max_abs_diff)     # 18 {'logits': 2.4e-07}
+
+The model's ``forward`` takes the inputs positionally in ``metadata.inputs`` order and returns
+one tensor, a tuple/list in ``metadata.outputs`` order, or a dict keyed by output name. Only the
+tensor *names* of ``metadata.inputs``/``outputs`` are used on the way in; their shapes and
+dtypes in the sidecar come from the exported graph. Models must stay under ONNX's 2 GB
+single-file limit (the file is written without external data, so one rename publishes it).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from models.atomic import atomic_path
+from models.metadata import ModelMetadata, TensorSpec, sidecar_path
+
+__all__ = [
+    "DEFAULT_OPSET",
+    "DEFAULT_ATOL",
+    "ExportError",
+    "ExportVerificationError",
+    "VerificationResult",
+    "ExportReport",
+    "export_onnx",
+    "verify_onnx",
+    "check_onnx",
+    "onnx_tensor_specs",
+    "onnx_opset",
+    "outputs_by_name",
+]
+
+#: The opset avlive exports (the dynamo exporter's native one; see shared notes on Pad and opset 17).
+DEFAULT_OPSET = 18
+
+#: The largest |ONNX Runtime - PyTorch| an export may show, per value.
+DEFAULT_ATOL = 1e-4
+
+_ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64", 9: "bool",
+                10: "float16", 11: "float64", 16: "bfloat16"}
+
+
+class ExportError(RuntimeError):
+    """The exporter failed, or the exported graph does not fit the metadata."""
+
+
+class ExportVerificationError(ExportError):
+    """ONNX Runtime and PyTorch disagree on an output.
+
+    Attributes:
+        output: The output's name.
+        max_abs_diff: The largest absolute difference found (``inf`` for a shape mismatch or
+            NaN on one side only).
+        atol: The tolerance it exceeded.
+        input_shapes: The shapes of the inputs it was found on.
+    """
+
+    def __init__(self, output: str, max_abs_diff: float, atol: float, input_shapes: Mapping[str, tuple[int, ...]],
+                 detail: str) -> None:
+        self.output = output
+        self.max_abs_diff = max_abs_diff
+        self.atol = atol
+        self.input_shapes = dict(input_shapes)
+        shapes = ", ".join(f"{k} {tuple(v)}" for k, v in input_shapes.items())
+        super().__init__(f"ONNX Runtime and PyTorch disagree on output {output!r} for inputs {shapes}: "
+                         f"max |difference| = {max_abs_diff:.3g} > atol {atol:g} ({detail})")
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    """One ONNX Runtime vs PyTorch comparison.
+
+    Attributes:
+        input_shapes: Input name → shape fed.
+        max_abs_diff: Output name → max |ONNX Runtime - PyTorch|.
+    """
+
+    input_shapes: dict[str, tuple[int, ...]]
+    max_abs_diff: dict[str, float]
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What :func:`export_onnx` wrote and measured.
+
+    Attributes:
+        path: The ONNX file.
+        sidecar: Its metadata sidecar (``<path>.json``).
+        opset: The default-domain opset in the file.
+        metadata: The metadata written to the sidecar (tensor specs from the graph).
+        checks: The comparisons run: the example inputs first, then random inputs of other sizes.
+        max_abs_diff: Output name → worst max |ONNX Runtime - PyTorch| over all checks.
+        seconds: Wall time of the whole export, checks included.
+    """
+
+    path: Path
+    sidecar: Path
+    opset: int
+    metadata: ModelMetadata
+    checks: tuple[VerificationResult, ...]
+    max_abs_diff: dict[str, float]
+    seconds: float
+
+
+# --------------------------------------------------------------------------------------- helpers
+
+
+def outputs_by_name(result: Any, names: Sequence[str], *, where: str = "forward") -> dict[str, torch.Tensor]:
+    """Name a module's outputs: one tensor, a tuple/list in ``names`` order, or a dict by name.
+
+    Args:
+        result: What ``module(...)`` returned.
+        names: The output names, in order.
+        where: Names the caller in error messages.
+
+    Raises:
+        ValueError: If the number of outputs or the dict's keys do not match ``names``.
+        TypeError: For any other return type.
+    """
+    names = list(names)
+    if isinstance(result, torch.Tensor):
+        values = [result]
+    elif isinstance(result, Mapping):
+        if set(result) != set(names):
+            raise ValueError(f"{where} returned a dict with keys {sorted(map(str, result))}, expected the outputs "
+                             f"{names}")
+        values = [result[n] for n in names]
+    elif isinstance(result, (tuple, list)):
+        values = list(result)
+    else:
+        raise TypeError(f"{where} returned {type(result).__name__}; expected a tensor, a tuple/list of tensors or "
+                        "a dict of tensors")
+    if len(values) != len(names):
+        raise ValueError(f"{where} returned {len(values)} output(s), expected {len(names)}: {names}")
+    for n, v in zip(names, values):
+        if not isinstance(v, torch.Tensor):
+            raise TypeError(f"{where}: output {n!r} is a {type(v).__name__}, expected a tensor")
+    return dict(zip(names, values))
+
+
+def onnx_opset(model_proto: Any) -> int:
+    """The default-domain (``""`` / ``"ai.onnx"``) opset of an ``onnx.ModelProto``.
+
+    Raises:
+        ValueError: If the model imports no default-domain opset.
+    """
+    for entry in model_proto.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            return int(entry.version)
+    raise ValueError("the ONNX model imports no default-domain opset")
+
+
+def onnx_tensor_specs(model_proto: Any) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    """The graph's inputs (initializers excluded) and outputs as :class:`TensorSpec`\\ s.
+
+    Fixed axes become ints, named dynamic axes keep their name (``"batch"``), unnamed ones become
+    ``"<tensor>_dim<i>"``.
+
+    Raises:
+        ExportError: For an element type :data:`models.metadata.DTYPES` lacks.
+    """
+    initializers = {i.name for i in model_proto.graph.initializer}
+
+    def spec(value_info: Any) -> TensorSpec:
+        tensor_type = value_info.type.tensor_type
+        dtype = _ONNX_DTYPES.get(tensor_type.elem_type)
+        if dtype is None:
+            raise ExportError(f"tensor {value_info.name!r} has ONNX element type {tensor_type.elem_type}, "
+                              "which avlive's metadata cannot describe")
+        shape = []
+        for i, d in enumerate(tensor_type.shape.dim):
+            if d.HasField("dim_value") and d.dim_value > 0:
+                shape.append(int(d.dim_value))
+            else:
+                shape.append(d.dim_param or f"{value_info.name}_dim{i}")
+        return TensorSpec(value_info.name, tuple(shape), dtype)
+
+    inputs = tuple(spec(v) for v in model_proto.graph.input if v.name not in initializers)
+    outputs = tuple(spec(v) for v in model_proto.graph.output)
+    return inputs, outputs
+
+
+def check_onnx(path: str | os.PathLike) -> Any:
+    """``onnx.checker.check_model`` on the file, then return the loaded ``onnx.ModelProto``.
+
+    Raises:
+        ExportError: If the checker rejects the model (its message included).
+    """
+    import onnx
+
+    try:
+        onnx.checker.check_model(os.fspath(path))
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"onnx.checker rejects {path}: {exc}") from exc
+    return onnx.load(os.fspath(path))
+
+
+def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> tuple[float, str]:
+    """Max |a - b| in float64 (NaN in both places counts as equal) and a note on where."""
+    if a.shape != b.shape:
+        return math.inf, f"shapes differ: ONNX Runtime {a.shape}, PyTorch {b.shape}"
+    if a.size == 0:
+        return 0.0, "empty"
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    both_nan = np.isnan(a64) & np.isnan(b64)
+    diff = np.abs(a64 - b64)
+    diff[both_nan] = 0.0
+    diff[np.isnan(diff)] = math.inf  # NaN on one side only, or inf - inf
+    index = np.unravel_index(int(np.argmax(diff)), diff.shape)
+    return float(diff[index]), f"worst at index {tuple(int(i) for i in index)}: ONNX Runtime {float(a[index]):.7g}, " \
+                               f"PyTorch {float(b[index]):.7g}"
+
+
+def verify_onnx(
+    path: str | os.PathLike,
+    model: nn.Module,
+    inputs: Mapping[str, torch.Tensor],
+    *,
+    atol: float = DEFAULT_ATOL,
+    threads: int = 2,
+) -> dict[str, float]:
+    """Run the ONNX file in ONNX Runtime (CPU) and ``model`` in PyTorch on ``inputs``; compare.
+
+    Args:
+        path: The ONNX file.
+        model: The module it was exported from (called in eval mode, positionally in the
+            graph's input order, under ``torch.inference_mode``; left in eval mode).
+        inputs: Graph input name → tensor, e.g. ``{"audio": (B, N) float32}``.
+        atol: Largest allowed max |ONNX Runtime - PyTorch| per output.
+        threads: ONNX Runtime intra-op threads.
+
+    Returns:
+        Output name → max |ONNX Runtime - PyTorch|, in graph output order.
+
+    Raises:
+        ValueError: If ``inputs`` names differ from the graph's inputs.
+        ExportVerificationError: Naming the first output whose difference exceeds ``atol``.
+    """
+    import onnxruntime as ort
+
+    from models.benchmark import ort_session_options
+
+    session = ort.InferenceSession(os.fspath(path), sess_options=ort_session_options(threads),
+                                   providers=["CPUExecutionProvider"])
+    input_names = [i.name for i in session.get_inputs()]
+    output_names = [o.name for o in session.get_outputs()]
+    if sorted(inputs) != sorted(input_names):
+        raise ValueError(f"verify_onnx: inputs {sorted(inputs)} given, the ONNX graph's inputs are {input_names}")
+    feed = {n: inputs[n].detach().cpu().numpy() for n in input_names}
+    onnx_values = session.run(output_names, feed)
+    model.eval()
+    with torch.inference_mode():
+        result = model(*[inputs[n] for n in input_names])
+    torch_values = outputs_by_name(result, output_names, where=f"{type(model).__name__}.forward")
+    shapes = {n: tuple(inputs[n].shape) for n in input_names}
+    diffs: dict[str, float] = {}
+    for name, onnx_value in zip(output_names, onnx_values):
+        torch_value = torch_values[name].detach().cpu().numpy()
+        diff, detail = _max_abs_diff(np.asarray(onnx_value), torch_value)
+        if not diff <= atol:
+            raise ExportVerificationError(name, diff, atol, shapes, detail)
+        diffs[name] = diff
+    return diffs
+
+
+# --------------------------------------------------------------------------------------- export
+
+
+def _check_arguments(
+    model: Any, metadata: Any, example_inputs: Any, dynamic_axes: Any, opset: Any,
+) -> tuple[list[str], dict[str, dict[int, str]]]:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"export_onnx: model must be a torch.nn.Module, found {type(model).__name__}")
+    if not isinstance(metadata, ModelMetadata):
+        raise TypeError(f"export_onnx: metadata must be a ModelMetadata, found {type(metadata).__name__}")
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset < 13:
+        raise ValueError(f"export_onnx: opset must be an int >= 13 (avlive exports {DEFAULT_OPSET}), found {opset!r}")
+    names = [s.name for s in metadata.inputs]
+    if not isinstance(example_inputs, Mapping) or sorted(example_inputs) != sorted(names):
+        found = sorted(example_inputs) if isinstance(example_inputs, Mapping) else type(example_inputs).__name__
+        raise ValueError(f"export_onnx: example_inputs must hold exactly the metadata's inputs {names}, found {found}")
+    for n in names:
+        if not isinstance(example_inputs[n], torch.Tensor):
+            raise TypeError(f"export_onnx: example input {n!r} must be a torch.Tensor, "
+                            f"found {type(example_inputs[n]).__name__}")
+    axes: dict[str, dict[int, str]] = {}
+    for n, spec in (dynamic_axes or {}).items():
+        if n not in names:
+            raise ValueError(f"export_onnx: dynamic_axes names input {n!r}; the inputs are {names}")
+        rank = example_inputs[n].dim()
+        axes[n] = {}
+        for axis, axis_name in dict(spec).items():
+            if isinstance(axis, bool) or not isinstance(axis, int) or not -rank <= axis < rank:
+                raise ValueError(f"export_onnx: dynamic_axes[{n!r}] axis {axis!r} is not an axis of the "
+                                 f"rank-{rank} example input {n!r}")
+            if not isinstance(axis_name, str) or not axis_name.isidentifier():
+                raise ValueError(f"export_onnx: dynamic_axes[{n!r}][{axis}] must name the axis with a Python "
+                                 f"identifier such as 'batch', found {axis_name!r}")
+            axes[n][axis % rank] = axis_name
+    return names, axes
+
+
+def _second_inputs(
+    example_inputs: Mapping[str, torch.Tensor],
+    axes: Mapping[str, Mapping[int, str]],
+    sizes: Mapping[str, int] | None,
+    seed: int,
+) -> dict[str, torch.Tensor]:
+    """Random inputs like the examples, with every dynamic axis resized (same name, same size)."""
+    new_size: dict[str, int] = dict(sizes or {})
+    for n, spec in axes.items():
+        for axis, axis_name in spec.items():
+            size = int(example_inputs[n].shape[axis])
+            new_size.setdefault(axis_name, size + max(1, size // 3))
+    generator = torch.Generator().manual_seed(seed)
+    out = {}
+    for n, example in example_inputs.items():
+        shape = list(example.shape)
+        for axis, axis_name in axes.get(n, {}).items():
+            shape[axis] = new_size[axis_name]
+        if example.dtype.is_floating_point:
+            ref = example.detach().double().cpu()
+            std = float(ref.std()) if ref.numel() > 1 else 1.0
+            mean = float(ref.mean()) if ref.numel() else 0.0
+            if not (math.isfinite(std) and std > 0):
+                std = 1.0
+            if not math.isfinite(mean):
+                mean = 0.0
+            value = torch.randn(shape, generator=generator, dtype=torch.float64) * std + mean
+        elif example.dtype == torch.bool:
+            value = torch.rand(shape, generator=generator) > 0.5
+        else:
+            lo = int(example.min()) if example.numel() else 0
+            hi = int(example.max()) if example.numel() else 1
+            value = torch.randint(lo, hi + 1, shape, generator=generator)
+        out[n] = value.to(dtype=example.dtype, device=example.device)
+    return out
+
+
+def export_onnx(
+    model: nn.Module,
+    metadata: ModelMetadata,
+    example_inputs: Mapping[str, torch.Tensor],
+    path: str | os.PathLike,
+    *,
+    dynamic_axes: Mapping[str, Mapping[int, str]] | None = None,
+    opset: int = DEFAULT_OPSET,
+    atol: float = DEFAULT_ATOL,
+    verify_sizes: Mapping[str, int] | None = None,
+    seed: int = 0,
+) -> ExportReport:
+    """Export ``model`` to ``path`` (ONNX, dynamo exporter), verify it, write its sidecar.
+
+    Args:
+        model: The module (set to eval mode). ``forward`` takes the inputs positionally in
+            ``metadata.inputs`` order and returns a tensor, a tuple/list in
+            ``metadata.outputs`` order, or a dict keyed by output name.
+        metadata: The model's metadata. Its input/output *names* name the graph's tensors;
+            the sidecar gets the graph's shapes and dtypes in their place, everything else
+            (labels, sample rate, front end, ``checkpoint_sha256`` ...) is kept, and
+            ``extra["onnx_export"]`` records opset, example shapes, dynamic axes and the
+            measured differences.
+        example_inputs: Input name → example tensor, e.g. ``{"audio": (2, 16000) float32}``.
+        path: Where the ``.onnx`` file goes (its directory is created if needed).
+        dynamic_axes: Input name → {axis: axis name}, e.g. ``{"audio": {0: "batch", 1:
+            "samples"}}``; axes sharing a name share a size. Axes not named are fixed.
+        opset: The ONNX opset (18; the file must come out with exactly this one).
+        atol: Largest allowed max |ONNX Runtime - PyTorch| per output.
+        verify_sizes: Axis name → size for the second check (default: each dynamic axis's
+            example size plus a third, at least plus one).
+        seed: Seed of the second check's random inputs.
+
+    Returns:
+        An :class:`ExportReport` with the opset and the max differences.
+
+    Raises:
+        ValueError, TypeError: For arguments that do not fit together (the message says which).
+        ExportError: If the exporter fails, the checker rejects the file, the opset or the
+            tensor names come out different.
+        ExportVerificationError: If ONNX Runtime and PyTorch disagree (output and max
+            difference named).
+
+    In every error case no file is left at ``path`` (an earlier file there is untouched) and no
+    sidecar is written.
+    """
+    started = time.perf_counter()
+    input_names, axes = _check_arguments(model, metadata, example_inputs, dynamic_axes, opset)
+    output_names = [s.name for s in metadata.outputs]
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    dims = {name: torch.export.Dim(name) for spec in axes.values() for name in spec.values()}
+    args = tuple(example_inputs[n] for n in input_names)
+    dynamic_shapes = tuple({axis: dims[name] for axis, name in axes[n].items()} if n in axes else None
+                           for n in input_names) if axes else None
+    second = _second_inputs(example_inputs, axes, verify_sizes, seed)
+
+    with atomic_path(target) as tmp:
+        try:
+            with warnings.catch_warnings():  # torch 2.13's own pytree deprecation notice, not ours to fix
+                warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)", FutureWarning)
+                torch.onnx.export(model, args, os.fspath(tmp), dynamo=True, verbose=False, opset_version=opset,
+                                  input_names=input_names, output_names=output_names,
+                                  dynamic_shapes=dynamic_shapes, external_data=False)
+        except Exception as exc:  # the exporter raises many types; say which model and why
+            raise ExportError(f"torch.onnx.export (dynamo) failed for {type(model).__name__}: "
+                              f"{type(exc).__name__}: {exc}") from exc
+        proto = check_onnx(tmp)
+        found_opset = onnx_opset(proto)
+        if found_opset != opset:
+            raise ExportError(f"asked for opset {opset}, the exporter wrote opset {found_opset} "
+                              "(the dynamo exporter builds opset 18 and may fail to convert down); use opset=18")
+        graph_inputs, graph_outputs = onnx_tensor_specs(proto)
+        for kind, want, have in (("inputs", input_names, graph_inputs), ("outputs", output_names, graph_outputs)):
+            if [s.name for s in have] != want:
+                raise ExportError(f"the exported graph's {kind} are {[s.name for s in have]}, the metadata's are "
+                                  f"{want} (does forward take/return them in metadata order?)")
+        checks = []
+        for feed in (dict(example_inputs), second):
+            diffs = verify_onnx(tmp, model, feed, atol=atol)
+            checks.append(VerificationResult({n: tuple(feed[n].shape) for n in input_names}, diffs))
+        worst = {n: max(c.max_abs_diff[n] for c in checks) for n in output_names}
+        record = {
+            "opset": found_opset,
+            "torch_version": torch.__version__,
+            "example_shapes": {n: list(example_inputs[n].shape) for n in input_names},
+            "dynamic_axes": {n: {str(a): name for a, name in spec.items()} for n, spec in axes.items()},
+            "atol": atol,
+            "max_abs_diff": worst,
+        }
+        sidecar_meta = metadata.replace(
+            inputs=graph_inputs, outputs=graph_outputs, extra={**metadata.extra, "onnx_export": record},
+            created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    side = sidecar_path(target)
+    sidecar_meta.save(side)
+    return ExportReport(path=target, sidecar=side, opset=found_opset, metadata=sidecar_meta, checks=tuple(checks),
+                        max_abs_diff=worst, seconds=time.perf_counter() - started)

@@ -1,0 +1,78 @@
+"""What a training recipe provides, and the registry the CLI lists.
+
+A recipe is a small class: its config type, how to build the network and the datasets, the
+loss, the evaluation, and the metadata that travels with the trained weights. The trainer
+(models/train/loop.py) owns everything else: devices, distribution, sampling, checkpoints,
+logging and resumption.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from ..metadata import ModelMetadata
+from ..registry import Registry
+from .config import TrainConfig
+
+
+class Recipe:
+    """Base class; subclasses set the class attributes and override the methods."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    config_class: ClassVar[type] = TrainConfig
+    primary_metric: ClassVar[str] = "top1"  # the evaluation figure that picks the best checkpoint
+    data_help: ClassVar[str] = "not used: trains on the built-in synthetic world"
+
+    def __init__(self, config: Any):
+        self.config = config
+
+    # --- required -------------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        raise NotImplementedError
+
+    def build_datasets(self, data: Path | None) -> tuple[Dataset, Dataset]:
+        """(train, validation) datasets; items addressed by (epoch, index)."""
+        raise NotImplementedError
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Mean loss over the batch (the trainer backpropagates it)."""
+        raise NotImplementedError
+
+    def evaluate(self, model: nn.Module, loader) -> dict[str, float]:
+        """Figures on the validation loader; must include ``primary_metric``."""
+        raise NotImplementedError
+
+    def metadata(self, model: nn.Module) -> ModelMetadata:
+        """What travels with the weights (labels, sample rate, window, front end, I/O)."""
+        raise NotImplementedError
+
+    # --- optional -------------------------------------------------------------------------
+    def export_module(self, model: nn.Module) -> tuple[nn.Module, dict[str, torch.Tensor], dict]:
+        """(module to export, example inputs by name, dynamic axes) for ONNX export."""
+        raise NotImplementedError(f"recipe {self.name!r} does not support export")
+
+    def build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        """AdamW with weight decay on weights only (not on norms and biases)."""
+        decay, no_decay = [], []
+        for p in model.parameters():
+            if p.requires_grad:
+                (decay if p.ndim > 1 else no_decay).append(p)
+        groups = [{"params": decay, "weight_decay": self.config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        return torch.optim.AdamW(groups, lr=self.config.lr)
+
+    def collate(self, items: list[dict]) -> dict:
+        return torch.utils.data.default_collate(items)
+
+
+RECIPES: Registry = Registry("recipe")
+
+
+def register_recipe(cls: type[Recipe]) -> type[Recipe]:
+    """Class decorator: add a recipe to RECIPES under its ``name``."""
+    RECIPES.register(cls.name, cls.description)(cls)
+    return cls

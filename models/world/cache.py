@@ -1,0 +1,62 @@
+"""A disk cache of rendered window audio, so training does not re-synthesise the world every epoch.
+
+Rendering is deterministic, so a cache entry is keyed by what determines its content: the world
+config's fingerprint, ``WORLD_CODE_VERSION`` (bump it whenever a generator changes), the sample
+rate and the list of windows. Entries are ``.npy`` files opened as read-only memory maps (shared
+by DataLoader workers without copies), written atomically. The folder is ``$AVLIVE_CACHE`` or
+``~/.cache/avlive``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..atomic import atomic_path
+from .evalsets import EventWindow, render_windows
+from .presets import BENCH, config_fingerprint
+from .scene import WorldConfig
+
+# Bump when a sound generator, the background or the picture changes while configs stay equal.
+WORLD_CODE_VERSION = 1
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("AVLIVE_CACHE", Path.home() / ".cache" / "avlive"))
+
+
+def _key(windows: tuple[EventWindow, ...], sample_rate: int, config: WorldConfig) -> str:
+    spec = [(w.seed, round(w.end, 9), w.seconds) for w in windows]
+    blob = json.dumps([config_fingerprint(config), WORLD_CODE_VERSION, sample_rate, spec]).encode()
+    return hashlib.sha256(blob).hexdigest()[:24]
+
+
+def _render_part(args) -> np.ndarray:
+    windows, sample_rate, config = args
+    return render_windows(windows, sample_rate, config)
+
+
+def cached_window_audio(windows, sample_rate: int, config: WorldConfig = BENCH, *, workers: int | None = None, desc: str = "rendering windows") -> np.ndarray:
+    """Audio of each window, (N, samples) float32, from the cache or rendered (in parallel) into it."""
+    windows = tuple(windows)
+    path = cache_dir() / "world" / f"windows-{_key(windows, sample_rate, config)}-{sample_rate}.npy"
+    if path.exists():
+        return np.load(path, mmap_mode="r")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    workers = workers or min(os.cpu_count() or 1, 4)
+    # Chunks of whole scenes keep each worker's scene cache warm.
+    chunk = 64
+    parts = [windows[i : i + chunk] for i in range(0, len(windows), chunk)]
+    # spawn, not fork: the parent may hold torch's thread pools.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        rendered = list(tqdm(pool.map(_render_part, [(p, sample_rate, config) for p in parts]), total=len(parts), desc=desc, unit="chunk", leave=False))
+    audio = np.concatenate(rendered) if rendered else np.zeros((0, 0), np.float32)
+    with atomic_path(path) as tmp:
+        np.save(tmp, audio)
+    return np.load(path, mmap_mode="r")

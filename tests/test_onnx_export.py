@@ -1,0 +1,200 @@
+"""Tests for models.onnx_export: dynamo export, self-verification, atomic writes, sidecar."""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from torch import nn
+
+from models.atomic import TEMP_MARKER
+from models.frontend import FrontEnd, FrontEndConfig
+from models.metadata import ModelMetadata, TensorSpec, sidecar_path
+from models.onnx_export import (
+    ExportError,
+    ExportVerificationError,
+    check_onnx,
+    export_onnx,
+    onnx_opset,
+    onnx_tensor_specs,
+    outputs_by_name,
+    verify_onnx,
+)
+
+LABELS = ("organ", "siren", "knock", "hiss", "bell")
+CHECKPOINT_SHA = hashlib.sha256(b"weights").hexdigest()
+
+
+class SmallAudioNet(nn.Module):
+    """Waveform (B, N) -> log-mel (B, T, 64) -> conv -> mean -> logits (B, 5), embedding (B, 8)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frontend = FrontEnd(FrontEndConfig(sample_rate=16000, n_fft=512, win_length=400, hop_length=160,
+                                                power=2.0, n_mels=64, mel_scale="htk", mel_norm=None))
+        self.conv = nn.Conv2d(1, 8, 3, padding=1)
+        self.head = nn.Linear(8, len(LABELS))
+
+    def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.frontend(audio).unsqueeze(1)  # (B, 1, T, 64)
+        embedding = torch.relu(self.conv(x)).mean(dim=(2, 3))  # (B, 8)
+        return self.head(embedding), embedding
+
+
+def small_metadata(**overrides) -> ModelMetadata:
+    kwargs = dict(
+        family="baseline", task="labeler", labels=LABELS, sample_rate=16000, window_seconds=1.0,
+        needs_frame=False, frontend={"n_mels": 64, "hop_length": 160},
+        inputs=[TensorSpec("audio", ("batch", "samples"), "float32")],
+        outputs=[TensorSpec("logits", ("batch", len(LABELS)), "float32"), TensorSpec("embedding", ("batch", 8), "float32")],
+        checkpoint_sha256=CHECKPOINT_SHA, extra={"note": "kept"},
+    )
+    kwargs.update(overrides)
+    return ModelMetadata(**kwargs)
+
+
+def leftovers(directory) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if TEMP_MARKER in p.name)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    torch.manual_seed(0)
+    model = SmallAudioNet().eval()
+    path = tmp_path_factory.mktemp("export") / "small.onnx"
+    report = export_onnx(model, small_metadata(), {"audio": torch.randn(2, 16000)}, path,
+                         dynamic_axes={"audio": {0: "batch", 1: "samples"}})
+    return model, path, report
+
+
+def test_export_writes_a_checked_opset18_model(exported):
+    _, path, report = exported
+    assert path.is_file() and report.path == path
+    proto = check_onnx(path)  # onnx.checker passes
+    assert onnx_opset(proto) == 18 == report.opset
+    assert [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] == [18]
+    inputs, outputs = onnx_tensor_specs(proto)
+    assert inputs == (TensorSpec("audio", ("batch", "samples"), "float32"),)
+    assert [o.name for o in outputs] == ["logits", "embedding"]
+    assert outputs[0].shape[1] == len(LABELS) and isinstance(outputs[0].shape[0], str)
+    assert leftovers(path.parent) == []
+
+
+def test_report_has_two_checks_within_tolerance(exported):
+    _, _, report = exported
+    assert len(report.checks) == 2
+    first, second = report.checks
+    assert first.input_shapes == {"audio": (2, 16000)}
+    b, n = second.input_shapes["audio"]
+    assert b != 2 and n != 16000  # a second batch size and length
+    for check in report.checks:
+        assert set(check.max_abs_diff) == {"logits", "embedding"}
+        assert all(0 <= d <= 1e-4 for d in check.max_abs_diff.values())
+    assert report.max_abs_diff == {k: max(c.max_abs_diff[k] for c in report.checks) for k in ("logits", "embedding")}
+
+
+@pytest.mark.parametrize("shape", [(1, 16000), (3, 16000), (1, 12345), (4, 24000)])
+def test_onnxruntime_matches_torch_on_other_batches_and_lengths(exported, shape):
+    model, path, _ = exported
+    torch.manual_seed(sum(shape))
+    diffs = verify_onnx(path, model, {"audio": torch.randn(*shape)}, atol=1e-4)
+    assert set(diffs) == {"logits", "embedding"} and max(diffs.values()) <= 1e-4
+
+
+def test_sidecar_is_written_and_loadable(exported):
+    _, path, report = exported
+    side = sidecar_path(path)
+    assert report.sidecar == side and side.is_file()
+    meta = ModelMetadata.load(side)
+    assert meta == report.metadata
+    assert meta.labels == LABELS and meta.sample_rate == 16000
+    assert meta.checkpoint_sha256 == CHECKPOINT_SHA  # kept
+    assert meta.inputs == (TensorSpec("audio", ("batch", "samples"), "float32"),)
+    assert [o.name for o in meta.outputs] == ["logits", "embedding"]
+    assert meta.extra["note"] == "kept"
+    record = meta.extra["onnx_export"]
+    assert record["opset"] == 18
+    assert record["example_shapes"] == {"audio": [2, 16000]}
+    assert record["dynamic_axes"] == {"audio": {"0": "batch", "1": "samples"}}
+
+
+def test_changed_weights_fail_verification(exported):
+    model, path, _ = exported
+    altered = SmallAudioNet().eval()
+    altered.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        altered.head.weight.copy_(altered.head.weight.flip(0))  # swap the class rows
+    with pytest.raises(ExportVerificationError) as info:
+        verify_onnx(path, altered, {"audio": torch.randn(2, 16000)})
+    err = info.value
+    assert err.output == "logits" and err.max_abs_diff > 1e-4
+    assert "'logits'" in str(err) and "max |difference|" in str(err) and "audio (2, 16000)" in str(err)
+
+
+class Drifting(nn.Module):
+    """Bakes its call count into the export, so later eager calls differ from the graph."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return x * float(self.calls)
+
+
+class Broken(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("broken on purpose")
+
+
+def tiny_metadata() -> ModelMetadata:
+    return small_metadata(labels=("a",), inputs=[TensorSpec("x", ("batch", 4), "float32")],
+                          outputs=[TensorSpec("y", ("batch", 4), "float32")])
+
+
+def test_failed_verification_leaves_no_file_and_keeps_the_old_one(tmp_path):
+    path = tmp_path / "drift.onnx"
+    path.write_bytes(b"previous version")
+    with pytest.raises(ExportVerificationError) as info:
+        export_onnx(Drifting(), tiny_metadata(), {"x": torch.ones(2, 4)}, path, dynamic_axes={"x": {0: "batch"}})
+    assert info.value.output == "y"
+    assert path.read_bytes() == b"previous version"
+    assert not sidecar_path(path).exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_failed_export_leaves_no_partial_file(tmp_path):
+    path = tmp_path / "broken.onnx"
+    with pytest.raises(ExportError, match="Broken") as info:
+        export_onnx(Broken(), tiny_metadata(), {"x": torch.ones(2, 4)}, path)
+    assert not isinstance(info.value, ExportVerificationError)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_arguments_are_checked_before_exporting(tmp_path):
+    meta = tiny_metadata()
+    with pytest.raises(ValueError, match=r"example_inputs must hold exactly the metadata's inputs \['x'\]"):
+        export_onnx(Drifting(), meta, {"audio": torch.ones(2, 4)}, tmp_path / "m.onnx")
+    with pytest.raises(ValueError, match="not an axis of the rank-2"):
+        export_onnx(Drifting(), meta, {"x": torch.ones(2, 4)}, tmp_path / "m.onnx", dynamic_axes={"x": {2: "t"}})
+    with pytest.raises(ValueError, match="names input 'audio'"):
+        export_onnx(Drifting(), meta, {"x": torch.ones(2, 4)}, tmp_path / "m.onnx", dynamic_axes={"audio": {0: "b"}})
+    with pytest.raises(ValueError, match="Python identifier"):
+        export_onnx(Drifting(), meta, {"x": torch.ones(2, 4)}, tmp_path / "m.onnx", dynamic_axes={"x": {0: "a b"}})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_outputs_by_name_conventions():
+    t = torch.zeros(1)
+    assert outputs_by_name(t, ["a"]) == {"a": t}
+    assert list(outputs_by_name((t, t), ["a", "b"])) == ["a", "b"]
+    assert list(outputs_by_name({"b": t, "a": t}, ["a", "b"])) == ["a", "b"]
+    with pytest.raises(ValueError, match="returned 2 output"):
+        outputs_by_name([t, t], ["a"])
+    with pytest.raises(ValueError, match="keys"):
+        outputs_by_name({"c": t}, ["a"])
+    with pytest.raises(TypeError):
+        outputs_by_name(np.zeros(1), ["a"])

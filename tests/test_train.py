@@ -1,0 +1,121 @@
+"""The trainer: run folder, exact resumption after SIGKILL, distributed training, the CLI."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import REPO, python_cmd, subprocess_env
+from models.metadata import ModelMetadata
+from models.train.checkpoint import CheckpointError, load_checkpoint, load_trained
+from models.train.config import apply_overrides
+from models.baseline import BaselineConfig
+
+TINY_RUN = ["world=tiny", "train_windows=96", "val_windows=32", "width=4", "batch_size=8", "threads=1", "warmup_steps=0", "seed=3"]
+
+
+def run_train(out, *overrides, extra_args=(), check=True, timeout=300):
+    cmd = python_cmd("-m", "models.train", "--recipe", "baseline", "--out", str(out), *extra_args, *TINY_RUN, *overrides)
+    return subprocess.run(cmd, cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=timeout, check=check)
+
+
+def weights(run_dir):
+    return load_checkpoint(run_dir / "checkpoints" / "last.pt")["model_state"]
+
+
+def test_run_folder_layout(tmp_path):
+    out = tmp_path / "run"
+    run_train(out, "epochs=2", "num_workers=0")
+    for name in ("command.txt", "config.json", "metadata.json", "metrics.jsonl", "curve.png", "checkpoints/last.pt", "checkpoints/best.pt"):
+        assert (out / name).is_file(), name
+    assert (out / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if r["kind"] == "eval"]
+    assert [r["epoch"] for r in evals] == [1, 2] and all(0.0 <= r["top1"] <= 1.0 for r in evals)
+    meta = ModelMetadata.from_dict(json.loads((out / "metadata.json").read_text()))
+    assert meta.family == "baseline" and len(meta.labels) == 12 and meta.sample_rate == 16000
+    config = json.loads((out / "config.json").read_text())
+    assert config["recipe"] == "baseline" and config["config"]["width"] == 4
+    assert "models.train" in (out / "command.txt").read_text()
+    # The checkpoint rebuilds its own model, loading with weights_only=True.
+    recipe, model, metadata = load_trained(out)
+    assert metadata["labels"] == list(meta.labels)
+    assert model(torch.zeros(1, 32000)).shape == (1, 12)
+
+
+def test_existing_run_needs_resume(tmp_path):
+    out = tmp_path / "run"
+    run_train(out, "epochs=1", "num_workers=0")
+    again = run_train(out, "epochs=1", "num_workers=0", check=False)
+    assert again.returncode == 2 and "--resume" in again.stderr
+
+
+def test_sigkill_mid_epoch_resumes_bit_identically(tmp_path):
+    overrides = ("epochs=3", "num_workers=2", "checkpoint_every=2", "dropout=0.3")
+    reference = tmp_path / "reference"
+    run_train(reference, *overrides)
+
+    killed = tmp_path / "killed"
+    cmd = python_cmd("-m", "models.train", "--recipe", "baseline", "--out", str(killed), *TINY_RUN, *overrides)
+    proc = subprocess.Popen(cmd, cwd=REPO, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (killed / "checkpoints" / "last.pt").exists():
+        assert proc.poll() is None and time.time() < deadline, "training ended before its first checkpoint"
+        time.sleep(0.05)
+    time.sleep(random.uniform(0.0, 1.0))  # a random step, mid-epoch or not
+    assert proc.poll() is None, "training finished before it could be killed; make the run longer"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    step_at_kill = load_checkpoint(killed / "checkpoints" / "last.pt")["train_state"]["step"]
+    assert 0 < step_at_kill < 36
+
+    resumed = run_train(killed, *overrides, extra_args=("--resume",))
+    assert "resuming" in resumed.stderr
+    a, b = weights(reference), weights(killed)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), f"{key} differs after resuming from step {step_at_kill}"
+
+
+@pytest.mark.slow
+def test_two_process_gloo_ddp_matches_single_process(tmp_path):
+    overrides = ("norm=group", "dropout=0", "max_steps=20", "epochs=5", "num_workers=0", "lr=1e-3")
+    single = tmp_path / "single"
+    run_train(single, *overrides)
+    ddp = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "models.train",
+           "--recipe", "baseline", "--out", str(ddp), *TINY_RUN, *overrides]
+    subprocess.run(cmd, cwd=REPO, env=subprocess_env(OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=300, check=True)
+    assert load_checkpoint(ddp / "checkpoints" / "last.pt")["train_state"]["step"] == 20
+    a, b = weights(single), weights(ddp)
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=0, atol=1e-5, msg=lambda m: f"{key}: {m}")
+
+
+def test_help_lists_recipes_and_formats():
+    out = subprocess.run(python_cmd("-m", "models.train", "--help"), cwd=REPO, env=subprocess_env(), capture_output=True, text=True, check=True).stdout
+    assert "baseline" in out and "small log-mel CNN" in out
+    assert "vggsound" in out and ".pkl" in out
+
+
+def test_bad_override_is_a_clear_error():
+    bad = subprocess.run(python_cmd("-m", "models.train", "--recipe", "baseline", "widht=3"), cwd=REPO, env=subprocess_env(), capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown config field 'widht'" in bad.stderr
+    with pytest.raises(ValueError, match="epochs: expected a value of type int"):
+        apply_overrides(BaselineConfig(), ["epochs=many"])
+    assert apply_overrides(BaselineConfig(), ["lr=0.5", "norm=group"]).lr == 0.5
+
+
+def test_foreign_checkpoint_is_named(tmp_path):
+    path = tmp_path / "SLOWFAST_EPIC.pyth"
+    torch.save({"epoch": 3, "model_state": {}, "optimizer_state": {}, "cfg": "MODEL: {}"}, path)
+    with pytest.raises(CheckpointError, match="Slow-Fast .pyth"):
+        load_checkpoint(path)
