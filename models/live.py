@@ -97,4 +97,50 @@ class Localizer(Protocol):
         ...
 
 
+class FunctionLabeler:
+    """A Labeler around any batch scoring function: a torch module's forward, an ONNX Runtime or
+    TensorRT runner (the realtime layer wraps runners this way), a test double.
+
+    Args:
+        window: what the model needs.
+        labels: one per score, in output order.
+        predict: (1, window.samples) float32 → (1, C) scores in [0, 1].
+    """
+
+    def __init__(self, window: WindowSpec, labels, predict):
+        self.window = window
+        self.labels = tuple(labels)
+        self._predict = predict
+        self._batch = np.zeros((1, window.samples), np.float32)  # reused every call
+
+    def __call__(self, audio: np.ndarray, frame: np.ndarray | None = None) -> np.ndarray:
+        if audio.shape != (self.window.samples,):
+            raise ValueError(f"labeler input: expected audio of shape ({self.window.samples},) at {self.window.sample_rate} Hz, received {audio.shape}")
+        self._batch[0] = audio
+        scores = np.asarray(self._predict(self._batch), dtype=np.float32).reshape(-1)
+        if scores.shape != (len(self.labels),):
+            raise ValueError(f"labeler output: expected {len(self.labels)} scores, received {scores.shape}")
+        return scores
+
+
+def labeler_from_run(source) -> FunctionLabeler:
+    """A PyTorch labeler from a run folder or avlive checkpoint of any labeler recipe."""
+    import torch
+
+    from .train.checkpoint import load_trained
+
+    recipe, model, metadata = load_trained(source)
+    if metadata["task"] != "labeler":
+        raise ValueError(f"{source}: expected a labeler, found a {metadata['task']} ({metadata['family']})")
+    module, _, _ = recipe.export_module(model)
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return module(torch.from_numpy(batch)).numpy()
+
+    window = WindowSpec(metadata["window_seconds"], metadata["sample_rate"], needs_frame=metadata["needs_frame"])
+    return FunctionLabeler(window, metadata["labels"], predict)
+
+
 LIVE_MODELS: Registry = Registry("live model")
+LIVE_MODELS.register("run", "any labeler trained with python -m models.train (a run folder or checkpoint)")(labeler_from_run)

@@ -54,11 +54,11 @@ from .networks import NETWORKS
 
 __all__ = [
     "ARCHS", "HEAD_POOLINGS", "TEMPORAL_KERNELS", "STAGE_DEPTHS", "FREQUENCY_STRIDES",
-    "SlowFastConfig", "SlowFast", "FuseFastToSlow", "Bottleneck", "ResBlock", "ResStage", "PathwayStems",
+    "SlowFastConfig", "SlowFast", "Stem", "PathwayStems", "FuseFastToSlow", "Bottleneck", "ResBlock", "ResStage",
     "SlowFastHead", "slow_frame_index", "pad_or_crop_frames", "pad_frames_edge", "count_macs",
     "ClipSpec", "EPIC_FRONTEND", "VGGSOUND_FRONTEND", "EPIC_SLOW_FRONTEND", "VGGSOUND_SLOW_FRONTEND",
     "EPIC_CLIP", "VGGSOUND_CLIP", "EPIC_SLOW_CLIP", "VGGSOUND_SLOW_CLIP", "clip_spec_for",
-    "SlowFastLabeler",
+    "SlowFastLabeler", "VARIANTS",
 ]
 
 # ---------------------------------------------------------------------------------- tables
@@ -195,8 +195,9 @@ class SlowFastConfig:
 
     @property
     def frame_multiple(self) -> int:
-        """Input frames must be a multiple of this (``4 alpha``; 1 with one pathway) so the
-        laterals' time length equals Slow's (:func:`pad_or_crop_frames`)."""
+        """Frame counts that are multiples of this (``4 alpha``; 1 with one pathway) always give
+        the laterals Slow's time length; with alpha 4 only ``T mod 16`` in 1..3 fail
+        (:func:`pad_or_crop_frames`)."""
         return 4 * self.alpha if self.arch == "slowfast" else 1
 
     def reference_pool_kernels(self) -> tuple[tuple[int, int], ...]:
@@ -519,15 +520,17 @@ class SlowFast(nn.Module):
         if cfg.arch != "slowfast":
             return [x]
         frames = x.shape[2]
-        if not torch.compiler.is_exporting():
-            if frames < cfg.alpha or self._lateral_mismatch(frames):
-                raise ValueError(f"SlowFast: {frames} input frames give Slow and the Fast->Slow laterals different "
-                                 f"lengths (T mod {cfg.frame_multiple} in 1..{cfg.alpha - 1}); "
+        if not torch.compiler.is_exporting():  # exporting: dynamic T is declared as a multiple of 16
+            slow, lateral = self._stem_lengths(frames)
+            if frames < cfg.alpha or slow != lateral:
+                raise ValueError(f"SlowFast: {frames} input frames give Slow {slow} and the Fast->Slow laterals "
+                                 f"{lateral} time steps (with alpha 4: T mod 16 in 1..3); "
                                  f"use pad_or_crop_frames(logmel, {cfg.frame_multiple})")
         slow = torch.index_select(x, 2, slow_frame_index(frames, cfg.alpha, x.device))  # (N, 1, T//alpha, F)
         return [slow, x]
 
-    def _lateral_mismatch(self, frames: int) -> bool:
+    def _stem_lengths(self, frames: int) -> tuple[int, int]:
+        """Time steps of Slow after the stem and of the first lateral, for ``frames`` input frames."""
         def stem(t: int, k: int) -> int:  # conv k, stride 2, pad k//2 -> max pool 3, stride 2, pad 1
             t = (t + 2 * (k // 2) - k) // 2 + 1
             return (t - 1) // 2 + 1
@@ -535,7 +538,7 @@ class SlowFast(nn.Module):
         cfg = self.config
         slow = stem(frames // cfg.alpha, TEMPORAL_KERNELS["slow"][0])
         fast = stem(frames, TEMPORAL_KERNELS["fast"][0])
-        return slow != (fast + 2 * (cfg.fusion_kernel // 2) - cfg.fusion_kernel) // cfg.alpha + 1
+        return slow, (fast + 2 * (cfg.fusion_kernel // 2) - cfg.fusion_kernel) // cfg.alpha + 1
 
     def forward_backbone(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Log-mel ``(N, 1, T, F)`` -> final maps per pathway.
@@ -648,12 +651,13 @@ def pad_or_crop_frames(logmel: Any, multiple: int = 16) -> Any:
 
 def count_macs(model: nn.Module, x: torch.Tensor) -> int:
     """Multiply-adds of every Conv2d and Linear for one forward of ``x`` (BN, pooling and
-    activations excluded: what fvcore reports as "GFLOPs"). Runs on the meta device, so it is
-    instant and allocates nothing; ``model`` itself is not modified.
+    activations excluded: what fvcore reports as "GFLOPs"). Runs on the meta device (shapes
+    only, no arithmetic); a model not already there is copied first, never modified.
     """
     import copy
 
-    meta = copy.deepcopy(model).to("meta").eval()
+    on_meta = all(t.is_meta for t in model.parameters())
+    meta = model if on_meta else copy.deepcopy(model).to("meta").eval()  # pass model.to("meta") to skip the copy
     total = 0
 
     def hook(module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:

@@ -28,3 +28,19 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(extra)
     return env
+
+
+TINY_RUN = ["world=tiny", "train_windows=96", "val_windows=32", "width=4", "batch_size=8", "threads=1", "warmup_steps=0", "seed=3"]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, _private_world_cache):
+    """A baseline run trained once per session (2 epochs on the tiny world), in-process."""
+    from models.baseline import BaselineRecipe
+    from models.train.config import apply_overrides
+    from models.train.loop import train
+
+    out = tmp_path_factory.mktemp("tiny-run") / "run"
+    config = apply_overrides(BaselineRecipe.config_class(), [*TINY_RUN, "epochs=2", "num_workers=0"])
+    train(BaselineRecipe(config), out, argv=["python", "-m", "models.train", "--recipe", "baseline", *TINY_RUN])
+    return out

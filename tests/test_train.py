@@ -12,13 +12,12 @@ import time
 import pytest
 import torch
 
-from conftest import REPO, python_cmd, subprocess_env
+from conftest import REPO, TINY_RUN, python_cmd, subprocess_env
 from models.metadata import ModelMetadata
 from models.train.checkpoint import CheckpointError, load_checkpoint, load_trained
 from models.train.config import apply_overrides
 from models.baseline import BaselineConfig
 
-TINY_RUN = ["world=tiny", "train_windows=96", "val_windows=32", "width=4", "batch_size=8", "threads=1", "warmup_steps=0", "seed=3"]
 
 
 def run_train(out, *overrides, extra_args=(), check=True, timeout=300):
@@ -30,9 +29,8 @@ def weights(run_dir):
     return load_checkpoint(run_dir / "checkpoints" / "last.pt")["model_state"]
 
 
-def test_run_folder_layout(tmp_path):
-    out = tmp_path / "run"
-    run_train(out, "epochs=2", "num_workers=0")
+def test_run_folder_layout(tiny_run):
+    out = tiny_run
     for name in ("command.txt", "config.json", "metadata.json", "metrics.jsonl", "curve.png", "checkpoints/last.pt", "checkpoints/best.pt"):
         assert (out / name).is_file(), name
     assert (out / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -50,10 +48,8 @@ def test_run_folder_layout(tmp_path):
     assert model(torch.zeros(1, 32000)).shape == (1, 12)
 
 
-def test_existing_run_needs_resume(tmp_path):
-    out = tmp_path / "run"
-    run_train(out, "epochs=1", "num_workers=0")
-    again = run_train(out, "epochs=1", "num_workers=0", check=False)
+def test_existing_run_needs_resume(tiny_run):
+    again = run_train(tiny_run, "epochs=1", "num_workers=0", check=False)
     assert again.returncode == 2 and "--resume" in again.stderr
 
 
@@ -119,3 +115,19 @@ def test_foreign_checkpoint_is_named(tmp_path):
     torch.save({"epoch": 3, "model_state": {}, "optimizer_state": {}, "cfg": "MODEL: {}"}, path)
     with pytest.raises(CheckpointError, match="Slow-Fast .pyth"):
         load_checkpoint(path)
+
+
+def test_trained_run_serves_as_a_live_labeler(tiny_run):
+    import numpy as np
+
+    from models.live import LIVE_MODELS, Labeler
+    from models.world import TINY, Scene
+
+    labeler = LIVE_MODELS.create("run", tiny_run)
+    assert isinstance(labeler, Labeler)
+    assert labeler.window.sample_rate == 16000 and labeler.window.samples == 32000 and not labeler.window.needs_frame
+    audio = Scene(TINY, 5).render_audio(16000 * 3, labeler.window.samples, 16000)
+    scores = labeler(audio)
+    assert scores.shape == (12,) and np.all((scores >= 0) & (scores <= 1)) and abs(scores.sum() - 1) < 1e-4
+    with pytest.raises(ValueError, match="expected audio of shape"):
+        labeler(audio[:100])

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..world import CLASS_NAMES, Scene, WorldConfig
 from ..world.evalsets import EventWindow
 
 
@@ -44,3 +45,69 @@ class SingleEventWindows(Dataset):
             wave *= np.float32(10.0 ** (rng.uniform(-self.gain_db, self.gain_db) / 20.0))
         w = self.windows[index]
         return {"audio": torch.from_numpy(wave), "target": torch.tensor(w.class_index), "snr_db": torch.tensor(w.snr_db)}
+
+
+def end_active_targets(scene: Scene, end: float, tail_seconds: float) -> np.ndarray:
+    """Multi-hot (num_classes,) float32: classes sounding for at least half of [end − tail, end)."""
+    target = np.zeros(len(CLASS_NAMES), np.float32)
+    start = end - tail_seconds
+    for e in scene.events_between(start, end):
+        if min(e.offset, end) - max(e.onset, start) >= tail_seconds / 2:
+            target[e.class_index] = 1.0
+    return target
+
+
+class EndActiveWindows(Dataset):
+    """Windows cut anywhere in world scenes, labelled with the classes active at their end.
+
+    This is what a live labeler sees: overlapping events, silence, onsets and offsets mid-window.
+    Targets say which classes sound during the window's last ``tail_seconds`` (at least half of
+    it), so a model trained on them starts and stops its labels with the sounds instead of
+    lingering for a window length.
+
+    Args:
+        config: world preset.
+        seeds: the scenes to draw from.
+        size: items per epoch.
+        window_seconds, sample_rate: the audio each item holds.
+        tail_seconds: the end span the targets describe.
+        scene_seconds: window ends are drawn in [window_seconds, scene_seconds).
+        seed: with the item's (epoch, index), picks the scene and the end time. A dataset built
+            for evaluation ignores the epoch (its items never change).
+
+    Item → dict: ``audio`` (samples,) float32, ``target`` (num_classes,) float32 multi-hot.
+    """
+
+    def __init__(self, config: WorldConfig, seeds: tuple[int, ...], size: int, window_seconds: float, sample_rate: int,
+                 tail_seconds: float = 0.2, scene_seconds: float = 600.0, seed: int = 0, fixed: bool = False):
+        self.config, self.seeds, self.size = config, tuple(seeds), size
+        self.window_seconds, self.sample_rate, self.tail_seconds = window_seconds, sample_rate, tail_seconds
+        self.scene_seconds, self.seed, self.fixed = scene_seconds, seed, fixed
+        self._scenes: dict[int, Scene] = {}
+
+    def __len__(self) -> int:
+        return self.size
+
+    def _scene(self, seed: int) -> Scene:
+        if seed not in self._scenes:
+            if len(self._scenes) >= 64:
+                self._scenes.pop(next(iter(self._scenes)))
+            self._scenes[seed] = Scene(self.config, seed, event_cache=8)
+        return self._scenes[seed]
+
+    def address(self, epoch: int, index: int) -> tuple[int, float]:
+        """(scene seed, window end in seconds) of an item."""
+        rng = np.random.default_rng([self.seed, 0 if self.fixed else epoch, index])
+        seed = self.seeds[int(rng.integers(len(self.seeds)))]
+        n = int(round(self.window_seconds * self.sample_rate))
+        end_sample = int(rng.integers(n, int(self.scene_seconds * self.sample_rate)))
+        return seed, end_sample / self.sample_rate
+
+    def __getitem__(self, address):
+        epoch, index = address if isinstance(address, tuple) else (0, address)
+        seed, end = self.address(epoch, index)
+        scene = self._scene(seed)
+        n = int(round(self.window_seconds * self.sample_rate))
+        end_sample = int(round(end * self.sample_rate))
+        audio = scene.render_audio(end_sample - n, n, self.sample_rate)
+        return {"audio": torch.from_numpy(audio), "target": torch.from_numpy(end_active_targets(scene, end, self.tail_seconds))}

@@ -74,13 +74,6 @@ def init_distributed(device: str) -> DistInfo:
     return DistInfo(rank, world_size, local_rank)
 
 
-def _lr_factor(step: int, total: int, warmup: int, floor: float) -> float:
-    if warmup and step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
 def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
@@ -169,7 +162,7 @@ def train(recipe: Recipe, out: Path, *, data: Path | None = None, resume: bool =
     total_steps = cfg.epochs * sampler.batches_per_epoch
     if cfg.max_steps:
         total_steps = min(total_steps, cfg.max_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, total_steps, cfg.warmup_steps, cfg.lr_min_factor))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, recipe.lr_lambda(sampler.batches_per_epoch, total_steps))
 
     epoch, batch_pos, step, best = 0, 0, 0, -math.inf
     if resume and (ckpt_dir / LAST).exists():
@@ -215,7 +208,7 @@ def train(recipe: Recipe, out: Path, *, data: Path | None = None, resume: bool =
             generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch),
             persistent_workers=False, pin_memory=cfg.device == "cuda",
         )
-        train_model.train()
+        recipe.set_train_mode(train_model)
         bar = tqdm(loader, total=len(sampler), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not info.is_main, leave=False, dynamic_ncols=True)
         for batch in bar:
             batch = _to_device(batch, device)

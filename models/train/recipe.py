@@ -7,6 +7,7 @@ logging and resumption.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -64,6 +65,22 @@ class Recipe:
                 (decay if p.ndim > 1 else no_decay).append(p)
         groups = [{"params": decay, "weight_decay": self.config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         return torch.optim.AdamW(groups, lr=self.config.lr)
+
+    def lr_lambda(self, steps_per_epoch: int, total_steps: int):
+        """The learning-rate factor per step: linear warm-up, then cosine decay to lr_min_factor."""
+        c = self.config
+
+        def factor(step: int) -> float:
+            if c.warmup_steps and step < c.warmup_steps:
+                return (step + 1) / c.warmup_steps
+            progress = min(1.0, (step - c.warmup_steps) / max(1, total_steps - c.warmup_steps))
+            return c.lr_min_factor + (1.0 - c.lr_min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+        return factor
+
+    def set_train_mode(self, model: nn.Module) -> None:
+        """Put the model in training mode (recipes that freeze BatchNorm statistics override this)."""
+        model.train()
 
     def collate(self, items: list[dict]) -> dict:
         return torch.utils.data.default_collate(items)

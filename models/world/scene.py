@@ -200,7 +200,7 @@ class Scene:
         >>> truth = scene.frame_objects(0)                 # boxes, classes, who sounds
     """
 
-    def __init__(self, config: WorldConfig, seed: int):
+    def __init__(self, config: WorldConfig, seed: int, *, event_cache: int = 64):
         if seed < 0:
             raise ValueError(f"seed: expected a non-negative integer, found {seed}")
         self.config = config
@@ -209,6 +209,7 @@ class Scene:
         self._distractor_tracks = [_Track(_rng(seed, _DISTRACTOR, i)) for i in range(config.n_distractor_tracks)]
         self._next_uid = 1
         self._event_cache: OrderedDict = OrderedDict()
+        self._event_cache_size = event_cache  # rendered event waveforms kept (LRU)
         self._noise_cache: OrderedDict = OrderedDict()
         self._filters: dict[int, list[tuple[np.ndarray, float]]] = {}
         self._knots: dict[tuple[int, int], float] = {}  # (stream, knot) → uniform draw in [0, 1)
@@ -367,7 +368,7 @@ class Scene:
         key = (event.uid, sample_rate)
         if key not in self._event_cache:
             self._event_cache[key] = render_event(event.class_index, event.voice, sample_rate) * event.gain
-            if len(self._event_cache) > 64:
+            if len(self._event_cache) > self._event_cache_size:
                 self._event_cache.popitem(last=False)
         self._event_cache.move_to_end(key)
         return self._event_cache[key]

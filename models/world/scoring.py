@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..metrics import topk_accuracy
+from ..metrics import mean_average_precision, topk_accuracy
 from .evalsets import SNR_BINS, EventWindow, snr_bin
 from .sounds import CLASS_NAMES, CLOSE_PAIRS
 
 
 def single_event_figures(scores: np.ndarray, windows) -> dict[str, float]:
-    """Top-1/top-5, per-SNR-bin top-1 and two-way close-pair accuracy.
+    """Top-1/top-5, mAP (one-hot targets), per-SNR-bin top-1 and two-way close-pair accuracy.
 
     Args:
         scores: (N, C) class scores in CLASS_NAMES order (probabilities or logits).
@@ -19,7 +19,11 @@ def single_event_figures(scores: np.ndarray, windows) -> dict[str, float]:
     the model scores the right one of the two higher.
     """
     targets = np.array([w.class_index for w in windows])
-    figures = {"top1": topk_accuracy(scores, targets, 1), "top5": topk_accuracy(scores, targets, 5), "n": float(len(windows))}
+    onehot = np.eye(scores.shape[1])[targets]
+    figures = {
+        "top1": topk_accuracy(scores, targets, 1), "top5": topk_accuracy(scores, targets, 5),
+        "mAP": float(mean_average_precision(scores, onehot)[0]), "n": float(len(windows)),
+    }
     bins = np.array([snr_bin(w.snr_db) for w in windows])
     correct = scores.argmax(1) == targets
     for lo, hi in SNR_BINS:
@@ -35,7 +39,7 @@ def single_event_figures(scores: np.ndarray, windows) -> dict[str, float]:
 
 def format_figures(figures: dict[str, float]) -> str:
     """A short human-readable summary of single_event_figures output."""
-    lines = [f"top-1 {100 * figures['top1']:.1f}%  top-5 {100 * figures['top5']:.1f}%  ({int(figures['n'])} windows)"]
+    lines = [f"top-1 {100 * figures['top1']:.1f}%  top-5 {100 * figures['top5']:.1f}%  mAP {figures['mAP']:.3f}  ({int(figures['n'])} windows)"]
     lines.append("  per SNR bin: " + ", ".join(f"{k[9:]} dB {100 * v:.1f}%" for k, v in figures.items() if k.startswith("top1_snr_")))
     lines.append("  close pairs (two-way): " + ", ".join(f"{k[5:]} {100 * v:.1f}%" for k, v in figures.items() if k.startswith("pair_")))
     return "\n".join(lines)

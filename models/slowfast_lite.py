@@ -1,0 +1,166 @@
+"""slowfast-lite: the live demo labeler, a small Slow-Fast trained multi-label on the world.
+
+The reference recipes (models/slowfast_recipes.py) are single-label on whole clips. A live
+labeler sees overlapping events that start and stop inside its window, so this one differs:
+
+* **multi-label**: one sigmoid per class, binary cross-entropy;
+* **targets at the end of the window**: a class is positive when it sounds for at least half of
+  the window's last ``tail_seconds`` (models/datasets/world.py ``EndActiveWindows``), so labels
+  start and stop with the sounds rather than lingering for a window length;
+* **small and short**: width 32 with two blocks per stage, 64 mel bands, 1.27 s windows
+  (128 frames at a 10 ms hop, a multiple of 16 so the laterals line up) — 0.10 G
+  multiply-adds and 3.9 M parameters per window (``count_macs``; the issue's budget is 0.3 G).
+
+Architecture, laterals, Slow frame selection and initialisation are the reference's
+(models/slowfast.py); only the sizes change.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .datasets.world import EndActiveWindows
+from .frontend import FrontEnd, FrontEndConfig
+from .metadata import ModelMetadata, TensorSpec
+from .metrics import mean_average_precision
+from .slowfast import SlowFast, SlowFastConfig, pad_or_crop_frames
+from .train.config import TrainConfig
+from .train.recipe import Recipe, register_recipe
+from .world import CLASS_NAMES, get_preset, split_seed
+from .world.cache import cached_window_audio
+from .world.evalsets import single_event_windows
+from .world.scoring import single_event_figures
+
+LITE_FRONTEND = FrontEndConfig(
+    sample_rate=16000, n_fft=512, win_length=400, hop_length=160, center=True, power=1.0,
+    n_mels=64, mel_scale="htk", mel_norm=None, log_offset=1e-6,
+)
+LITE_WINDOW_SECONDS = 1.27  # 20,320 samples → 128 frames
+
+
+class WaveformSlowFast(nn.Module):
+    """Waveform (B, samples) → logits (B, K): the front end, a fixed input scaling, Slow-Fast."""
+
+    def __init__(self, config: SlowFastConfig, frontend: FrontEndConfig = LITE_FRONTEND):
+        super().__init__()
+        self.frontend = FrontEnd(frontend)
+        self.net = SlowFast(config)
+        # log-magnitude mel values lie roughly in [-14, 4]; centre and scale them near unit range.
+        self.register_buffer("input_shift", torch.tensor(-4.0), persistent=False)
+        self.register_buffer("input_scale", torch.tensor(0.25), persistent=False)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        x = (self.frontend(wave) - self.input_shift) * self.input_scale  # (B, T, F)
+        x = pad_or_crop_frames(x, self.net.frame_multiple)
+        return self.net.forward_logits(x.unsqueeze(1))  # (B, K)
+
+
+class Sigmoid(nn.Module):
+    """Export wrapper: waveform → per-class probabilities."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.model(audio))
+
+
+@dataclass(frozen=True)
+class SlowFastLiteConfig(TrainConfig):
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 2e-3
+    warmup_steps: int = 200
+    world: str = "bench"
+    window_seconds: float = LITE_WINDOW_SECONDS
+    tail_seconds: float = 0.2  # targets: classes sounding in this last span of the window
+    train_scenes: int = 48  # train seeds drawn from (600 s each)
+    items_per_epoch: int = 3200  # random windows per epoch (new ones every epoch)
+    val_items: int = 800  # fixed windows from the validation seeds
+    val_scenes: int = 8
+    width: int = 32
+    blocks: tuple[int, ...] = (2, 2, 2, 2)
+    dropout: float = 0.3
+
+    def validate(self) -> None:
+        super().validate()
+        get_preset(self.world)
+        if len(self.blocks) != 4:
+            raise ValueError(f"blocks: expected 4 values (res2..res5), found {self.blocks}")
+
+
+def lite_network_config(c: SlowFastLiteConfig) -> SlowFastConfig:
+    frames = LITE_FRONTEND.num_frames(int(round(c.window_seconds * LITE_FRONTEND.sample_rate)))
+    return SlowFastConfig(num_classes=(len(CLASS_NAMES),), width=c.width, blocks=tuple(c.blocks), num_frequencies=LITE_FRONTEND.n_mels,
+                          num_frames=frames - frames % 16, dropout=c.dropout)
+
+
+@register_recipe
+class SlowFastLiteRecipe(Recipe):
+    name = "slowfast-lite"
+    description = "small Slow-Fast, multi-label on the world's live windows (1.27 s, 16 kHz): the demo labeler"
+    config_class = SlowFastLiteConfig
+    primary_metric = "mAP"
+
+    def build_model(self) -> nn.Module:
+        return WaveformSlowFast(lite_network_config(self.config))
+
+    def build_datasets(self, data: Path | None):
+        c = self.config
+        world = get_preset(c.world)
+        sr = LITE_FRONTEND.sample_rate
+        train = EndActiveWindows(world, tuple(split_seed("train", i) for i in range(c.train_scenes)), c.items_per_epoch,
+                                 c.window_seconds, sr, c.tail_seconds, seed=c.seed)
+        val = EndActiveWindows(world, tuple(split_seed("val", i) for i in range(c.val_scenes)), c.val_items,
+                               c.window_seconds, sr, c.tail_seconds, seed=12345, fixed=True)
+        return train, val
+
+    def loss(self, model: nn.Module, batch: dict) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(model(batch["audio"]), batch["target"])
+
+    def evaluate(self, model: nn.Module, loader) -> dict[str, float]:
+        probs, targets = [], []
+        for b in loader:
+            probs.append(torch.sigmoid(model(b["audio"])))
+            targets.append(b["target"])
+        p, t = torch.cat(probs).numpy(), torch.cat(targets).numpy()
+        m, _ = mean_average_precision(p, t)
+        predicted = p >= 0.5
+        tp = float((predicted & (t > 0)).sum())
+        f1 = 2 * tp / max(1.0, float(predicted.sum() + (t > 0).sum()))
+        return {"mAP": float(m), "micro_f1@0.5": f1, "n": float(len(p))}
+
+    def single_event_scores(self, predict, split: str = "test", count: int = 2000) -> dict[str, float]:
+        """Single-event figures on the bench windows: the model hears the last window_seconds of each 2 s window."""
+        c = self.config
+        world = get_preset(c.world)
+        windows = single_event_windows(split, 2.0, count, config=world)
+        audio = cached_window_audio(windows, LITE_FRONTEND.sample_rate, world, desc=f"rendering {split} windows")
+        n = int(round(c.window_seconds * LITE_FRONTEND.sample_rate))
+        scores = np.concatenate([predict(np.ascontiguousarray(audio[i : i + 64, -n:])) for i in range(0, len(audio), 64)])
+        return single_event_figures(scores, windows)
+
+    def metadata(self, model: nn.Module) -> ModelMetadata:
+        c = self.config
+        n = int(round(c.window_seconds * LITE_FRONTEND.sample_rate))
+        return ModelMetadata(
+            family="slowfast", task="labeler", labels=CLASS_NAMES, sample_rate=LITE_FRONTEND.sample_rate,
+            window_seconds=c.window_seconds, needs_frame=False, frontend=LITE_FRONTEND.to_dict(),
+            inputs=(TensorSpec("audio", ("batch", n), "float32"),), outputs=(TensorSpec("probs", ("batch", len(CLASS_NAMES)), "float32"),),
+            extra={"multi_label": True, "world": c.world, "tail_seconds": c.tail_seconds},
+        )
+
+    def real_inputs(self) -> dict[str, torch.Tensor]:
+        _, val = self.build_datasets(None)
+        return {"audio": torch.stack([val[i]["audio"] for i in range(4)])}
+
+    def export_module(self, model: nn.Module):
+        n = int(round(self.config.window_seconds * LITE_FRONTEND.sample_rate))
+        example = {"audio": torch.from_numpy(np.random.default_rng(0).standard_normal((2, n)).astype(np.float32) * 0.05)}
+        return Sigmoid(model).eval(), example, {"audio": {0: "batch"}}
