@@ -36,15 +36,16 @@ to ``image_size`` square (OpenCV area interpolation when shrinking, bilinear whe
 non-square frame is squashed, not cropped, so the heatmap covers the whole frame) and maps
 ``[0, 255]`` to ``[-1, 1]`` (``x / 127.5 − 1``, the same for all channels).
 
-Sizes (:data:`L3_PAPER`, :data:`L3_LITE`, :data:`L3_TINY`; :func:`count_macs`):
+Sizes (:data:`L3_PAPER`, :data:`L3_LITE`, :data:`L3_TINY`; multiply-adds from
+:func:`count_macs`, per pair, heatmap head included):
 
-=========  ==============================  ===========  ==================  ===================
-size       widths (vision / audio)         image        parameters          MACs per pair
-=========  ==============================  ===========  ==================  ===================
-paper      64,128,256,512 / same           224          9 504 900           20.53 G
-lite       16,32,64,128 / 12,24,48,96      224          432 982             0.98 G
-tiny       4,8,16,32 / same                64           44 520              0.046 G
-=========  ==============================  ===========  ==================  ===================
+======  ===============================  =====  ==========  ========  ==========================
+size    widths, vision / audio           image  parameters  MACs      note
+======  ===============================  =====  ==========  ========  ==========================
+paper   64,128,256,512 / same            224    9 504 900   20.52 G   20.47 G for the AVC alone
+lite    16,32,64,128 / 8,16,32,64        224    392 668     0.83 G    28×28 grid kept
+tiny    4,8,16,32 / same                 64     39 348      6.3 M     spectrogram pooled 4×4
+======  ===============================  =====  ==========  ========  ==========================
 
 Example::
 
@@ -178,6 +179,8 @@ class L3Config:
                 or not self.log_offset > 0 or not np.isfinite(self.log_offset):
             fail("log_offset", "a finite number > 0")
         object.__setattr__(self, "log_offset", float(self.log_offset))
+        if min(self.spectrogram_shape) // self.audio_input_pool < 8:
+            fail("audio_input_pool", "at most 24 (the pooled 257×199 image must survive three 2×2 pools)")
 
     @property
     def resolved_audio_widths(self) -> tuple[int, ...]:
@@ -239,7 +242,7 @@ class L3Config:
 L3_PAPER = L3Config()
 # Live on CPU: ≤ 1 G multiply-adds per pair. The vision side keeps 224 input and its 28×28
 # grid (the heatmap's resolution) at a quarter of the paper's widths; the audio side, whose
-# first block runs on the full 257×199 image, gets 3/16.
+# first block runs on the full 257×199 image, gets an eighth (0.66 + 0.16 G).
 L3_LITE = L3Config(widths=(16, 32, 64, 128), audio_widths=(8, 16, 32, 64))
 # For tests: a few million multiply-adds, an 8×8 grid, the spectrogram max-pooled 4×4 to 64×49.
 L3_TINY = L3Config(widths=(4, 8, 16, 32), image_size=64, fusion_hidden=32, avol_dim=16, audio_input_pool=4)
@@ -717,13 +720,13 @@ def l3_paper(**overrides: Any) -> L3Net:
     return L3Net(dataclasses.replace(L3_PAPER, **overrides))
 
 
-@NETWORKS.register("l3-lite", "L3-Net AVC for live CPU use (0.43 M params, < 1 G MACs per pair)")
+@NETWORKS.register("l3-lite", "L3-Net AVC for live CPU use (0.39 M params, 0.83 G MACs per pair)")
 def l3_lite(**overrides: Any) -> L3Net:
     """:data:`L3_LITE`, with ``overrides``."""
     return L3Net(dataclasses.replace(L3_LITE, **overrides))
 
 
-@NETWORKS.register("l3-tiny", "L3-Net AVC for tests (64x64 frames, 46 M MACs per pair)")
+@NETWORKS.register("l3-tiny", "L3-Net AVC for tests (64x64 frames, 6 M MACs per pair)")
 def l3_tiny(**overrides: Any) -> L3Net:
     """:data:`L3_TINY`, with ``overrides``."""
     return L3Net(dataclasses.replace(L3_TINY, **overrides))

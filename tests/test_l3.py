@@ -246,9 +246,9 @@ def test_localizer_and_checkpoint_factory(tmp_path):
 def _avc_pairs(n_positive: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Tiny-world AVC pairs: ``frames (2n, H, W, 3)`` uint8, ``audio (2n, 48000)``, ``labels (2n,)``.
 
-    Positive: a frame in which an on-screen object sounds (an event of ≥ 0.6 s at ≥ 5 dB, at
-    its middle) and the 1 s of audio centred on it. Negative: the same frame with 1 s from
-    another scene at a random time.
+    Positive: a frame in which an on-screen object sounds (an event of 0.6–2.5 s at ≥ 5 dB, at
+    its middle; short events keep the 48 kHz synthesis cheap) and the 1 s of audio centred on
+    it. Negative: the same frame with 1 s from another scene at a random time.
     """
     frames, positives, negatives = [], [], []
     rng = np.random.default_rng(0)
@@ -258,7 +258,7 @@ def _avc_pairs(n_positive: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray
         seed += 1
         taken = 0
         for event in scene.events_between(1.0, 60.0):
-            if event.obj is None or event.snr_db < 5.0 or event.offset - event.onset < 0.6:
+            if event.obj is None or event.snr_db < 5.0 or not 0.6 <= event.offset - event.onset <= 2.5:
                 continue
             k = int(round(0.5 * (event.onset + event.offset) * TINY.fps))
             if not any(o.sounding and o.event_uid == event.uid for o in scene.frame_objects(k)):
@@ -296,7 +296,7 @@ def test_avc_learns_on_tiny_world():
 
     loss_before, _ = evaluate()
     order = torch.Generator().manual_seed(0)
-    for _ in range(100):
+    for _ in range(70):
         batch = torch.randperm(len(labels), generator=order)[:32]
         loss = F.cross_entropy(model(frames[batch], audio[batch]), labels[batch])
         optimiser.zero_grad()
