@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..metrics import mean_average_precision, topk_accuracy
-from .evalsets import SNR_BINS, EventWindow, snr_bin
+from .evalsets import SNR_BINS, snr_bin
 from .sounds import CLASS_NAMES, CLOSE_PAIRS
 
 
