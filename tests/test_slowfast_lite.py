@@ -1,7 +1,6 @@
 """slowfast-lite: budget, end-of-window multi-label targets, a short training run."""
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from models.datasets.world import EndActiveWindows, end_active_targets
