@@ -22,7 +22,7 @@ __all__ = ["NETWORKS", "FAMILY_MODULES", "import_families", "create", "names"]
 NETWORKS: Registry = Registry("network")
 
 #: Modules that register networks on import.
-FAMILY_MODULES = ("models.baseline", "models.l3", "models.slowfast")
+FAMILY_MODULES = ("models.baseline", "models.l3", "models.slowfast", "models.slowfast_checkpoint")
 
 
 def import_families() -> None:
