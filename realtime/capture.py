@@ -1,0 +1,413 @@
+"""Capture: one thread per source feeds the audio ring and the frame ring.
+
+Each source is owned by ONE capture thread: it opens the source, reads it chunk by chunk,
+writes audio into the :class:`~realtime.rings.AudioRing` and frames into the
+:class:`~realtime.rings.FrameRing`, and closes it (aiortc MediaPlayer: a named worker thread
+per container, a stop event, a join). A source that gives both audio and video (the
+synthetic world, a file) is read by one thread that feeds both rings. Rings never block, so a
+slow consumer never stalls capture; it shows up in the rings' counters instead.
+
+Pacing. With ``realtime=True``, sources without their own clock (synthetic, files, a video
+file standing in for a camera) are released at real-time pace: a chunk is written when
+``time.monotonic()`` reaches ``start + its stream time`` (a start time, not summed sleeps, so
+errors do not accumulate). Live devices are never paced. ``realtime=False`` runs as fast as
+the sources decode (files, tests).
+
+Clock. Stream time is audio sample index / sample rate. Frames of synthetic and file sources
+already carry stream seconds; a live camera's arrival times (``time.monotonic()``) are mapped
+onto the stream clock through the microphone's estimated start (sample 0), or the pacing start
+for a paced audio source, or the first frame when there is no audio. ``av_offset_ms`` is then
+added to every frame time: a camera whose pictures lag the sound by 70 ms needs ``-70``.
+Frames that land before stream time 0 are dropped (counted).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .rings import AudioRing, FrameRing
+from .sources.base import CLOCK_STREAM, Chunk, EndOfStream, Source, SourceTimeout
+
+__all__ = ["Capture", "CaptureStats"]
+
+
+@dataclass(frozen=True)
+class CaptureStats:
+    """A snapshot of the capture's counters.
+
+    Attributes:
+        samples_captured: Audio samples written to the audio ring (= its stream position).
+        frames_captured: Frames written to the frame ring.
+        frames_dropped: Frames not written: before stream time 0, or before the microphone's
+            first sample was known.
+        gap_samples: Silence written where a source skipped samples (should stay 0).
+        audio_time: Stream seconds of audio captured.
+        resampler_latency: Seconds of audio the audio source's resampler holds back.
+        source_overflows: Input the sources lost before capture read it (microphone staging or
+            PortAudio overflows, live camera frames dropped for newer ones).
+        audio_overwrites: The audio ring's ``overwrites`` (samples no reader reached).
+        frame_overwrites: The frame ring's ``overwrites`` (frames no reader took).
+        errors: One line per source error.
+    """
+
+    samples_captured: int
+    frames_captured: int
+    frames_dropped: int
+    gap_samples: int
+    audio_time: float
+    resampler_latency: float
+    source_overflows: int
+    audio_overwrites: int
+    frame_overwrites: int
+    errors: tuple[str, ...]
+
+
+class _Feed:
+    """One capture thread's job: a source and which rings it feeds."""
+
+    def __init__(self, source: Source, audio: bool, video: bool) -> None:
+        self.source = source
+        self.audio = audio
+        self.video = video
+        self.opened = threading.Event()
+        self.open_error: BaseException | None = None
+        self.thread: threading.Thread | None = None
+
+
+class Capture:
+    """Feeds the rings from an audio source and/or a video source.
+
+    Args:
+        audio_source: Source whose audio feeds ``audio_ring`` (None: video only).
+        video_source: Source whose frames feed ``frame_ring`` (None: audio only). May be the
+            same object as ``audio_source``; one thread then feeds both rings.
+        audio_ring: Ring at the audio source's sample rate (required with ``audio_source``).
+        frame_ring: Ring of the video source's frame size (required with ``video_source``).
+        realtime: Pace sources without their own clock in real time; False: as fast as
+            possible.
+        av_offset_ms: Added to every frame's stream time (negative when the picture lags).
+        duration: Stop after this many stream seconds (audio is cut to exactly
+            ``round(duration × rate)`` samples, frames at or after it are not written).
+        read_timeout: Seconds a live source may deliver nothing before the capture fails with
+            :class:`~realtime.sources.SourceTimeout`.
+        open_timeout: Seconds :meth:`start` waits for every source to open.
+
+    Example:
+        >>> src = SyntheticSource(200000)
+        >>> audio, frames = AudioRing(10 * 16000, 16000), FrameRing(4, 224, 224)
+        >>> with Capture(src, src, audio, frames, duration=5.0) as cap:
+        ...     cap.wait()
+    """
+
+    def __init__(
+        self,
+        audio_source: Source | None,
+        video_source: Source | None,
+        audio_ring: AudioRing | None = None,
+        frame_ring: FrameRing | None = None,
+        *,
+        realtime: bool = True,
+        av_offset_ms: float = 0.0,
+        duration: float | None = None,
+        read_timeout: float = 2.0,
+        open_timeout: float = 10.0,
+    ) -> None:
+        if audio_source is None and video_source is None:
+            raise ValueError("Capture: expected an audio source, a video source or both, found neither")
+        if audio_source is not None and audio_ring is None:
+            raise ValueError("Capture: an audio source needs an audio_ring")
+        if video_source is not None and frame_ring is None:
+            raise ValueError("Capture: a video source needs a frame_ring")
+        if duration is not None and duration <= 0:
+            raise ValueError(f"Capture duration: expected > 0 s or None, found {duration}")
+        self.audio_source = audio_source
+        self.video_source = video_source
+        self.audio_ring = audio_ring
+        self.frame_ring = frame_ring
+        self.realtime = bool(realtime)
+        self.av_offset = float(av_offset_ms) / 1000.0
+        self.duration = duration
+        self.read_timeout = float(read_timeout)
+        self.open_timeout = float(open_timeout)
+        if audio_source is not None and audio_source is video_source:
+            self._feeds = [_Feed(audio_source, True, True)]
+        else:
+            self._feeds = [_Feed(s, s is audio_source, s is video_source) for s in (audio_source, video_source) if s is not None]
+        self._stop = threading.Event()
+        self._go = threading.Event()
+        self._lock = threading.Lock()
+        self._errors: list[tuple[str, BaseException]] = []
+        self._t0: float | None = None
+        self._started = False
+        self._zeros = np.zeros(4096, np.float32)
+        self.samples_captured = 0
+        self.frames_captured = 0
+        self.frames_dropped = 0
+        self.gap_samples = 0
+        self.resampler_latency = 0.0  # seconds, updated by the audio thread after each block
+        self._first_frame_time: float | None = None  # arrival of the first live frame without audio
+
+    # ------------------------------------------------------------------------------ control
+    def start(self) -> "Capture":
+        """Open every source (each in its own thread) and start capturing.
+
+        Raises:
+            RuntimeError: Started twice.
+            Exception: Whatever opening a source raised (DeviceNotFound, FileNotFoundError,
+                PortAudioNotFound, a rate or frame-size mismatch as ValueError, ...); the
+                other sources are closed again.
+        """
+        if self._started:
+            raise RuntimeError("Capture.start: already started (make a new Capture)")
+        self._started = True
+        for feed in self._feeds:
+            feed.thread = threading.Thread(target=self._run, args=(feed,), name=f"capture:{feed.source.name}", daemon=True)
+            feed.thread.start()
+        deadline = time.monotonic() + self.open_timeout
+        for feed in self._feeds:
+            if not feed.opened.wait(max(0.0, deadline - time.monotonic())):
+                self.stop()
+                raise SourceTimeout(f"Capture.start: {feed.source.name} did not open within {self.open_timeout:g} s")
+        failed = [f.open_error for f in self._feeds if f.open_error is not None]
+        if failed:
+            self.stop()
+            raise failed[0]
+        self._t0 = time.monotonic()
+        self._go.set()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop every capture thread and join it (each closes its source). Errors the sources
+        raised stay available through :attr:`error` / :meth:`check`."""
+        self._stop.set()
+        self._go.set()
+        deadline = time.monotonic() + timeout
+        for feed in self._feeds:
+            t = feed.thread
+            if t is not None and t is not threading.current_thread():
+                t.join(max(0.0, deadline - time.monotonic()))
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until every source has ended (end of stream, ``duration`` or an error).
+
+        Returns:
+            True when capture has finished, False on timeout.
+
+        Raises:
+            Exception: The first error a source raised.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for feed in self._feeds:
+            if feed.thread is not None:
+                feed.thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        self.check()
+        return self.finished
+
+    def check(self) -> None:
+        """Raise the first error a source raised, if any (the original exception)."""
+        with self._lock:
+            err = self._errors[0][1] if self._errors else None
+        if err is not None:
+            raise err
+
+    @property
+    def error(self) -> BaseException | None:
+        """The first error a source raised, or None."""
+        with self._lock:
+            return self._errors[0][1] if self._errors else None
+
+    @property
+    def running(self) -> bool:
+        return any(f.thread is not None and f.thread.is_alive() for f in self._feeds)
+
+    @property
+    def finished(self) -> bool:
+        return self._started and not self.running
+
+    @property
+    def thread_names(self) -> tuple[str, ...]:
+        """One capture thread per source, named ``capture:<source name>``."""
+        return tuple(f"capture:{f.source.name}" for f in self._feeds)
+
+    @property
+    def start_time(self) -> float | None:
+        """``time.monotonic()`` at stream time 0 of paced sources (set by :meth:`start`)."""
+        return self._t0
+
+    def stats(self) -> CaptureStats:
+        """The counters now (safe from any thread)."""
+        rate = self.audio_ring.sample_rate if self.audio_ring is not None else 1
+        with self._lock:
+            errors = tuple(f"{name}: {type(e).__name__}: {e}" for name, e in self._errors)
+        return CaptureStats(
+            samples_captured=self.samples_captured,
+            frames_captured=self.frames_captured,
+            frames_dropped=self.frames_dropped,
+            gap_samples=self.gap_samples,
+            audio_time=self.samples_captured / rate if self.audio_ring is not None else 0.0,
+            resampler_latency=self.resampler_latency,
+            source_overflows=sum(f.source.overflows for f in self._feeds),
+            audio_overwrites=self.audio_ring.overwrites if self.audio_ring is not None else 0,
+            frame_overwrites=self.frame_ring.overwrites if self.frame_ring is not None else 0,
+            errors=errors,
+        )
+
+    def __enter__(self) -> "Capture":
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.stop()
+        if exc_type is None:
+            self.check()
+
+    # ------------------------------------------------------------------------ capture thread
+    def _fail(self, feed: _Feed, e: BaseException) -> None:
+        with self._lock:
+            self._errors.append((feed.source.name, e))
+        self._stop.set()
+
+    def _check_source(self, feed: _Feed) -> None:
+        s = feed.source
+        if feed.audio:
+            if not s.has_audio:
+                raise ValueError(f"audio source {s.name!r} has no audio")
+            if s.sample_rate != self.audio_ring.sample_rate:
+                raise ValueError(
+                    f"audio source {s.name!r} delivers {s.sample_rate} Hz, the audio ring holds "
+                    f"{self.audio_ring.sample_rate} Hz; open the source with sample_rate={self.audio_ring.sample_rate}"
+                )
+        if feed.video:
+            if not s.has_video:
+                raise ValueError(f"video source {s.name!r} has no video")
+            r = self.frame_ring
+            if s.frame_size is not None and tuple(s.frame_size) != (r.width, r.height):
+                w, h = s.frame_size
+                raise ValueError(
+                    f"video source {s.name!r} delivers {w}x{h} frames, the frame ring holds "
+                    f"{r.width}x{r.height}; open the source with size=({r.width}, {r.height})"
+                )
+
+    def _run(self, feed: _Feed) -> None:
+        src = feed.source
+        try:
+            src.open()
+            self._check_source(feed)
+        except BaseException as e:
+            feed.open_error = e
+            feed.opened.set()
+            try:
+                src.close()
+            except Exception:
+                pass
+            return
+        feed.opened.set()
+        try:
+            self._go.wait()
+            if not self._stop.is_set():
+                self._loop(feed)
+        except BaseException as e:
+            self._fail(feed, e)
+        finally:
+            try:
+                src.close()
+            except Exception as e:
+                self._fail(feed, e)
+
+    def _read(self, src: Source) -> Chunk | None:
+        """The next chunk; None once stopped. Waits in short slices so stop() is prompt."""
+        deadline = time.monotonic() + self.read_timeout
+        while not self._stop.is_set():
+            remaining = deadline - time.monotonic()
+            try:
+                return src.read(timeout=min(0.2, max(remaining, 0.001)))
+            except SourceTimeout as e:
+                if time.monotonic() >= deadline:
+                    raise SourceTimeout(f"{src.name} delivered nothing for {self.read_timeout:g} s") from e
+        return None
+
+    def _loop(self, feed: _Feed) -> None:
+        src = feed.source
+        paced = self.realtime and not src.live
+        ring = self.audio_ring
+        rate = ring.sample_rate if feed.audio else 1
+        limit = None if (self.duration is None or not feed.audio) else int(round(self.duration * rate))
+        audio_done = not feed.audio
+        video_done = not feed.video
+        while not (audio_done and video_done):
+            try:
+                chunk = self._read(src)
+            except EndOfStream:
+                return
+            if chunk is None:
+                return
+            audio = None
+            gap = 0
+            due = None
+            if not audio_done and chunk.audio is not None and chunk.audio.shape[0]:
+                audio = chunk.audio
+                pos = ring.total_written
+                if chunk.audio_start > pos:  # the source skipped samples
+                    gap = chunk.audio_start - pos
+                elif chunk.audio_start < pos:  # overlap with what was written: drop it
+                    audio = audio[pos - chunk.audio_start :]
+                if limit is not None:
+                    room = limit - pos
+                    gap = min(gap, room)
+                    audio = audio[: max(room - gap, 0)]
+                due = (pos + gap + audio.shape[0]) / rate
+            frame_t = None
+            if not video_done and chunk.frame is not None:
+                frame_t = self._stream_time(src, chunk)
+                if frame_t is None or frame_t < 0:
+                    self.frames_dropped += 1
+                    frame_t = None
+                elif self.duration is not None and frame_t >= self.duration:
+                    video_done = True
+                    frame_t = None
+                else:
+                    due = frame_t if due is None else max(due, frame_t)
+            if paced and due is not None:
+                wait = self._t0 + due - time.monotonic()
+                if wait > 0 and self._stop.wait(wait):
+                    return
+            if gap:
+                self._write_silence(gap)
+            if audio is not None and audio.shape[0]:
+                ring.write(audio)
+                self.samples_captured += audio.shape[0]
+                self.resampler_latency = src.resampler_delay / rate
+            if limit is not None and ring.total_written >= limit:
+                audio_done = True
+            if frame_t is not None:
+                self.frame_ring.write(chunk.frame, frame_t)
+                self.frames_captured += 1
+            if self._stop.is_set():
+                return
+
+    def _write_silence(self, n: int) -> None:
+        while n > 0:
+            k = min(n, self._zeros.shape[0])
+            self.audio_ring.write(self._zeros[:k])
+            self.samples_captured += k
+            self.gap_samples += k
+            n -= k
+
+    def _stream_time(self, src: Source, chunk: Chunk) -> float | None:
+        """The frame's stream time in seconds, or None while it cannot be placed yet."""
+        if src.clock == CLOCK_STREAM:
+            return chunk.frame_time + self.av_offset
+        a = self.audio_source
+        if a is not None and a is not src and a.live:
+            anchor = a.start_monotonic  # the microphone's sample 0
+        elif a is not None and a is not src and self.realtime:
+            anchor = self._t0  # a paced audio source starts at the pacing start
+        else:
+            if self._first_frame_time is None:
+                self._first_frame_time = chunk.frame_time
+            anchor = self._first_frame_time
+        if anchor is None:
+            return None
+        return chunk.frame_time - anchor + self.av_offset

@@ -1,0 +1,531 @@
+"""Rolling labels: per-class smoothing and hysteresis turn a labeler's score stream into events.
+
+Every hop a labeler gives one score per class. :class:`RollingLabels` smooths each class over
+the last ``smooth_hops`` hops (a causal median or an exponential moving average), then runs a
+hysteresis state machine per class:
+
+* **idle → active** when the smoothed score reaches ``on``; the crossing hop's time is the raw
+  onset.
+* **active → pending** when the smoothed score falls below ``off`` (``off <= on``); that hop's
+  time is the raw offset.
+* **pending → active** (the same event continues) when the score reaches ``on`` again less than
+  ``min_gap_s`` after the raw offset; otherwise, once ``min_gap_s`` has passed, the event ends.
+* An event whose corrected duration is shorter than ``min_duration_s`` is dropped, and is
+  reported as active only once it has lasted that long (so a blip never shows).
+
+**Onset and offset correction.** A hop's scores describe a window that *ends* at the hop's time,
+and a labeler trained on windows labelled by their last ``tail`` seconds (the world's evaluation
+windows use 0.5 s, ``models.world.evalsets.TAIL_SECONDS``) only fires once the event fills
+enough of that tail; smoothing adds its own delay ((k-1)/2 hops for a median). So the score
+crosses ``on`` some time after the true onset. Reported onsets are ``crossing time -
+onset_shift_s`` and offsets ``falling time - offset_shift_s`` (clipped to ``onset >= 0`` and
+``offset >= onset``). ``onset_shift_s`` comes from the model's metadata: ``extra["hysteresis"]``
+when present (as :func:`tune_hysteresis` writes it, which measures both delays at once on a
+validation stream), else ``extra["tail_seconds"]`` (the model's label tail), else 0.
+
+Offline, :func:`detect_events` runs the same rules over a whole score track (vectorised; a test
+checks it equals the streaming path hop for hop), :func:`evaluate_hysteresis` scores a setting
+with event-based F1, and :func:`tune_hysteresis` picks the setting that maximises it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from models.events import LabeledEvent
+from models.metrics import SedScores, event_based_metrics
+
+__all__ = [
+    "SMOOTHING",
+    "ActiveEvent",
+    "HysteresisConfig",
+    "HysteresisGrid",
+    "RollingLabels",
+    "detect_events",
+    "evaluate_hysteresis",
+    "smooth_scores",
+    "tune_hysteresis",
+]
+
+#: Smoothing kinds: ``"median"`` over the last k hops, ``"ema"`` with ``alpha = 2 / (k + 1)``.
+SMOOTHING = ("median", "ema")
+
+_IDLE, _ACTIVE, _PENDING = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class HysteresisConfig:
+    """How a score track becomes events (one setting for all classes).
+
+    Stored in a model's metadata as ``extra["hysteresis"] = config.to_dict()``.
+
+    Attributes:
+        on: smoothed score at or above which an event starts (or resumes within ``min_gap_s``).
+        off: smoothed score below which an active event stops; ``0 <= off <= on <= 1``.
+        smoothing: ``"median"`` or ``"ema"`` (see :data:`SMOOTHING`).
+        smooth_hops: k, the hops smoothed over; 1 means no smoothing.
+        min_duration_s: events shorter than this (after correction) are dropped.
+        min_gap_s: a drop below ``off`` shorter than this does not end the event.
+        onset_shift_s: subtracted from the hop time the score crossed ``on`` (the model's tail
+            plus the smoothing delay; see the module docstring).
+        offset_shift_s: subtracted from the hop time the score fell below ``off``.
+    """
+
+    on: float = 0.5
+    off: float = 0.35
+    smoothing: str = "median"
+    smooth_hops: int = 3
+    min_duration_s: float = 0.0
+    min_gap_s: float = 0.0
+    onset_shift_s: float = 0.0
+    offset_shift_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("on", "off"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"HysteresisConfig.{name}: expected a score in [0, 1], found {value!r}")
+        if self.off > self.on:
+            raise ValueError(f"HysteresisConfig.off: expected off <= on ({self.on}), found {self.off}")
+        if self.smoothing not in SMOOTHING:
+            raise ValueError(f"HysteresisConfig.smoothing: expected one of {SMOOTHING}, found {self.smoothing!r}")
+        if isinstance(self.smooth_hops, bool) or not isinstance(self.smooth_hops, int) or self.smooth_hops < 1:
+            raise ValueError(f"HysteresisConfig.smooth_hops: expected an int >= 1, found {self.smooth_hops!r}")
+        for name in ("min_duration_s", "min_gap_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ValueError(f"HysteresisConfig.{name}: expected seconds >= 0, found {value!r}")
+        for name in ("onset_shift_s", "offset_shift_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"HysteresisConfig.{name}: expected finite seconds, found {value!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types, for ``ModelMetadata.extra["hysteresis"]``."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "HysteresisConfig":
+        """The inverse of :meth:`to_dict`; missing keys keep their defaults, unknown keys raise."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"hysteresis: expected a dict of HysteresisConfig fields, found {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"hysteresis: unknown fields {unknown}; the fields are {sorted(known)}")
+        return cls(**dict(data))
+
+    @classmethod
+    def from_metadata(cls, metadata: Any) -> "HysteresisConfig":
+        """The setting a model's metadata asks for.
+
+        Args:
+            metadata: a ``models.metadata.ModelMetadata`` or its dict form (``to_dict()``).
+
+        Returns:
+            ``extra["hysteresis"]`` when present; otherwise the defaults, with ``onset_shift_s =
+            extra["tail_seconds"]`` when the metadata declares the model's label tail.
+        """
+        extra = metadata.get("extra", {}) if isinstance(metadata, Mapping) else getattr(metadata, "extra", {})
+        extra = extra or {}
+        if "hysteresis" in extra:
+            return cls.from_dict(extra["hysteresis"])
+        if "tail_seconds" in extra:
+            return cls(onset_shift_s=float(extra["tail_seconds"]))
+        return cls()
+
+
+@dataclass(frozen=True)
+class ActiveEvent:
+    """An event still going on.
+
+    Attributes:
+        label: the class.
+        onset: corrected onset, stream seconds.
+        score: the class's smoothed score at this hop.
+    """
+
+    label: str
+    onset: float
+    score: float
+
+
+def _validate_labels(labels: Sequence[str]) -> tuple[str, ...]:
+    labels = tuple(labels)
+    if not labels or len(set(labels)) != len(labels):
+        raise ValueError(f"labels: expected a non-empty list of unique labels, found {labels!r}")
+    return labels
+
+
+class RollingLabels:
+    """Streaming smoothing + hysteresis for one labeler (all classes at once).
+
+    Buffers are allocated once; :meth:`update` allocates only the small lists it returns.
+    Not thread-safe: one owner (the scheduler's inference thread).
+
+    Args:
+        labels: class names in score order, C of them.
+        config: the smoothing and hysteresis setting.
+        filename: the source name put on ended events (``synthetic:SEED``, a media file's
+            basename, ``mic``).
+    """
+
+    def __init__(self, labels: Sequence[str], config: HysteresisConfig = HysteresisConfig(), filename: str = "") -> None:
+        self.labels = _validate_labels(labels)
+        self.config = config
+        self.filename = filename
+        c = len(self.labels)
+        self._history = np.zeros((config.smooth_hops, c), np.float64)  # (k, C) ring of raw scores
+        self._pos = 0
+        self._started = False
+        self._alpha = 2.0 / (config.smooth_hops + 1)
+        self.smoothed = np.zeros(c, np.float64)  # (C,) newest smoothed scores
+        self._state = np.zeros(c, np.int8)  # (C,) _IDLE / _ACTIVE / _PENDING
+        self._onset = np.zeros(c, np.float64)  # (C,) raw onset (crossing time)
+        self._off = np.zeros(c, np.float64)  # (C,) raw offset while pending
+        self._work = np.zeros(c, bool)
+
+    @property
+    def started(self) -> bool:
+        """Whether any scores were fed since the start (or the last reset)."""
+        return self._started
+
+    def reset(self) -> None:
+        """Forget the history and every open event."""
+        self._pos = 0
+        self._started = False
+        self._state[:] = _IDLE
+
+    def _smooth(self, scores: np.ndarray) -> None:
+        cfg = self.config
+        if not self._started:
+            self._history[:] = scores  # the first value fills the history (offline: edge padding)
+            self.smoothed[:] = scores
+            self._started = True
+            return
+        if cfg.smoothing == "ema":
+            # s += alpha * (x - s), the same arithmetic as smooth_scores
+            np.subtract(scores, self.smoothed, out=self._history[0])
+            self.smoothed += self._alpha * self._history[0]
+        else:
+            self._pos = (self._pos + 1) % cfg.smooth_hops
+            self._history[self._pos] = scores
+            np.median(self._history, axis=0, out=self.smoothed)
+
+    def _event(self, c: int, offset_raw: float) -> LabeledEvent | None:
+        cfg = self.config
+        onset = max(0.0, self._onset[c] - cfg.onset_shift_s)
+        offset = max(onset, offset_raw - cfg.offset_shift_s)
+        if offset - onset < cfg.min_duration_s:
+            return None
+        return LabeledEvent(self.filename, float(onset), float(offset), self.labels[c])
+
+    def update(self, scores: np.ndarray, t: float) -> tuple[list[ActiveEvent], list[LabeledEvent]]:
+        """Feed one hop.
+
+        Args:
+            scores: (C,) raw scores in [0, 1] of the window ending at ``t``.
+            t: the hop's stream time in seconds (non-decreasing across calls).
+
+        Returns:
+            ``(active, ended)``: events going on after this hop (only those already longer
+            than ``min_duration_s``), and events that ended at this hop, in label order.
+        """
+        scores = np.asarray(scores)
+        if scores.shape != self.smoothed.shape:
+            raise ValueError(f"RollingLabels.update: expected scores of shape {self.smoothed.shape}, found {scores.shape}")
+        cfg = self.config
+        self._smooth(scores)
+        s, state = self.smoothed, self._state
+        ended: list[LabeledEvent] = []
+        # Classes whose state can change this hop; everything else is a no-op.
+        np.greater_equal(s, cfg.on, out=self._work)
+        self._work |= state != _IDLE
+        for c in np.flatnonzero(self._work):
+            c = int(c)
+            if state[c] == _IDLE:  # s >= on
+                state[c], self._onset[c] = _ACTIVE, t
+                continue
+            if state[c] == _ACTIVE:
+                if s[c] >= cfg.off:
+                    continue
+                state[c], self._off[c] = _PENDING, t  # may end at once below (min_gap 0)
+            # pending
+            if s[c] >= cfg.on and t - self._off[c] < cfg.min_gap_s:
+                state[c] = _ACTIVE  # the same event resumes
+            elif t - self._off[c] >= cfg.min_gap_s:
+                event = self._event(c, self._off[c])
+                if event is not None:
+                    ended.append(event)
+                if s[c] >= cfg.on:
+                    state[c], self._onset[c] = _ACTIVE, t
+                else:
+                    state[c] = _IDLE
+        return self.active(t), ended
+
+    def active(self, t: float) -> list[ActiveEvent]:
+        """Open events at time ``t`` that already last ``min_duration_s`` (corrected times)."""
+        cfg = self.config
+        out = []
+        for c in np.flatnonzero(self._state != _IDLE):
+            onset = max(0.0, self._onset[c] - cfg.onset_shift_s)
+            end = self._off[c] if self._state[c] == _PENDING else t
+            if max(onset, end - cfg.offset_shift_s) - onset >= cfg.min_duration_s:
+                out.append(ActiveEvent(self.labels[c], float(onset), float(self.smoothed[c])))
+        return out
+
+    def finish(self, t: float) -> list[LabeledEvent]:
+        """End every open event at stream time ``t`` (pending ones at their raw offset) and return
+        those long enough; the state is then idle."""
+        ended = []
+        for c in np.flatnonzero(self._state != _IDLE):
+            c = int(c)
+            event = self._event(c, self._off[c] if self._state[c] == _PENDING else t)
+            if event is not None:
+                ended.append(event)
+        self._state[:] = _IDLE
+        return ended
+
+
+# ------------------------------------------------------------------------------ offline
+
+
+def smooth_scores(scores: np.ndarray, smoothing: str, smooth_hops: int) -> np.ndarray:
+    """Causal smoothing of a whole track, exactly as :class:`RollingLabels` does it hop by hop.
+
+    Args:
+        scores: (T, C) raw scores.
+        smoothing: ``"median"`` or ``"ema"``.
+        smooth_hops: k.
+
+    Returns:
+        (T, C) float64: hop i smoothed over hops i-k+1..i (the first hop repeated before the start).
+    """
+    x = np.asarray(scores, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"smooth_scores: expected scores of shape (hops, classes), found {x.shape}")
+    if smoothing not in SMOOTHING:
+        raise ValueError(f"smooth_scores: expected smoothing in {SMOOTHING}, found {smoothing!r}")
+    if smooth_hops == 1 or len(x) == 0:
+        return x.copy()
+    if smoothing == "median":
+        padded = np.concatenate([np.repeat(x[:1], smooth_hops - 1, axis=0), x])  # (T + k - 1, C)
+        windows = np.lib.stride_tricks.sliding_window_view(padded, smooth_hops, axis=0)  # (T, C, k)
+        return np.median(windows, axis=-1)
+    alpha = 2.0 / (smooth_hops + 1)
+    out = np.empty_like(x)
+    out[0] = x[0]
+    for i in range(1, len(x)):  # the streaming arithmetic, vectorised over classes only
+        out[i] = out[i - 1] + alpha * (x[i] - out[i - 1])
+    return out
+
+
+def _class_events(s: np.ndarray, times: np.ndarray, end_time: float, cfg: HysteresisConfig) -> list[tuple[float, float]]:
+    """Raw (onset, offset) pairs of one smoothed track under cfg's hysteresis, min-gap merging
+    included (min duration and shifts are applied by the caller)."""
+    on_idx = np.flatnonzero(s >= cfg.on)
+    off_idx = np.flatnonzero(s < cfg.off)
+    pairs = []
+    k = 0
+    while k < len(on_idx):
+        start = on_idx[k]
+        cur = start
+        while True:
+            m = np.searchsorted(off_idx, cur + 1)
+            if m == len(off_idx):  # still active at the end of the track
+                pairs.append((times[start], end_time))
+                return pairs
+            j = off_idx[m]
+            k = np.searchsorted(on_idx, j)  # the next hop at or above `on` (after j, as s[j] < off <= on)
+            if k < len(on_idx) and times[on_idx[k]] - times[j] < cfg.min_gap_s:
+                cur = on_idx[k]  # resumes within the gap: same event
+                continue
+            pairs.append((times[start], times[j]))
+            break
+    return pairs
+
+
+def detect_events(scores: np.ndarray, hop_s: float, labels: Sequence[str], config: HysteresisConfig,
+                  filename: str = "", *, t0: float | None = None, end_time: float | None = None,
+                  smoothed: np.ndarray | None = None) -> list[LabeledEvent]:
+    """Events of a whole score track, as :class:`RollingLabels` would report them live.
+
+    Args:
+        scores: (T, C) raw scores; hop i is stamped ``t0 + i * hop_s`` (default ``(i + 1) * hop_s``:
+            the first window ends one hop into the stream).
+        hop_s: seconds between hops.
+        labels: C class names.
+        config: the setting.
+        filename: put on every event.
+        t0: time of hop 0.
+        end_time: where events still open at the end stop; default the last hop's time
+            (as ``RollingLabels.finish(last hop time)``).
+        smoothed: (T, C) precomputed ``smooth_scores(scores, config.smoothing, config.smooth_hops)``.
+
+    Returns:
+        Events sorted by (filename, onset, offset, label).
+    """
+    labels = _validate_labels(labels)
+    x = np.asarray(scores)
+    if x.ndim != 2 or x.shape[1] != len(labels):
+        raise ValueError(f"detect_events: expected scores of shape (hops, {len(labels)}), found {x.shape}")
+    if len(x) == 0:
+        return []
+    steps = np.arange(len(x), dtype=np.float64)
+    times = hop_s * (steps + 1) if t0 is None else t0 + hop_s * steps
+    end = times[-1] if end_time is None else float(end_time)
+    if smoothed is None:
+        smoothed = smooth_scores(x, config.smoothing, config.smooth_hops)
+    events = []
+    for c, label in enumerate(labels):
+        for onset_raw, offset_raw in _class_events(smoothed[:, c], times, end, config):
+            onset = max(0.0, onset_raw - config.onset_shift_s)
+            offset = max(onset, offset_raw - config.offset_shift_s)
+            if offset - onset >= config.min_duration_s:
+                events.append(LabeledEvent(filename, float(onset), float(offset), label))
+    return sorted(events)
+
+
+def evaluate_hysteresis(scores: np.ndarray, hop_s: float, reference: Sequence[LabeledEvent], labels: Sequence[str],
+                        config: HysteresisConfig, filename: str | None = None, *, t0: float | None = None,
+                        end_time: float | None = None, **metric_options: Any) -> SedScores:
+    """Event-based metrics (``models.metrics.event_based_metrics``, DCASE collars by default) of
+    the events ``config`` makes from ``scores`` against ``reference``.
+
+    ``filename`` defaults to the reference's (single) file name; ``metric_options`` go to
+    ``event_based_metrics``.
+    """
+    filename = _reference_filename(reference, filename)
+    estimated = detect_events(scores, hop_s, labels, config, filename, t0=t0, end_time=end_time)
+    return event_based_metrics(reference, estimated, labels=list(labels), filenames=[filename], **metric_options)
+
+
+def _reference_filename(reference: Sequence[LabeledEvent], filename: str | None) -> str:
+    if filename is not None:
+        return filename
+    names = sorted({e.filename for e in reference})
+    if len(names) != 1:
+        raise ValueError(f"expected the reference events of one stream, found files {names}; pass filename=")
+    return names[0]
+
+
+@dataclass(frozen=True)
+class HysteresisGrid:
+    """The values :func:`tune_hysteresis` tries for each field.
+
+    Attributes:
+        on: on thresholds.
+        off_ratio: ``off = on * off_ratio``.
+        smoothing: (smoothing, smooth_hops) pairs.
+        min_duration_s, min_gap_s, onset_shift_s, offset_shift_s: seconds.
+    """
+
+    on: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+    off_ratio: tuple[float, ...] = (0.5, 0.75, 1.0)
+    smoothing: tuple[tuple[str, int], ...] = (("median", 1), ("median", 3), ("median", 5), ("median", 9),
+                                              ("ema", 3), ("ema", 5))
+    min_duration_s: tuple[float, ...] = (0.0, 0.1, 0.2, 0.4)
+    min_gap_s: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
+    onset_shift_s: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8)
+    offset_shift_s: tuple[float, ...] = (-0.25, 0.0, 0.1, 0.25, 0.5)
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            if not getattr(self, f.name):
+                raise ValueError(f"HysteresisGrid.{f.name}: expected at least one value")
+
+
+def _config_at(point: Mapping[str, Any]) -> HysteresisConfig:
+    mode, hops = point["smoothing"]
+    return HysteresisConfig(on=point["on"], off=point["on"] * point["off_ratio"], smoothing=mode, smooth_hops=hops,
+                            min_duration_s=point["min_duration_s"], min_gap_s=point["min_gap_s"],
+                            onset_shift_s=point["onset_shift_s"], offset_shift_s=point["offset_shift_s"])
+
+
+def tune_hysteresis(scores: np.ndarray, hop_s: float, reference: Sequence[LabeledEvent], labels: Sequence[str],
+                    grid: HysteresisGrid = HysteresisGrid(), *, filename: str | None = None, t0: float | None = None,
+                    end_time: float | None = None, rounds: int = 4, exhaustive_limit: int = 0,
+                    **metric_options: Any) -> HysteresisConfig:
+    """The hysteresis setting that maximises event-based F1 on a validation stream.
+
+    The search is coordinate ascent over ``grid``: starting from the grid's point nearest
+    :class:`HysteresisConfig`'s defaults, each field in turn takes its best value with the
+    others fixed (ties keep the current value, so the result is deterministic); rounds repeat
+    until nothing changes or ``rounds`` is spent. Smoothed tracks are computed once per
+    smoothing choice. With ``exhaustive_limit`` at least the grid's size, every point is tried
+    instead.
+
+    Args:
+        scores: (T, C) raw scores of the validation stream; hop i at ``t0 + i * hop_s``.
+        hop_s: seconds between hops (the live hop the setting is for).
+        reference: the stream's reference events (e.g. ``models.world.reference_events``).
+        labels: C class names in score order.
+        grid: candidate values.
+        filename: the stream's name; default the reference's.
+        t0, end_time: as :func:`detect_events`.
+        rounds: coordinate-ascent rounds at most.
+        exhaustive_limit: try every point when the grid has at most this many.
+        **metric_options: passed to ``event_based_metrics`` (default: 200 ms collar, offsets
+            within max(200 ms, 20 % of the event)).
+
+    Returns:
+        The best :class:`HysteresisConfig`; store ``config.to_dict()`` as the model metadata's
+        ``extra["hysteresis"]``.
+    """
+    labels = _validate_labels(labels)
+    filename = _reference_filename(reference, filename)
+    x = np.asarray(scores)
+    smoothed_cache: dict[tuple[str, int], np.ndarray] = {}
+    score_cache: dict[tuple, float] = {}
+
+    def f1_of(point: dict[str, Any]) -> float:
+        key = tuple(point[name] for name in names)
+        if key not in score_cache:
+            cfg = _config_at(point)
+            if point["smoothing"] not in smoothed_cache:
+                smoothed_cache[point["smoothing"]] = smooth_scores(x, cfg.smoothing, cfg.smooth_hops)
+            est = detect_events(x, hop_s, labels, cfg, filename, t0=t0, end_time=end_time,
+                                smoothed=smoothed_cache[point["smoothing"]])
+            f1 = event_based_metrics(reference, est, labels=list(labels), filenames=[filename], **metric_options).f1
+            score_cache[key] = 0.0 if math.isnan(f1) else f1
+        return score_cache[key]
+
+    names = [f.name for f in dataclasses.fields(grid)]
+    values = {name: tuple(getattr(grid, name)) for name in names}
+    size = math.prod(len(v) for v in values.values())
+    if size <= exhaustive_limit:
+        best_point, best = None, -1.0
+        for combo in itertools.product(*(values[n] for n in names)):
+            point = dict(zip(names, combo))
+            f1 = f1_of(point)
+            if f1 > best:
+                best_point, best = point, f1
+        return _config_at(best_point)
+
+    default = HysteresisConfig()
+    start = {"on": default.on, "off_ratio": default.off / default.on, "smoothing": (default.smoothing, default.smooth_hops),
+             "min_duration_s": default.min_duration_s, "min_gap_s": default.min_gap_s,
+             "onset_shift_s": default.onset_shift_s, "offset_shift_s": default.offset_shift_s}
+    point = {}
+    for name in names:  # nearest grid value to the default
+        if name == "smoothing":
+            point[name] = start[name] if start[name] in values[name] else values[name][0]
+        else:
+            point[name] = min(values[name], key=lambda v: abs(v - start[name]))
+    best = f1_of(point)
+    for _ in range(rounds):
+        changed = False
+        for name in names:
+            for value in values[name]:
+                trial = dict(point, **{name: value})
+                f1 = f1_of(trial)
+                if f1 > best:
+                    point, best, changed = trial, f1, True
+        if not changed:
+            break
+    return _config_at(point)

@@ -1,0 +1,721 @@
+"""The inference scheduler: one thread that, every hop, cuts each model's window and runs it.
+
+Data flow (one owner per thread)::
+
+    capture threads ──write──▶ AudioRing, FrameRing ──read──▶ [inference thread]
+                                                           │  resample per rate (soxr streams)
+                                                           │  window + frame copy (preallocated)
+                                                           │  labelers / localizer (each at its own rate)
+                                                           │  rolling labels (smoothing + hysteresis)
+                                                           ├─▶ sinks (JSON lines, events TSV, mp4, summary)
+                                                           └─▶ newest-result slot (the GUI reads it)
+
+**Hops.** Hop k is due when the audio ring's ``total_written`` reaches ``k * hop_samples``.
+The thread then runs one hop whose windows end at the *newest* sample at that moment (one
+snapshot of ``total_written`` per hop). If inference fell behind so that whole hop boundaries
+passed while it ran, those hops are skipped and counted (``Counters.skips``): the scheduler
+jumps to the newest window and never works through a backlog. A model with ``every=n`` runs
+on the first hop at least ``n`` hop indices after its previous run (a localizer at a third of
+the labeler's rate: ``every=3``).
+
+**Windows.** Each model gets the window its ``WindowSpec`` declares, ending at the newest
+sample, in a buffer allocated once per model; before the stream has that much audio the front
+of the window is zeros. A model that needs a frame gets the frame nearest (``FrameRing.nearest``)
+to its window's centre or end (``frame_at``), copied into a per-model frame buffer. A model
+whose frame is missing (no frame yet) or whose audio was overwritten before it could be copied
+does not run that hop (``missing_frames``, ``late_reads``).
+
+**Resampling: one ring per rate.** For every model rate that differs from the capture rate the
+scheduler keeps a streaming soxr resampler (``soxr.ResampleStream``, quality "HQ") feeding an
+``AudioRing`` at that rate. Each hop it resamples only the samples that arrived since the
+previous hop, so every sample is resampled once however long the windows are (re-resampling
+each window would cost ``window / hop`` times more and put filter edges inside every window),
+and models sharing a rate share one stream. The price: soxr holds back a few milliseconds of
+output (6–36 ms at 48 kHz → 16 kHz, HQ), so a resampled model's window ends that much before
+the newest captured sample; its exact end time is in :class:`ModelRun` and is the time its
+frame is matched to and its events are stamped with. After a gap (the source ring overwrote
+samples not yet resampled) the stream restarts one window back (``resyncs``).
+
+**Timing.** Every hop records, in milliseconds, ``copy`` (resampling + window and frame
+copies), ``model:<name>`` for each model run, ``post`` (rolling labels, top labels),
+``sinks`` (*the previous hop's* sinks, since this hop's result is what the sinks receive) and
+``total`` (copy + models + post).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from models.events import LabeledEvent
+from models.live import FRAME_AT_CENTRE, Heatmap, WindowSpec
+
+from .rolling import ActiveEvent, HysteresisConfig, RollingLabels
+from .sinks import Sink, SinkContext
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "Counters",
+    "HopResult",
+    "LabelScore",
+    "ModelRun",
+    "ModelSlot",
+    "Scheduler",
+    "SchedulerConfig",
+]
+
+KINDS = ("labeler", "localizer")
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """Scheduler settings.
+
+    Attributes:
+        hop_s: seconds between hops. 0.25 s suits a 2-core CPU: onsets are quantised to ±0.125 s
+            after correction, inside the 0.2 s collar of the event metrics, at 4 runs per second.
+        top_k: labels (over all labelers) in ``HopResult.top``.
+        resample_quality: soxr quality for the per-rate streams ("HQ", "VHQ", "MQ", "LQ", "QQ").
+        rate_ring_margin_s: seconds each per-rate ring holds beyond the longest window at its rate.
+        min_wait_s: shortest sleep while waiting for the next hop's audio (capture delivers blocks of
+            10–33 ms, so waking more often only polls).
+        thread_name: the inference thread's name.
+    """
+
+    hop_s: float = 0.25
+    top_k: int = 3
+    resample_quality: str = "HQ"
+    rate_ring_margin_s: float = 1.0
+    min_wait_s: float = 0.005
+    thread_name: str = "avlive-inference"
+
+    def __post_init__(self) -> None:
+        if not self.hop_s > 0:
+            raise ValueError(f"SchedulerConfig.hop_s: expected seconds > 0, found {self.hop_s!r}")
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 0:
+            raise ValueError(f"SchedulerConfig.top_k: expected an int >= 0, found {self.top_k!r}")
+        if self.resample_quality not in ("HQ", "VHQ", "MQ", "LQ", "QQ"):
+            raise ValueError(f"SchedulerConfig.resample_quality: expected a soxr quality, found {self.resample_quality!r}")
+        if not self.rate_ring_margin_s > 0:
+            raise ValueError(f"SchedulerConfig.rate_ring_margin_s: expected seconds > 0, found {self.rate_ring_margin_s!r}")
+
+
+@dataclass(frozen=True)
+class ModelSlot:
+    """One model the scheduler runs.
+
+    Attributes:
+        name: unique; keys the scores, timings (``model:<name>``) and runs.
+        model: a ``models.live.Labeler`` or ``Localizer``.
+        every: run on every n-th hop.
+        hysteresis: rolling-label setting for a labeler; None takes
+            ``HysteresisConfig.from_metadata`` of ``model.metadata`` when the model has one,
+            else the defaults.
+        kind: "labeler" or "localizer"; None: a labeler when the model has ``labels``.
+    """
+
+    name: str
+    model: Any
+    every: int = 1
+    hysteresis: HysteresisConfig | None = None
+    kind: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"ModelSlot.name: expected a non-empty str, found {self.name!r}")
+        if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
+            raise ValueError(f"ModelSlot.every ({self.name}): expected an int >= 1, found {self.every!r}")
+        if not isinstance(getattr(self.model, "window", None), WindowSpec):
+            raise ValueError(f"ModelSlot.model ({self.name}): expected a live model with a WindowSpec `window`, "
+                             f"found {type(self.model).__name__}")
+        if self.kind is not None and self.kind not in KINDS:
+            raise ValueError(f"ModelSlot.kind ({self.name}): expected one of {KINDS} or None, found {self.kind!r}")
+
+    @property
+    def resolved_kind(self) -> str:
+        if self.kind is not None:
+            return self.kind
+        return "labeler" if getattr(self.model, "labels", None) else "localizer"
+
+
+@dataclass(frozen=True)
+class LabelScore:
+    """One of the top labels: ``label`` from labeler ``model`` at smoothed ``score``."""
+
+    label: str
+    score: float
+    model: str
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """What one model was given at one hop.
+
+    Attributes:
+        name: the slot's name.
+        kind: "labeler" or "localizer".
+        sample_rate: the window's rate.
+        end_index: sample index (at ``sample_rate``, from the stream start) one past the window's
+            last sample.
+        end_time: ``end_index / sample_rate``, seconds.
+        frame_time: timestamp of the frame it was given, or None.
+        frame_index: that frame's index in the frame ring's stream, or None.
+        ms: the call's duration.
+    """
+
+    name: str
+    kind: str
+    sample_rate: int
+    end_index: int
+    end_time: float
+    frame_time: float | None
+    frame_index: int | None
+    ms: float
+
+
+@dataclass(frozen=True)
+class Counters:
+    """Running totals since the start.
+
+    Attributes:
+        hops: hops run.
+        skips: hops skipped because inference fell behind.
+        late_reads: the audio ring's ``late_reads`` (reads of samples already overwritten).
+        frame_overwrites: the frame ring's ``overwrites`` (frames replaced before anyone read them).
+        missing_frames: model runs dropped because no frame was available.
+        resyncs: restarts of a resampling stream after a gap.
+    """
+
+    hops: int = 0
+    skips: int = 0
+    late_reads: int = 0
+    frame_overwrites: int = 0
+    missing_frames: int = 0
+    resyncs: int = 0
+
+
+@dataclass(frozen=True)
+class HopResult:
+    """Everything one hop produced; handed to every sink and kept in the newest-result slot.
+
+    Arrays here are owned by the result (copies), except ``heatmap.map``, which is the
+    localizer's own output array (the L³ localizer makes a new one per call).
+
+    Attributes:
+        hop: the hop index k (the window ends in ``[k, k+1) * hop_s``).
+        stream_time: seconds; ``end_index / sample_rate`` of the capture stream.
+        end_index: the newest captured sample when the hop began (the windows end there).
+        scores: labeler name → (C,) float32 raw scores, for labelers run this hop.
+        smoothed: labeler name → (C,) float64 smoothed scores (every labeler, newest values).
+        top: the ``top_k`` labels by smoothed score over all labelers, best first.
+        active: events going on (longer than their ``min_duration_s``), over all labelers.
+        ended: events that ended at this hop (at stop: every event still open).
+        heatmap: the newest heatmap (maybe from an earlier hop), or None.
+        heatmap_time: end time of the window the heatmap was computed on, or None.
+        heatmap_fresh: whether the localizer ran at this hop.
+        runs: the models run at this hop.
+        latency_ms: stage → milliseconds (see the module docstring).
+        counters: totals so far.
+        lag_ms: audio that arrived while this hop computed (how far behind real time it ends).
+        final: True for the last result, made at stop, that closes the open events.
+    """
+
+    hop: int
+    stream_time: float
+    end_index: int
+    scores: Mapping[str, np.ndarray]
+    smoothed: Mapping[str, np.ndarray]
+    top: tuple[LabelScore, ...]
+    active: tuple[ActiveEvent, ...]
+    ended: tuple[LabeledEvent, ...]
+    heatmap: Heatmap | None
+    heatmap_time: float | None
+    heatmap_fresh: bool
+    runs: tuple[ModelRun, ...]
+    latency_ms: Mapping[str, float]
+    counters: Counters
+    lag_ms: float
+    final: bool = False
+
+
+# ------------------------------------------------------------------------------ internals
+
+
+class _RateStream:
+    """Capture ring → soxr stream → ring at another rate. Owned by the inference thread.
+
+    Stream index of a sample in ``ring`` = its ring index + ``offset``; the current segment
+    (since the last resync) starts at ring index ``segment_start``.
+    """
+
+    def __init__(self, source, ring_class, in_rate: int, out_rate: int, capacity: int, lookback: int,
+                 quality: str, chunk: int) -> None:
+        import soxr
+
+        self._soxr = soxr
+        self.source = source
+        self.in_rate, self.out_rate = in_rate, out_rate
+        self.ring = ring_class(capacity, out_rate)
+        self._quality = quality
+        self._resampler = soxr.ResampleStream(in_rate, out_rate, 1, dtype="float32", quality=quality)
+        self._chunk = np.zeros(chunk, np.float32)  # source samples, reused every hop
+        self._lookback = lookback
+        self._step = in_rate // math.gcd(in_rate, out_rate)  # input samples per whole output sample period
+        self._fed: int | None = None  # source index fed up to
+        self.offset = 0
+        self.segment_start = 0
+        self.resyncs = 0
+
+    def _restart(self, end: int) -> None:
+        if self._fed is not None:
+            self.resyncs += 1
+            self._resampler = self._soxr.ResampleStream(self.in_rate, self.out_rate, 1, dtype="float32",
+                                                        quality=self._quality)
+        start = max(0, end - self._lookback)
+        start -= start % self._step  # on the common grid of both rates: the offset stays a whole sample
+        self._fed = start
+        self.segment_start = self.ring.total_written
+        # soxr's output is aligned with its input: output sample j is at time j / out_rate after `start`.
+        self.offset = int(round(start * self.out_rate / self.in_rate)) - self.ring.total_written
+
+    def advance(self, end: int) -> None:
+        """Resample the capture stream up to source index ``end``."""
+        if self._fed is None or end - self._fed > self._lookback:
+            self._restart(end)  # first call, or further behind than any window needs
+        retried = False
+        while self._fed < end:
+            n = min(end - self._fed, len(self._chunk))
+            part = self._chunk[:n]
+            if not self.source.read(self._fed + n, n, part):
+                if retried:
+                    return  # still overwritten: the producer outruns us; try again next hop
+                retried = True
+                self._restart(end)
+                continue
+            self.ring.write(self._resampler.resample_chunk(part))  # soxr allocates its output (≈ hop samples)
+            self._fed += n
+
+    @property
+    def end_index(self) -> int:
+        return self.ring.total_written + self.offset
+
+
+@dataclass
+class _Slot:
+    """A model's preallocated state (mutable; the inference thread's alone)."""
+
+    spec: ModelSlot
+    kind: str
+    window: WindowSpec
+    audio: np.ndarray  # (window.samples,) float32
+    frame: np.ndarray | None  # (H, W, 3) uint8
+    stream: _RateStream | None
+    rolling: RollingLabels | None = None
+    labels: tuple[str, ...] = ()
+    next_hop: int | None = None
+    runs: int = 0
+    active: tuple[ActiveEvent, ...] = ()
+    smoothed: np.ndarray | None = field(default=None)
+
+
+def _default_ring_class():
+    from .rings import AudioRing
+
+    return AudioRing
+
+
+class Scheduler:
+    """Runs live models on a capture stream, one hop at a time, on its own thread.
+
+    Use ``start()`` / ``stop()`` (a context manager does both), or drive it synchronously with
+    ``step()`` (offline runs, tests) and finish with ``stop()``; not both.
+
+    Args:
+        audio_ring: the capture ring (``realtime.rings.AudioRing``: ``total_written``,
+            ``read(end_index, n, out)``, ``late_reads``, ``sample_rate``).
+        frame_ring: the camera ring (``FrameRing``: ``nearest(t, out)``, ``height``, ``width``,
+            ``overwrites``), or None for audio only.
+        models: the models to run.
+        sinks: receive every :class:`HopResult` on the inference thread, then a final one at stop;
+            closed (flushed) at stop, also after an error or Ctrl-C.
+        config: settings.
+        source_name: what events are attributed to (``synthetic:SEED``, a media file's basename,
+            ``mic``).
+        ring_class: the ring type for the per-rate resampled streams (default
+            ``realtime.rings.AudioRing``).
+
+    Raises:
+        ValueError: duplicate model names, a model needing frames without a frame ring, a
+            labeler without labels.
+
+    Example::
+
+        slots = [ModelSlot("labeler", labeler), ModelSlot("l3", localizer, every=3)]
+        with Scheduler(audio_ring, frame_ring, slots, [JsonLinesSink("-")]) as scheduler:
+            ...  # capture runs; scheduler.latest() is the newest HopResult
+    """
+
+    def __init__(self, audio_ring, frame_ring, models: Sequence[ModelSlot], sinks: Sequence[Sink] = (),
+                 config: SchedulerConfig = SchedulerConfig(), *, source_name: str = "mic", ring_class=None) -> None:
+        models = tuple(models)
+        if not models:
+            raise ValueError("Scheduler: expected at least one ModelSlot")
+        names = [m.name for m in models]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"Scheduler: model names must be unique, found {duplicates} more than once")
+        self.audio_ring = audio_ring
+        self.frame_ring = frame_ring
+        self.sinks = tuple(sinks)
+        self.config = config
+        self.source_name = source_name
+        self.sample_rate = int(audio_ring.sample_rate)
+        self.hop_samples = max(1, int(round(config.hop_s * self.sample_rate)))
+        ring_class = ring_class or _default_ring_class()
+
+        # One resampling stream per rate other than the capture rate, shared by its models.
+        longest: dict[int, int] = {}
+        for m in models:
+            rate = m.model.window.sample_rate
+            longest[rate] = max(longest.get(rate, 0), m.model.window.samples)
+        self._streams: dict[int, _RateStream] = {}
+        capacity = int(getattr(audio_ring, "capacity", 0)) or None
+        for rate, samples in longest.items():
+            lookback = int(np.ceil((samples / rate + (0.0 if rate == self.sample_rate else 0.25)) * self.sample_rate))
+            if capacity is not None and capacity < lookback + self.hop_samples:
+                raise ValueError(f"Scheduler: the audio ring holds {capacity / self.sample_rate:.2f} s; the "
+                                 f"{samples / rate:.2f} s windows at {rate} Hz need at least "
+                                 f"{(lookback + self.hop_samples) / self.sample_rate:.2f} s (a few seconds more "
+                                 f"leave room for a slow hop)")
+            if rate == self.sample_rate:
+                continue
+            margin = int(round(config.rate_ring_margin_s * rate))
+            # the lookback adds 0.25 s to the window for soxr's hold-back (≤ 40 ms) and its start-up
+            self._streams[rate] = _RateStream(audio_ring, ring_class, self.sample_rate, rate, samples + margin, lookback,
+                                              config.resample_quality, chunk=max(self.hop_samples, 4096))
+
+        self._slots: list[_Slot] = []
+        for m in models:
+            kind = m.resolved_kind
+            window = m.model.window
+            frame = None
+            if window.needs_frame or kind == "localizer":
+                if frame_ring is None:
+                    raise ValueError(f"Scheduler: model {m.name!r} needs camera frames but no frame_ring was given")
+                frame = np.zeros((int(frame_ring.height), int(frame_ring.width), 3), np.uint8)
+            slot = _Slot(m, kind, window, np.zeros(window.samples, np.float32), frame, self._streams.get(window.sample_rate))
+            if kind == "labeler":
+                slot.labels = tuple(m.model.labels)
+                if not slot.labels:
+                    raise ValueError(f"Scheduler: labeler {m.name!r} has no labels")
+                hysteresis = m.hysteresis
+                if hysteresis is None:
+                    metadata = getattr(m.model, "metadata", None)
+                    hysteresis = HysteresisConfig.from_metadata(metadata) if metadata is not None else HysteresisConfig()
+                slot.rolling = RollingLabels(slot.labels, hysteresis, filename=source_name)
+                slot.smoothed = np.zeros(len(slot.labels))
+            self._slots.append(slot)
+
+        self._labels = MappingProxyType({s.spec.name: s.labels for s in self._slots if s.kind == "labeler"})
+        self._latest: HopResult | None = None
+        self._thread: threading.Thread | None = None
+        self._stop_event = threading.Event()
+        self._error: BaseException | None = None
+        self._opened = False
+        self._closed = False
+        self._next_hop: int | None = None  # grid index of the next due hop
+        self._last_end = 0
+        self._last_hop = 0
+        self._hops = 0
+        self._skips = 0
+        self._missing_frames = 0
+        self._sinks_ms = 0.0
+        self._heatmap: Heatmap | None = None
+        self._heatmap_time: float | None = None
+
+    # ---------------------------------------------------------------- public
+
+    @property
+    def labels(self) -> Mapping[str, tuple[str, ...]]:
+        """Labeler name → its labels in score order."""
+        return self._labels
+
+    def latest(self) -> HopResult | None:
+        """The newest result (safe from any thread: one reference, replaced whole each hop)."""
+        return self._latest
+
+    def counters(self) -> Counters:
+        """Totals so far."""
+        return Counters(
+            hops=self._hops, skips=self._skips,
+            late_reads=int(getattr(self.audio_ring, "late_reads", 0)),
+            frame_overwrites=int(getattr(self.frame_ring, "overwrites", 0)) if self.frame_ring is not None else 0,
+            missing_frames=self._missing_frames, resyncs=sum(s.resyncs for s in self._streams.values()))
+
+    def model_runs(self) -> dict[str, int]:
+        """Model name → how many times it ran."""
+        return {s.spec.name: s.runs for s in self._slots}
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> "Scheduler":
+        """Start the inference thread (it opens the sinks)."""
+        if self._thread is not None or self._opened:
+            raise RuntimeError("Scheduler.start: already started (or driven with step()); make a new Scheduler")
+        self._thread = threading.Thread(target=self._run, name=self.config.thread_name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        """Stop, emit the final result (closing open events), flush and close every sink.
+
+        Safe to call more than once, and from a ``KeyboardInterrupt`` handler. An exception
+        raised on the inference thread (a model or a sink failing) is re-raised here.
+
+        Raises:
+            TimeoutError: the thread did not finish within ``timeout`` seconds (a model call
+                still running).
+        """
+        if self._thread is not None:
+            self._stop_event.set()
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise TimeoutError(f"Scheduler.stop: the inference thread is still busy after {timeout} s")
+        elif self._opened and not self._closed:
+            self._finish()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def step(self) -> HopResult:
+        """Run one hop now, on the calling thread, with windows ending at the newest sample.
+
+        For offline runs and tests; the first call opens the sinks. Not while ``start()``ed.
+        """
+        if self._thread is not None:
+            raise RuntimeError("Scheduler.step: the inference thread is running; use latest()")
+        if self._closed:
+            raise RuntimeError("Scheduler.step: the scheduler was stopped")
+        if not self._opened:
+            self._open()
+        return self._hop(int(self.audio_ring.total_written))
+
+    def start_recording(self, path) -> None:
+        """Ask the (first) recorder sink to start recording to ``path``; see ``Mp4RecorderSink``."""
+        self._recorder().start_recording(path)
+
+    def stop_recording(self, timeout: float | None = 10.0):
+        """Ask the recorder sink to finish its file; returns the file's path (or None)."""
+        return self._recorder().stop_recording(timeout=timeout)
+
+    def __enter__(self) -> "Scheduler":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ---------------------------------------------------------------- thread
+
+    def _recorder(self):
+        for sink in self.sinks:
+            if hasattr(sink, "start_recording"):
+                return sink
+        raise RuntimeError("Scheduler: no recorder sink (add a realtime.sinks.Mp4RecorderSink)")
+
+    def _open(self) -> None:
+        self._opened = True
+        context = SinkContext(source_name=self.source_name, sample_rate=self.sample_rate, hop_s=self.config.hop_s,
+                              audio_ring=self.audio_ring, frame_ring=self.frame_ring, labels=dict(self._labels))
+        for sink in self.sinks:
+            sink.open(context)
+
+    def _run(self) -> None:
+        try:
+            self._open()
+            self._next_hop = int(self.audio_ring.total_written) // self.hop_samples + 1
+            wait = self._stop_event.wait
+            while not self._stop_event.is_set():
+                total = int(self.audio_ring.total_written)
+                due = self._next_hop * self.hop_samples
+                if total < due:
+                    # Sleep about as long as the missing audio takes to arrive (real-time sources),
+                    # waking at once on stop.
+                    wait(min(max((due - total) / self.sample_rate, self.config.min_wait_s), self.config.hop_s))
+                    continue
+                self._hop(total)
+        except BaseException as e:  # handed over to stop()
+            self._error = e
+            logger.error("inference thread failed: %s: %s", type(e).__name__, e)
+        finally:
+            try:
+                self._finish()
+            except BaseException as e:
+                if self._error is None:
+                    self._error = e
+
+    def _finish(self) -> None:
+        """Final result (open events closed at the last hop's time), then close every sink."""
+        if self._closed:
+            return
+        self._closed = True
+        errors = []
+        try:
+            t = self._last_end / self.sample_rate
+            ended = []
+            for slot in self._slots:
+                if slot.rolling is not None:
+                    end_time = t if slot.stream is None else slot.stream.end_index / slot.window.sample_rate
+                    ended.extend(slot.rolling.finish(end_time))
+                    slot.active = ()
+            final = self._result(hop=self._last_hop, end=self._last_end, scores={}, ended=tuple(ended),
+                                 runs=(), latency={}, fresh=False, lag_ms=0.0, final=True)
+            self._latest = final
+            for sink in self.sinks:
+                try:
+                    sink.write(final)
+                except BaseException as e:
+                    errors.append(e)
+        finally:
+            for sink in self.sinks:  # every sink flushes, whatever happened before
+                try:
+                    sink.close()
+                except BaseException as e:
+                    errors.append(e)
+        if errors:
+            raise errors[0]
+
+    # ---------------------------------------------------------------- one hop
+
+    def _read_window(self, slot: _Slot, ring, end: int, segment_start: int) -> bool:
+        """Copy the ``slot.audio.size`` samples ending at ring index ``end``, zeros before the
+        segment start."""
+        n = slot.audio.size
+        available = end - segment_start
+        if available >= n:
+            return bool(ring.read(end, n, slot.audio))
+        slot.audio[: n - available] = 0.0
+        return available <= 0 or bool(ring.read(end, available, slot.audio[n - available:]))
+
+    def _hop(self, end: int) -> HopResult:
+        t_start = time.perf_counter()
+        hop = end // self.hop_samples
+        skipped = 0 if self._next_hop is None else max(0, hop - self._next_hop)
+        self._next_hop = hop + 1 if self._next_hop is None else max(self._next_hop, hop + 1)
+        self._skips += skipped
+        self._hops += 1
+        self._last_end, self._last_hop = end, hop
+
+        # -- copy: resample what arrived, then cut every due model's window and frame
+        for stream in self._streams.values():
+            stream.advance(end)
+        due: list[tuple[_Slot, int, float, tuple | None]] = []
+        for slot in self._slots:
+            if slot.next_hop is not None and hop < slot.next_hop:
+                continue
+            if slot.stream is None:
+                ok = self._read_window(slot, self.audio_ring, end, 0)
+                end_index = end
+            else:
+                ring = slot.stream.ring
+                ok = self._read_window(slot, ring, ring.total_written, slot.stream.segment_start)
+                end_index = slot.stream.end_index
+            if not ok:  # overwritten before we got to it; the ring counts it in late_reads
+                continue
+            rate = slot.window.sample_rate
+            end_time = end_index / rate
+            frame_info = None
+            if slot.frame is not None:
+                t_frame = end_time - 0.5 * slot.window.seconds if slot.window.frame_at == FRAME_AT_CENTRE else end_time
+                frame_info = self.frame_ring.nearest(t_frame, slot.frame)
+                if frame_info is None:
+                    self._missing_frames += 1
+                    continue
+            slot.next_hop = hop + slot.spec.every
+            due.append((slot, end_index, end_time, frame_info))
+        t_copy = time.perf_counter()
+
+        # -- models
+        latency: dict[str, float] = {"copy": (t_copy - t_start) * 1e3}
+        scores: dict[str, np.ndarray] = {}
+        runs = []
+        fresh = False
+        for slot, end_index, end_time, frame_info in due:
+            t0 = time.perf_counter()
+            frame = slot.frame if frame_info is not None else None
+            if slot.kind == "labeler":
+                out = slot.spec.model(slot.audio, frame)
+                # A copy: runners may hand back views of buffers they reuse on the next call.
+                scores[slot.spec.name] = np.array(out, dtype=np.float32, copy=True).reshape(-1)
+            else:
+                heatmap = slot.spec.model(slot.audio, slot.frame)
+                if not isinstance(heatmap, Heatmap):
+                    raise TypeError(f"localizer {slot.spec.name!r}: expected a models.live.Heatmap, "
+                                    f"received {type(heatmap).__name__}")
+                self._heatmap, self._heatmap_time, fresh = heatmap, end_time, True
+            ms = (time.perf_counter() - t0) * 1e3
+            slot.runs += 1
+            latency[f"model:{slot.spec.name}"] = ms
+            runs.append(ModelRun(slot.spec.name, slot.kind, slot.window.sample_rate, int(end_index), float(end_time),
+                                 None if frame_info is None else float(frame_info[0]),
+                                 None if frame_info is None else int(frame_info[1]), ms))
+        t_models = time.perf_counter()
+
+        # -- post: rolling labels
+        ended: list[LabeledEvent] = []
+        for slot, _, end_time, _ in due:
+            if slot.kind != "labeler":
+                continue
+            expected = len(slot.labels)
+            if scores[slot.spec.name].shape != (expected,):
+                raise ValueError(f"labeler {slot.spec.name!r}: expected {expected} scores, "
+                                 f"received shape {scores[slot.spec.name].shape}")
+            active, just_ended = slot.rolling.update(scores[slot.spec.name], end_time)
+            slot.active = tuple(active)
+            slot.smoothed = slot.rolling.smoothed.copy()
+            ended.extend(just_ended)
+        lag_ms = (int(self.audio_ring.total_written) - end) / self.sample_rate * 1e3
+        t_post = time.perf_counter()
+        latency["post"] = (t_post - t_models) * 1e3
+        latency["sinks"] = self._sinks_ms
+        latency["total"] = (t_post - t_start) * 1e3
+
+        result = self._result(hop=hop, end=end, scores=scores, ended=tuple(ended), runs=tuple(runs), latency=latency,
+                              fresh=fresh, lag_ms=lag_ms)
+        self._latest = result
+        t0 = time.perf_counter()
+        for sink in self.sinks:
+            sink.write(result)
+        self._sinks_ms = (time.perf_counter() - t0) * 1e3
+        return result
+
+    def _result(self, *, hop: int, end: int, scores, ended, runs, latency, fresh: bool, lag_ms: float,
+                final: bool = False) -> HopResult:
+        smoothed = {}
+        candidates: list[LabelScore] = []
+        active: list[ActiveEvent] = []
+        k = self.config.top_k
+        for slot in self._slots:
+            if slot.kind != "labeler":
+                continue
+            smoothed[slot.spec.name] = slot.smoothed
+            active.extend(slot.active)
+            if k and slot.rolling is not None and slot.rolling.started:
+                s = slot.smoothed
+                best = np.argsort(-s, kind="stable")[:k]
+                candidates.extend(LabelScore(slot.labels[i], float(s[i]), slot.spec.name) for i in best)
+        candidates.sort(key=lambda x: -x.score)
+        return HopResult(
+            hop=int(hop), stream_time=end / self.sample_rate, end_index=int(end),
+            scores=MappingProxyType(scores), smoothed=MappingProxyType(smoothed), top=tuple(candidates[:k]),
+            active=tuple(active), ended=ended, heatmap=self._heatmap, heatmap_time=self._heatmap_time,
+            heatmap_fresh=fresh, runs=runs, latency_ms=MappingProxyType(latency), counters=self.counters(),
+            lag_ms=float(lag_ms), final=final)

@@ -1,0 +1,198 @@
+"""Rolling labels: smoothing, hysteresis, min duration / gap, onset correction, tuning."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.events import LabeledEvent
+from models.metadata import ModelMetadata, TensorSpec
+from models.metrics import event_based_metrics
+from realtime.rolling import (
+    HysteresisConfig,
+    HysteresisGrid,
+    RollingLabels,
+    detect_events,
+    evaluate_hysteresis,
+    smooth_scores,
+    tune_hysteresis,
+)
+
+LABELS = ("a", "b", "c", "d")
+NAME = "synthetic:7"
+
+
+def stream(scores: np.ndarray, hop_s: float, config: HysteresisConfig, labels=LABELS):
+    """Feed a track hop by hop (hop i at (i + 1) * hop_s); returns (ended events, active per hop)."""
+    rolling = RollingLabels(labels, config, filename=NAME)
+    ended, actives = [], []
+    t = 0.0
+    for i, row in enumerate(scores):
+        t = (i + 1) * hop_s
+        active, just_ended = rolling.update(row, t)
+        ended += just_ended
+        actives.append(active)
+    ended += rolling.finish(t)
+    return sorted(ended), actives
+
+
+def spans(events) -> list[tuple[float, float]]:
+    return [(round(e.onset, 6), round(e.offset, 6)) for e in events]
+
+
+def track(hops: int, spans: dict[int, list[tuple[int, int]]], high=0.9, low=0.1, classes=2) -> np.ndarray:
+    x = np.full((hops, classes), low, np.float32)
+    for c, pairs in spans.items():
+        for a, b in pairs:
+            x[a:b, c] = high
+    return x
+
+
+PLAIN = HysteresisConfig(on=0.5, off=0.3, smooth_hops=1)
+
+
+def test_known_onsets_and_offsets():
+    x = track(60, {0: [(10, 30)], 1: [(5, 8), (40, 55)]})
+    ended, actives = stream(x, 0.1, PLAIN, labels=("a", "b"))
+    want = [LabeledEvent(NAME, 0.6, 0.9, "b"), LabeledEvent(NAME, 1.1, 3.1, "a"), LabeledEvent(NAME, 4.1, 5.6, "b")]
+    got = {(e.label, round(e.onset, 6), round(e.offset, 6)) for e in ended}
+    assert got == {(e.label, e.onset, e.offset) for e in want}
+    assert [a.label for a in actives[15]] == ["a"]  # hop 15 is inside a's event
+    assert actives[15][0].onset == pytest.approx(1.1)
+    assert detect_events(x, 0.1, ("a", "b"), PLAIN, NAME) == ended
+
+
+def test_onset_shift_corrects_back_and_clips_at_zero():
+    x = track(40, {0: [(1, 20)]})
+    cfg = HysteresisConfig(on=0.5, off=0.3, smooth_hops=1, onset_shift_s=0.5, offset_shift_s=0.1)
+    (event,), _ = stream(x, 0.1, cfg, labels=("a", "b"))
+    assert (event.onset, event.offset) == pytest.approx((0.0, 2.0))  # 0.2 - 0.5 clipped; 2.1 - 0.1
+    x = track(40, {0: [(9, 20)]})
+    (event,), _ = stream(x, 0.1, cfg, labels=("a", "b"))
+    assert event.onset == pytest.approx(0.5)
+
+
+def test_hysteresis_suppresses_flicker():
+    x = track(60, {})
+    x[10:50, 0] = np.where(np.arange(40) % 2 == 0, 0.7, 0.45)  # one event flickering around 0.5
+    naive, _ = stream(x, 0.1, HysteresisConfig(on=0.5, off=0.5, smooth_hops=1), labels=("a", "b"))
+    assert len(naive) == 20
+    hysteresis, _ = stream(x, 0.1, HysteresisConfig(on=0.6, off=0.3, smooth_hops=1), labels=("a", "b"))
+    assert spans(hysteresis) == [(1.1, 5.1)]
+    smoothed, _ = stream(x, 0.1, HysteresisConfig(on=0.5, off=0.5, smoothing="median", smooth_hops=4), labels=("a", "b"))
+    assert len(smoothed) == 1
+
+
+def test_min_duration_drops_blips_and_delays_reporting():
+    x = track(40, {0: [(5, 7), (20, 30)]})  # a 0.2 s blip and a 1 s event
+    kept, _ = stream(x, 0.1, PLAIN, labels=("a", "b"))
+    assert len(kept) == 2
+    cfg = HysteresisConfig(on=0.5, off=0.3, smooth_hops=1, min_duration_s=0.3)
+    ended, actives = stream(x, 0.1, cfg, labels=("a", "b"))
+    assert spans(ended) == [(2.1, 3.1)]
+    assert all(not a for a in actives[:22])  # blip never shown; the event shows once 0.3 s long
+    assert [a.label for a in actives[23]] == ["a"] and not actives[22]
+    assert detect_events(x, 0.1, ("a", "b"), cfg, NAME) == ended
+
+
+def test_min_gap_merges_short_drops():
+    x = track(40, {0: [(5, 10), (12, 20)]})  # a 0.2 s drop
+    split, _ = stream(x, 0.1, PLAIN, labels=("a", "b"))
+    assert len(split) == 2
+    cfg = HysteresisConfig(on=0.5, off=0.3, smooth_hops=1, min_gap_s=0.25)
+    merged, actives = stream(x, 0.1, cfg, labels=("a", "b"))
+    assert spans(merged) == [(0.6, 2.1)]
+    assert all(a for a in actives[5:20])  # active through the drop
+    wide = track(40, {0: [(5, 10), (13, 20)]})  # a 0.3 s drop is not merged
+    assert len(stream(wide, 0.1, cfg, labels=("a", "b"))[0]) == 2
+
+
+@pytest.mark.parametrize("config", [
+    HysteresisConfig(on=0.6, off=0.4, smoothing="median", smooth_hops=3),
+    HysteresisConfig(on=0.55, off=0.3, smoothing="median", smooth_hops=4, min_duration_s=0.3, min_gap_s=0.4),
+    HysteresisConfig(on=0.5, off=0.5, smoothing="ema", smooth_hops=5, min_gap_s=0.2, onset_shift_s=0.3,
+                     offset_shift_s=-0.1),
+    HysteresisConfig(on=0.7, off=0.2, smooth_hops=1, min_duration_s=0.15, offset_shift_s=0.4),
+])
+def test_streaming_equals_offline(config):
+    rng = np.random.default_rng(4)
+    walk = np.cumsum(rng.normal(0, 0.4, (500, len(LABELS))), axis=0)
+    x = (0.5 + 0.45 * np.sin(walk)).astype(np.float32)  # wandering scores in (0, 1)
+    x[::37] = rng.uniform(0, 1, x[::37].shape)  # and outliers
+    ended, _ = stream(x, 0.1, config)
+    assert len(ended) > 10
+    assert ended == detect_events(x, 0.1, LABELS, config, NAME)
+    rolling = RollingLabels(LABELS, config)
+    for i, row in enumerate(x[:50]):
+        rolling.update(row, (i + 1) * 0.1)
+    np.testing.assert_array_equal(rolling.smoothed, smooth_scores(x[:50], config.smoothing, config.smooth_hops)[-1])
+
+
+def test_config_from_metadata_and_validation():
+    cfg = HysteresisConfig(on=0.6, off=0.3, smoothing="ema", smooth_hops=5, min_duration_s=0.2, onset_shift_s=0.4)
+    meta = ModelMetadata(family="baseline", task="labeler", labels=LABELS, sample_rate=16000, window_seconds=1.0,
+                         needs_frame=False, inputs=[TensorSpec("audio", ("batch", "samples"), "float32")],
+                         outputs=[TensorSpec("scores", ("batch", 4), "float32")], extra={"hysteresis": cfg.to_dict()})
+    assert HysteresisConfig.from_metadata(ModelMetadata.from_json(meta.to_json())) == cfg
+    assert HysteresisConfig.from_metadata(meta.to_dict()) == cfg
+    assert HysteresisConfig.from_metadata(meta.replace(extra={"tail_seconds": 0.5})).onset_shift_s == 0.5
+    assert HysteresisConfig.from_metadata(meta.replace(extra={})) == HysteresisConfig()
+    with pytest.raises(ValueError, match="unknown fields \\['treshold'\\]"):
+        HysteresisConfig.from_dict({"treshold": 0.5})
+    with pytest.raises(ValueError, match="off <= on"):
+        HysteresisConfig(on=0.4, off=0.6)
+    with pytest.raises(ValueError, match="smooth_hops"):
+        HysteresisConfig(smooth_hops=0)
+
+
+def synthetic_case(seed: int, seconds: float, hop_s: float, delay: float):
+    """Reference events per class and a noisy score track that follows them ``delay`` s late."""
+    rng = np.random.default_rng(seed)
+    hops = int(seconds / hop_s)
+    times = hop_s * (np.arange(hops) + 1)
+    reference = []
+    x = rng.uniform(0.1, 0.55, (hops, len(LABELS)))  # background: mostly low, sometimes above 0.5
+    for c, label in enumerate(LABELS):
+        t = rng.uniform(0.5, 3.0)
+        while True:
+            duration = rng.uniform(0.6, 4.0)
+            if t + duration > seconds - 1:
+                break
+            reference.append(LabeledEvent(NAME, round(t, 3), round(t + duration, 3), label))
+            inside = (times >= t + delay) & (times < t + duration + delay)
+            x[inside, c] = rng.uniform(0.35, 0.95, inside.sum())  # flickers around 0.5
+            t += duration + rng.uniform(1.0, 6.0)
+    return x.astype(np.float32), sorted(reference)
+
+
+def test_tune_hysteresis_recovers_a_good_setting():
+    hop_s, delay = 0.1, 0.4
+    x, reference = synthetic_case(1, 150.0, hop_s, delay)
+    naive = HysteresisConfig(on=0.5, off=0.5, smooth_hops=1)
+    naive_f1 = evaluate_hysteresis(x, hop_s, reference, LABELS, naive).f1
+    tuned = tune_hysteresis(x, hop_s, reference, LABELS)
+    tuned_f1 = evaluate_hysteresis(x, hop_s, reference, LABELS, tuned).f1
+    assert naive_f1 < 0.2
+    assert tuned_f1 > 0.75 and tuned_f1 > naive_f1 + 0.5
+    # The onset correction absorbs the model's delay plus the smoothing's ((k - 1) / 2 hops for a median).
+    smoothing_delay = (tuned.smooth_hops - 1) / 2 * hop_s if tuned.smoothing == "median" else 0.0
+    assert abs(tuned.onset_shift_s - delay - smoothing_delay) <= 0.25
+    # It generalises to another stream from the same "model".
+    x2, reference2 = synthetic_case(2, 150.0, hop_s, delay)
+    assert evaluate_hysteresis(x2, hop_s, reference2, LABELS, tuned).f1 > 0.6
+    assert evaluate_hysteresis(x2, hop_s, reference2, LABELS, naive).f1 < 0.2
+    # The tuned values are what metadata stores.
+    assert HysteresisConfig.from_dict(tuned.to_dict()) == tuned
+
+
+def test_tune_exhaustive_on_a_small_grid_matches_its_best():
+    hop_s = 0.1
+    x, reference = synthetic_case(3, 60.0, hop_s, 0.2)
+    grid = HysteresisGrid(on=(0.5, 0.6), off_ratio=(0.5, 1.0), smoothing=(("median", 1), ("median", 5)),
+                          min_duration_s=(0.0,), min_gap_s=(0.0, 0.5), onset_shift_s=(0.0, 0.2, 0.4),
+                          offset_shift_s=(0.0,))
+    best = tune_hysteresis(x, hop_s, reference, LABELS, grid, exhaustive_limit=10_000)
+    best_f1 = evaluate_hysteresis(x, hop_s, reference, LABELS, best).f1
+    coordinate = tune_hysteresis(x, hop_s, reference, LABELS, grid)
+    assert evaluate_hysteresis(x, hop_s, reference, LABELS, coordinate).f1 <= best_f1 + 1e-12
+    est = detect_events(x, hop_s, LABELS, best, NAME)
+    assert event_based_metrics(reference, est, labels=list(LABELS)).f1 == pytest.approx(best_f1)

@@ -1,0 +1,314 @@
+"""Sinks: JSON lines against the schema, the DCASE events TSV, the mp4 recorder, the overlay, the summary."""
+from __future__ import annotations
+
+import copy
+import io
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from models.events import read_strong_tsv
+from models.l3 import L3Localizer, l3_tiny
+from models.live import FunctionLabeler, Heatmap, WindowSpec
+from models.media import probe, read_audio, read_video_frames
+from models.metrics import event_based_metrics
+from models.world import Scene, get_preset
+from models.world.evalsets import reference_events, source_name
+from models.world.sounds import CLASS_NAMES
+from realtime import schema
+from realtime.overlay import Overlay, OverlayConfig
+from realtime.rings import AudioRing, FrameRing
+from realtime.rolling import HysteresisConfig
+from realtime.scheduler import ModelSlot, Scheduler, SchedulerConfig
+from realtime.sinks import EventsTsvSink, JsonLinesSink, Mp4RecorderSink, RecorderConfig, SummarySink
+
+SR = 16000
+FPS = 30
+SEED = 200000
+
+
+class WorldOracle:
+    """A labeler that 'hears' the world's ground truth at its window's end (the ring's newest sample)."""
+
+    def __init__(self, scene: Scene, ring: AudioRing, seconds: float = 0.2):
+        self.scene, self.ring = scene, ring
+        self.labels = CLASS_NAMES
+        self.window = WindowSpec(seconds, SR)
+
+    def __call__(self, audio, frame=None):
+        t = self.ring.total_written / SR
+        scores = np.full(len(self.labels), 0.05, np.float32)
+        for e in self.scene.events_between(max(0.0, t - 0.01), t):
+            if e.onset <= t < e.offset:
+                scores[e.class_index] = 0.95
+        return scores
+
+
+def grey_frame(k: int, size: int = 32) -> np.ndarray:
+    return np.full((size, size, 3), (7 * k) % 200 + 30, np.uint8)
+
+
+def run_world(tmp_path, seconds: float, hop: float = 0.1, *, localizer=None, every: int = 1, sinks=()):
+    """Step a scheduler over ``seconds`` of a world stream (silent audio, grey frames) with the oracle."""
+    scene = Scene(get_preset("bench"), SEED)
+    audio_ring, frame_ring = AudioRing(3 * SR, SR), FrameRing(16, 32, 32)
+    slots = [ModelSlot("oracle", WorldOracle(scene, audio_ring), hysteresis=HysteresisConfig(smooth_hops=1))]
+    if localizer is not None:
+        slots.append(ModelSlot("l3", localizer, every=every))
+    scheduler = Scheduler(audio_ring, frame_ring, slots, list(sinks), SchedulerConfig(hop_s=hop),
+                          source_name=source_name(SEED))
+    hop_n = int(hop * SR)
+    for step in range(int(round(seconds / hop))):
+        audio_ring.write(np.zeros(hop_n, np.float32))
+        while frame_ring.frames_written / FPS < audio_ring.total_written / SR:
+            k = frame_ring.frames_written
+            frame_ring.write(grey_frame(k), k / FPS)
+        scheduler.step()
+    scheduler.stop()
+    return scene, scheduler
+
+
+@pytest.fixture
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the test machine's second core is busy
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_json_lines_validate_and_the_events_tsv_scores_against_the_reference(tmp_path, one_torch_thread):
+    torch_l3 = L3Localizer(l3_tiny(), threshold=0.0)  # real torch; 48 kHz windows resampled from 16 kHz
+    seconds = 30.0
+    summary_text = io.StringIO()
+    sinks = [JsonLinesSink(tmp_path / "hops.jsonl"), EventsTsvSink(tmp_path / "events.tsv"),
+             SummarySink(summary_text, tmp_path / "summary.json")]
+    scene, scheduler = run_world(tmp_path, seconds, localizer=torch_l3, every=15, sinks=sinks)
+
+    lines = (tmp_path / "hops.jsonl").read_text().splitlines()
+    assert len(lines) == 300 + 1  # one per hop, and the final one
+    records = [json.loads(line) for line in lines]
+    for obj in records:
+        schema.validate(obj)
+    assert records[-1]["final"] and not any(r["final"] for r in records[:-1])
+    assert sum(r["heatmap"] is not None and r["heatmap"]["fresh"] for r in records) == 20
+    assert {"copy", "model:oracle", "post", "sinks", "total"} <= set(records[5]["latency_ms"])
+    assert "model:l3" in records[0]["latency_ms"] and "model:l3" not in records[1]["latency_ms"]
+    assert records[-1]["counters"]["hops"] == 300
+
+    events = read_strong_tsv(tmp_path / "events.tsv")
+    jsonl_events = sorted((e["label"], e["onset"], e["offset"]) for r in records for e in r["ended"])
+    assert sorted((e.label, round(e.onset, 3), round(e.offset, 3)) for e in events) == \
+        sorted((label, round(on, 3), round(off, 3)) for label, on, off in jsonl_events)
+    assert {e.filename for e in events} == {source_name(SEED)}
+    reference = reference_events(scene, seconds)
+    scores = event_based_metrics(reference, events, labels=list(CLASS_NAMES))
+    assert scores.f1 >= 0.9, scores.to_dict()  # an oracle at a 0.1 s hop: onsets within the 0.2 s collar
+
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["hops"] == 300 and summary["events"] == len(events)
+    assert set(summary["latency_ms"]["model:l3"]) == {"mean", "p95", "max", "n"}
+    assert summary["latency_ms"]["model:l3"]["n"] == 20
+    assert "300 hops" in summary_text.getvalue()
+
+
+def good_record() -> dict:
+    return {"schema_version": 1, "source": "mic", "hop": 3, "stream_time": 0.3, "final": False,
+            "top": [{"label": "bell", "score": 0.9, "model": "labeler"}],
+            "active": [{"label": "bell", "onset": 0.1, "score": 0.9}],
+            "ended": [{"label": "hiss", "onset": 0.0, "offset": 0.2}],
+            "heatmap": {"peak": [3, 4], "score": 0.7, "has_source": True, "stream_time": 0.3, "fresh": True},
+            "latency_ms": {"copy": 0.1, "model:labeler": 2.0, "post": 0.1, "sinks": 0.2, "total": 2.2},
+            "counters": {"hops": 4, "skips": 0, "late_reads": 0, "frame_overwrites": 0, "missing_frames": 0,
+                         "resyncs": 0},
+            "lag_ms": 0.5}
+
+
+@pytest.mark.parametrize("path, value, field", [
+    (("top", 0, "score"), "high", "top[0].score"),
+    (("top", 0, "score"), 1.5, "top[0].score"),
+    (("ended", 0, "offset"), -1.0, "ended[0].offset"),
+    (("heatmap", "peak"), [3], "heatmap.peak"),
+    (("heatmap", "has_source"), 1, "heatmap.has_source"),
+    (("counters", "skips"), -2, "counters.skips"),
+    (("counters", "skips"), 1.0, "counters.skips"),
+    (("schema_version",), 2, "schema_version"),
+    (("stream_time",), float("nan"), "stream_time"),
+    (("active",), {}, "active"),
+])
+def test_broken_records_fail_naming_the_field(path, value, field):
+    schema.validate(good_record())
+    obj = copy.deepcopy(good_record())
+    target = obj
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(schema.SchemaError, match=field.replace("[", r"\[").replace("]", r"\]")) as info:
+        schema.validate(obj)
+    assert info.value.field == field
+
+
+def test_missing_and_unknown_fields_are_named():
+    obj = good_record()
+    del obj["lag_ms"]
+    with pytest.raises(schema.SchemaError, match="'lag_ms': expected present"):
+        schema.validate(obj)
+    obj = good_record()
+    obj["top"][0]["colour"] = "red"
+    with pytest.raises(schema.SchemaError, match=r"'top\[0\].colour': expected no such field"):
+        schema.validate(obj)
+    obj = good_record()
+    del obj["counters"]["resyncs"]
+    with pytest.raises(schema.SchemaError, match="counters.resyncs"):
+        schema.validate(obj)
+    assert set(schema.FIELDS) == set(good_record())
+
+
+def tone(n: int, start: int = 0) -> np.ndarray:
+    """A slow chirp, so that any misplaced span of audio shows."""
+    t = (start + np.arange(n)) / SR
+    return (0.3 * np.sin(2 * np.pi * (300 * t + 40 * t ** 2))).astype(np.float32)
+
+
+class Flat:
+    """A localizer with a fixed heatmap below its threshold (the overlay then leaves the picture alone)."""
+
+    window = WindowSpec(0.5, SR, needs_frame=True)
+
+    def __call__(self, audio, frame):
+        return Heatmap(map=np.zeros(frame.shape[:2], np.float32), peak=(0, 0), score=0.1, threshold=0.5)
+
+
+def test_recorder_started_and_stopped_mid_stream(tmp_path):
+    hop = 0.1
+    size = 64
+    audio_ring, frame_ring = AudioRing(3 * SR, SR), FrameRing(16, size, size)
+    labeler = FunctionLabeler(WindowSpec(0.2, SR), ("a", "b"), lambda b: np.array([[0.9, 0.1]], np.float32))
+    recorder = Mp4RecorderSink(RecorderConfig(fps=FPS))
+    scheduler = Scheduler(audio_ring, frame_ring, [ModelSlot("labeler", labeler), ModelSlot("flat", Flat(), every=2)],
+                          [recorder], SchedulerConfig(hop_s=hop))
+    hop_n = int(hop * SR)
+    path = tmp_path / "clip.mp4"
+    for step in range(20):
+        if step == 4:
+            scheduler.start_recording(path)
+        if step == 12:
+            assert recorder.recording
+            assert scheduler.stop_recording() == path
+            assert not recorder.recording
+        if step == 13:
+            assert scheduler.stop_recording() is None  # nothing was recording
+        start = audio_ring.total_written
+        audio_ring.write(tone(hop_n, start))
+        while frame_ring.frames_written / FPS < audio_ring.total_written / SR:
+            k = frame_ring.frames_written
+            frame_ring.write(grey_frame(k, size), k / FPS)
+        scheduler.step()
+    scheduler.stop()
+    # started at the hop after the request (end of step 4, t = 0.5 s), stopped at the hop of step 11 (t = 1.2 s)
+    t0, t1 = 0.5, 1.2
+    info = probe(path)
+    assert info.has_audio and info.has_video and (info.width, info.height) == (size, size)
+    frames, times = read_video_frames(path)
+    assert len(frames) == round((t1 - t0) * FPS)
+    np.testing.assert_allclose(times, np.arange(len(frames)) / FPS, atol=1e-6)
+    for j in range(len(frames)):  # frame j shows camera frame round((t0 + j / fps) * fps)
+        k = int(round((t0 + j / FPS) * FPS))
+        # (row 42 lies between the label lines at the top and the "no source" note at the bottom)
+        assert abs(int(frames[j][42, size // 2, 0]) - int(grey_frame(k)[0, 0, 0])) <= 3
+    audio, rate = read_audio(path)
+    assert rate == SR and abs(len(audio) - (t1 - t0) * SR) <= 1
+    want = tone(len(audio), int(t0 * SR))
+    assert np.corrcoef(audio[2048:-2048], want[2048:-2048])[0, 1] > 0.98  # the right span of audio, in sync
+
+
+def test_recorder_from_another_thread_while_running(tmp_path):
+    size = 32
+    audio_ring, frame_ring = AudioRing(3 * SR, SR), FrameRing(16, size, size)
+    labeler = FunctionLabeler(WindowSpec(0.2, SR), ("a",), lambda b: np.array([[0.9]], np.float32))
+    recorder = Mp4RecorderSink()
+    json_path = tmp_path / "hops.jsonl"
+    scheduler = Scheduler(audio_ring, frame_ring, [ModelSlot("labeler", labeler)],
+                          [recorder, JsonLinesSink(json_path), EventsTsvSink(tmp_path / "events.tsv")],
+                          SchedulerConfig(hop_s=0.05), source_name="mic")
+    stop = threading.Event()
+
+    def produce():
+        start, k = time.monotonic(), 0
+        while not stop.is_set():
+            audio_ring.write(tone(SR // 100, audio_ring.total_written))
+            now = audio_ring.total_written / SR
+            while k / FPS < now:
+                frame_ring.write(grey_frame(k, size), k / FPS)
+                k += 1
+            time.sleep(max(0.0, start + now - time.monotonic()))
+
+    producer = threading.Thread(target=produce, daemon=True)
+    producer.start()
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C in the main thread: every sink still flushes
+        with scheduler:
+            time.sleep(0.3)
+            scheduler.start_recording(tmp_path / "a.mp4")
+            time.sleep(0.6)
+            assert scheduler.stop_recording() == tmp_path / "a.mp4"
+            scheduler.start_recording(tmp_path / "b.mp4")  # left running: finished at stop
+            time.sleep(0.3)
+            raise KeyboardInterrupt
+    stop.set()
+    producer.join()
+    for name, seconds in (("a.mp4", 0.6), ("b.mp4", 0.3)):
+        frames, _ = read_video_frames(tmp_path / name)
+        audio, _ = read_audio(tmp_path / name)
+        assert seconds - 0.1 <= len(audio) / SR <= seconds + 1.0  # (sleeps run long on a busy machine)
+        assert abs(len(frames) / FPS - len(audio) / SR) <= 1.5 / FPS  # same duration
+    records = [json.loads(line) for line in json_path.read_text().splitlines()]
+    assert records[-1]["final"] and [e["label"] for e in records[-1]["ended"]] == ["a"]
+    (event,) = read_strong_tsv(tmp_path / "events.tsv")
+    assert event.filename == "mic" and event.offset == pytest.approx(records[-1]["stream_time"], abs=1e-3)
+
+
+def blob(h: int, w: int, x: int, y: int, sigma: float = 6.0) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    return np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma ** 2)).astype(np.float32)
+
+
+def brightest(img: np.ndarray) -> tuple[int, int]:
+    luma = img.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    y, x = np.unravel_index(int(np.argmax(luma)), luma.shape)
+    return int(x), int(y)
+
+
+@pytest.mark.parametrize("x, y", [(150, 60), (40, 170), (200, 200)])
+def test_overlay_brightest_pixel_is_the_peak(x, y):
+    h = w = 224
+    frame = np.full((h, w, 3), 90, np.uint8)
+    heatmap = Heatmap(map=blob(h, w, x, y), peak=(x, y), score=1.0, threshold=0.5)
+    overlay = Overlay(h, w, OverlayConfig(draw_peak=False))
+    out = overlay.draw(frame, heatmap)
+    assert brightest(out) == (x, y)
+    assert out is not frame and (frame == 90).all()
+    # a map at the model's resolution is scaled onto the frame; the peak follows
+    small = Heatmap(map=blob(28, 28, x // 8, y // 8, 1.0), peak=(x // 8, y // 8), score=1.0, threshold=0.5)
+    bx, by = brightest(overlay.draw(frame, small))
+    assert abs(bx - (x // 8 * 8 + 4)) <= 4 and abs(by - (y // 8 * 8 + 4)) <= 4
+    # with the peak marker the circle is centred on the peak
+    marked = Overlay(h, w, OverlayConfig(peak_radius=8)).draw(frame, heatmap)
+    ring = [marked[y, min(w - 1, x + 8)], marked[y, max(0, x - 8)], marked[min(h - 1, y + 8), x], marked[max(0, y - 8), x]]
+    assert all(abs(int(p[1]) - 255) < 60 and abs(int(p[2]) - 255) < 60 for p in ring[:2])
+    # below the localizer's threshold the picture is left alone (only the "no source" note)
+    quiet = Heatmap(map=blob(h, w, x, y), peak=(x, y), score=0.2, threshold=0.5)
+    out = overlay.draw(frame, quiet)
+    assert (out[:150] == 90).all()
+
+
+def test_overlay_draws_labels_in_place():
+    frame = np.zeros((224, 224, 3), np.uint8)
+    from realtime.scheduler import LabelScore
+    from realtime.rolling import ActiveEvent
+
+    out = Overlay(224, 224).draw(frame, None, [LabelScore("bell", 0.8, "m")], [ActiveEvent("bell", 1.0, 0.8)],
+                                 out=frame, stream_time=2.5)
+    assert out is frame and frame[:40, :120].any() and not frame[120:].any()
