@@ -37,6 +37,41 @@ def export_run(source: Path, out: Path | None = None) -> tuple[Path, dict]:
     return out, diffs
 
 
+def export_pyth(source: Path, out: Path | None = None) -> tuple[Path, dict]:
+    """Export a released Slow-Fast ``.pyth``: waveform in, eval-mode probabilities out.
+
+    The variant and dataset come from the checkpoint's keys and head sizes; the front end is the
+    reference's for that dataset (inside the graph), the labels the shipped label files'.
+    """
+    import torch
+
+    from .metadata import TensorSpec
+    from .slowfast import clip_spec_for
+    from .slowfast_checkpoint import DATASET_CLASSES, build_model, labels_for, read_pyth
+    from .slowfast_recipes import SlowFastWaveform
+
+    ckpt = read_pyth(source)
+    model = build_model(ckpt)
+    classes = model.config.num_classes
+    dataset = DATASET_CLASSES.get(classes)
+    if dataset is None:
+        raise ValueError(f"{source}: heads {classes} match no released dataset {sorted(DATASET_CLASSES)}; export it from a run folder instead")
+    clip = clip_spec_for(dataset, model.config.arch)
+    module = SlowFastWaveform(model, clip).eval()
+    labels = labels_for(classes)
+    meta = ModelMetadata(
+        family="slowfast", task="labeler", labels=labels, sample_rate=clip.frontend.sample_rate, window_seconds=clip.seconds,
+        needs_frame=False, frontend=clip.frontend.to_dict(), checkpoint_sha256=sha256_file(source),
+        inputs=(TensorSpec("audio", ("batch", clip.clip_samples), "float32"),),
+        outputs=(TensorSpec("probs", ("batch", len(labels)), "float32"),),
+        extra={"multi_label": False, "dataset": dataset, "arch": model.config.arch, "heads": list(classes)},
+    )
+    out = out or Path(source).with_suffix(".onnx")
+    example = {"audio": torch.randn(1, clip.clip_samples) * 0.05}
+    report = export_onnx(module, meta, example, out, dynamic_axes={"audio": {0: "batch"}})
+    return out, {"random": report.max_abs_diff}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models.export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", type=Path, help="a run folder, an avlive checkpoint, or a released Slow-Fast .pyth file")
@@ -44,8 +79,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.source.suffix == ".pyth":
-            from .slowfast_checkpoint import export_pyth
-
             path, diffs = export_pyth(args.source, args.out)
         else:
             path, diffs = export_run(args.source, args.out)

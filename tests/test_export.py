@@ -39,3 +39,20 @@ def test_torch_and_onnxruntime_agree_on_world_windows(tiny_run, tmp_path, capsys
     assert result["torch"]["top1"] == pytest.approx(result["onnxruntime"]["top1"])
     assert set(result["torch"]) >= {"top1", "top5", "top1_snr_0-5", "pair_chirp-up/chirp-down"}
     assert "torch vs onnxruntime" in capsys.readouterr().out
+
+
+def test_export_of_a_pyth_file(tmp_path, capsys):
+    """A Slow-Fast .pyth (tiny width, VGG-Sound head) exports with its dataset's front end and labels."""
+    import torch
+
+    from models.slowfast import SlowFast, SlowFastConfig
+    from models.slowfast_checkpoint import save_pyth
+
+    torch.set_num_threads(1)
+    model = SlowFast(SlowFastConfig(num_classes=(309,), width=8, blocks=(1, 1, 1, 1)))
+    path = tmp_path / "SLOWFAST_VGG_small.pyth"
+    save_pyth(path, model)
+    assert export_main([str(path)]) == 0
+    meta = ModelMetadata.load(tmp_path / "SLOWFAST_VGG_small.onnx.json")
+    assert meta.sample_rate == 16000 and len(meta.labels) == 309 and meta.inputs[0].shape[1] == 81903
+    assert meta.extra["dataset"] == "vggsound"
