@@ -1,0 +1,502 @@
+"""The live pipeline, assembled: sources → capture → rings → scheduler → sinks, until the end.
+
+::
+
+    source(s) ──capture thread(s)──▶ AudioRing (the models' highest rate), FrameRing
+                                        │
+                                  Scheduler (inference thread: windows, models, rolling labels)
+                                        │
+                  JsonLinesSink, EventsTsvSink, Mp4RecorderSink, SummarySink
+
+**Sources.** ``--source synthetic[:SEED]`` or a media file gives audio and video; ``--mic``
+replaces the audio with a microphone, ``--camera`` the video with a camera (``none``: audio
+only, labels without a heatmap). Without any of them: ``synthetic:200000`` (the bench preset,
+first test seed). A run without audio (a silent video, a camera alone) is *video only*: the
+models are fed silence on the same clock, so the recording and the heatmap's "no source" still
+come out (with a note on stderr).
+
+**Rings.** Audio at the models' highest rate (lower-rate models get resampled streams in the
+scheduler), holding the longest window + its resampling look-back + a hop + 4 s of slack.
+Frames: enough slots to look back from the newest frame to the frame a model wants (the window
+centre for L³) plus a hop, plus 0.5 s, at the video's frame rate (30 when unknown).
+
+**Running.** Live devices, and files or the world with ``realtime=True``, run threaded:
+:class:`~realtime.capture.Capture` paces what has no clock of its own, the scheduler runs on its
+own thread and skips hops when it falls behind. With ``realtime=False`` and no live device the
+run is *offline*: one thread reads the sources in stream order and runs every hop exactly when
+its audio is in (:meth:`Scheduler.step`), as fast as the machine allows, so results are
+reproducible. A run ends at the end of the stream, after ``duration`` seconds of stream time,
+or on Ctrl-C; every sink is closed (flushed) in every case, and the summary goes to stderr.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from .capture import Capture
+from .devices import resolve_camera, resolve_input_device
+from .models import LiveModels
+from .rings import AudioRing, FrameRing
+from .scheduler import Scheduler, SchedulerConfig
+from .sinks import EventsTsvSink, JsonLinesSink, Mp4RecorderSink, RunSummary, SummarySink
+from .sources import CameraSource, FileSource, MicSource, SyntheticSource
+from .sources.base import Chunk, EndOfStream, Source
+
+__all__ = [
+    "DEFAULT_SEED",
+    "DEFAULT_SOURCE",
+    "PipelineConfig",
+    "PipelineError",
+    "RunOutcome",
+    "SilenceSource",
+    "Streams",
+    "build_streams",
+    "check_sources",
+    "frame_slots",
+    "audio_capacity",
+    "run_pipeline",
+]
+
+#: The first test seed of the bench preset: the default source.
+DEFAULT_SEED = 200000
+DEFAULT_SOURCE = f"synthetic:{DEFAULT_SEED}"
+
+AUDIO_SLACK_S = 4.0  # audio ring seconds beyond what the windows need (room for a slow hop)
+FRAME_SLACK_S = 0.5
+
+
+class PipelineError(ValueError):
+    """A source or option the pipeline cannot use; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything the pipeline needs besides the models (the command's options).
+
+    Attributes:
+        source: ``"synthetic[:SEED[:PRESET]]"`` or a media file; None: the default unless
+            ``mic`` or ``camera`` names a device.
+        camera: camera index, path or URL; ``"none"`` for no video; None: the source's video.
+        mic: ``"default"``, an index or a name substring; None: the source's audio.
+        hop_s: seconds between hops.
+        localizer_every: the localizer runs every n-th hop.
+        realtime: pace files and the world in real time (live devices are never throttled).
+        av_offset_ms: added to every frame's stream time (negative when the picture lags).
+        duration: stop after this many seconds of stream time (None: at the end / Ctrl-C).
+        jsonl: ``"-"`` (stdout), a file, or None for no JSON lines.
+        events_out: DCASE strong-label TSV of the events, or None.
+        record: mp4 of the camera with the overlay and the audio, or None.
+        summary: stream the summary is printed to at the end; ``"stderr"`` (the default):
+            ``sys.stderr`` at that moment; None: not printed.
+    """
+
+    source: str | None = None
+    camera: str | None = None
+    mic: str | None = None
+    hop_s: float = 0.25
+    localizer_every: int = 3
+    realtime: bool = True
+    av_offset_ms: float = 0.0
+    duration: float | None = None
+    jsonl: str | None = "-"
+    events_out: str | None = None
+    record: str | None = None
+    summary: TextIO | str | None = field(default="stderr", compare=False)
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.hop_s, (int, float)) and math.isfinite(self.hop_s) and self.hop_s > 0):
+            raise PipelineError(f"--hop: expected seconds > 0, found {self.hop_s!r}")
+        if isinstance(self.localizer_every, bool) or not isinstance(self.localizer_every, int) or self.localizer_every < 1:
+            raise PipelineError(f"--localizer-every: expected an int >= 1, found {self.localizer_every!r}")
+        if self.duration is not None and not (math.isfinite(self.duration) and self.duration > 0):
+            raise PipelineError(f"--duration: expected seconds > 0, found {self.duration!r}")
+        if not math.isfinite(self.av_offset_ms):
+            raise PipelineError(f"--av-offset-ms: expected a finite number of milliseconds, found {self.av_offset_ms!r}")
+        for flag, path in (("--events-out", self.events_out), ("--record", self.record),
+                           ("--jsonl", None if self.jsonl == "-" else self.jsonl)):
+            if path is not None and not Path(path).resolve().parent.is_dir():
+                raise PipelineError(f"{flag} {path}: the folder {Path(path).resolve().parent} does not exist")
+
+
+class SilenceSource(Source):
+    """Silence on the stream clock, for runs without audio (video only): the hop clock runs and
+    the models see an empty scene. Blocks of ``block_s``; ends after ``seconds`` (None: never)."""
+
+    def __init__(self, sample_rate: int, seconds: float | None = None, block_s: float = 0.02) -> None:
+        self.name = "silence"
+        self.sample_rate = int(sample_rate)
+        self.channels = 1
+        self._block = np.zeros(max(1, int(round(block_s * sample_rate))), np.float32)
+        self._end = None if seconds is None else int(round(seconds * sample_rate))
+        self._pos = 0
+
+    def _open(self) -> None:
+        self._pos = 0
+
+    def _close(self) -> None:
+        pass
+
+    def read(self, timeout: float | None = None) -> Chunk:
+        n = self._block.size if self._end is None else min(self._block.size, self._end - self._pos)
+        if n <= 0:
+            raise EndOfStream(self.name)
+        chunk = Chunk(audio=self._block[:n], audio_start=self._pos)
+        self._pos += n
+        return chunk
+
+
+@dataclass
+class Streams:
+    """The sources of a run (not yet opened, except a camera whose frame size had to be learnt).
+
+    Attributes:
+        audio: the audio source (a :class:`SilenceSource` for video only).
+        video: the video source, or None (audio only).
+        name: the run's source name (the events' ``filename``, the JSON lines' ``source``).
+        sample_rate: the capture rate.
+        frame_size: ``(width, height)`` of the frames, or None.
+        fps: the video's nominal rate (30 when unknown), or None.
+        live: whether any source is a live device.
+        notes: one-line remarks for stderr.
+    """
+
+    audio: Source
+    video: Source | None
+    name: str
+    sample_rate: int
+    frame_size: tuple[int, int] | None
+    fps: float | None
+    live: bool
+    notes: list[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        for s in {id(s): s for s in (self.audio, self.video) if s is not None}.values():
+            s.close()
+
+
+def check_sources(config: PipelineConfig) -> None:
+    """Fail fast, before any model loads, on a device or file that is not there.
+
+    Raises:
+        DeviceNotFound: ``--mic`` or ``--camera`` matches nothing (the message lists the devices).
+        PortAudioNotFound: ``--mic`` without the PortAudio library (names the Debian package).
+        PipelineError: a ``--source`` that is neither ``synthetic[:SEED]`` nor an existing file.
+    """
+    if config.mic is not None:
+        resolve_input_device(config.mic)
+    if config.camera not in (None, "none"):
+        resolve_camera(config.camera)
+    src = config.source
+    if src is not None and not _is_synthetic(src) and not os.path.isfile(src):
+        raise PipelineError(f"--source {src}: no such file (expected synthetic[:SEED[:PRESET]] or a media file)")
+
+
+def _is_synthetic(text: str) -> bool:
+    return text == "synthetic" or text.startswith("synthetic:")
+
+
+def _synthetic(text: str, sample_rate: int) -> SyntheticSource:
+    _, _, rest = text.partition(":")
+    seed, _, preset = rest.partition(":")
+    if seed and not seed.isdigit():
+        raise PipelineError(f"--source {text}: expected synthetic[:SEED[:PRESET]] with an integer seed")
+    try:
+        return SyntheticSource(int(seed) if seed else DEFAULT_SEED, preset or "bench", sample_rate)
+    except ValueError as e:
+        raise PipelineError(f"--source {text}: {e}") from None
+
+
+def build_streams(config: PipelineConfig, models: LiveModels) -> Streams:
+    """The run's sources, at the models' capture rate.
+
+    Raises:
+        PipelineError: a file without audio or video, a file whose audio rate is far below a
+            model's ``sample_rate`` (the field is named), a camera that gives no frame size.
+        DeviceNotFound, PortAudioNotFound, MediaDecodeError: from the devices and files.
+    """
+    rate = models.sample_rate
+    notes: list[str] = []
+    want_video = config.camera != "none"
+    source = config.source
+    if source is None and config.mic is None and config.camera in (None, "none"):
+        source = DEFAULT_SOURCE
+    main: Source | None = None
+    if source is not None:
+        if _is_synthetic(source):
+            main = _synthetic(source, rate)
+        else:
+            try:
+                main = FileSource(source, rate, audio=config.mic is None, video=want_video and config.camera is None)
+            except ValueError as e:
+                raise PipelineError(f"--source {source}: {e}") from None
+            native = main.info.sample_rate
+            if main.has_audio and native:
+                for m in models.all:
+                    need = m.model.window.sample_rate
+                    if native < 0.9 * need:
+                        raise PipelineError(
+                            f"--source {source}: its audio is {native} Hz, below what model {m.name} needs "
+                            f"(metadata sample_rate {need} Hz): its upper bands would be empty")
+    audio: Source | None = None
+    if config.mic is not None:
+        audio = MicSource(resolve_input_device(config.mic), rate)
+    elif main is not None and main.has_audio:
+        audio = main
+    video: Source | None = None
+    if config.camera not in (None, "none"):
+        video = CameraSource(config.camera)
+    elif want_video and main is not None and main.has_video:
+        video = main
+    if isinstance(main, SyntheticSource) and video is None and audio is main:
+        main = SyntheticSource(main.seed, main.preset, rate, video=False)
+        audio = main
+    if isinstance(main, SyntheticSource) and audio is None and video is main:
+        main = SyntheticSource(main.seed, main.preset, rate, audio=False)
+        video = main
+    frame_size = fps = None
+    if video is not None:
+        if video.frame_size is None:  # a camera tells its size with its first frame
+            video.open()
+        frame_size = video.frame_size
+        if frame_size is None:
+            raise PipelineError(f"--camera {config.camera}: no frame size after opening")
+        fps = video.fps or 30.0
+    live = bool(getattr(audio, "live", False) or getattr(video, "live", False))
+    if audio is None:
+        seconds = None
+        if isinstance(video, (FileSource, CameraSource)) and not video.live:
+            from models.media import probe
+
+            path = video.path if isinstance(video, FileSource) else str(video.spec)
+            seconds = probe(path).duration or None
+        audio = SilenceSource(rate, seconds)
+        notes.append(f"{video.name} has no audio: video only (the models hear silence)")
+    name = audio.name if not isinstance(audio, SilenceSource) else video.name
+    return Streams(audio, video, name, rate, frame_size, fps, live, notes)
+
+
+def audio_capacity(models: LiveModels, hop_s: float, sample_rate: int) -> int:
+    """Samples the capture ring holds: longest window (+ 0.25 s look-back when resampled) + hop + slack."""
+    need = 0.0
+    for m in models.all:
+        w = m.model.window
+        need = max(need, w.seconds + (0.25 if w.sample_rate != sample_rate else 0.0))
+    return int(math.ceil((need + hop_s + AUDIO_SLACK_S) * sample_rate))
+
+
+def frame_slots(models: LiveModels, hop_s: float, fps: float) -> int:
+    """Frames the frame ring holds: from the newest frame back to the one a model wants, plus a hop."""
+    back = 0.0
+    for m in models.all:
+        w = m.model.window
+        if w.needs_frame or m.kind == "localizer":
+            back = max(back, (0.5 * w.seconds if w.frame_at == "centre" else 0.0) + 0.05)
+    return max(4, int(math.ceil((back + hop_s + FRAME_SLACK_S) * fps)) + 2)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run ended.
+
+    Attributes:
+        summary: the run summary (also printed to ``config.summary``).
+        interrupted: ended by Ctrl-C.
+        recordings: mp4 files written.
+        json_lines: JSON lines written.
+        events: events written to the TSV (or that would have been).
+    """
+
+    summary: RunSummary | None
+    interrupted: bool
+    recordings: tuple[Path, ...]
+    json_lines: int
+    events: int
+
+
+def _make_sinks(config: PipelineConfig):
+    sinks = []
+    jsonl = JsonLinesSink(config.jsonl) if config.jsonl is not None else None
+    events = EventsTsvSink(config.events_out) if config.events_out is not None else None
+    recorder = Mp4RecorderSink(path=config.record) if config.record is not None else None
+    summary = SummarySink(stream=sys.stderr if config.summary == "stderr" else config.summary)
+    for s in (jsonl, events, recorder, summary):
+        if s is not None:
+            sinks.append(s)
+    return sinks, jsonl, events, recorder, summary
+
+
+def run_pipeline(config: PipelineConfig, models: LiveModels, streams: Streams | None = None, *,
+                 log: TextIO | str | None = "stderr", stop: threading.Event | None = None) -> RunOutcome:
+    """Run until the end of the stream, ``config.duration``, Ctrl-C or ``stop``.
+
+    Args:
+        config: the options.
+        models: loaded models (closed by the caller).
+        streams: the sources (default :func:`build_streams`).
+        log: where one-line notes go (``"stderr"``: ``sys.stderr`` now; None: nowhere).
+        stop: set it from another thread to end the run as Ctrl-C does.
+
+    Returns:
+        How it ended. Every sink has been closed (flushed), also after Ctrl-C.
+
+    Raises:
+        Whatever a source, model or sink raised (after closing every sink and source).
+    """
+    streams = streams or build_streams(config, models)
+    stop = stop or threading.Event()
+    log = sys.stderr if log == "stderr" else log
+
+    def note(line: str) -> None:
+        if log is not None:
+            print(f"avlive: {line}", file=log, flush=True)
+
+    for line in streams.notes:
+        note(line)
+    rate = streams.sample_rate
+    audio_ring = AudioRing(audio_capacity(models, config.hop_s, rate), rate)
+    frame_ring = None
+    if streams.video is not None:
+        w, h = streams.frame_size
+        frame_ring = FrameRing(frame_slots(models, config.hop_s, streams.fps), h, w)
+    sinks, jsonl, events, recorder, summary = _make_sinks(config)
+    slots = models.slots(config.localizer_every)
+    if frame_ring is None:
+        slots = [s for s in slots if s.resolved_kind != "localizer"]
+    scheduler = Scheduler(audio_ring, frame_ring, slots, sinks, SchedulerConfig(hop_s=config.hop_s),
+                          source_name=streams.name)
+    offline = not config.realtime and not streams.live
+    if not config.realtime and streams.live:
+        note("live devices are never throttled: --no-realtime applies to files and the world only")
+    note(f"{streams.name} -> {', '.join(m.describe() for m in models.all if frame_ring is not None or m.kind != 'localizer')}; "
+         f"hop {config.hop_s:g} s, {'offline (every hop, as fast as possible)' if offline else 'live'}"
+         + (f", {config.duration:g} s" if config.duration else ""))
+    interrupted = False
+    try:
+        if offline:
+            interrupted = _run_offline(streams, audio_ring, frame_ring, scheduler, config, stop)
+        else:
+            interrupted = _run_threaded(streams, audio_ring, frame_ring, scheduler, config, stop)
+    finally:
+        streams.close()
+    if interrupted:
+        note("Interrupted by user: stopped, every output flushed")
+    return RunOutcome(summary.summary, interrupted, tuple(recorder.recordings) if recorder else (),
+                      jsonl.lines if jsonl else 0, len(events.events) if events else 0)
+
+
+def _run_threaded(streams: Streams, audio_ring, frame_ring, scheduler: Scheduler, config: PipelineConfig,
+                  stop: threading.Event) -> bool:
+    capture = Capture(streams.audio, streams.video, audio_ring, frame_ring, realtime=config.realtime,
+                      av_offset_ms=config.av_offset_ms, duration=config.duration)
+    interrupted = False
+    try:
+        capture.start()
+        scheduler.start()
+        while not stop.is_set():
+            if capture.wait(timeout=0.1):  # ended (stream end / duration); raises a source's error
+                _drain(scheduler, audio_ring)
+                break
+            if not scheduler.running:  # the inference thread failed; stop() re-raises its error
+                break
+        else:
+            interrupted = True
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        try:
+            capture.stop()
+        finally:
+            scheduler.stop()  # final result, every sink flushed and closed (a no-op if never started)
+    if stop.is_set():
+        interrupted = True
+    return interrupted
+
+
+def _drain(scheduler: Scheduler, audio_ring, timeout: float = 5.0) -> None:
+    """After capture ended: let the inference thread reach the last whole hop."""
+    last = int(audio_ring.total_written) // scheduler.hop_samples
+    deadline = time.monotonic() + timeout
+    while scheduler.running and time.monotonic() < deadline:
+        result = scheduler.latest()
+        if result is not None and result.hop >= last:
+            return
+        time.sleep(0.01)
+
+
+class _Feed:
+    """One source in the offline loop."""
+
+    def __init__(self, source: Source, audio: bool, video: bool) -> None:
+        self.source = source
+        self.audio = audio
+        self.video = video
+        self.time = 0.0
+        self.done = False
+
+
+def _run_offline(streams: Streams, audio_ring: AudioRing, frame_ring, scheduler: Scheduler,
+                 config: PipelineConfig, stop: threading.Event) -> bool:
+    """Read the sources in stream order on this thread and run every hop when its audio is in."""
+    a, v = streams.audio, streams.video
+    feeds = [_Feed(a, True, v is a)] + ([_Feed(v, False, True)] if v is not None and v is not a else [])
+    rate = audio_ring.sample_rate
+    hop_n = scheduler.hop_samples
+    limit = None if config.duration is None else int(round(config.duration * rate))
+    offset = config.av_offset_ms / 1000.0
+    next_hop = hop_n
+    interrupted = False
+    try:
+        for f in feeds:
+            f.source.open()
+        while not stop.is_set():
+            live = [f for f in feeds if not f.done]
+            if not live or feeds[0].done:  # the audio feed sets the clock: when it ends, the run ends
+                break
+            f = min(live, key=lambda x: x.time)
+            try:
+                chunk = f.source.read()
+            except EndOfStream:
+                f.done = True
+                continue
+            if f.video and chunk.frame is not None:
+                t = chunk.frame_time + offset
+                if config.duration is not None and t >= config.duration:
+                    if not f.audio:
+                        f.done = True
+                elif t >= 0:
+                    frame_ring.write(chunk.frame, t)
+                f.time = max(f.time, t)
+            if f.audio and chunk.audio is not None and chunk.audio.shape[0]:
+                x = chunk.audio
+                pos = audio_ring.total_written
+                if chunk.audio_start > pos:  # a source that skipped samples: silence keeps the clock
+                    x = np.concatenate([np.zeros(chunk.audio_start - pos, np.float32), x])
+                elif chunk.audio_start < pos:
+                    x = x[pos - chunk.audio_start:]
+                if limit is not None:
+                    x = x[: max(0, limit - pos)]
+                while x.shape[0]:
+                    k = min(x.shape[0], next_hop - audio_ring.total_written)
+                    audio_ring.write(x[:k])
+                    x = x[k:]
+                    if audio_ring.total_written == next_hop:
+                        scheduler.step()
+                        next_hop += hop_n
+                f.time = audio_ring.total_written / rate
+                if limit is not None and audio_ring.total_written >= limit:
+                    f.done = True
+        else:
+            interrupted = True
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        scheduler.stop()  # final result, every sink closed (opened by the first step)
+    return interrupted

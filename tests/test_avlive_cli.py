@@ -1,0 +1,232 @@
+"""The avlive command end to end: the real pipeline (sources, capture, rings, scheduler, sinks) on a
+tiny trained run, and its answers to bad input. Nothing is mocked; nothing is trained here."""
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import av
+import pytest
+
+from apps.avlive import main
+from models.events import read_strong_tsv
+from realtime import schema
+
+from conftest import REPO, python_cmd, subprocess_env
+
+# Low thresholds so that the barely trained tiny model produces events (and the setting is read
+# from the model's metadata, extra["hysteresis"]).
+HYSTERESIS = {"on": 0.1, "off": 0.05, "smooth_hops": 1}
+
+
+def copy_run(run: Path, dest: Path, *, onnx: bool) -> Path:
+    """A private copy of the session's run (never modify the shared one) with the hysteresis set;
+    ``onnx``: exported to model.onnx (+ sidecar) through models.export."""
+    shutil.copytree(run, dest, ignore=shutil.ignore_patterns("model.onnx*", "tensorboard"))
+    meta = json.loads((dest / "metadata.json").read_text())
+    meta["extra"]["hysteresis"] = HYSTERESIS
+    (dest / "metadata.json").write_text(json.dumps(meta))
+    if onnx:
+        from models.export import main as export_main
+
+        assert export_main([str(dest)]) == 0
+        side = dest / "model.onnx.json"
+        meta = json.loads(side.read_text())
+        meta["extra"]["hysteresis"] = HYSTERESIS
+        side.write_text(json.dumps(meta))
+    return dest
+
+
+@pytest.fixture(scope="module")
+def onnx_run(tiny_run, tmp_path_factory):
+    return copy_run(tiny_run, tmp_path_factory.mktemp("onnx-run") / "run", onnx=True)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    lines = path.read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    for r in records:
+        schema.validate(r)
+    return records
+
+
+def decode(path: Path) -> tuple[int, float, float]:
+    """(video frames, audio seconds, video fps) of an mp4."""
+    with av.open(str(path)) as c:
+        frames = sum(1 for _ in c.decode(video=0))
+    with av.open(str(path)) as c:
+        rate = c.streams.audio[0].rate
+        samples = sum(f.samples for f in c.decode(audio=0))
+    return frames, samples / rate, 30.0
+
+
+def one_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_offline_onnxruntime_run_writes_valid_outputs(onnx_run, tmp_path, capsys):
+    out = tmp_path / "out.jsonl"
+    t0 = time.perf_counter()
+    rc = main(["--source", "synthetic:200001", "--models", str(onnx_run), "--backend", "onnxruntime", "--threads", "1",
+               "--no-realtime", "--duration", "8", "--jsonl", str(out), "--events-out", str(tmp_path / "out.tsv"),
+               "--record", str(tmp_path / "out.mp4")])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert time.perf_counter() - t0 < 30
+    assert "running headless" in err and "synthetic:200001: 8.0 s, 32 hops, 0 skipped" in err
+    records = read_jsonl(out)
+    assert len(records) == 33 and records[-1]["final"] and not any(r["final"] for r in records[:-1])
+    assert [r["hop"] for r in records[:-1]] == list(range(1, 33))  # offline: every hop, none skipped
+    assert records[-1]["stream_time"] == 8.0
+    assert all(r["source"] == "synthetic:200001" and r["heatmap"] is None for r in records)  # no localizer
+    assert all(r["top"] and r["top"][0]["model"] == "run" for r in records)
+    events = read_strong_tsv(tmp_path / "out.tsv")
+    assert events, "the low thresholds from the sidecar's extra['hysteresis'] must give events"
+    assert {e.filename for e in events} == {"synthetic:200001"}
+    assert all(0 <= e.onset <= e.offset <= 8.0 for e in events)
+    ended = [e for r in records for e in r["ended"]]
+    assert len(ended) == len(events)
+    frames, audio_s, fps = decode(tmp_path / "out.mp4")
+    # recording starts at the first hop (0.25 s) and ends at the last (8 s)
+    assert abs(frames - 7.75 * fps) <= 2
+    assert abs(audio_s - 7.75) < 0.15
+
+
+def test_torch_backend_on_a_media_file_in_real_time(tiny_run, tmp_path, capsys):
+    from models.media import write_av_file
+    from models.world import Scene, get_preset
+
+    run = copy_run(tiny_run, tmp_path / "run", onnx=False)
+    scene = Scene(get_preset("tiny"), 200002)
+    clip = tmp_path / "clip.mp4"
+    write_av_file(clip, [scene.render_frame(k)[0] for k in range(45)], scene.render_audio(0, 48000, 16000), 15, 16000)
+    out = tmp_path / "rt.jsonl"
+    t0 = time.perf_counter()
+    rc = main(["--source", str(clip), "--models", str(run), "--backend", "torch", "--threads", "1", "--headless",
+               "--jsonl", str(out), "--events-out", str(tmp_path / "rt.tsv")])
+    wall = time.perf_counter() - t0
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "running headless" not in err  # --headless asked for it: no remark
+    assert wall >= 2.5  # the file is replayed at real-time pace (3 s)
+    records = read_jsonl(out)
+    assert records[-1]["final"] and 2.9 <= records[-1]["stream_time"] <= 3.1
+    assert {r["source"] for r in records} == {"clip.mp4"}
+    assert records[-1]["counters"]["hops"] >= 10
+    events = read_strong_tsv(tmp_path / "rt.tsv")
+    assert events and {e.filename for e in events} == {"clip.mp4"}
+
+
+def test_audio_only_with_the_demo_models_and_a_localizer_checkpoint(tiny_run, tmp_path, capsys, monkeypatch):
+    import realtime.models
+    from models.l3 import l3_tiny, save_checkpoint
+
+    demo = tmp_path / "demo"
+    copy_run(tiny_run, demo / "labeler", onnx=False)
+    (demo / "localizer").mkdir()
+    save_checkpoint(demo / "localizer" / "l3.pt", l3_tiny(), threshold=0.5)  # checkpoint layout, random weights
+    monkeypatch.setattr(realtime.models, "DEMO_DIR", demo)
+    out = tmp_path / "a.jsonl"
+    # --camera none: audio only, the localizer is left out (labels, no heatmap)
+    rc = main(["--backend", "torch", "--threads", "1", "--camera", "none", "--no-realtime", "--duration", "1",
+               "--jsonl", str(out), "--record", str(tmp_path / "a.mp4")])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "demo models" in err and "leaving out the localizer" in err
+    records = read_jsonl(out)
+    assert {r["source"] for r in records} == {"synthetic:200000"}  # the default source
+    assert all(r["heatmap"] is None for r in records)
+    with av.open(str(tmp_path / "a.mp4")) as c:
+        assert not c.streams.video and c.streams.audio
+    # with video: the L3 localizer runs every 2nd hop at 48 kHz, its heatmap in every line after the first run
+    rc = main(["--backend", "torch", "--threads", "1", "--no-realtime", "--duration", "1.5", "--localizer-every", "2",
+               "--jsonl", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    records = read_jsonl(out)
+    assert all(r["heatmap"] is not None for r in records)
+    assert [r["heatmap"]["fresh"] for r in records[:-1]] == [True, False] * 3
+
+
+def test_ctrl_c_stops_cleanly_and_flushes(onnx_run, tmp_path):
+    out, tsv = tmp_path / "c.jsonl", tmp_path / "c.tsv"
+    proc = subprocess.Popen(python_cmd("-m", "apps.avlive", "--models", str(onnx_run), "--threads", "1", "--camera",
+                                       "none", "--jsonl", str(out), "--events-out", str(tsv)),
+                            cwd=REPO, env=subprocess_env(OMP_NUM_THREADS="1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if out.exists() and len(out.read_text().splitlines()) >= 3:
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.communicate()[1]
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "Interrupted by user" in err and "Traceback" not in err
+    records = read_jsonl(out)  # flushed, every line whole
+    assert records[-1]["final"] and records[-1]["counters"]["hops"] >= 3
+    assert tsv.is_file() and tsv.read_text().startswith("filename\tonset\toffset\tevent_label")
+    assert {e.filename for e in read_strong_tsv(tsv)} <= {"synthetic:200000"}
+
+
+def test_list_devices_lists_both_kinds(capsys):
+    assert main(["--list-devices"]) == 0
+    out = capsys.readouterr().out
+    assert "Microphones (--mic" in out and "Cameras (--camera" in out
+
+
+def test_missing_microphone_lists_the_devices(onnx_run, capsys):
+    rc = main(["--mic", "nonexistent-xyz", "--models", str(onnx_run)])
+    line = one_line(capsys.readouterr().err)
+    assert rc != 0
+    assert "nonexistent-xyz" in line and ("input devices:" in line or "libportaudio2" in line)
+
+
+def test_gui_without_a_display_suggests_headless(capsys, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    rc = main(["--gui"])
+    line = one_line(capsys.readouterr().err)
+    assert rc != 0 and "--headless" in line
+
+
+def test_no_models_and_no_demo_names_models(tmp_path, capsys, monkeypatch):
+    import realtime.models
+
+    monkeypatch.setattr(realtime.models, "DEMO_DIR", tmp_path / "no-demo")
+    rc = main(["--duration", "1"])
+    line = one_line(capsys.readouterr().err)
+    assert rc == 2
+    assert "--models RUN_DIR" in line and "python -m models.train --recipe baseline" in line
+
+
+def test_bad_models_name_what_is_wrong(tiny_run, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["--models", str(empty)]) == 2
+    assert "metadata.json is missing" in one_line(capsys.readouterr().err)
+    # a run folder without its export, for onnxruntime
+    bare = tmp_path / "bare"
+    shutil.copytree(tiny_run, bare, ignore=shutil.ignore_patterns("model.onnx*"))
+    assert main(["--models", str(bare), "--backend", "onnxruntime"]) == 2
+    assert "model.onnx is missing" in one_line(capsys.readouterr().err)
+    (bare / "checkpoints" / "best.pt").unlink(missing_ok=True)
+    (bare / "checkpoints" / "last.pt").unlink()
+    assert main(["--models", str(bare), "--backend", "torch"]) == 2
+    assert "checkpoints/best.pt is missing" in one_line(capsys.readouterr().err)
+    # a labeler given as the localizer names the field
+    assert main(["--localizer", str(tiny_run)]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert "task" in line and "'localizer'" in line and "'labeler'" in line
