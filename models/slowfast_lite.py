@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .datasets.world import EndActiveWindows
+from .datasets.world import EndActiveWindows, PooledWindows
 from .frontend import FrontEnd, FrontEndConfig
 from .metadata import ModelMetadata, TensorSpec
 from .metrics import mean_average_precision
@@ -73,7 +73,7 @@ class Sigmoid(nn.Module):
 
 @dataclass(frozen=True)
 class SlowFastLiteConfig(TrainConfig):
-    epochs: int = 10
+    epochs: int = 5
     batch_size: int = 32
     lr: float = 2e-3
     warmup_steps: int = 200
@@ -81,7 +81,9 @@ class SlowFastLiteConfig(TrainConfig):
     window_seconds: float = LITE_WINDOW_SECONDS
     tail_seconds: float = 0.2  # targets: classes sounding in this last span of the window
     train_scenes: int = 48  # train seeds drawn from (600 s each)
-    items_per_epoch: int = 3200  # random windows per epoch (new ones every epoch)
+    items_per_epoch: int = 6400  # windows per epoch
+    pool: bool = True  # draw the training windows once into a cached pool of items_per_epoch (else fresh every epoch)
+    gain_db: float = 6.0  # random gain per item and epoch (pooled windows)
     val_items: int = 800  # fixed windows from the validation seeds
     val_scenes: int = 8
     width: int = 32
@@ -117,6 +119,8 @@ class SlowFastLiteRecipe(Recipe):
         sr = LITE_FRONTEND.sample_rate
         train = EndActiveWindows(world, tuple(split_seed("train", i) for i in range(c.train_scenes)), c.items_per_epoch,
                                  c.window_seconds, sr, c.tail_seconds, seed=c.seed)
+        if c.pool:
+            train = PooledWindows(train, c.gain_db, c.seed, desc="rendering the training pool")
         val = EndActiveWindows(world, tuple(split_seed("val", i) for i in range(c.val_scenes)), c.val_items,
                                c.window_seconds, sr, c.tail_seconds, seed=12345, fixed=True)
         return train, val

@@ -10,7 +10,8 @@ import torch
 from torch.utils.data import Dataset
 
 from ..world import CLASS_NAMES, Scene, WorldConfig
-from ..world.evalsets import EventWindow
+from ..world.cache import cached_window_audio
+from ..world.evalsets import EventWindow, WindowSpan
 
 
 class SingleEventWindows(Dataset):
@@ -111,3 +112,35 @@ class EndActiveWindows(Dataset):
         end_sample = int(round(end * self.sample_rate))
         audio = scene.render_audio(end_sample - n, n, self.sample_rate)
         return {"audio": torch.from_numpy(audio), "target": torch.from_numpy(end_active_targets(scene, end, self.tail_seconds))}
+
+
+class PooledWindows(Dataset):
+    """A fixed pool of end-active windows, rendered once into the disk cache.
+
+    Training on freshly rendered windows costs more CPU in the loader than the model does on
+    2 cores; a pool drawn once from an ``EndActiveWindows`` (its epoch-0 addresses) and cached
+    keeps the loader nearly free. Each epoch re-draws a random gain per item (±gain_db).
+
+    Item → dict: ``audio`` (samples,) float32, ``target`` (num_classes,) float32 multi-hot.
+    """
+
+    def __init__(self, source: EndActiveWindows, gain_db: float = 0.0, seed: int = 0, desc: str = "rendering window pool"):
+        spans, targets = [], []
+        for i in range(len(source)):
+            scene_seed, end = source.address(0, i)
+            spans.append(WindowSpan(scene_seed, end, source.window_seconds))
+            targets.append(end_active_targets(source._scene(scene_seed), end, source.tail_seconds))
+        self.audio = cached_window_audio(spans, source.sample_rate, source.config, desc=desc)
+        self.targets = np.stack(targets)
+        self.gain_db, self.seed = gain_db, seed
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, address):
+        epoch, index = address if isinstance(address, tuple) else (0, address)
+        wave = np.array(self.audio[index], dtype=np.float32)
+        if self.gain_db > 0:
+            rng = np.random.default_rng([self.seed, epoch, index])
+            wave *= np.float32(10.0 ** (rng.uniform(-self.gain_db, self.gain_db) / 20.0))
+        return {"audio": torch.from_numpy(wave), "target": torch.from_numpy(self.targets[index])}

@@ -34,7 +34,21 @@ def snr_bin(snr_db: float) -> str:
 
 
 @dataclass(frozen=True)
-class EventWindow:
+class WindowSpan:
+    """A window of a scene: [end − seconds, end) of scene ``seed``."""
+
+    seed: int
+    end: float
+    seconds: float
+
+    def sample_span(self, sample_rate: int) -> tuple[int, int]:
+        """(start, n) in samples at ``sample_rate``: the window ends at round(end × rate)."""
+        n = int(round(self.seconds * sample_rate))
+        return int(round(self.end * sample_rate)) - n, n
+
+
+@dataclass(frozen=True)
+class EventWindow(WindowSpan):
     """A window of audio (and the frame at its end) ending inside one isolated event.
 
     Attributes:
@@ -44,9 +58,6 @@ class EventWindow:
         event_uid, class_index, label, snr_db: the event the window is about.
     """
 
-    seed: int
-    end: float
-    seconds: float
     event_uid: int
     class_index: int
     label: str
@@ -55,11 +66,6 @@ class EventWindow:
     @property
     def snr_bin(self) -> str:
         return snr_bin(self.snr_db)
-
-    def sample_span(self, sample_rate: int) -> tuple[int, int]:
-        """(start, n) in samples at ``sample_rate``: the window ends at round(end × rate)."""
-        n = int(round(self.seconds * sample_rate))
-        return int(round(self.end * sample_rate)) - n, n
 
 
 def isolated_events(events: list[WorldEvent], min_duration: float = TAIL_SECONDS) -> list[WorldEvent]:
