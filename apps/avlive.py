@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 
 SOURCES_EPILOG = """\
 sources:
@@ -90,6 +92,27 @@ def _fail(e: BaseException, status: int) -> int:
     return status
 
 
+def _stop_on_signals() -> dict:
+    """Ctrl-C and SIGTERM stop the run cleanly (KeyboardInterrupt), even when the shell that
+    started avlive in the background set SIGINT to be ignored (POSIX does so for ``cmd &``).
+    Returns the previous handlers, for :func:`_restore_signals`."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, interrupt)
+    return previous
+
+
+def _restore_signals(previous: dict) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     pre, _ = _pre_parser().parse_known_args(argv)
@@ -129,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     bad_input = (ModelError, PipelineError, DeviceNotFound, PortAudioNotFound, MetadataMismatch, FileNotFoundError,
                  MediaDecodeError, DeviceUnavailableError)
     models = None
+    previous_handlers = _stop_on_signals()
     try:
         config = PipelineConfig(source=args.source, camera=args.camera, mic=args.mic, hop_s=args.hop,
                                 localizer_every=args.localizer_every, realtime=args.realtime,
@@ -154,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         print("avlive: Interrupted by user", file=sys.stderr)
         return 0
     finally:
+        _restore_signals(previous_handlers)
         if models is not None:
             models.close()
     return 0

@@ -417,7 +417,7 @@ def write_threshold(source: str | Path, threshold: float, model: L3Net, info: di
     run = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
     extra = {"threshold": float(threshold), "threshold_source": "validation", "threshold_info": info or {}}
     written = []
-    for path in {run / "checkpoints" / BEST, run / "checkpoints" / LAST, ckpt}:
+    for path in sorted({run / "checkpoints" / BEST, run / "checkpoints" / LAST, ckpt}):
         if path.is_file():
             data = load_avlive(path)
             data["metadata"]["extra"].update(extra)
@@ -582,7 +582,7 @@ def energy_floor_effect(sources: Sequence[WorldSource], hop_seconds: float = 0.2
 @torch.inference_mode()
 def _embed_audio(model: L3Net, audio: np.ndarray, batch_size: int) -> np.ndarray:
     device = next(model.parameters()).device
-    out = [model.embed_audio(torch.from_numpy(np.ascontiguousarray(audio[i : i + batch_size], dtype=np.float32)).to(device))
+    out = [model.embed_audio(torch.from_numpy(np.array(audio[i : i + batch_size], dtype=np.float32)).to(device))
            .float().cpu().numpy() for i in range(0, len(audio), batch_size)]
     return np.concatenate(out).astype(np.float64)
 
