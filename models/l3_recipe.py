@@ -766,12 +766,7 @@ class L3Recipe(Recipe):
 
     def build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         """Adam; L2 weight decay on conv and linear weights only (not BN, biases, calibration)."""
-        decay, no_decay = [], []
-        for p in model.parameters():
-            if p.requires_grad:
-                (decay if p.ndim > 1 else no_decay).append(p)
-        groups = [{"params": decay, "weight_decay": self.config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        return torch.optim.Adam(groups, lr=self.config.lr)
+        return torch.optim.Adam(self.param_groups(model), lr=self.config.lr)
 
     def sources(self, data: Path | None) -> tuple[list[AVSource], list[AVSource]]:
         """(train, validation) sources: world scenes, or the videos of ``data``."""

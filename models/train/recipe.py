@@ -57,14 +57,17 @@ class Recipe:
         """(module to export, example inputs by name, dynamic axes) for ONNX export."""
         raise NotImplementedError(f"recipe {self.name!r} does not support export")
 
-    def build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
-        """AdamW with weight decay on weights only (not on norms and biases)."""
+    def param_groups(self, model: nn.Module) -> list[dict]:
+        """Weight decay on weights (ndim > 1) only, not on norms, biases or scalars."""
         decay, no_decay = [], []
         for p in model.parameters():
             if p.requires_grad:
                 (decay if p.ndim > 1 else no_decay).append(p)
-        groups = [{"params": decay, "weight_decay": self.config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        return torch.optim.AdamW(groups, lr=self.config.lr)
+        return [{"params": decay, "weight_decay": self.config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+    def build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        """AdamW over ``param_groups``."""
+        return torch.optim.AdamW(self.param_groups(model), lr=self.config.lr)
 
     def lr_lambda(self, steps_per_epoch: int, total_steps: int):
         """The learning-rate factor per step: linear warm-up, then cosine decay to lr_min_factor."""
