@@ -247,9 +247,8 @@ def read_pyth(path: str | os.PathLike) -> PythCheckpoint:
         raise UnsafeCheckpointError(
             f"{path}: holds a pickled {kind}, which a weights-only load refuses (loading it would run code "
             f"from the file). To convert it, load it once in an environment you trust and re-save the weights "
-            f"as plain tensors, e.g. ckpt = torch.load(path, weights_only=False); torch.save({{'epoch': "
-            f"int(ckpt['epoch']), 'model_state': {{k: v.detach().cpu() for k, v in ckpt['model_state'].items()}}, "
-            f"'optimizer_state': {{}}, 'cfg': str(ckpt['cfg'])}}, new_path)") from None
+            f"as plain tensors: read it with PyTorch's full unpickler (weights_only off), then torch.save a dict "
+            f"{{'epoch': int, 'model_state': {{name: tensor}}, 'optimizer_state': {{}}, 'cfg': str}} to a new file") from None
     if not isinstance(data, Mapping) or "model_state" not in data:
         found = sorted(map(str, data))[:8] if isinstance(data, Mapping) else type(data).__name__
         raise CheckpointMismatch(f"{path}: expected a .pyth dict with epoch, model_state, optimizer_state and cfg, "

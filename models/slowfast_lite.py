@@ -166,5 +166,4 @@ class SlowFastLiteRecipe(Recipe):
 
     def export_module(self, model: nn.Module):
         n = int(round(self.config.window_seconds * LITE_FRONTEND.sample_rate))
-        example = {"audio": torch.from_numpy(np.random.default_rng(0).standard_normal((2, n)).astype(np.float32) * 0.05)}
-        return Sigmoid(model).eval(), example, {"audio": {0: "batch"}}
+        return Sigmoid(model).eval(), self.waveform_example(n), {"audio": {0: "batch"}}

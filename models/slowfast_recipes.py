@@ -530,8 +530,8 @@ class SlowFastRecipe(Recipe):
 
     # --- network ----------------------------------------------------------------------
     def heads(self) -> tuple[int, ...]:
-        """Head sizes: ``(K,)`` or ``(verbs, nouns)``."""
-        raise NotImplementedError
+        """Head sizes: ``(K,)`` (single-head recipes; EPIC-100 overrides with ``(verbs, nouns)``)."""
+        return (self.config.num_classes,)
 
     def network_config(self) -> SlowFastConfig:
         """The :class:`SlowFastConfig` the config describes."""
@@ -682,9 +682,6 @@ class VggSoundRecipe(SlowFastRecipe):
     data_help = _VGG_LAYOUT
     clip = VGGSOUND_CLIP
     dataset_name = "vggsound"
-
-    def heads(self) -> tuple[int, ...]:
-        return (self.config.num_classes,)
 
     def default_labels(self) -> tuple[str, ...]:
         if self.config.num_classes == 309:
@@ -930,9 +927,6 @@ class EpicSoundsRecipe(_EpicRecipe):
     data_help = _SOUNDS_LAYOUT
     layout = _SOUNDS_LAYOUT
     dataset_name = "epic_sounds"
-
-    def heads(self) -> tuple[int, ...]:
-        return (self.config.num_classes,)
 
     def reference_names(self) -> list[str] | None:
         if self.config.num_classes != 44:

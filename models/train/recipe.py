@@ -65,6 +65,12 @@ class Recipe:
                 (decay if p.ndim > 1 else no_decay).append(p)
         return [{"params": decay, "weight_decay": self.config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
+    @staticmethod
+    def waveform_example(samples: int, batch: int = 2) -> dict[str, torch.Tensor]:
+        """A fixed quiet noise batch ``{"audio": (batch, samples)}`` for exporting waveform-in models."""
+        rng = torch.Generator().manual_seed(0)
+        return {"audio": torch.randn(batch, samples, generator=rng) * 0.05}
+
     def build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         """AdamW over ``param_groups``."""
         return torch.optim.AdamW(self.param_groups(model), lr=self.config.lr)
