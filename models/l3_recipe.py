@@ -638,6 +638,34 @@ def pair_logits(model: L3Net, frames: torch.Tensor, audio: torch.Tensor) -> torc
     return z.flatten(2).amax(dim=2)
 
 
+def contrastive_loss(z: torch.Tensor, label: torch.Tensor, frame_source: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE over a batch's positive pairs: each positive frame must pick its own
+    audio among the batch's positive audios, and each audio its own frame.
+
+    A softmax over the batch gives every positive a gradient against all of the batch's other
+    sources at once, which breaks the binary AVC loss's long initial plateau on the world
+    (loss at chance for hundreds of steps). Pairs of two positives from the same source (which
+    may well correspond) are left out of the softmax.
+
+    Args:
+        z: ``(B, B)`` pair logits (:func:`pair_logits`).
+        label: ``(B,)`` bool, the items that are positive pairs.
+        frame_source: ``(B,)`` int64 source of each item's frame.
+
+    Returns:
+        A scalar; 0 (with a gradient path) with fewer than two positives.
+    """
+    pos = torch.nonzero(label).squeeze(1)
+    if len(pos) < 2:
+        return z.sum() * 0
+    zz = z[pos][:, pos]  # (P, P): positive frames × positive audios
+    src = frame_source[pos]
+    same = (src[:, None] == src[None, :]) & ~torch.eye(len(pos), dtype=torch.bool, device=z.device)
+    zz = zz.masked_fill(same, float("-inf"))
+    target = torch.arange(len(pos), device=z.device)
+    return 0.5 * (F.cross_entropy(zz, target) + F.cross_entropy(zz.T, target))
+
+
 class HeatmapExport(nn.Module):
     """:class:`~models.l3.L3Export`'s heatmap path with named arguments, as the generic exporter
     (models/onnx_export.py) passes inputs: ``forward(frames, audio) → (avc_logits, cell_probs)``."""
@@ -682,6 +710,7 @@ class L3TrainConfig(TrainConfig):
     jitter: float = 0.1  # brightness/contrast/saturation × U(1 ± jitter)
     gain: float = 0.1  # audio volume × U(1 ± gain) (the paper's ±10 %)
     batch_negatives: bool = True  # also every cross-source (frame, audio) combination of a batch, 50/50 weighted
+    contrastive: float = 0.0  # weight of a symmetric InfoNCE term over the batch's positive pairs (needs batch_negatives)
     video_fps: float = 2.0  # --data: frames kept per second of video
     video_seconds: float = 10.0  # --data: seconds read per video
     val_fraction: float = 0.1  # --data without val/ folder: fraction of videos that validate
@@ -707,6 +736,9 @@ class L3TrainConfig(TrainConfig):
             raise ValueError(f"same_video_negatives: expected a fraction in [0, 1], found {self.same_video_negatives}")
         if not 0.0 <= self.gain < 1.0:
             raise ValueError(f"gain: expected in [0, 1), found {self.gain}")
+        if self.contrastive < 0 or (self.contrastive > 0 and not self.batch_negatives):
+            raise ValueError(f"contrastive: expected >= 0, and 0 without batch_negatives, found {self.contrastive} "
+                             f"(batch_negatives={self.batch_negatives})")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction: expected in (0, 1), found {self.val_fraction}")
         if self.video_fps <= 0:
@@ -820,7 +852,10 @@ class L3Recipe(Recipe):
         negative |= torch.diag(~label)
         loss_pos = F.binary_cross_entropy_with_logits(z[positive], torch.ones_like(z[positive])) if positive.any() else z.sum() * 0
         loss_neg = F.binary_cross_entropy_with_logits(z[negative], torch.zeros_like(z[negative])) if negative.any() else z.sum() * 0
-        return 0.5 * (loss_pos + loss_neg)
+        loss = 0.5 * (loss_pos + loss_neg)
+        if self.config.contrastive > 0:
+            loss = loss + self.config.contrastive * contrastive_loss(z, label, batch["frame_source"])
+        return loss
 
     def evaluate(self, model: nn.Module, loader) -> dict[str, float]:
         probs, peaks, labels, kinds, losses = [], [], [], [], []

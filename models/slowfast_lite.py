@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -32,9 +31,6 @@ from .slowfast import SlowFast, SlowFastConfig, pad_or_crop_frames
 from .train.config import TrainConfig
 from .train.recipe import Recipe, register_recipe
 from .world import CLASS_NAMES, get_preset, split_seed
-from .world.cache import cached_window_audio
-from .world.evalsets import single_event_windows
-from .world.scoring import single_event_figures
 
 LITE_FRONTEND = FrontEndConfig(
     sample_rate=16000, n_fft=512, win_length=400, hop_length=160, center=True, power=1.0,
@@ -139,16 +135,6 @@ class SlowFastLiteRecipe(Recipe):
         tp = float((predicted & (t > 0)).sum())
         f1 = 2 * tp / max(1.0, float(predicted.sum() + (t > 0).sum()))
         return {"mAP": float(m), "micro_f1@0.5": f1, "n": float(len(p))}
-
-    def single_event_scores(self, predict, split: str = "test", count: int = 2000) -> dict[str, float]:
-        """Single-event figures on the bench windows: the model hears the last window_seconds of each 2 s window."""
-        c = self.config
-        world = get_preset(c.world)
-        windows = single_event_windows(split, 2.0, count, config=world)
-        audio = cached_window_audio(windows, LITE_FRONTEND.sample_rate, world, desc=f"rendering {split} windows")
-        n = int(round(c.window_seconds * LITE_FRONTEND.sample_rate))
-        scores = np.concatenate([predict(np.ascontiguousarray(audio[i : i + 64, -n:])) for i in range(0, len(audio), 64)])
-        return single_event_figures(scores, windows)
 
     def metadata(self, model: nn.Module) -> ModelMetadata:
         c = self.config

@@ -121,8 +121,8 @@ def test_smaller_sizes(config):
     audio = torch.empty(1, SAMPLE_RATE, device="meta")
     assert _conv_linear_macs(model, frames, audio) == macs.pair
     if config is L3_LITE:
-        assert config.grid_size == 28  # the heatmap keeps the paper's 28×28 resolution
-        assert macs.pair == 820_285_624 and count_parameters(model) == 392_668
+        assert config.grid_size == 14  # 112×112 input: 16-pixel cells on a 224 frame
+        assert macs.pair == 327_155_896 and count_parameters(model) == 392_668
 
 
 def test_registered_networks():

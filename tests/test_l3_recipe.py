@@ -13,7 +13,7 @@ from models.l3_eval import (ACTIVE_OVERLAP, LOC_MIN_OVERLAP, HopTruth, L3EvalCon
                             format_report, hop_truth, is_localization_hop, is_offscreen_hop, is_onscreen_hop,
                             pair_truth, scan_hops, select_localization_hops, select_offscreen_hops,
                             separating_threshold, write_threshold)
-from models.l3_recipe import (KIND_OTHER_SOURCE, KIND_POSITIVE, KIND_SAME_SOURCE, AVCPairs, EnergyFloor,
+from models.l3_recipe import (KIND_OTHER_SOURCE, contrastive_loss, KIND_POSITIVE, KIND_SAME_SOURCE, AVCPairs, EnergyFloor,
                               FrameAugment, L3Recipe, L3TrainConfig, augment_frame, world_sources)
 from models.live import LIVE_MODELS
 from models.world import TINY, FrameObject, split_seed
@@ -378,3 +378,22 @@ def test_export_of_the_heatmap_path(l3_run, tmp_path):
     assert meta["task"] == "localizer" and meta["extra"]["frame_at"] == "centre"
     assert [t["name"] for t in meta["outputs"]] == ["avc_logits", "cell_probs"]
     assert max(diffs["real"].values()) <= 1e-4
+
+
+def test_contrastive_loss_rewards_matching_pairs_and_masks_same_source_ones():
+    label = torch.tensor([True, False, True, False, True, True])
+    source = torch.tensor([0, 0, 1, 1, 2, 2])
+    z = torch.zeros(6, 6)
+    chance = contrastive_loss(z, label, source)
+    # positives 0, 2, 4, 5; 4 and 5 share a source and leave each other's softmax: 4, 4, 3, 3 entries
+    assert chance.item() == pytest.approx(0.5 * (np.log(4.0) + np.log(3.0)), abs=1e-6)
+    z_good = z.clone()
+    z_good[[0, 2, 4, 5], [0, 2, 4, 5]] = 8.0
+    assert contrastive_loss(z_good, label, source).item() < 0.01
+    z_same = z_good.clone()
+    z_same[4, 5] = z_same[5, 4] = 50.0  # a same-source pair that may truly correspond: never a negative
+    assert contrastive_loss(z_same, label, source).item() == pytest.approx(contrastive_loss(z_good, label, source).item())
+    one = torch.tensor([True, False, False, False, False, False])
+    z_req = torch.zeros(6, 6, requires_grad=True)
+    zero = contrastive_loss(z_req, one, source)
+    assert zero.item() == 0.0 and zero.requires_grad

@@ -1,0 +1,260 @@
+"""The live pipeline end to end, scored: ``avlive`` on unseen world scenes at real-time pacing.
+
+    python -m apps.bench_live                                   # demo models, 3 test seeds × 150 s
+    python -m apps.bench_live --seeds 200000 200001 200002 200003 --seconds 120 --out out/bench-live
+    python -m apps.bench_live --models runs/slowfast-lite runs/l3-lite --threads 2
+
+For each seed it runs ``avlive --source synthetic:SEED --duration S --events-out … --jsonl …``
+as a user would (a subprocess, real-time pacing, ONNX Runtime by default), then prints:
+
+* **Sound event detection** of the events TSV against the world's reference events
+  (``models.world.evalsets.reference_events``), scored with sed_eval when it is installed (the
+  ``dev`` extra; else with ``models.metrics``, which the tests check against sed_eval):
+  segment-based F1 on 1 s segments, event-based F1 with a 250 ms onset collar and an offset
+  collar of max(250 ms, 20 % of the event), and onset-only event F1; micro and macro.
+* **Pointing game** of the live heatmap, from the JSON lines: every freshly computed heatmap
+  whose frame (the frame the scheduler paired with the localizer's window) is a localization
+  hop of ``models.l3_eval.is_localization_hop`` (≥ 2 visible objects, exactly one heard, no
+  other visible object of its class); a hit is a peak inside the sounding object's box.
+* **Onset-to-label latency**: for each reference event, the first JSON line, at or after its
+  onset and before its offset + 1 s, in which its class is an *active event*; latency = that
+  line's stream time − the onset + the line's processing time (``latency_ms.total``, the hop's
+  work after its audio arrived). At real-time pacing stream time is wall time from the start of
+  capture, so this is what a user watching the output sees, less the capture block (≤ 20 ms for
+  the synthetic source). A missed event counts as infinitely late: p50/p95 are over all
+  reference events, and the number missed is printed. The per-stage breakdown is the mean and
+  p95 of each ``latency_ms`` stage (copy = ring reads and resampling; model:NAME = front end +
+  network, as the exported graphs include the front end; post = smoothing and hysteresis;
+  sinks = writing the previous hop's outputs).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from models.events import LabeledEvent, read_strong_tsv
+from models.l3_eval import hop_truth, is_localization_hop
+from models.metrics import event_based_metrics, segment_based_metrics
+from models.world import CLASS_NAMES, Scene, get_preset, seed_split
+from models.world.evalsets import reference_events, source_name
+
+ONSET_COLLAR_S = 0.25
+OFFSET_FRACTION = 0.2
+SEGMENT_S = 1.0
+LABEL_DEADLINE_S = 1.0  # an event not labelled by its offset + this is missed
+
+
+@dataclass(frozen=True)
+class SeedRun:
+    """What one ``avlive`` run left behind."""
+
+    seed: int
+    seconds: float
+    events_tsv: Path
+    jsonl: Path
+    wall_s: float
+
+
+def run_avlive(seed: int, seconds: float, out: Path, extra_args: Sequence[str]) -> SeedRun:
+    """``avlive --source synthetic:SEED`` for ``seconds`` of stream time at real-time pace."""
+    tsv, jsonl = out / f"{seed}.events.tsv", out / f"{seed}.jsonl"
+    cmd = [sys.executable, "-m", "apps.avlive", "--source", f"synthetic:{seed}", "--duration", f"{seconds:g}",
+           "--events-out", str(tsv), "--jsonl", str(jsonl), "--headless", *extra_args]
+    print("$ " + " ".join(cmd[2:]), file=sys.stderr, flush=True)
+    t0 = time.monotonic()
+    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wall = time.monotonic() - t0
+    if done.returncode != 0:
+        raise SystemExit(f"avlive exited {done.returncode} on seed {seed}:\n{done.stderr.strip()}")
+    return SeedRun(seed, seconds, tsv, jsonl, wall)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+# ------------------------------------------------------------------------------------ SED scores
+
+
+def sed_scores(reference: list[LabeledEvent], estimated: list[LabeledEvent], files: dict[str, float]) -> dict[str, float]:
+    """Segment F1 (1 s), event F1 (onset + offset), onset-only event F1: micro and macro."""
+    try:
+        return _sed_eval_scores(reference, estimated, files)
+    except ImportError:
+        print("sed_eval is not installed (pip install -e .[dev]); scoring with models.metrics instead", file=sys.stderr)
+    labels, names = list(CLASS_NAMES), list(files)
+    seg = segment_based_metrics(reference, estimated, time_resolution=SEGMENT_S, labels=labels, filenames=names)
+    ev = event_based_metrics(reference, estimated, ONSET_COLLAR_S, OFFSET_FRACTION, labels=labels, filenames=names)
+    on = event_based_metrics(reference, estimated, ONSET_COLLAR_S, OFFSET_FRACTION, evaluate_offset=False,
+                             labels=labels, filenames=names)
+    return {"scorer": "models.metrics", "segment_f1": seg.f1, "segment_f1_macro": seg.macro_f1, "event_f1": ev.f1,
+            "event_f1_macro": ev.macro_f1, "onset_f1": on.f1, "onset_f1_macro": on.macro_f1}
+
+
+def _sed_eval_scores(reference, estimated, files: dict[str, float]) -> dict[str, float]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # dcase_util imports the deprecated pkg_resources
+        import dcase_util
+        import sed_eval
+
+    def container(events):
+        return dcase_util.containers.MetaDataContainer(
+            [{"filename": e.filename, "onset": e.onset, "offset": e.offset, "event_label": e.label} for e in events])
+
+    labels = list(CLASS_NAMES)
+    seg = sed_eval.sound_event.SegmentBasedMetrics(event_label_list=labels, time_resolution=SEGMENT_S)
+    ev = sed_eval.sound_event.EventBasedMetrics(event_label_list=labels, t_collar=ONSET_COLLAR_S,
+                                                percentage_of_length=OFFSET_FRACTION)
+    on = sed_eval.sound_event.EventBasedMetrics(event_label_list=labels, t_collar=ONSET_COLLAR_S,
+                                                percentage_of_length=OFFSET_FRACTION, evaluate_offset=False)
+    ref, est = container(reference), container(estimated)
+    for name, seconds in files.items():
+        r, e = ref.filter(filename=name), est.filter(filename=name)
+        seg.evaluate(r, e, evaluated_length_seconds=seconds)
+        ev.evaluate(r, e)
+        on.evaluate(r, e)
+
+    def f1(metric, average: str) -> float:
+        results = metric.results_overall_metrics() if average == "micro" else metric.results_class_wise_average_metrics()
+        return float(results["f_measure"]["f_measure"])
+
+    return {"scorer": "sed_eval", "segment_f1": f1(seg, "micro"), "segment_f1_macro": f1(seg, "macro"),
+            "event_f1": f1(ev, "micro"), "event_f1_macro": f1(ev, "macro"), "onset_f1": f1(on, "micro"),
+            "onset_f1_macro": f1(on, "macro")}
+
+
+# ------------------------------------------------------------------------------------ pointing
+
+
+def pointing_hits(scene: Scene, records: list[dict[str, Any]], window_s: float, frame_at_centre: bool) -> list[bool]:
+    """Pointing-game outcomes of the fresh heatmaps of one run whose frame is a localization hop.
+
+    The frame is the one the scheduler paired with the localizer window ending at the heatmap's
+    ``stream_time`` (its centre or end, nearest frame)."""
+    hits = []
+    h, w = scene.config.frame_height, scene.config.frame_width
+    for r in records:
+        hm = r["heatmap"]
+        if not hm or not hm["fresh"]:
+            continue
+        t = hm["stream_time"] - (0.5 * window_s if frame_at_centre else 0.0)
+        frame = int(round(t * scene.config.fps))
+        if frame < 0:
+            continue
+        truth = hop_truth(scene, frame)
+        if not is_localization_hop(truth):
+            continue
+        x0, y0, x1, y1 = truth.heard_visible[0].box
+        x, y = hm["peak"]
+        x, y = min(max(x, 0), w - 1), min(max(y, 0), h - 1)
+        hits.append(bool(x0 <= x < x1 and y0 <= y < y1))
+    return hits
+
+
+# ------------------------------------------------------------------------------------ latency
+
+
+def onset_latencies(reference: list[LabeledEvent], records: list[dict[str, Any]]) -> np.ndarray:
+    """Seconds from each reference event's onset to the first line showing its class active
+    (``inf`` when missed), see the module docstring."""
+    times = np.array([r["stream_time"] for r in records])
+    out = np.full(len(reference), np.inf)
+    for i, e in enumerate(reference):
+        lo, hi = np.searchsorted(times, e.onset), np.searchsorted(times, e.offset + LABEL_DEADLINE_S, side="right")
+        for r in records[lo:hi]:
+            if any(a["label"] == e.label for a in r["active"]):
+                out[i] = r["stream_time"] - e.onset + r["latency_ms"]["total"] / 1e3
+                break
+    return out
+
+
+def stage_breakdown(records: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
+    """Stage → (mean, p95) milliseconds over the hops that ran it."""
+    stages: dict[str, list[float]] = {}
+    for r in records:
+        for k, v in r["latency_ms"].items():
+            stages.setdefault(k, []).append(v)
+    return {k: (float(np.mean(v)), float(np.percentile(v, 95))) for k, v in stages.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m apps.bench_live", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--seeds", type=int, nargs="+", default=[200_000, 200_001, 200_002], help="test seeds of the world")
+    p.add_argument("--seconds", type=float, default=150.0, help="stream seconds per seed")
+    p.add_argument("--out", type=Path, default=Path("out/bench-live"), help="where the TSVs and JSON lines go")
+    p.add_argument("--models", nargs="+", default=[], metavar="PATH", help="models (default: the demo models)")
+    p.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "torch"))
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--hop", type=float, default=None, help="seconds between inferences (default: avlive's)")
+    p.add_argument("--localizer-window", type=float, default=1.0, help="the localizer's audio window, seconds")
+    p.add_argument("--frame-at", choices=("centre", "end"), default="centre", help="which instant the localizer's frame shows")
+    args = p.parse_args(argv)
+
+    for seed in args.seeds:
+        if seed_split(seed) != "test":
+            p.error(f"--seeds: expected test seeds (200000-200999, never trained or tuned on), found {seed}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    extra = ["--backend", args.backend, "--threads", str(args.threads)]
+    if args.hop is not None:
+        extra += ["--hop", f"{args.hop:g}"]
+    if args.models:
+        extra += ["--models", *args.models]
+
+    world = get_preset("bench")
+    reference, estimated, files = [], [], {}
+    hits: list[bool] = []
+    latencies, records_all = [], []
+    for seed in args.seeds:
+        run = run_avlive(seed, args.seconds, args.out, extra)
+        scene = Scene(world, seed)
+        ref = reference_events(scene, args.seconds)
+        records = [r for r in read_jsonl(run.jsonl) if not r["final"]]
+        est = read_strong_tsv(run.events_tsv) if run.events_tsv.stat().st_size else []
+        reference += ref
+        estimated += est
+        files[source_name(seed)] = args.seconds
+        seed_hits = pointing_hits(scene, records, args.localizer_window, args.frame_at == "centre")
+        hits += seed_hits
+        lat = onset_latencies(ref, records)
+        latencies.append(lat)
+        records_all += records
+        last = records[-1]["counters"] if records else {}
+        print(f"seed {seed}: {len(ref)} reference / {len(est)} detected events, {len(seed_hits)} pointing hops, "
+              f"wall {run.wall_s:.1f} s for {args.seconds:g} s, counters {last}", flush=True)
+
+    s = sed_scores(reference, estimated, files)
+    lat = np.concatenate(latencies)
+    missed = int(np.isinf(lat).sum())
+    print(f"\n{len(args.seeds)} unseen seeds × {args.seconds:g} s, {len(reference)} reference events "
+          f"(scored with {s['scorer']})")
+    print(f"segment-based F1 (1 s):      micro {s['segment_f1']:.3f}   macro {s['segment_f1_macro']:.3f}   (target micro ≥ 0.8)")
+    print(f"event-based F1 (250 ms):     micro {s['event_f1']:.3f}   macro {s['event_f1_macro']:.3f}   (target micro ≥ 0.6)")
+    print(f"onset-only event F1:         micro {s['onset_f1']:.3f}   macro {s['onset_f1_macro']:.3f}")
+    if hits:
+        print(f"pointing game (live heatmap): {np.mean(hits):.3f} on {len(hits)} localization hops   (target ≥ 0.8)")
+    else:
+        print("pointing game: no localization hops (no localizer ran, or no hop qualified)")
+    p50, p95 = (float(np.percentile(lat, q)) for q in (50, 95))
+    show = lambda x: "inf" if math.isinf(x) else f"{1e3 * x:.0f} ms"  # noqa: E731
+    print(f"onset-to-label latency:      p50 {show(p50)}   p95 {show(p95)}   missed {missed} of {len(lat)}   "
+          f"(target p95 ≤ 350 ms)")
+    print("per-stage latency (ms, mean / p95 over hops):")
+    for k, (mean, p95_stage) in sorted(stage_breakdown(records_all).items()):
+        print(f"  {k:<28} {mean:7.2f} / {p95_stage:7.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

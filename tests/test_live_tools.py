@@ -1,0 +1,127 @@
+"""The live tools around the pipeline: tuning a labeler's rolling-label setting
+(apps/tune_labeler.py) and the scored live benchmark (apps/bench_live.py), on the committed
+demo labeler and on hand-made records with known answers."""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from apps import bench_live, tune_labeler
+from models.events import LabeledEvent
+from models.l3_eval import hop_truth, is_localization_hop
+from models.live import FunctionLabeler, WindowSpec
+from models.metadata import ModelMetadata
+from models.world import CLASS_NAMES, Scene, get_preset
+from realtime.models import DEMO_DIR
+from realtime.rolling import HysteresisConfig
+from conftest import python_cmd, subprocess_env
+
+DEMO_LABELER = DEMO_DIR / "labeler"
+needs_demo_labeler = pytest.mark.skipif(not (DEMO_LABELER / "model.onnx").is_file(),
+                                        reason=f"the demo labeler {DEMO_LABELER} is not in this checkout")
+
+
+# ------------------------------------------------------------------------------ tune_labeler
+
+
+def test_hop_scores_give_each_hop_the_window_ending_at_it():
+    sr, hop = 100, 0.25
+    audio = np.arange(1000, dtype=np.float32)  # sample i holds i
+    labeler = FunctionLabeler(WindowSpec(0.5, sr), ("last", "first"), lambda b: np.stack([b[:, -1], b[:, 0]], axis=1))
+    scores, t0 = tune_labeler.hop_scores(labeler, audio, sr, hop)
+    assert t0 == pytest.approx(0.5)  # the first full window ends at 0.5 s
+    ends = np.arange(50, 1001, 25)
+    assert scores.shape == (len(ends), 2)
+    np.testing.assert_array_equal(scores[:, 0], ends - 1)
+    np.testing.assert_array_equal(scores[:, 1], ends - 50)
+    with pytest.raises(ValueError, match="at least 50 samples"):
+        tune_labeler.hop_scores(labeler, audio[:40], sr, hop)
+
+
+@needs_demo_labeler
+def test_tune_labeler_writes_a_setting_the_pipeline_reads(tmp_path, capsys):
+    model = tmp_path / "labeler"
+    shutil.copytree(DEMO_LABELER, model)
+    status = tune_labeler.main([str(model), "--seconds", "40", "--write"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    tuned = json.loads(out.split("tuned setting:", 1)[1].splitlines()[0])
+    meta = ModelMetadata.load(model / "model.onnx.json")
+    assert meta.extra["hysteresis"] == tuned
+    assert HysteresisConfig.from_metadata(meta) == HysteresisConfig.from_dict(tuned)
+    # the figures line of the tuned setting is at least as good as the current one's
+    f1 = [float(line.split("event F1 ")[1].split()[0]) for line in out.splitlines() if "event F1" in line]
+    assert len(f1) == 2 and f1[1] >= f1[0]
+
+
+def test_tune_labeler_refuses_a_test_seed(capsys):
+    assert tune_labeler.main([str(DEMO_LABELER), "--seed", "200000"]) == 2
+    assert "expected a validation seed" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ bench_live
+
+
+def record(t: float, active=(), total_ms: float = 10.0, heatmap=None) -> dict:
+    return {"stream_time": t, "active": [{"label": a, "onset": 0.0, "score": 0.9} for a in active],
+            "latency_ms": {"total": total_ms}, "heatmap": heatmap, "final": False}
+
+
+def test_onset_latency_is_the_first_active_line_plus_its_processing_time():
+    ref = [LabeledEvent("s", 1.0, 2.0, "beep"), LabeledEvent("s", 3.0, 3.5, "hiss"), LabeledEvent("s", 5.0, 6.0, "bell")]
+    recs = [record(0.25 * k, active=(["beep"] if 1.5 <= 0.25 * k <= 2.0 else [])
+                   + (["bell"] if 0.25 * k >= 8.0 else []), total_ms=20.0) for k in range(1, 40)]
+    lat = bench_live.onset_latencies(ref, recs)
+    assert lat[0] == pytest.approx(0.5 + 0.020)
+    assert math.isinf(lat[1])  # never active: missed
+    assert math.isinf(lat[2])  # active only after offset + 1 s: missed
+
+
+def test_stage_breakdown_means_and_p95():
+    recs = [{"latency_ms": {"total": float(v), "copy": 1.0}} for v in range(1, 101)]
+    stages = bench_live.stage_breakdown(recs)
+    assert stages["copy"] == (1.0, 1.0)
+    assert stages["total"][0] == pytest.approx(50.5) and stages["total"][1] == pytest.approx(95.05)
+
+
+def test_pointing_hits_score_the_peak_against_the_sounding_box():
+    scene = Scene(get_preset("bench"), 200_000)
+    fps = scene.config.fps
+    frame = next(k for k in range(fps, 120 * fps, 5) if is_localization_hop(hop_truth(scene, k)))
+    x0, y0, x1, y1 = hop_truth(scene, frame).heard_visible[0].box
+    t_end = frame / fps + 0.5  # a 1 s window centred on the frame ends here
+    inside = {"peak": [int((x0 + x1) // 2), int((y0 + y1) // 2)], "score": 0.9, "has_source": True,
+              "stream_time": t_end, "fresh": True}
+    outside = dict(inside, peak=[int(x1) + 40 if x1 + 40 < scene.config.frame_width else int(x0) - 40, int(y0)])
+    stale = dict(inside, fresh=False)
+    hits = bench_live.pointing_hits(scene, [record(t_end, heatmap=h) for h in (inside, outside, stale)], 1.0, True)
+    assert hits == [True, False]
+
+
+def test_sed_scores_are_one_for_a_perfect_output_and_drop_for_a_shifted_one():
+    ref = [LabeledEvent("synthetic:1", 1.0, 3.0, "beep"), LabeledEvent("synthetic:1", 4.0, 6.0, "hiss")]
+    perfect = bench_live.sed_scores(ref, ref, {"synthetic:1": 10.0})
+    assert perfect["scorer"] in ("sed_eval", "models.metrics")
+    for key in ("segment_f1", "event_f1", "onset_f1"):
+        assert perfect[key] == pytest.approx(1.0)
+    late = [LabeledEvent(e.filename, e.onset + 0.4, e.offset + 0.4, e.label) for e in ref]
+    shifted = bench_live.sed_scores(ref, late, {"synthetic:1": 10.0})
+    assert shifted["event_f1"] == pytest.approx(0.0) and shifted["onset_f1"] == pytest.approx(0.0)
+    assert 0.5 < shifted["segment_f1"] < 1.0
+
+
+@needs_demo_labeler
+def test_bench_live_runs_avlive_and_prints_every_figure(tmp_path):
+    done = subprocess.run(python_cmd("-m", "apps.bench_live", "--seeds", "200001", "--seconds", "6",
+                                     "--out", str(tmp_path), "--models", str(DEMO_LABELER)),
+                          capture_output=True, text=True, env=subprocess_env(), timeout=180)
+    assert done.returncode == 0, done.stderr
+    for figure in ("segment-based F1", "event-based F1", "onset-only event F1", "onset-to-label latency", "model:labeler"):
+        assert figure in done.stdout
+    assert (tmp_path / "200001.events.tsv").is_file() and (tmp_path / "200001.jsonl").is_file()
+    assert set(CLASS_NAMES) >= {e.label for e in bench_live.read_strong_tsv(tmp_path / "200001.events.tsv")}
