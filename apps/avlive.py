@@ -1,16 +1,23 @@
 """The ``avlive`` command: live labels and sound-source heatmaps from a camera and a microphone.
 
     avlive                                          the synthetic world (bench, seed 200000), demo models
+    avlive --camera 0 --mic default                 a camera and a microphone, in the window
+    avlive --headless --duration 30                 JSON lines on stdout, no window
     avlive --models runs/baseline --mic default --camera none
     avlive --source clip.mp4 --models runs/baseline runs/l3 --record out.mp4 --events-out out.tsv
     avlive --source synthetic:200001 --models runs/baseline --no-realtime --duration 60 --jsonl out.jsonl
     avlive --list-devices
 
-There is no window yet (issue 8): avlive runs headless and writes one JSON object per hop
-(``realtime.schema``) to stdout or ``--jsonl FILE``; a summary goes to stderr at the end. Ctrl-C
-stops cleanly: every output is flushed and the exit status is 0. Bad input (a device that is
-not there, a model folder that lacks a file, a model that does not fit its use) ends with one
-line on stderr and exit status 2; a failure while running with status 1.
+With a display (``DISPLAY`` or ``WAYLAND_DISPLAY`` set, or ``QT_QPA_PLATFORM=offscreen``) avlive
+opens its window (``apps.window``: the camera with the heatmap, rolling labels, the event
+timeline, a scrolling spectrogram, the status; keys space, s, r, q); ``--gui`` insists on it and
+exits with status 2 and one line suggesting ``--headless`` when there is no display. Headless
+(``--headless``, or no display, which avlive says in one line on stderr) it writes one JSON
+object per hop (``realtime.schema``) to stdout or ``--jsonl FILE``; with the window, JSON lines
+are written only when ``--jsonl`` is given. A summary goes to stderr at the end. Ctrl-C (or
+``q``) stops cleanly: every output is flushed and the exit status is 0. Bad input (a device that
+is not there, a model folder that lacks a file, a model that does not fit its use) ends with
+one line on stderr and exit status 2; a failure while running with status 1.
 """
 from __future__ import annotations
 
@@ -19,6 +26,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 SOURCES_EPILOG = """\
 sources:
@@ -30,6 +38,10 @@ sources:
   a source without audio runs video only (the models hear silence)
 
 """
+
+
+#: The window's heatmap colour maps (``apps.window.COLORMAPS``; repeated so --help needs no Qt).
+WINDOW_COLORMAPS = ("inferno", "magma", "plasma", "viridis", "turbo")
 
 
 def _pre_parser() -> argparse.ArgumentParser:
@@ -71,16 +83,28 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--hop", type=float, default=0.25, metavar="S", help="seconds between inferences")
     m.add_argument("--localizer-every", type=int, default=3, metavar="N", help="the localizer runs every N-th hop")
     o = p.add_argument_group("output")
-    o.add_argument("--jsonl", default="-", metavar="FILE|-", help="JSON lines, one per hop (- for stdout, none for none)")
+    o.add_argument("--jsonl", default=None, metavar="FILE|-",
+                   help="JSON lines, one per hop (- for stdout, none for none; default: stdout when headless, none "
+                        "with the window)")
     o.add_argument("--events-out", default=None, metavar="FILE.tsv", help="events as a DCASE strong-label TSV")
     o.add_argument("--record", default=None, metavar="OUT.mp4", help="record the camera with the overlay, and the audio")
-    d = o.add_mutually_exclusive_group()
-    d.add_argument("--headless", action="store_true", help="no window (the only mode until issue 8)")
-    d.add_argument("--gui", action="store_true", help="open the window (not built yet: issue 8)")
+    w = p.add_argument_group("window")
+    d = w.add_mutually_exclusive_group()
+    d.add_argument("--headless", action="store_true", help="no window: JSON lines (the default without a display)")
+    d.add_argument("--gui", action="store_true", help="the window, or fail when there is no display "
+                                                      "(the default with a display)")
+    w.add_argument("--colormap", default="inferno", choices=WINDOW_COLORMAPS, help="the heatmap's colour map")
+    w.add_argument("--opacity", type=float, default=0.7, metavar="A", help="the heatmap's opacity, 0..1")
+    w.add_argument("--save-dir", default=".", metavar="DIR", help="where the window's screenshots (s) and "
+                                                                   "recordings (r) go")
     return p
 
 
 def _has_display() -> bool:
+    """Whether a window can open: ``QT_QPA_PLATFORM=offscreen`` (tests, screenshots) or, on
+    Linux, an X11 or Wayland display."""
+    if os.environ.get("QT_QPA_PLATFORM", "").startswith("offscreen"):
+        return True
     if sys.platform.startswith("linux"):
         return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
     return True
@@ -113,6 +137,30 @@ def _restore_signals(previous: dict) -> None:
         signal.signal(sig, handler)
 
 
+def _run_with_window(args, config, models, streams) -> None:
+    """The pipeline on a background thread, the window on this one, until the window closes.
+
+    Raises:
+        Whatever the pipeline raised (after it stopped and flushed every output).
+    """
+    from apps.window import WindowConfig, models_line, run_window
+    from realtime.live_view import LiveView, PipelineThread
+
+    labelers = models.labelers
+    window_config = WindowConfig(colormap=args.colormap, opacity=args.opacity, save_dir=Path(args.save_dir),
+                                 analysis_window_s=labelers[0].model.window.seconds if labelers else 0.0)
+    view = LiveView()
+    pipeline = PipelineThread(config, models, streams, view)
+    pipeline.start()
+    try:
+        run_window(view, pipeline, window_config, models_line(models, args.backend, args.device))
+    finally:
+        pipeline.stop()
+        pipeline.join()
+    if pipeline.error is not None:
+        raise pipeline.error
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     pre, _ = _pre_parser().parse_known_args(argv)
@@ -132,13 +180,21 @@ def main(argv: list[str] | None = None) -> int:
         print("live models:\n" + LIVE_MODELS.describe())
         return 0
     args = build_parser().parse_args(argv)
-    if args.gui:
-        why = "there is no window yet (issue 8)" + ("" if _has_display() else " and no display (DISPLAY is not set)")
-        print(f"avlive: --gui: {why}; run with --headless (JSON lines on stdout)", file=sys.stderr)
+    display = _has_display()
+    if args.gui and not display:
+        print("avlive: --gui: no display (DISPLAY and WAYLAND_DISPLAY are not set); run with --headless "
+              "(JSON lines on stdout)", file=sys.stderr)
         return 2
     if args.threads < 1:
         print(f"avlive: --threads: expected an int >= 1, found {args.threads}", file=sys.stderr)
         return 2
+    if not 0.0 <= args.opacity <= 1.0:
+        print(f"avlive: --opacity: expected a value in [0, 1], found {args.opacity}", file=sys.stderr)
+        return 2
+    if not os.path.isdir(args.save_dir):
+        print(f"avlive: --save-dir {args.save_dir}: no such folder", file=sys.stderr)
+        return 2
+    window = args.gui or (display and not args.headless)
 
     from engines.base import DeviceUnavailableError
     from models.media import MediaDecodeError
@@ -148,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     from realtime.pipeline import PipelineConfig, PipelineError, build_streams, check_sources, run_pipeline
     from realtime.sources import SourceError
 
-    jsonl = None if args.jsonl == "none" else args.jsonl
+    jsonl = None if args.jsonl == "none" else args.jsonl or (None if window else "-")
     bad_input = (ModelError, PipelineError, DeviceNotFound, PortAudioNotFound, MetadataMismatch, FileNotFoundError,
                  MediaDecodeError, DeviceUnavailableError)
     models = None
@@ -165,11 +221,14 @@ def main(argv: list[str] | None = None) -> int:
         for line in notes:
             print(f"avlive: {line}", file=sys.stderr)
         streams = build_streams(config, models)
-        if not args.headless:
-            where = "on stdout" if jsonl == "-" else (f"to {jsonl}" if jsonl else "off")
-            display = "no window yet" + ("" if _has_display() else " / no display")
-            print(f"avlive: {display}: running headless, JSON lines {where}", file=sys.stderr, flush=True)
-        run_pipeline(config, models, streams)
+        if window:
+            _run_with_window(args, config, models, streams)
+        else:
+            if not args.headless:
+                where = "on stdout" if jsonl == "-" else (f"to {jsonl}" if jsonl else "off")
+                print(f"avlive: no display (DISPLAY and WAYLAND_DISPLAY are not set): running headless, JSON lines "
+                      f"{where}", file=sys.stderr, flush=True)
+            run_pipeline(config, models, streams)
     except bad_input as e:
         return _fail(e, 2)
     except SourceError as e:

@@ -7,6 +7,7 @@
                                   Scheduler (inference thread: windows, models, rolling labels)
                                         │
                   JsonLinesSink, EventsTsvSink, Mp4RecorderSink, SummarySink
+                  (+ LiveView, first, when a window watches: realtime.live_view)
 
 **Sources.** ``--source synthetic[:SEED]`` or a media file gives audio and video; ``--mic``
 replaces the audio with a microphone, ``--camera`` the video with a camera (``none``: audio
@@ -321,20 +322,25 @@ class RunOutcome:
     events: int
 
 
-def _make_sinks(config: PipelineConfig):
+def _make_sinks(config: PipelineConfig, view=None):
+    """The run's sinks; a ``view`` comes first (the display sees each result before the slower
+    sinks) and always gets a recorder (idle until asked, unless ``config.record``)."""
     sinks = []
     jsonl = JsonLinesSink(config.jsonl) if config.jsonl is not None else None
     events = EventsTsvSink(config.events_out) if config.events_out is not None else None
-    recorder = Mp4RecorderSink(path=config.record) if config.record is not None else None
+    recorder = Mp4RecorderSink(path=config.record) if config.record is not None or view is not None else None
     summary = SummarySink(stream=sys.stderr if config.summary == "stderr" else config.summary)
-    for s in (jsonl, events, recorder, summary):
+    if view is not None:
+        view.recorder = recorder
+    for s in (view, jsonl, events, recorder, summary):
         if s is not None:
             sinks.append(s)
     return sinks, jsonl, events, recorder, summary
 
 
 def run_pipeline(config: PipelineConfig, models: LiveModels, streams: Streams | None = None, *,
-                 log: TextIO | str | None = "stderr", stop: threading.Event | None = None) -> RunOutcome:
+                 log: TextIO | str | None = "stderr", stop: threading.Event | None = None,
+                 view=None) -> RunOutcome:
     """Run until the end of the stream, ``config.duration``, Ctrl-C or ``stop``.
 
     Args:
@@ -343,6 +349,9 @@ def run_pipeline(config: PipelineConfig, models: LiveModels, streams: Streams | 
         streams: the sources (default :func:`build_streams`).
         log: where one-line notes go (``"stderr"``: ``sys.stderr`` now; None: nowhere).
         stop: set it from another thread to end the run as Ctrl-C does.
+        view: a :class:`realtime.live_view.LiveView` for a display: it becomes the first sink,
+            and its ``recorder`` is set to the run's :class:`Mp4RecorderSink` (one is made,
+            idle, when ``config.record`` is None), which the display starts and stops.
 
     Returns:
         How it ended. Every sink has been closed (flushed), also after Ctrl-C.
@@ -366,7 +375,7 @@ def run_pipeline(config: PipelineConfig, models: LiveModels, streams: Streams | 
     if streams.video is not None:
         w, h = streams.frame_size
         frame_ring = FrameRing(frame_slots(models, config.hop_s, streams.fps), h, w)
-    sinks, jsonl, events, recorder, summary = _make_sinks(config)
+    sinks, jsonl, events, recorder, summary = _make_sinks(config, view)
     slots = models.slots(config.localizer_every)
     if frame_ring is None:
         slots = [s for s in slots if s.resolved_kind != "localizer"]

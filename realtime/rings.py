@@ -1,11 +1,12 @@
 """Preallocated ring buffers between the capture threads and the scheduler.
 
 Both rings are written by ONE thread (the capture thread that owns the source) and read by one
-consumer (the scheduler). Everything is allocated in the constructor; ``write`` and ``read`` only
-copy (two slices at the wrap). A lock guards the indices and counters, and is held only while
-those are updated, never while samples or pixels are copied. A read validates its span after
-copying (a sequence-lock): if the writer started overwriting the span meanwhile, the read fails
-instead of returning torn data.
+consumer (the scheduler); a display may also copy the newest frame (``FrameRing.latest(...,
+take=False)``), which leaves the consumer's counters alone. Everything is allocated in the
+constructor; ``write`` and ``read`` only copy (two slices at the wrap). A lock guards the
+indices and counters, and is held only while those are updated, never while samples or pixels
+are copied. A read validates its span after copying (a sequence-lock): if the writer started
+overwriting the span meanwhile, the read fails instead of returning torn data.
 
 Stream time is one clock for both: audio sample ``i`` is at ``i / sample_rate`` seconds, frames
 carry their time in the same seconds (after the A/V offset correction applied in capture).
@@ -237,13 +238,18 @@ class FrameRing:
             self._index[slot] = k
             self._written = k + 1
 
-    def latest(self, out: np.ndarray, after: int = -1) -> tuple[float, int] | None:
+    def latest(self, out: np.ndarray, after: int = -1, *, take: bool = True) -> tuple[float, int] | None:
         """Copy the newest frame into ``out``.
+
+        Safe from any thread, each with its own ``out`` (a display reads this way beside the
+        scheduler).
 
         Args:
             out: Preallocated (height, width, 3) uint8.
             after: Return None unless the newest frame's counter is greater (pass the last
                 index you got to never see a frame twice).
+            take: Mark the frame as read. A viewer passes False, so ``overwrites`` still counts
+                the frames the consumer never took.
 
         Returns:
             ``(timestamp, index)`` of the frame copied, or None when there is none (newer than
@@ -257,7 +263,7 @@ class FrameRing:
                 slot = k % self.slots
                 t = float(self._times[slot])
             np.copyto(out, self._frames[slot])
-            if self._commit(slot, k):
+            if self._commit(slot, k, take):
                 return t, k
         return None
 
@@ -290,10 +296,11 @@ class FrameRing:
                 return t, k
         return None
 
-    def _commit(self, slot: int, k: int) -> bool:
-        """After a copy: True (and mark the slot read) if the slot still holds frame ``k``."""
+    def _commit(self, slot: int, k: int, take: bool = True) -> bool:
+        """After a copy: True (and, with ``take``, mark the slot read) if the slot still holds frame ``k``."""
         with self._lock:
             if self._index[slot] != k:
                 return False
-            self._taken[slot] = True
+            if take:
+                self._taken[slot] = True
         return True

@@ -251,9 +251,7 @@ class Mp4RecorderSink:
             TimeoutError: the inference thread did not get to it in time.
         """
         finished_before = len(self.recordings)
-        with self._lock:
-            self._request = ("stop", None)
-            self._done.clear()
+        self.request_stop()
         if self._owner is None or self._owner == threading.get_ident():
             self._apply()
         elif not self._done.wait(timeout):
@@ -262,6 +260,14 @@ class Mp4RecorderSink:
             error, self.error = self.error, None
             raise error
         return self.recordings[-1] if len(self.recordings) > finished_before else None
+
+    def request_stop(self) -> None:
+        """Ask the inference thread to finish the recording at its next hop, and return at once
+        (for a GUI thread that must not wait): the file then appears in ``recordings``, or a
+        failure in ``error``."""
+        with self._lock:
+            self._request = ("stop", None)
+            self._done.clear()
 
     @property
     def recording(self) -> bool:

@@ -41,6 +41,14 @@ def copy_run(run: Path, dest: Path, *, onnx: bool) -> Path:
     return dest
 
 
+@pytest.fixture(autouse=True)
+def no_display(monkeypatch):
+    """No display: avlive runs headless unless told otherwise (the window has tests/test_window.py);
+    subprocesses inherit this environment."""
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="module")
 def onnx_run(tiny_run, tmp_path_factory):
     return copy_run(tiny_run, tmp_path_factory.mktemp("onnx-run") / "run", onnx=True)
@@ -194,9 +202,7 @@ def test_missing_microphone_lists_the_devices(onnx_run, capsys):
     assert "nonexistent-xyz" in line and ("input devices:" in line or "libportaudio2" in line)
 
 
-def test_gui_without_a_display_suggests_headless(capsys, monkeypatch):
-    monkeypatch.delenv("DISPLAY", raising=False)
-    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+def test_gui_without_a_display_suggests_headless(capsys):
     rc = main(["--gui"])
     line = one_line(capsys.readouterr().err)
     assert rc != 0 and "--headless" in line
