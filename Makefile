@@ -16,8 +16,11 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The live demo on the built-in synthetic scene: 30 s at real-time pace with the demo models,
+# JSON lines on stdout, the annotated mp4 and the events TSV in out/demo/.
 demo: $(STAMP)
-	$(PY) -m apps.world_report --out out/demo
+	mkdir -p out/demo
+	$(PY) -m apps.avlive --source synthetic:200000 --duration 30 --record out/demo/avlive.mp4 --events-out out/demo/events.tsv
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -145,6 +145,9 @@ class L3Config:
     fusion_hidden: int = 128
     # Common dimension the avol head projects vision cells and audio to (AVOL-Net: 128).
     avol_dim: int = 128
+    # avol only: compare unit-length projections (cosine similarity) with a learned scale that
+    # starts at 10, instead of raw dot products with a scale that starts at 1/√D.
+    avol_cosine: bool = False
     # Added to the STFT magnitude before the log (see the module docstring).
     log_offset: float = 1e-4
     # k×k max-pool (stride k) on the normalised spectrogram before the audio subnet; 1 = none
@@ -335,17 +338,24 @@ class AvolFusion(nn.Module):
     whose softmax class 1 is the max cell probability (multiple-instance learning).
     """
 
-    def __init__(self, vision_dim: int, audio_dim: int, dim: int) -> None:
+    def __init__(self, vision_dim: int, audio_dim: int, dim: int, cosine: bool = False) -> None:
         super().__init__()
         self.vision_proj = nn.Sequential(nn.Conv2d(vision_dim, dim, 1), nn.ReLU(inplace=True), nn.Conv2d(dim, dim, 1))
         self.audio_proj = nn.Sequential(nn.Linear(audio_dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, dim))
-        self.scale = nn.Parameter(torch.tensor(dim ** -0.5))
+        self.cosine = bool(cosine)
+        self.scale = nn.Parameter(torch.tensor(10.0 if cosine else dim ** -0.5))
         self.bias = nn.Parameter(torch.tensor(0.0))
+
+    def project(self, vision_map: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, Cv, h, w)``, ``(B, Ca)`` → the projections ``(B, D, h, w)``, ``(B, D)`` the scores compare."""
+        v, a = self.vision_proj(vision_map), self.audio_proj(audio)
+        if self.cosine:
+            v, a = F.normalize(v, dim=1), F.normalize(a, dim=1)
+        return v, a
 
     def forward(self, vision_map: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``vision_map (B, Cv, h, w)``, ``audio (B, Ca)`` → (avc_logits ``(B, 2)``, cell_probs ``(B, h, w)``)."""
-        v = self.vision_proj(vision_map)  # (B, D, h, w)
-        a = self.audio_proj(audio)  # (B, D)
+        v, a = self.project(vision_map, audio)  # (B, D, h, w), (B, D)
         z = self.scale * torch.einsum("bdhw,bd->bhw", v, a) + self.bias  # (B, h, w) calibrated logits
         z_max = z.flatten(1).amax(dim=1)  # (B,)
         avc_logits = torch.stack([torch.zeros_like(z_max), z_max], dim=1)  # (B, 2)
@@ -376,7 +386,7 @@ class L3Net(nn.Module):
         if config.fusion == "concat":
             self.fusion: nn.Module = ConcatFusion(config.vision_dim, config.audio_dim, config.fusion_hidden)
         else:
-            self.fusion = AvolFusion(config.vision_dim, config.audio_dim, config.avol_dim)
+            self.fusion = AvolFusion(config.vision_dim, config.audio_dim, config.avol_dim, config.avol_cosine)
 
     # ---- inputs
 

@@ -542,6 +542,8 @@ class AVCPairs(Dataset):
         augment: frame augmentation, or None.
         gain: audio volume × U(1 − gain, 1 + gain) when > 0.
         fixed: ignore the epoch (evaluation sets).
+        positives_only: every item is a positive (with ``batch_negatives`` the batch's cross-source
+            combinations are the negatives, so the dataset's own negatives add nothing).
 
     Items are dicts: ``frames (3, S, S)`` float32, ``audio (48000,)`` float32, ``label`` int64
     (1 = corresponds), ``kind`` int64 (:data:`KIND_POSITIVE`, :data:`KIND_OTHER_SOURCE`,
@@ -555,7 +557,8 @@ class AVCPairs(Dataset):
 
     def __init__(self, sources: Sequence[AVSource], size: int, image_size: int, seed: int = 0, *,
                  same_video_negatives: float = 0.0, same_video_min_gap: float = 2.0,
-                 augment: FrameAugment | None = None, gain: float = 0.0, fixed: bool = False):
+                 augment: FrameAugment | None = None, gain: float = 0.0, fixed: bool = False,
+                 positives_only: bool = False):
         if size < 1:
             raise ValueError(f"AVCPairs.size: expected >= 1, found {size}")
         if not 0.0 <= same_video_negatives <= 1.0:
@@ -570,6 +573,7 @@ class AVCPairs(Dataset):
         self.size, self.image_size, self.seed = int(size), int(image_size), int(seed)
         self.same_video_negatives, self.same_video_min_gap = float(same_video_negatives), float(same_video_min_gap)
         self.augment, self.gain, self.fixed = augment, float(gain), bool(fixed)
+        self.positives_only = bool(positives_only)
 
     def __len__(self) -> int:
         return self.size
@@ -581,7 +585,7 @@ class AVCPairs(Dataset):
         a = self.pool[int(rng.integers(len(self.pool)))]
         src = self.sources[a]
         k = int(src.eligible[int(rng.integers(len(src.eligible)))])
-        if index % 2 == 0:
+        if index % 2 == 0 or self.positives_only:
             return KIND_POSITIVE, a, k, a, k, rng
         if rng.random() < self.same_video_negatives:
             far = np.abs(src.frame_times[src.eligible] - src.frame_times[k]) >= self.same_video_min_gap
@@ -632,8 +636,7 @@ def pair_logits(model: L3Net, frames: torch.Tensor, audio: torch.Tensor) -> torc
         hidden = F.relu((v @ w_v.T)[:, None, :] + (a @ w_a.T + head.fc1.bias)[None, :, :])  # (B, B, hidden)
         logits = hidden @ head.fc2.weight.T + head.fc2.bias  # (B, B, 2)
         return logits[..., 1] - logits[..., 0]
-    pv = head.vision_proj(vision_map)  # (B, D, h, w)
-    pa = head.audio_proj(a)  # (B, D)
+    pv, pa = head.project(vision_map, a)  # (B, D, h, w), (B, D)
     z = head.scale * torch.einsum("idhw,jd->ijhw", pv, pa) + head.bias  # (B, B, h, w)
     return z.flatten(2).amax(dim=2)
 
@@ -693,6 +696,7 @@ class L3TrainConfig(TrainConfig):
     lr_min_factor: float = 0.05
     size: str = "lite"  # "lite", "paper" or "tiny" (models/l3.py presets)
     fusion: str = "avol"  # "avol" (AVOL-Net: the map is the head) or "concat" (the L³ head, applied per cell)
+    avol_cosine: bool = False  # avol: cosine similarity of the projections with a learned scale (models/l3.py)
     world: str = "bench"  # world preset (ignored with --data)
     train_scenes: int = 64  # train seeds, the first scene_seconds of each
     scene_seconds: float = 120.0
@@ -711,6 +715,7 @@ class L3TrainConfig(TrainConfig):
     gain: float = 0.1  # audio volume × U(1 ± gain) (the paper's ±10 %)
     batch_negatives: bool = True  # also every cross-source (frame, audio) combination of a batch, 50/50 weighted
     contrastive: float = 0.0  # weight of a symmetric InfoNCE term over the batch's positive pairs (needs batch_negatives)
+    positives_only: bool = False  # training items all positives; negatives = the batch's cross-source pairs (needs batch_negatives)
     video_fps: float = 2.0  # --data: frames kept per second of video
     video_seconds: float = 10.0  # --data: seconds read per video
     val_fraction: float = 0.1  # --data without val/ folder: fraction of videos that validate
@@ -736,6 +741,8 @@ class L3TrainConfig(TrainConfig):
             raise ValueError(f"same_video_negatives: expected a fraction in [0, 1], found {self.same_video_negatives}")
         if not 0.0 <= self.gain < 1.0:
             raise ValueError(f"gain: expected in [0, 1), found {self.gain}")
+        if self.positives_only and not self.batch_negatives:
+            raise ValueError("positives_only: expected batch_negatives=true (the batch's cross pairs are then the only negatives)")
         if self.contrastive < 0 or (self.contrastive > 0 and not self.batch_negatives):
             raise ValueError(f"contrastive: expected >= 0, and 0 without batch_negatives, found {self.contrastive} "
                              f"(batch_negatives={self.batch_negatives})")
@@ -791,7 +798,7 @@ class L3Recipe(Recipe):
 
     @property
     def network_config(self) -> L3Config:
-        return l3_config_for(self.config.size, self.config.fusion)
+        return dataclasses.replace(l3_config_for(self.config.size, self.config.fusion), avol_cosine=self.config.avol_cosine)
 
     def build_model(self) -> nn.Module:
         return L3Net(self.network_config)
@@ -830,7 +837,8 @@ class L3Recipe(Recipe):
         c = self.config
         train_sources, val_sources = self.sources(data)
         size = self.network_config.image_size
-        train = AVCPairs(train_sources, c.items_per_epoch, size, c.seed, same_video_negatives=c.same_video_negatives,
+        train = AVCPairs(train_sources, c.items_per_epoch, size, c.seed, positives_only=c.positives_only,
+                         same_video_negatives=c.same_video_negatives,
                          same_video_min_gap=c.same_video_min_gap, augment=c.frame_augment(), gain=c.gain)
         val = AVCPairs(val_sources, c.val_items, size, 12_345, same_video_negatives=c.same_video_negatives,
                        same_video_min_gap=c.same_video_min_gap, fixed=True)

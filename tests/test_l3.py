@@ -333,3 +333,21 @@ def test_onnx_heatmap_graph_matches_torch(tmp_path):
         assert onnx_logits.shape == (batch, 2) and onnx_cells.shape == (batch, 8, 8)
         assert np.abs(onnx_logits - logits.numpy()).max() <= 1e-4
         assert np.abs(onnx_cells - cells.numpy()).max() <= 1e-4
+
+
+def test_avol_cosine_head_compares_unit_projections():
+    config = dataclasses.replace(L3_TINY, fusion="avol", avol_cosine=True)
+    assert L3Config.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    torch.manual_seed(0)
+    model = L3Net(config).eval()
+    assert model.fusion.scale.item() == pytest.approx(10.0)
+    frames = torch.rand(2, 3, config.image_size, config.image_size) * 2 - 1
+    audio = torch.randn(2, SAMPLE_RATE) * 0.1
+    with torch.no_grad():
+        logits, cells = model.forward_all(frames, audio)
+        v, a = model.fusion.project(model.vision_map(frames), model.embed_audio(audio))
+    assert torch.allclose(v.norm(dim=1), torch.ones(()), atol=1e-5) and torch.allclose(a.norm(dim=1), torch.ones(()), atol=1e-5)
+    z = torch.logit(cells.double().clamp(1e-12, 1 - 1e-12))
+    bound = abs(model.fusion.scale.item()) + abs(model.fusion.bias.item())
+    assert z.abs().max().item() <= bound + 1e-4  # a cosine times the scale, plus the bias
+    assert torch.allclose(logits[:, 1], z.flatten(1).amax(1).float(), atol=1e-4)
