@@ -145,8 +145,8 @@ class L3Config:
     fusion_hidden: int = 128
     # Common dimension the avol head projects vision cells and audio to (AVOL-Net: 128).
     avol_dim: int = 128
-    # avol only: compare unit-length projections (cosine similarity) with a learned scale that
-    # starts at 10, instead of raw dot products with a scale that starts at 1/√D.
+    # avol only: compare unit-length, batch-normalised projections (cosine similarity) with a
+    # learned scale that starts at 10, instead of raw dot products with a scale of 1/√D at first.
     avol_cosine: bool = False
     # Added to the STFT magnitude before the log (see the module docstring).
     log_offset: float = 1e-4
@@ -340,8 +340,18 @@ class AvolFusion(nn.Module):
 
     def __init__(self, vision_dim: int, audio_dim: int, dim: int, cosine: bool = False) -> None:
         super().__init__()
-        self.vision_proj = nn.Sequential(nn.Conv2d(vision_dim, dim, 1), nn.ReLU(inplace=True), nn.Conv2d(dim, dim, 1))
-        self.audio_proj = nn.Sequential(nn.Linear(audio_dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, dim))
+        if cosine:
+            # Batch-normalised projections: the pooled ReLU features of two different inputs start
+            # out nearly parallel (cosine ≈ 0.97 for two seconds of the world at init), and unit
+            # vectors of nearly parallel features cannot tell anything apart; centring them first
+            # (BN, as in contrastive projection heads) keeps the comparison informative.
+            self.vision_proj = nn.Sequential(nn.BatchNorm2d(vision_dim), nn.Conv2d(vision_dim, dim, 1, bias=False),
+                                             nn.BatchNorm2d(dim), nn.ReLU(inplace=True), nn.Conv2d(dim, dim, 1))
+            self.audio_proj = nn.Sequential(nn.BatchNorm1d(audio_dim), nn.Linear(audio_dim, dim, bias=False),
+                                            nn.BatchNorm1d(dim), nn.ReLU(inplace=True), nn.Linear(dim, dim))
+        else:
+            self.vision_proj = nn.Sequential(nn.Conv2d(vision_dim, dim, 1), nn.ReLU(inplace=True), nn.Conv2d(dim, dim, 1))
+            self.audio_proj = nn.Sequential(nn.Linear(audio_dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, dim))
         self.cosine = bool(cosine)
         self.scale = nn.Parameter(torch.tensor(10.0 if cosine else dim ** -0.5))
         self.bias = nn.Parameter(torch.tensor(0.0))

@@ -92,6 +92,15 @@ def test_positives_are_aligned_and_above_the_energy_floor(sources):
         torch.testing.assert_close(item["frames"], augment_frame(frame, 64, None, None))
 
 
+def test_positives_only_pairs_every_frame_with_its_own_second(sources):
+    pairs = AVCPairs(sources, 12, 64, seed=1, fixed=True, positives_only=True)
+    for i in range(12):
+        kind, a, k, b, j, _ = pairs.address(0, i)
+        assert kind == KIND_POSITIVE and (a, k) == (b, j)
+    with pytest.raises(ValueError, match="positives_only"):
+        L3TrainConfig(positives_only=True, batch_negatives=False).validate()
+
+
 def test_negatives_come_from_another_scene_or_the_same_scene_elsewhere(sources):
     other = AVCPairs(sources, 60, 64, seed=2, fixed=True)
     for i in range(1, 60, 2):
