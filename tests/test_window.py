@@ -19,10 +19,9 @@ from realtime.models import DEMO_DIR
 SEED = 200001
 FPS = 30
 
-_MISSING = [kind for kind in ("labeler", "localizer") if not (DEMO_DIR / kind).exists()]
 pytestmark = pytest.mark.skipif(
-    bool(_MISSING), reason=f"the window's content tests run the demo models, and {DEMO_DIR} has no "
-                           f"{' and no '.join(_MISSING)} yet (issues 5 and 6 put them there)")
+    not (DEMO_DIR / "labeler").exists(), reason=f"the window's content tests run the demo models, and {DEMO_DIR} "
+                                                f"has no labeler (issue 5 puts it there)")
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +153,7 @@ class Live:
                                    pipeline=self.pipeline)
         self.window.show()
         self.scene = Scene(get_preset("bench"), SEED)
-        self.localizer = self.models.localizer.model.window
+        self.localizer = self.models.localizer.model.window if self.models.localizer is not None else None
 
     def close(self) -> None:
         self.window.close()
@@ -204,6 +203,8 @@ def _located(live: Live, result) -> tuple | None:
 @pytest.mark.usefixtures("qapp")
 class TestLiveWindow:
     def test_brightest_overlay_pixel_is_in_the_sounding_objects_box(self, live):
+        if live.localizer is None:
+            pytest.skip(f"{DEMO_DIR} has no localizer yet (issue 6): no heatmap to overlay")
         w = live.window
         box = None
         deadline = time.monotonic() + 40
