@@ -208,7 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     for seed in args.seeds:
-        if seed_split(seed) != "test":
+        try:
+            split = seed_split(seed)
+        except ValueError:
+            split = None
+        if split != "test":
             p.error(f"--seeds: expected test seeds (200000-200999, never trained or tuned on), found {seed}")
     args.out.mkdir(parents=True, exist_ok=True)
     extra = ["--backend", args.backend, "--threads", str(args.threads)]
