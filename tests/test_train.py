@@ -52,6 +52,24 @@ def test_existing_run_needs_resume(tiny_run):
     assert again.returncode == 2 and "--resume" in again.stderr
 
 
+def test_resume_keeps_the_runs_own_settings(tiny_run):
+    def train_cmd(*args):
+        cmd = python_cmd("-m", "models.train", "--recipe", "baseline", "--out", str(tiny_run), "--resume", *args)
+        return subprocess.run(cmd, cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=120)
+
+    stored = json.loads((tiny_run / "config.json").read_text())["config"]
+    shown = train_cmd("--show-config")  # no overrides: the run's config, not the recipe's defaults
+    assert shown.returncode == 0, shown.stderr
+    assert f"width={stored['width']}" in shown.stdout and f"seed={stored['seed']}" in shown.stdout
+    assert train_cmd("--show-config", "threads=2").returncode == 0  # how it runs may change
+    conflict = train_cmd("--show-config", "width=8")
+    assert conflict.returncode == 2
+    assert f"started with width={stored['width']}" in conflict.stderr and "width=8" in conflict.stderr
+    other = python_cmd("-m", "models.train", "--recipe", "l3", "--out", str(tiny_run), "--resume", "--show-config")
+    wrong = subprocess.run(other, cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    assert wrong.returncode == 2 and "'baseline' run" in wrong.stderr
+
+
 def test_sigkill_mid_epoch_resumes_bit_identically(tmp_path):
     overrides = ("epochs=3", "num_workers=2", "checkpoint_every=2", "dropout=0.3")
     reference = tmp_path / "reference"

@@ -29,6 +29,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Fields a resumed run may change: how it runs, not what it computes.
+RESUME_MAY_CHANGE = ("threads", "num_workers")
+
+
+def stored_config(recipe_cls, out: Path):
+    """The config a run in ``out`` was started with (its ``config.json``), or None when there is none.
+
+    Raises:
+        ValueError: the run belongs to another recipe.
+    """
+    import json
+
+    from .config import config_from_dict
+
+    path = out / "config.json"
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text())
+    if saved.get("recipe") != recipe_cls.name:
+        raise ValueError(f"--resume: {out} holds a {saved.get('recipe')!r} run, not {recipe_cls.name!r}")
+    return config_from_dict(recipe_cls.config_class, saved["config"])
+
+
+def check_resume_overrides(stored, config, out: Path) -> None:
+    """A resumed run keeps its settings: overrides may repeat them, or change only
+    :data:`RESUME_MAY_CHANGE`.
+
+    Raises:
+        ValueError: naming the field, the run's value and the command line's.
+    """
+    import dataclasses
+
+    for f in dataclasses.fields(stored):
+        before, after = getattr(stored, f.name), getattr(config, f.name)
+        if before != after and f.name not in RESUME_MAY_CHANGE:
+            raise ValueError(f"--resume: {out} was started with {f.name}={before!r}, found {f.name}={after!r} on the "
+                             f"command line; resume with the run's settings or start a new --out")
+
+
 def main(argv: list[str] | None = None) -> int:
     from ..recipes import RECIPES
     from .config import apply_overrides, config_to_dict
@@ -36,9 +75,13 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    out = args.out or Path("runs") / args.recipe
     try:
         recipe_cls = RECIPES.get(args.recipe).factory
-        config = apply_overrides(recipe_cls.config_class(), args.overrides)
+        stored = stored_config(recipe_cls, out) if args.resume else None
+        config = apply_overrides(stored if stored is not None else recipe_cls.config_class(), args.overrides)
+        if stored is not None:
+            check_resume_overrides(stored, config, out)
         config.validate()
     except (KeyError, ValueError) as e:
         parser.error(str(e).strip("'\""))
@@ -46,7 +89,6 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in config_to_dict(config).items():
             print(f"{key}={value}")
         return 0
-    out = args.out or Path("runs") / args.recipe
     try:
         train(recipe_cls(config), out, data=args.data, resume=args.resume, argv=[sys.executable, "-m", "models.train", *(argv if argv is not None else sys.argv[1:])])
     except (FileExistsError, FileNotFoundError, ValueError) as e:
