@@ -123,6 +123,7 @@ class SpectrogramColumns:
         self._max_new = max(1, (int(max_audio) - self.n_fft) // self.hop + 1)
         self._audio = np.zeros(self.n_fft + (self._max_new - 1) * self.hop, np.float32)  # one update's samples
         self._ring = np.full((self.capacity, self.n_mels), self.floor, np.float32)  # (capacity, n_mels)
+        self._floor_rows = self._ring.copy()  # silent columns to append from (read only)
         self._columns = 0  # columns written = index of the next column
         self._lock = threading.Lock()
         self.dropped = 0  # columns filled with the floor because their audio was gone
@@ -193,10 +194,11 @@ class SpectrogramColumns:
             out[k:] = self._ring[:i]
         return n
 
-    def _put(self, rows: np.ndarray) -> None:
-        """Append (m, n_mels) columns (only the newest ``capacity`` are held)."""
+    def _put(self, rows: np.ndarray, total: int | None = None) -> None:
+        """Append ``total`` columns whose newest are ``rows`` (m, n_mels), ``total >= m`` (default m);
+        only the newest ``capacity`` are held."""
         cap = self.capacity
-        total = rows.shape[0]
+        total = rows.shape[0] if total is None else total
         rows = rows[-cap:]
         m = rows.shape[0]
         with self._lock:
@@ -208,16 +210,7 @@ class SpectrogramColumns:
 
     def _fill_floor(self, m: int) -> None:
         """Append ``m`` silent columns."""
-        cap = self.capacity
-        with self._lock:
-            if m >= cap:
-                self._ring[:] = self.floor
-            else:
-                i = self._columns % cap
-                k = min(m, cap - i)
-                self._ring[i:i + k] = self.floor
-                self._ring[:m - k] = self.floor
-            self._columns += m
+        self._put(self._floor_rows[: min(m, self.capacity)], total=m)
 
 
 @contextlib.contextmanager

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from apps.tune_labeler import hop_scores
 from models.l3 import SAMPLE_RATE as L3_RATE
 from models.l3_eval import hop_truth, is_localization_hop
 from models.metrics import event_based_metrics, segment_based_metrics
@@ -35,11 +36,9 @@ def test_demo_labeler_finds_the_events_of_a_held_out_scene(scene):
         labeler, seconds, hop = model.model, 60.0, 0.25
         sr = labeler.window.sample_rate
         audio = scene.render_audio(0, int(seconds * sr), sr)
-        n, step = labeler.window.samples, int(hop * sr)
-        ends = np.arange(n, len(audio) + 1, step)
-        scores = np.stack([labeler(audio[e - n : e]) for e in ends])
+        scores, t0 = hop_scores(labeler, audio, sr, hop)  # what the live scheduler gives it, hop by hop
         name = source_name(SEED)
-        est = detect_events(scores, hop, labeler.labels, model.hysteresis, name, t0=ends[0] / sr, end_time=seconds)
+        est = detect_events(scores, hop, labeler.labels, model.hysteresis, name, t0=t0, end_time=seconds)
         ref = reference_events(scene, seconds)
         assert len(ref) >= 20
         events = event_based_metrics(ref, est, 0.25, 0.2, labels=list(labeler.labels), filenames=[name])
