@@ -561,12 +561,17 @@ class AVCPairs(Dataset):
         fixed: ignore the epoch (evaluation sets).
         positives_only: every item is a positive (with ``batch_negatives`` the batch's cross-source
             combinations are the negatives, so the dataset's own negatives add nothing).
+        group_size: with ``positives_only``, consecutive runs of ``group_size`` indices (index //
+            group_size) share one source and take frames at least ``same_video_min_gap`` seconds
+            apart (as far as the source allows), so that a batch cut in index order holds
+            same-source pairs at different times: the recipe's ``scene_groups`` negatives.
 
     Items are dicts: ``frames (3, S, S)`` float32, ``audio (48000,)`` float32, ``label`` int64
     (1 = corresponds), ``kind`` int64 (:data:`KIND_POSITIVE`, :data:`KIND_OTHER_SOURCE`,
     :data:`KIND_SAME_SOURCE`), and the addresses ``frame_source``, ``frame_index``,
     ``audio_source``, ``audio_index`` (int64; source index and frame index within it: the
-    audio is the second centred on that frame).
+    audio is the second centred on that frame), ``frame_time`` (float64 seconds of the frame in
+    its source).
 
     Raises:
         ValueError: fewer than two sources with eligible frames, or a bad argument.
@@ -575,13 +580,18 @@ class AVCPairs(Dataset):
     def __init__(self, sources: Sequence[AVSource], size: int, image_size: int, seed: int = 0, *,
                  same_video_negatives: float = 0.0, same_video_min_gap: float = 2.0,
                  augment: FrameAugment | None = None, gain: float = 0.0, fixed: bool = False,
-                 positives_only: bool = False):
+                 positives_only: bool = False, group_size: int = 1):
         if size < 1:
             raise ValueError(f"AVCPairs.size: expected >= 1, found {size}")
         if not 0.0 <= same_video_negatives <= 1.0:
             raise ValueError(f"same_video_negatives: expected a fraction in [0, 1], found {same_video_negatives!r}")
         if not 0.0 <= gain < 1.0:
             raise ValueError(f"gain: expected in [0, 1), found {gain!r}")
+        if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1 \
+                or (group_size > 1 and not positives_only):
+            raise ValueError(f"group_size: expected a positive int, and 1 unless positives_only, found {group_size!r} "
+                             f"(positives_only={positives_only})")
+        self.group_size = group_size
         self.sources = list(sources)
         self.pool = [i for i, s in enumerate(self.sources) if len(s.eligible)]
         if len(self.pool) < 2:
@@ -599,6 +609,10 @@ class AVCPairs(Dataset):
         """``(kind, frame_source, frame_index, audio_source, audio_index, rng)`` of an item; the
         generator continues with the augmentation draws."""
         rng = np.random.default_rng([self.seed, 0 if self.fixed else int(epoch), int(index)])
+        if self.group_size > 1:
+            a, frames = self._group(epoch, index // self.group_size)
+            k = frames[index % self.group_size]
+            return KIND_POSITIVE, a, k, a, k, rng
         a = self.pool[int(rng.integers(len(self.pool)))]
         src = self.sources[a]
         k = int(src.eligible[int(rng.integers(len(src.eligible)))])
@@ -614,6 +628,21 @@ class AVCPairs(Dataset):
         other = self.sources[b]
         return KIND_OTHER_SOURCE, a, k, b, int(other.eligible[int(rng.integers(len(other.eligible)))]), rng
 
+    def _group(self, epoch: int, group: int) -> tuple[int, list[int]]:
+        """The source of a group and its ``group_size`` frame indices, spread ``same_video_min_gap`` apart
+        where the source allows (a frame that cannot be placed after 32 draws is taken anyway)."""
+        rng = np.random.default_rng([self.seed, 0 if self.fixed else int(epoch), int(group), 1])
+        a = self.pool[int(rng.integers(len(self.pool)))]
+        src = self.sources[a]
+        chosen: list[int] = []
+        for _ in range(self.group_size):
+            for _attempt in range(32):
+                k = int(src.eligible[int(rng.integers(len(src.eligible)))])
+                if all(abs(src.frame_times[k] - src.frame_times[c]) >= self.same_video_min_gap for c in chosen):
+                    break
+            chosen.append(k)
+        return a, chosen
+
     def __getitem__(self, address) -> dict[str, torch.Tensor]:
         epoch, index = address if isinstance(address, tuple) else (0, address)
         if not 0 <= index < self.size:
@@ -628,6 +657,7 @@ class AVCPairs(Dataset):
             "label": torch.tensor(int(kind == KIND_POSITIVE)), "kind": torch.tensor(kind),
             "frame_source": torch.tensor(a), "frame_index": torch.tensor(k),
             "audio_source": torch.tensor(b), "audio_index": torch.tensor(j),
+            "frame_time": torch.tensor(float(self.sources[a].frame_times[k]), dtype=torch.float64),
         }
 
 
@@ -658,7 +688,8 @@ def pair_logits(model: L3Net, frames: torch.Tensor, audio: torch.Tensor) -> torc
     return z.flatten(2).amax(dim=2)
 
 
-def contrastive_loss(z: torch.Tensor, label: torch.Tensor, frame_source: torch.Tensor) -> torch.Tensor:
+def contrastive_loss(z: torch.Tensor, label: torch.Tensor, frame_source: torch.Tensor,
+                     may_correspond: torch.Tensor | None = None) -> torch.Tensor:
     """Symmetric InfoNCE over a batch's positive pairs: each positive frame must pick its own
     audio among the batch's positive audios, and each audio its own frame.
 
@@ -671,6 +702,8 @@ def contrastive_loss(z: torch.Tensor, label: torch.Tensor, frame_source: torch.T
         z: ``(B, B)`` pair logits (:func:`pair_logits`).
         label: ``(B,)`` bool, the items that are positive pairs.
         frame_source: ``(B,)`` int64 source of each item's frame.
+        may_correspond: ``(B, B)`` bool, off-diagonal pairs to leave out instead of every
+            same-source pair (the recipe's ``scene_groups`` keeps same-source pairs far apart in time).
 
     Returns:
         A scalar; 0 (with a gradient path) with fewer than two positives.
@@ -679,8 +712,12 @@ def contrastive_loss(z: torch.Tensor, label: torch.Tensor, frame_source: torch.T
     if len(pos) < 2:
         return z.sum() * 0
     zz = z[pos][:, pos]  # (P, P): positive frames × positive audios
-    src = frame_source[pos]
-    same = (src[:, None] == src[None, :]) & ~torch.eye(len(pos), dtype=torch.bool, device=z.device)
+    if may_correspond is None:
+        src = frame_source[pos]
+        same = src[:, None] == src[None, :]
+    else:
+        same = may_correspond[pos][:, pos]
+    same = same & ~torch.eye(len(pos), dtype=torch.bool, device=z.device)
     zz = zz.masked_fill(same, float("-inf"))
     target = torch.arange(len(pos), device=z.device)
     return 0.5 * (F.cross_entropy(zz, target) + F.cross_entropy(zz.T, target))
@@ -733,6 +770,8 @@ class L3TrainConfig(TrainConfig):
     batch_negatives: bool = True  # also every cross-source (frame, audio) combination of a batch, 50/50 weighted
     contrastive: float = 0.0  # weight of a symmetric InfoNCE term over the batch's positive pairs (needs batch_negatives)
     positives_only: bool = False  # training items all positives; negatives = the batch's cross-source pairs (needs batch_negatives)
+    scene_groups: int = 1  # > 1 (needs positives_only): a batch is batch_size / scene_groups sources × scene_groups frames
+    # ≥ same_video_min_gap apart, and those same-source pairs are negatives too (see the module docstring)
     video_fps: float = 2.0  # --data: frames kept per second of video
     video_seconds: float = 10.0  # --data: seconds read per video
     val_fraction: float = 0.1  # --data without val/ folder: fraction of videos that validate
@@ -760,6 +799,9 @@ class L3TrainConfig(TrainConfig):
             raise ValueError(f"gain: expected in [0, 1), found {self.gain}")
         if self.positives_only and not self.batch_negatives:
             raise ValueError("positives_only: expected batch_negatives=true (the batch's cross pairs are then the only negatives)")
+        if self.scene_groups < 1 or self.batch_size % self.scene_groups or (self.scene_groups > 1 and not self.positives_only):
+            raise ValueError(f"scene_groups: expected a divisor of batch_size ({self.batch_size}), and 1 unless "
+                             f"positives_only, found {self.scene_groups} (positives_only={self.positives_only})")
         if self.contrastive < 0 or (self.contrastive > 0 and not self.batch_negatives):
             raise ValueError(f"contrastive: expected >= 0, and 0 without batch_negatives, found {self.contrastive} "
                              f"(batch_negatives={self.batch_negatives})")
@@ -814,6 +856,11 @@ class L3Recipe(Recipe):
     data_help = "optional: a folder of videos (any layout; val/ and test/ top folders are honoured)"
 
     @property
+    def shuffle_train(self) -> bool:
+        """``scene_groups`` needs batches cut in index order (items are random functions of the index anyway)."""
+        return self.config.scene_groups == 1
+
+    @property
     def network_config(self) -> L3Config:
         return dataclasses.replace(l3_config_for(self.config.size, self.config.fusion), avol_cosine=self.config.avol_cosine)
 
@@ -855,6 +902,7 @@ class L3Recipe(Recipe):
         train_sources, val_sources = self.sources(data)
         size = self.network_config.image_size
         train = AVCPairs(train_sources, c.items_per_epoch, size, c.seed, positives_only=c.positives_only,
+                         group_size=c.scene_groups,
                          same_video_negatives=c.same_video_negatives,
                          same_video_min_gap=c.same_video_min_gap, augment=c.frame_augment(), gain=c.gain)
         val = AVCPairs(val_sources, c.val_items, size, 12_345, same_video_negatives=c.same_video_negatives,
@@ -875,11 +923,16 @@ class L3Recipe(Recipe):
         positive = torch.diag(label)
         negative = batch["frame_source"][:, None] != batch["audio_source"][None, :]  # includes the dataset's negatives
         negative |= torch.diag(~label)
+        may_correspond = None
+        if self.config.scene_groups > 1:  # same source, far apart in time: a negative as well
+            apart = (batch["frame_time"][:, None] - batch["frame_time"][None, :]).abs() >= self.config.same_video_min_gap
+            negative |= apart
+            may_correspond = ~negative
         loss_pos = F.binary_cross_entropy_with_logits(z[positive], torch.ones_like(z[positive])) if positive.any() else z.sum() * 0
         loss_neg = F.binary_cross_entropy_with_logits(z[negative], torch.zeros_like(z[negative])) if negative.any() else z.sum() * 0
         loss = 0.5 * (loss_pos + loss_neg)
         if self.config.contrastive > 0:
-            loss = loss + self.config.contrastive * contrastive_loss(z, label, batch["frame_source"])
+            loss = loss + self.config.contrastive * contrastive_loss(z, label, batch["frame_source"], may_correspond)
         return loss
 
     def evaluate(self, model: nn.Module, loader) -> dict[str, float]:

@@ -2,6 +2,7 @@
 evaluation's hop selection and figures, threshold selection and storage."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -13,7 +14,7 @@ from models.l3_eval import (ACTIVE_OVERLAP, LOC_MIN_OVERLAP, HopTruth, L3EvalCon
                             format_report, hop_truth, is_localization_hop, is_offscreen_hop, is_onscreen_hop,
                             pair_truth, scan_hops, select_localization_hops, select_offscreen_hops,
                             separating_threshold, write_threshold)
-from models.l3_recipe import (KIND_OTHER_SOURCE, contrastive_loss, KIND_POSITIVE, KIND_SAME_SOURCE, AVCPairs, EnergyFloor,
+from models.l3_recipe import (KIND_OTHER_SOURCE, contrastive_loss, pair_logits, KIND_POSITIVE, KIND_SAME_SOURCE, AVCPairs, EnergyFloor,
                               FrameAugment, L3Recipe, L3TrainConfig, augment_frame, world_sources)
 from models.live import LIVE_MODELS
 from models.world import TINY, FrameObject, split_seed
@@ -99,6 +100,38 @@ def test_positives_only_pairs_every_frame_with_its_own_second(sources):
         assert kind == KIND_POSITIVE and (a, k) == (b, j)
     with pytest.raises(ValueError, match="positives_only"):
         L3TrainConfig(positives_only=True, batch_negatives=False).validate()
+
+
+def test_scene_groups_share_a_source_at_times_apart_and_count_as_negatives(sources):
+    pairs = AVCPairs(sources, 24, 64, seed=6, positives_only=True, group_size=3, same_video_min_gap=2.0)
+    for group in range(8):
+        items = [pairs[(3, 3 * group + m)] for m in range(3)]
+        assert len({x["frame_source"].item() for x in items}) == 1
+        times = np.sort([x["frame_time"].item() for x in items])
+        assert np.diff(times).min() >= 2.0  # the tiny world's 10 s scenes leave room for three
+        for x in items:
+            assert x["label"].item() == 1 and x["audio_index"].item() == x["frame_index"].item()
+    with pytest.raises(ValueError, match="group_size"):
+        AVCPairs(sources, 24, 64, group_size=4)  # groups only make sense without the dataset's own negatives
+    with pytest.raises(ValueError, match="scene_groups"):
+        L3TrainConfig(positives_only=True, scene_groups=3).validate()  # 32 is not a multiple of 3
+    config = L3TrainConfig(size="tiny", positives_only=True, scene_groups=4, contrastive=1.0, same_video_min_gap=2.0)
+    recipe = L3Recipe(config)
+    assert recipe.shuffle_train is False and L3Recipe(L3TrainConfig()).shuffle_train is True
+    # One source, three frames far apart: every off-diagonal pair is a negative for both terms.
+    batch = {k: torch.stack([pairs[(3, m)][k] for m in range(3)]) for k in ("frames", "audio", "label", "frame_source",
+                                                                            "audio_source", "frame_time")}
+    torch.manual_seed(0)
+    model = recipe.build_model()
+    z = pair_logits(model, batch["frames"], batch["audio"])
+    eye = torch.eye(3, dtype=torch.bool)
+    # Without groups the same-source pairs may correspond: only the positives' term is left.
+    ungrouped = L3Recipe(dataclasses.replace(config, scene_groups=1))
+    only_positives = 0.5 * torch.nn.functional.softplus(-z[eye]).mean()
+    assert ungrouped.loss(model, batch).item() == pytest.approx(only_positives.item(), rel=1e-5)
+    expected = 0.5 * (torch.nn.functional.softplus(-z[eye]).mean() + torch.nn.functional.softplus(z[~eye]).mean()) \
+        + contrastive_loss(z, batch["label"].bool(), batch["frame_source"], torch.zeros_like(eye))
+    assert recipe.loss(model, batch).item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_negatives_come_from_another_scene_or_the_same_scene_elsewhere(sources):

@@ -158,7 +158,8 @@ def train(recipe: Recipe, out: Path, *, data: Path | None = None, resume: bool =
     train_set, val_set = recipe.build_datasets(data)
     model = recipe.build_model().to(device)
     optimizer = recipe.build_optimizer(model)
-    sampler = ResumableBatchSampler(len(train_set), cfg.batch_size, cfg.seed, rank=info.rank, world_size=info.world_size)
+    sampler = ResumableBatchSampler(len(train_set), cfg.batch_size, cfg.seed, rank=info.rank, world_size=info.world_size,
+                                    shuffle=recipe.shuffle_train)
     total_steps = cfg.epochs * sampler.batches_per_epoch
     if cfg.max_steps:
         total_steps = min(total_steps, cfg.max_steps)

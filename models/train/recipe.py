@@ -28,6 +28,9 @@ class Recipe:
     config_class: ClassVar[type] = TrainConfig
     primary_metric: ClassVar[str] = "top1"  # the evaluation figure that picks the best checkpoint
     data_help: ClassVar[str] = "not used: trains on the built-in synthetic world"
+    # False: the trainer cuts each epoch's indices into batches in order (for datasets whose
+    # items are already random functions of (epoch, index) and that group consecutive indices).
+    shuffle_train: bool = True
 
     def __init__(self, config: Any):
         self.config = config
