@@ -5,7 +5,8 @@ the dynamo exporter (``torch.onnx.export(..., dynamo=True)``, opset 18) under th
 output names of the model's :class:`~models.metadata.ModelMetadata`, with the dynamic axes
 asked for, into a temporary file beside the target; checks it with ``onnx.checker``; runs it in
 ONNX Runtime against PyTorch on the example inputs *and* on random inputs of other sizes along
-every dynamic axis (max |Δ| ≤ ``atol``); and only then renames it onto the target and writes the
+every dynamic axis, and on any further inputs it is given (|Δ| ≤ ``atol + rtol·|value|`` for
+every value); and only then renames it onto the target and writes the
 sidecar (``model.onnx.json``) with the tensor specs read from the exported graph. A failed
 export or check leaves no file behind and an existing target untouched.
 
@@ -61,8 +62,10 @@ __all__ = [
 #: The opset avlive exports (the dynamo exporter's native one; see shared notes on Pad and opset 17).
 DEFAULT_OPSET = 18
 
-#: The largest |ONNX Runtime - PyTorch| an export may show, per value.
+#: An export may differ from PyTorch by at most ``DEFAULT_ATOL + DEFAULT_RTOL · |PyTorch value|``
+#: per value (NumPy's ``allclose`` rule): float32 rounding grows with the size of the value.
 DEFAULT_ATOL = 1e-4
+DEFAULT_RTOL = 1e-4
 
 _ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64", 9: "bool",
                 10: "float16", 11: "float64", 16: "bfloat16"}
@@ -79,19 +82,22 @@ class ExportVerificationError(ExportError):
         output: The output's name.
         max_abs_diff: The largest absolute difference found (``inf`` for a shape mismatch or
             NaN on one side only).
-        atol: The tolerance it exceeded.
+        atol: The absolute part of the tolerance it exceeded.
+        rtol: The relative part (times |PyTorch value|).
         input_shapes: The shapes of the inputs it was found on.
     """
 
     def __init__(self, output: str, max_abs_diff: float, atol: float, input_shapes: Mapping[str, tuple[int, ...]],
-                 detail: str) -> None:
+                 detail: str, rtol: float = 0.0) -> None:
         self.output = output
         self.max_abs_diff = max_abs_diff
         self.atol = atol
+        self.rtol = rtol
         self.input_shapes = dict(input_shapes)
         shapes = ", ".join(f"{k} {tuple(v)}" for k, v in input_shapes.items())
+        tolerance = f"atol {atol:g}" + (f" + rtol {rtol:g} x |PyTorch value|" if rtol else "")
         super().__init__(f"ONNX Runtime and PyTorch disagree on output {output!r} for inputs {shapes}: "
-                         f"max |difference| = {max_abs_diff:.3g} > atol {atol:g} ({detail})")
+                         f"max |difference| = {max_abs_diff:.3g}, beyond {tolerance} ({detail})")
 
 
 @dataclass(frozen=True)
@@ -116,7 +122,8 @@ class ExportReport:
         sidecar: Its metadata sidecar (``<path>.json``).
         opset: The default-domain opset in the file.
         metadata: The metadata written to the sidecar (tensor specs from the graph).
-        checks: The comparisons run: the example inputs first, then random inputs of other sizes.
+        checks: The comparisons run: the example inputs first, then random inputs of other sizes,
+            then ``extra_checks`` in order.
         max_abs_diff: Output name → worst max |ONNX Runtime - PyTorch| over all checks.
         seconds: Wall time of the whole export, checks included.
     """
@@ -239,12 +246,23 @@ def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> tuple[float, str]:
                                f"PyTorch {float(b[index]):.7g}"
 
 
+def _within_tolerance(a: np.ndarray, b: np.ndarray, atol: float, rtol: float) -> bool:
+    """``|a − b| ≤ atol + rtol·|b|`` everywhere (NaN in both places counts as equal)."""
+    if a.shape != b.shape:
+        return False
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        ok = np.abs(a64 - b64) <= atol + rtol * np.abs(b64)
+    return bool(np.all(ok | (np.isnan(a64) & np.isnan(b64))))
+
+
 def verify_onnx(
     path: str | os.PathLike,
     model: nn.Module,
     inputs: Mapping[str, torch.Tensor],
     *,
     atol: float = DEFAULT_ATOL,
+    rtol: float = DEFAULT_RTOL,
     threads: int = 2,
 ) -> dict[str, float]:
     """Run the ONNX file in ONNX Runtime (CPU) and ``model`` in PyTorch on ``inputs``; compare.
@@ -254,7 +272,8 @@ def verify_onnx(
         model: The module it was exported from (called in eval mode, positionally in the
             graph's input order, under ``torch.inference_mode``; left in eval mode).
         inputs: Graph input name → tensor, e.g. ``{"audio": (B, N) float32}``.
-        atol: Largest allowed max |ONNX Runtime - PyTorch| per output.
+        atol: Allowed |ONNX Runtime - PyTorch| per value, plus ...
+        rtol: ... this fraction of |PyTorch value|.
         threads: ONNX Runtime intra-op threads.
 
     Returns:
@@ -262,7 +281,7 @@ def verify_onnx(
 
     Raises:
         ValueError: If ``inputs`` names differ from the graph's inputs.
-        ExportVerificationError: Naming the first output whose difference exceeds ``atol``.
+        ExportVerificationError: Naming the first output with a value outside the tolerance.
     """
     import onnxruntime as ort
 
@@ -285,8 +304,8 @@ def verify_onnx(
     for name, onnx_value in zip(output_names, onnx_values):
         torch_value = torch_values[name].detach().cpu().numpy()
         diff, detail = _max_abs_diff(np.asarray(onnx_value), torch_value)
-        if not diff <= atol:
-            raise ExportVerificationError(name, diff, atol, shapes, detail)
+        if not diff <= atol and not _within_tolerance(np.asarray(onnx_value), torch_value, atol, rtol):
+            raise ExportVerificationError(name, diff, atol, shapes, detail, rtol)
         diffs[name] = diff
     return diffs
 
@@ -374,8 +393,10 @@ def export_onnx(
     dynamic_axes: Mapping[str, Mapping[int, str]] | None = None,
     opset: int = DEFAULT_OPSET,
     atol: float = DEFAULT_ATOL,
+    rtol: float = DEFAULT_RTOL,
     verify_sizes: Mapping[str, int] | None = None,
     seed: int = 0,
+    extra_checks: Sequence[Mapping[str, torch.Tensor]] = (),
 ) -> ExportReport:
     """Export ``model`` to ``path`` (ONNX, dynamo exporter), verify it, write its sidecar.
 
@@ -393,10 +414,12 @@ def export_onnx(
         dynamic_axes: Input name → {axis: axis name}, e.g. ``{"audio": {0: "batch", 1:
             "samples"}}``; axes sharing a name share a size. Axes not named are fixed.
         opset: The ONNX opset (18; the file must come out with exactly this one).
-        atol: Largest allowed max |ONNX Runtime - PyTorch| per output.
+        atol: Allowed |ONNX Runtime - PyTorch| per value, plus ...
+        rtol: ... this fraction of |PyTorch value| (:func:`verify_onnx`).
         verify_sizes: Axis name → size for the second check (default: each dynamic axis's
             example size plus a third, at least plus one).
         seed: Seed of the second check's random inputs.
+        extra_checks: More inputs to verify on before the file is kept (e.g. real data).
 
     Returns:
         An :class:`ExportReport` with the opset and the max differences.
@@ -444,8 +467,8 @@ def export_onnx(
                 raise ExportError(f"the exported graph's {kind} are {[s.name for s in have]}, the metadata's are "
                                   f"{want} (does forward take/return them in metadata order?)")
         checks = []
-        for feed in (dict(example_inputs), second):
-            diffs = verify_onnx(tmp, model, feed, atol=atol)
+        for feed in (dict(example_inputs), second, *map(dict, extra_checks)):
+            diffs = verify_onnx(tmp, model, feed, atol=atol, rtol=rtol)
             checks.append(VerificationResult({n: tuple(feed[n].shape) for n in input_names}, diffs))
         worst = {n: max(c.max_abs_diff[n] for c in checks) for n in output_names}
         record = {
@@ -454,6 +477,7 @@ def export_onnx(
             "example_shapes": {n: list(example_inputs[n].shape) for n in input_names},
             "dynamic_axes": {n: {str(a): name for a, name in spec.items()} for n, spec in axes.items()},
             "atol": atol,
+            "rtol": rtol,
             "max_abs_diff": worst,
         }
         sidecar_meta = metadata.replace(

@@ -13,7 +13,7 @@ from models.l3 import SAMPLE_RATE, L3Export, L3Net, audio_window_for_frame, load
 from models.l3_eval import (ACTIVE_OVERLAP, LOC_MIN_OVERLAP, HopTruth, L3EvalConfig, choose_threshold, evaluate_l3,
                             format_report, hop_truth, is_localization_hop, is_offscreen_hop, is_onscreen_hop,
                             pair_truth, scan_hops, select_localization_hops, select_offscreen_hops,
-                            separating_threshold, write_threshold)
+                            separating_threshold, wilson_lower_bound, write_threshold)
 from models.l3_recipe import (KIND_OTHER_SOURCE, contrastive_loss, pair_logits, KIND_POSITIVE, KIND_SAME_SOURCE, AVCPairs, EnergyFloor,
                               FrameAugment, L3Recipe, L3TrainConfig, augment_frame, world_sources)
 from models.live import LIVE_MODELS
@@ -314,6 +314,15 @@ def test_threshold_selection_on_synthetic_scores():
     assert abs(free - 0.55) < 0.05  # equal-variance Gaussians: the midpoint
     with pytest.raises(ValueError, match="both sides"):
         separating_threshold(on, [])
+    # with confidence: the rate's one-sided 95 % Wilson lower bound must reach 90 %, so more
+    # negatives fall below than with the plain rate (about 92.5 % of 400)
+    on, off = rng.normal(0.5, 0.1, 400), rng.normal(0.4, 0.1, 400)  # the 90 % constraint binds
+    plain = separating_threshold(on, off, min_negative_rate=0.9)
+    sure = separating_threshold(on, off, min_negative_rate=0.9, confidence_z=1.645)
+    below = np.mean(off < sure)
+    assert sure > plain and 0.9 <= np.mean(off < plain) < 0.905 and 0.92 <= below <= 0.935
+    assert wilson_lower_bound(below, 400, 1.645) >= 0.9 > wilson_lower_bound(below - 0.01, 400, 1.645)
+    assert wilson_lower_bound(0.9, 400, 0.0) == 0.9
 
 
 def test_evaluation_end_to_end_and_threshold_written(l3_run, tmp_path):
@@ -439,3 +448,16 @@ def test_contrastive_loss_rewards_matching_pairs_and_masks_same_source_ones():
     z_req = torch.zeros(6, 6, requires_grad=True)
     zero = contrastive_loss(z_req, one, source)
     assert zero.item() == 0.0 and zero.requires_grad
+
+
+def test_the_l3_lite_recipe_is_the_l3_recipe_with_the_demo_localizer_overrides():
+    from models.l3_recipe import L3LiteRecipe, L3LiteTrainConfig
+    from models.train.config import apply_overrides, config_to_dict
+    from models.train.recipe import RECIPES
+
+    # The command models/demo/README.md gives for the demo localizer's run.
+    overrides = ["size=lite", "avol_cosine=true", "contrastive=1.0", "positives_only=true", "scene_groups=4",
+                 "lr=1e-3", "warmup_steps=50", "epochs=16", "checkpoint_every=100"]
+    assert config_to_dict(L3LiteTrainConfig()) == config_to_dict(apply_overrides(L3TrainConfig(), overrides))
+    assert RECIPES.get("l3-lite").factory is L3LiteRecipe and issubclass(L3LiteRecipe, L3Recipe)
+    L3LiteTrainConfig().validate()

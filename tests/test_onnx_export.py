@@ -198,3 +198,28 @@ def test_outputs_by_name_conventions():
         outputs_by_name({"c": t}, ["a"])
     with pytest.raises(TypeError):
         outputs_by_name(np.zeros(1), ["a"])
+
+
+class Scale(nn.Module):
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+
+def test_tolerance_grows_with_the_value_and_extra_checks_are_verified(tmp_path):
+    path = tmp_path / "scale.onnx"
+    report = export_onnx(Scale(1000.0), tiny_metadata(), {"x": torch.ones(2, 4)}, path, dynamic_axes={"x": {0: "batch"}},
+                         extra_checks=[{"x": torch.full((3, 4), 2.0)}])
+    assert [c.input_shapes["x"] for c in report.checks][-1] == (3, 4) and len(report.checks) == 3
+    # 3e-5 relative on values of 2000: |Δ| = 0.06, far beyond atol 1e-4 but within rtol 1e-4
+    close = Scale(1000.0 * (1 + 3e-5))
+    diffs = verify_onnx(path, close, {"x": torch.full((2, 4), 2.0)})
+    assert 0.05 < diffs["y"] < 0.07
+    with pytest.raises(ExportVerificationError, match="beyond atol 0.0001 \\(") as info:
+        verify_onnx(path, close, {"x": torch.full((2, 4), 2.0)}, rtol=0.0)
+    assert info.value.rtol == 0.0
+    with pytest.raises(ExportVerificationError, match="rtol 0.0001 x"):
+        verify_onnx(path, Scale(1001.0), {"x": torch.full((2, 4), 2.0)})  # 1e-3 relative: too far
