@@ -379,8 +379,8 @@ def wilson_lower_bound(rate: np.ndarray | float, n: int, z: float) -> np.ndarray
 
 def choose_threshold(model: L3Net, seeds: Sequence[int] | None = None, *, world: WorldConfig = BENCH,
                      scene_seconds: float = 300.0, hop_seconds: float = 0.5, max_hops: int = 400,
-                     min_negative_rate: float = 0.9, confidence_z: float = 1.645, batch_size: int = 32, floor: EnergyFloor = EnergyFloor(),
-                     render_workers: int = 2, details: dict | None = None) -> float:
+                     min_negative_rate: float = 0.9, confidence_z: float = 1.645, batch_size: int = 32,
+                     floor: EnergyFloor = EnergyFloor(), render_workers: int = 2, details: dict | None = None) -> float:
     """The localizer's "no source" threshold, chosen on validation scenes.
 
     Hops every ``hop_seconds`` of each scene's first ``scene_seconds``; positives are hops with
