@@ -147,7 +147,7 @@ def test_pipeline_thread_runs_the_view_and_records_without_waiting(tmp_path):
     until(lambda: view.latest().stream_time >= start + 1.5, pipeline)
     t0 = time.monotonic()
     view.recorder.request_stop()  # returns at once; the inference thread finishes the file
-    assert time.monotonic() - t0 < 0.01
+    assert time.monotonic() - t0 < 0.1  # a lock and a flag (finishing the mp4 takes longer); slack for a loaded CI machine
     until(lambda: bool(view.recorder.recordings), pipeline)
     pipeline.stop()
     pipeline.join(30)
