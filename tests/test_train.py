@@ -148,3 +148,33 @@ def test_trained_run_serves_as_a_live_labeler(tiny_run):
     assert scores.shape == (12,) and np.all((scores >= 0) & (scores <= 1)) and abs(scores.sum() - 1) < 1e-4
     with pytest.raises(ValueError, match="expected audio of shape"):
         labeler(audio[:100])
+
+
+def test_time_limit_stops_after_the_crossing_step_and_a_resume_may_lift_it(tmp_path, capsys, _private_world_cache):
+    """time_limit_min ends the run after the step that crosses it, with an evaluation and both
+    checkpoints there; the wall time is carried in the checkpoint, and a resumed run may change
+    the limit (how long it runs, not what it computes)."""
+    from models.baseline import BaselineRecipe
+    from models.train.loop import train
+    from models.train.__main__ import RESUME_MAY_CHANGE
+
+    out = tmp_path / "run"
+    base = [*TINY_RUN, "epochs=2", "num_workers=0"]
+    cut = apply_overrides(BaselineRecipe.config_class(), [*base, "time_limit_min=1e-6"])
+    train(BaselineRecipe(cut), out, argv=["test"])
+    assert "time limit of 1e-06 min reached at step 1 of 24" in capsys.readouterr().err
+    evals = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in evals if r["kind"] == "eval"]
+    assert [(r["step"], r["epoch"]) for r in evals] == [(1, 0)]
+    first = load_checkpoint(out / "checkpoints" / "last.pt")["train_state"]
+    assert (first["step"], first["epoch"], first["batch"]) == (1, 0, 1) and first["elapsed_s"] > 0
+    assert load_checkpoint(out / "checkpoints" / "best.pt")["train_state"]["step"] == 1
+
+    assert "time_limit_min" in RESUME_MAY_CHANGE
+    whole = apply_overrides(BaselineRecipe.config_class(), [*base, "time_limit_min=0"])
+    train(BaselineRecipe(whole), out, resume=True, argv=["test"])
+    assert "time limit" not in capsys.readouterr().err
+    last = load_checkpoint(out / "checkpoints" / "last.pt")["train_state"]
+    assert (last["step"], last["epoch"]) == (24, 2) and last["elapsed_s"] > first["elapsed_s"]
+    with pytest.raises(ValueError, match="time_limit_min: expected >= 0"):
+        apply_overrides(BaselineRecipe.config_class(), ["time_limit_min=-1"]).validate()

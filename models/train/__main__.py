@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: Fields a resumed run may change: how it runs, not what it computes.
-RESUME_MAY_CHANGE = ("threads", "num_workers")
+RESUME_MAY_CHANGE = ("threads", "num_workers", "time_limit_min")
 
 
 def stored_config(recipe_cls, out: Path):

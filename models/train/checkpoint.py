@@ -9,7 +9,8 @@ Layout of a checkpoint (a dict):
     model_state       the network's state dict
     metadata          ModelMetadata.to_dict() (labels, sample rate, window, front end, I/O)
     train_state       None, or: epoch, batch (position within the epoch), step, optimizer,
-                      scheduler, rng (torch, numpy, python, cuda), best (metric value)
+                      scheduler, rng (torch, numpy, python, cuda), best (metric value),
+                      elapsed_s (training wall time so far; absent in older checkpoints)
 """
 from __future__ import annotations
 

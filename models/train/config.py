@@ -27,6 +27,11 @@ class TrainConfig:
     checkpoint_every: int = 0  # also checkpoint every N steps mid-epoch (0 = at epoch ends only)
     eval_every: int = 1  # evaluate every N epochs (the last epoch always)
     max_steps: int = 0  # stop after N steps in total (0 = run all epochs); for smoke runs and tests
+    # Stop once training has taken this many minutes of wall time (0 = no limit), counted over
+    # resumptions. The run ends after the step that crosses the limit, evaluates and checkpoints
+    # there; the learning-rate schedule still spans all epochs, so a cut run is a prefix of the
+    # run without the limit.
+    time_limit_min: float = 0.0
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad field."""
@@ -38,7 +43,7 @@ class TrainConfig:
             raise ValueError(f"lr: expected > 0, found {self.lr}")
         if self.device not in ("cpu", "cuda"):
             raise ValueError(f"device: expected 'cpu' or 'cuda', found {self.device!r}")
-        for name in ("num_workers", "checkpoint_every", "max_steps", "warmup_steps"):
+        for name in ("num_workers", "checkpoint_every", "max_steps", "warmup_steps", "time_limit_min"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: expected >= 0, found {getattr(self, name)}")
 

@@ -137,6 +137,17 @@ def plot_curves(out: Path, primary: str) -> Path | None:
     return target
 
 
+def _over_time_limit(elapsed_s: float, limit_min: float, world_size: int, device: torch.device) -> bool:
+    """Whether the time limit has passed; in a distributed run every process takes rank 0's
+    answer, so all of them stop after the same step."""
+    over = elapsed_s >= limit_min * 60.0
+    if world_size == 1:
+        return over
+    flag = torch.tensor([1.0 if over else 0.0], device=device)
+    dist.broadcast(flag, src=0)
+    return bool(flag.item())
+
+
 def train(recipe: Recipe, out: Path, *, data: Path | None = None, resume: bool = False, argv: list[str] | None = None) -> dict:
     """Train ``recipe`` into the run folder ``out``; returns the last evaluation figures."""
     cfg = recipe.config
@@ -165,7 +176,7 @@ def train(recipe: Recipe, out: Path, *, data: Path | None = None, resume: bool =
         total_steps = min(total_steps, cfg.max_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, recipe.lr_lambda(sampler.batches_per_epoch, total_steps))
 
-    epoch, batch_pos, step, best = 0, 0, 0, -math.inf
+    epoch, batch_pos, step, best, elapsed_before = 0, 0, 0, -math.inf, 0.0
     if resume and (ckpt_dir / LAST).exists():
         state = load_checkpoint(ckpt_dir / LAST)
         model.load_state_dict(state["model_state"])
@@ -173,6 +184,7 @@ def train(recipe: Recipe, out: Path, *, data: Path | None = None, resume: bool =
         optimizer.load_state_dict(ts["optimizer"])
         scheduler.load_state_dict(ts["scheduler"])
         epoch, batch_pos, step, best = ts["epoch"], ts["batch"], ts["step"], ts["best"]
+        elapsed_before = float(ts.get("elapsed_s", 0.0))
         set_rng_state(ts["rng"])
         if info.is_main:
             print(f"resuming {out} at epoch {epoch}, batch {batch_pos}, step {step}", file=sys.stderr)
@@ -193,14 +205,20 @@ def train(recipe: Recipe, out: Path, *, data: Path | None = None, resume: bool =
         if not info.is_main:
             return
         train_state = {
-            "epoch": epoch, "batch": batch_pos, "step": step, "best": best,
+            "epoch": epoch, "batch": batch_pos, "step": step, "best": best, "elapsed_s": elapsed(),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state(),
         }
         save_checkpoint(ckpt_dir / kind, recipe=recipe.name, config=config_dict, model_state=_unwrap(model).state_dict(), metadata=metadata, train_state=train_state)
 
     last_figures: dict = {}
     started = time.perf_counter()
+
+    def elapsed() -> float:
+        """Training wall time in seconds, including the runs this one resumes."""
+        return elapsed_before + time.perf_counter() - started
+
     done = step >= total_steps
+    timed_out = False
     while epoch < cfg.epochs and not done:
         sampler.set_epoch(epoch, batch_pos)
         loader = DataLoader(
@@ -226,6 +244,9 @@ def train(recipe: Recipe, out: Path, *, data: Path | None = None, resume: bool =
                     logger.log({"kind": "train", "step": step, "epoch": epoch, "loss": float(loss.item()), "lr": scheduler.get_last_lr()[0]})
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                 checkpoint(LAST)
+            if cfg.time_limit_min and _over_time_limit(elapsed(), cfg.time_limit_min, info.world_size, device):
+                timed_out = done = True
+                break
             if step >= total_steps:
                 done = True
                 break
@@ -239,7 +260,7 @@ def train(recipe: Recipe, out: Path, *, data: Path | None = None, resume: bool =
                 val_loader = DataLoader(val_set, batch_size=max(1, cfg.batch_size), num_workers=cfg.num_workers, collate_fn=recipe.collate, generator=torch.Generator().manual_seed(0))
                 with torch.inference_mode():
                     last_figures = recipe.evaluate(_unwrap(model), val_loader)
-                record = {"kind": "eval", "step": step, "epoch": epoch, "elapsed_s": round(time.perf_counter() - started, 1), **last_figures}
+                record = {"kind": "eval", "step": step, "epoch": epoch, "elapsed_s": round(elapsed(), 1), **last_figures}
                 logger.log(record)
                 summary = ", ".join(f"{k} {v:.4f}" for k, v in last_figures.items() if isinstance(v, float))
                 print(f"step {step} epoch {epoch}: {summary}", file=sys.stderr)
@@ -252,7 +273,9 @@ def train(recipe: Recipe, out: Path, *, data: Path | None = None, resume: bool =
     if info.is_main:
         logger.close()
         plot_curves(out, recipe.primary_metric)
-        print(f"trained {step} steps in {time.perf_counter() - started:.0f} s; run folder {out}", file=sys.stderr)
+        if timed_out:
+            print(f"time limit of {cfg.time_limit_min:g} min reached at step {step} of {total_steps}", file=sys.stderr)
+        print(f"trained {step} steps in {elapsed():.0f} s; run folder {out}", file=sys.stderr)
     if info.world_size > 1:
         dist.destroy_process_group()
     return last_figures
