@@ -1008,8 +1008,9 @@ class L3LiteTrainConfig(L3TrainConfig):
     """The demo localizer's settings (``--recipe l3-lite``): the ``l3`` recipe at ``size=lite`` with
     batches of 8 scenes × 4 frames ≥ 2 s apart (``scene_groups``), every item a positive, the
     cosine AVOL head and an InfoNCE term, at lr 1e-3 for 16 epochs of 128 steps (see the module
-    docstring for why each is there), stopped after 60 minutes of training on the 2-core machine
-    it was made on (16 epochs take about 62; the best validation checkpoint came at 43)."""
+    docstring for why each is there), with a 60-minute training limit (on the 2-core machine it
+    was made on, 16 epochs took 58.5 and 61.5 min in two runs; the best validation checkpoint came
+    after 40 and 43 min)."""
 
     epochs: int = 16
     time_limit_min: float = 60.0

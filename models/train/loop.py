@@ -244,11 +244,11 @@ def train(recipe: Recipe, out: Path, *, data: Path | None = None, resume: bool =
                     logger.log({"kind": "train", "step": step, "epoch": epoch, "loss": float(loss.item()), "lr": scheduler.get_last_lr()[0]})
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                 checkpoint(LAST)
-            if cfg.time_limit_min and _over_time_limit(elapsed(), cfg.time_limit_min, info.world_size, device):
-                timed_out = done = True
-                break
             if step >= total_steps:
                 done = True
+                break
+            if cfg.time_limit_min and _over_time_limit(elapsed(), cfg.time_limit_min, info.world_size, device):
+                timed_out = done = True
                 break
         bar.close()
         epoch_finished = batch_pos >= sampler.batches_per_epoch
