@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from .atomic import sha256_file
-from .onnx_export import ExportError, export_onnx
+from .onnx_export import ExportError, export_onnx, worst_abs_diff
 from .metadata import ModelMetadata
 
 
@@ -31,9 +31,9 @@ def export_run(source: Path, out: Path | None = None) -> tuple[Path, dict]:
     run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
     out = out or run_dir / "model.onnx"
     real = recipe.real_inputs() if hasattr(recipe, "real_inputs") else None
-    report = export_onnx(module, meta, example, out, dynamic_axes=dynamic_axes, extra_checks=[real] if real else ())
-    random_checks = report.checks[: len(report.checks) - (1 if real else 0)]
-    diffs = {"random": {n: max(c.max_abs_diff[n] for c in random_checks) for n in report.max_abs_diff}}
+    extra = [real] if real else []
+    report = export_onnx(module, meta, example, out, dynamic_axes=dynamic_axes, extra_checks=extra)
+    diffs = {"random": worst_abs_diff(report.checks[: len(report.checks) - len(extra)])}
     if real:
         diffs["real"] = report.checks[-1].max_abs_diff
     return out, diffs

@@ -346,6 +346,8 @@ def separating_threshold(positive: np.ndarray, negative: np.ndarray, min_negativ
     Raises:
         ValueError: an empty score set.
     """
+    if confidence_z < 0:
+        raise ValueError(f"separating_threshold: expected confidence_z >= 0, found {confidence_z!r}")
     pos = np.asarray(positive, np.float64).ravel()
     neg = np.asarray(negative, np.float64).ravel()
     if not len(pos) or not len(neg):
@@ -356,8 +358,6 @@ def separating_threshold(positive: np.ndarray, negative: np.ndarray, min_negativ
     tpr = (pos[None, :] >= candidates[:, None]).mean(1)
     tnr = (neg[None, :] < candidates[:, None]).mean(1)
     balanced = (tpr + tnr) / 2
-    if confidence_z < 0:
-        raise ValueError(f"separating_threshold: expected confidence_z >= 0, found {confidence_z!r}")
     allowed = np.ones(len(candidates), bool) if min_negative_rate is None \
         else wilson_lower_bound(tnr, len(neg), confidence_z) >= min_negative_rate - 1e-12
     if not allowed.any():

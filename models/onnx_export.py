@@ -47,9 +47,11 @@ from models.metadata import ModelMetadata, TensorSpec, sidecar_path
 __all__ = [
     "DEFAULT_OPSET",
     "DEFAULT_ATOL",
+    "DEFAULT_RTOL",
     "ExportError",
     "ExportVerificationError",
     "VerificationResult",
+    "worst_abs_diff",
     "ExportReport",
     "export_onnx",
     "verify_onnx",
@@ -111,6 +113,11 @@ class VerificationResult:
 
     input_shapes: dict[str, tuple[int, ...]]
     max_abs_diff: dict[str, float]
+
+
+def worst_abs_diff(checks: Sequence[VerificationResult]) -> dict[str, float]:
+    """Output name → the largest max |ONNX Runtime - PyTorch| over ``checks`` (at least one)."""
+    return {name: max(c.max_abs_diff[name] for c in checks) for name in checks[0].max_abs_diff}
 
 
 @dataclass(frozen=True)
@@ -470,7 +477,7 @@ def export_onnx(
         for feed in (dict(example_inputs), second, *map(dict, extra_checks)):
             diffs = verify_onnx(tmp, model, feed, atol=atol, rtol=rtol)
             checks.append(VerificationResult({n: tuple(feed[n].shape) for n in input_names}, diffs))
-        worst = {n: max(c.max_abs_diff[n] for c in checks) for n in output_names}
+        worst = worst_abs_diff(checks)
         record = {
             "opset": found_opset,
             "torch_version": torch.__version__,
