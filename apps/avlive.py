@@ -170,14 +170,12 @@ def main(argv: list[str] | None = None) -> int:
         print(list_devices())
         return 0
     if pre.list_models:
-        from models.live import LIVE_MODELS
-        from models.networks import NETWORKS, import_families
-        from models.recipes import RECIPES
+        from models.families import FAMILIES, MODEL_FILES, NETWORKS, RECIPES
 
-        import_families()
+        print("families (the family field of a model's metadata picks its live adapter):\n" + FAMILIES.describe())
         print("networks:\n" + NETWORKS.describe())
         print("recipes (python -m models.train):\n" + RECIPES.describe())
-        print("live models:\n" + LIVE_MODELS.describe())
+        print("model files the families read directly (--models FILE):\n" + MODEL_FILES.describe())
         return 0
     args = build_parser().parse_args(argv)
     display = _has_display()
@@ -197,8 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     window = args.gui or (display and not args.headless)
 
     from engines.base import DeviceUnavailableError
-    from models.media import MediaDecodeError
-    from models.metadata import MetadataMismatch
+    from models.io.media import MediaDecodeError
+    from models.core.metadata import MetadataMismatch
     from realtime.devices import DeviceNotFound, PortAudioNotFound
     from realtime.models import ModelError, load_models
     from realtime.pipeline import PipelineConfig, PipelineError, build_streams, check_sources, run_pipeline

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.benchmark import BenchmarkReport, configure_threads, ort_session_options, time_callable
-from models.l3 import SAMPLE_RATE, L3Localizer, audio_window_for_frame, count_macs, count_parameters, export_onnx, \
+from models.evaluation.benchmark import BenchmarkReport, configure_threads, ort_session_options, time_callable
+from models.l3.network import SAMPLE_RATE, L3Localizer, audio_window_for_frame, count_macs, count_parameters, export_onnx, \
     preprocess_frames
-from models.networks import NETWORKS
+from models.families import NETWORKS
 from models.world import BENCH, Scene
 
 SIZES = ("paper", "lite", "tiny")

@@ -9,12 +9,12 @@ as a user would (a subprocess, real-time pacing, ONNX Runtime by default), then 
 
 * **Sound event detection** of the events TSV against the world's reference events
   (``models.world.evalsets.reference_events``), scored with sed_eval when it is installed (the
-  ``dev`` extra; else with ``models.metrics``, which the tests check against sed_eval):
+  ``dev`` extra; else with ``models.evaluation.metrics``, which the tests check against sed_eval):
   segment-based F1 on 1 s segments, event-based F1 with a 250 ms onset collar and an offset
   collar of max(250 ms, 20 % of the event), and onset-only event F1; micro and macro.
 * **Pointing game** of the live heatmap, from the JSON lines: every freshly computed heatmap
   whose frame (the frame the scheduler paired with the localizer's window) is a localization
-  hop of ``models.l3_eval.is_localization_hop`` (≥ 2 visible objects, exactly one heard, no
+  hop of ``models.l3.evaluation.is_localization_hop`` (≥ 2 visible objects, exactly one heard, no
   other visible object of its class); a hit is a peak inside the sounding object's box.
 * **Onset-to-label latency**: for each reference event, the first JSON line, at or after its
   onset and before its offset + 1 s, in which its class is an *active event*; latency = that
@@ -42,9 +42,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from models.events import LabeledEvent, read_strong_tsv
-from models.l3_eval import hop_truth, is_localization_hop
-from models.metrics import event_based_metrics, segment_based_metrics
+from models.core.events import LabeledEvent, read_strong_tsv
+from models.l3.evaluation import hop_truth, is_localization_hop
+from models.evaluation.metrics import event_based_metrics, segment_based_metrics
 from models.world import CLASS_NAMES, Scene, get_preset, seed_split
 from models.world.evalsets import reference_events, source_name
 
@@ -92,13 +92,13 @@ def sed_scores(reference: list[LabeledEvent], estimated: list[LabeledEvent], fil
     try:
         return _sed_eval_scores(reference, estimated, files)
     except ImportError:
-        print("sed_eval is not installed (pip install -e .[dev]); scoring with models.metrics instead", file=sys.stderr)
+        print("sed_eval is not installed (pip install -e .[dev]); scoring with models.evaluation.metrics instead", file=sys.stderr)
     labels, names = list(CLASS_NAMES), list(files)
     seg = segment_based_metrics(reference, estimated, time_resolution=SEGMENT_S, labels=labels, filenames=names)
     ev = event_based_metrics(reference, estimated, ONSET_COLLAR_S, OFFSET_FRACTION, labels=labels, filenames=names)
     on = event_based_metrics(reference, estimated, ONSET_COLLAR_S, OFFSET_FRACTION, evaluate_offset=False,
                              labels=labels, filenames=names)
-    return {"scorer": "models.metrics", "segment_f1": seg.f1, "segment_f1_macro": seg.macro_f1, "event_f1": ev.f1,
+    return {"scorer": "models.evaluation.metrics", "segment_f1": seg.f1, "segment_f1_macro": seg.macro_f1, "event_f1": ev.f1,
             "event_f1_macro": ev.macro_f1, "onset_f1": on.f1, "onset_f1_macro": on.macro_f1}
 
 

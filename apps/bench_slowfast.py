@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models import networks
-from models.benchmark import BenchmarkReport, configure_threads, ort_session_options
-from models.slowfast import SlowFast, count_macs
+from models.families import NETWORKS
+from models.evaluation.benchmark import BenchmarkReport, configure_threads, ort_session_options
+from models.slowfast.network import SlowFast, count_macs
 
 
 def _export(model: SlowFast, x: torch.Tensor, path: Path) -> float:
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     threads = configure_threads(args.threads)
-    model = networks.create(args.network).eval()
+    model = NETWORKS.create(args.network).eval()
     if not isinstance(model, SlowFast):
         parser.error(f"--network: expected a Slow-Fast network, found {type(model).__name__}")
     x = torch.randn(1, 1, args.frames, model.config.num_frequencies, generator=torch.Generator().manual_seed(0))

@@ -24,7 +24,7 @@ import argparse
 import sys
 import time
 
-from models.benchmark import BenchmarkReport
+from models.evaluation.benchmark import BenchmarkReport
 from realtime.live_view import LiveView, PipelineThread
 from realtime.models import load_models
 from realtime.pipeline import DEFAULT_SOURCE, PipelineConfig, build_streams

@@ -37,8 +37,9 @@ MIN_SEEDS, MIN_LOC_HOPS, MIN_LOC_EVENTS, MIN_OFFSCREEN_HOPS = 3, 500, 100, 200
 def load_model(source: Path):
     """``(model, stored threshold or None, threshold source, run folder or None)`` from a run
     folder, an avlive checkpoint or an ``l3.pt`` file."""
-    from models.l3 import L3Net, load_checkpoint
-    from models.train.checkpoint import CheckpointError, find_checkpoint, load_trained
+    from models.l3.network import L3Net, load_checkpoint
+    from models.core.checkpoint import CheckpointError, find_checkpoint
+    from models.families import load_trained
 
     if source.is_file():
         try:
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         parser.error(f"--threshold: expected a probability in [0, 1], found {args.threshold}")
 
-    from models.l3_eval import L3EvalConfig
+    from models.l3.evaluation import L3EvalConfig
     from models.world import get_preset, split_seed
 
     torch.set_num_threads(args.threads)
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args, model, stored, stored_source, run, config) -> int:
     """Threshold, evaluation, report and JSON (after the model is loaded)."""
-    from models.l3_eval import choose_threshold, evaluate_l3, format_report, write_threshold
+    from models.l3.evaluation import choose_threshold, evaluate_l3, format_report, write_threshold
     from models.world import split_seed
 
     world = config.world
@@ -140,7 +141,7 @@ def _run(args, model, stored, stored_source, run, config) -> int:
                f"{100 * threshold_info['onscreen_above']:.1f}% of {threshold_info['n_onscreen']} on-screen hops at/above")
         if args.write_threshold:
             if run is None and _is_l3_file(args.source):
-                from models.l3 import save_checkpoint
+                from models.l3.network import save_checkpoint
 
                 save_checkpoint(args.source, model.cpu(), threshold)
                 written = [args.source]

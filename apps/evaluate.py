@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from engines import open_runner
-from models.metadata import ModelMetadata
+from models.core.metadata import ModelMetadata
 from models.world import get_preset
 from models.world.cache import cached_window_audio
 from models.world.evalsets import single_event_windows
@@ -39,7 +39,7 @@ def score(runner, audio: np.ndarray, batch: int = 64) -> np.ndarray:
 def open_backend(run_dir: Path, backend: str, device: str, threads: int):
     """A runner over the run's model: the recipe's export module (torch) or model.onnx."""
     if backend == "torch":
-        from models.train.checkpoint import load_trained
+        from models.families import load_trained
 
         recipe, model, metadata = load_trained(run_dir)
         module, _, _ = recipe.export_module(model)

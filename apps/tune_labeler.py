@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from models.atomic import atomic_write_text
-from models.metadata import sidecar_path
-from models.metrics import event_based_metrics, segment_based_metrics
+from models.core.atomic import atomic_write_text
+from models.core.metadata import sidecar_path
+from models.evaluation.metrics import event_based_metrics, segment_based_metrics
 from models.world import Scene, get_preset, seed_split
 from models.world.evalsets import reference_events, source_name
 from realtime.models import ModelError, inspect_model, open_model

@@ -22,9 +22,9 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from models.atomic import atomic_write_text
-from models.events import write_strong_tsv
-from models.media import AvFileWriter
+from models.core.atomic import atomic_write_text
+from models.core.events import write_strong_tsv
+from models.io.media import AvFileWriter
 from models.world import CLASS_NAMES, PRESETS, Scene, get_preset, split_seed
 from models.world.evalsets import reference_events, single_event_windows
 

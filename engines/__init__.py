@@ -29,8 +29,8 @@ from engines.base import (
 from engines.onnxruntime_runner import OnnxRuntimeRunner
 from engines.tensorrt_runner import TensorRTRunner
 from engines.torch_runner import TorchRunner
-from models.metadata import ModelMetadata
-from models.registry import Registry
+from models.core.metadata import ModelMetadata
+from models.core.registry import Registry
 
 __all__ = [
     "RUNNERS",

@@ -3,7 +3,7 @@
 A runner turns a feed of named numpy arrays into a dict of named numpy arrays, whatever runs
 underneath (ONNX Runtime, PyTorch, TensorRT). The idea follows Polygraphy's ``BaseRunner``: a
 context manager that is opened once (sessions, engines and device buffers are made in
-:meth:`BaseRunner.open`), reports its inputs as :class:`~models.metadata.TensorSpec`\\ s, checks
+:meth:`BaseRunner.open`), reports its inputs as :class:`~models.core.metadata.TensorSpec`\\ s, checks
 every feed against them before running (so a wrong shape is reported as *received vs
 expected*, not as a backend's stack trace), checks outputs for NaN and infinity, and times the
 backend call alone.
@@ -32,7 +32,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from models.metadata import MetadataMismatch, TensorSpec
+from models.core.metadata import MetadataMismatch, TensorSpec
 
 __all__ = [
     "BaseRunner",

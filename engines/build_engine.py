@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from engines.tensorrt_runner import EngineInfo, engine_metadata, require_tensorrt
-from models.atomic import atomic_write_bytes, sha256_file
-from models.metadata import ModelMetadata, TensorSpec, sidecar_path
+from models.core.atomic import atomic_write_bytes, sha256_file
+from models.core.metadata import ModelMetadata, TensorSpec, sidecar_path
 
 __all__ = ["EngineBuild", "build_engine", "default_engine_path", "resolve_profiles", "parse_shape_arg", "main"]
 
@@ -226,7 +226,7 @@ def build_engine(
     """Build a TensorRT engine from an ONNX file and write it with its sidecar, atomically.
 
     Args:
-        onnx_path: The ONNX model (exported by :func:`models.onnx_export.export_onnx`).
+        onnx_path: The ONNX model (exported by :func:`models.export.onnx.export_onnx`).
         engine_path: Where the engine goes (default :func:`default_engine_path`).
         fp16: Allow FP16 kernels (``BuilderFlag.FP16``); the sidecar's precision says ``"fp16"``.
         workspace_mb: The builder's workspace memory-pool limit (``MemoryPoolType.WORKSPACE``).
@@ -264,7 +264,7 @@ def build_engine(
         side = sidecar_path(onnx_path)
         if not side.is_file():
             raise FileNotFoundError(f"{onnx_path} has no sidecar (expected {side}); export with "
-                                    "models.onnx_export.export_onnx, which writes one")
+                                    "models.export.onnx.export_onnx, which writes one")
         metadata = ModelMetadata.load(side)
     engine_path = Path(engine_path) if engine_path is not None else default_engine_path(onnx_path, fp16)
     if isinstance(workspace_mb, bool) or not isinstance(workspace_mb, int) or workspace_mb < 1:

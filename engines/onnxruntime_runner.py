@@ -1,8 +1,8 @@
 """ONNX Runtime backend: an ``.onnx`` file on the CPU or CUDA execution provider.
 
-The session uses :func:`models.benchmark.ort_session_options` (``threads`` intra-op threads,
+The session uses :func:`models.evaluation.benchmark.ort_session_options` (``threads`` intra-op threads,
 sequential execution, all graph optimisations). When the model has a sidecar
-(``model.onnx.json``, :func:`models.metadata.sidecar_path`), the session's input and output
+(``model.onnx.json``, :func:`models.core.metadata.sidecar_path`), the session's input and output
 names, dtypes and shapes are cross-checked against it on :meth:`~engines.base.BaseRunner.open`,
 and the sidecar's axis names (``"batch"``, ``"samples"``) are what
 :meth:`~engines.base.BaseRunner.input_metadata` reports.
@@ -21,8 +21,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from engines.base import BaseRunner, DeviceUnavailableError, check_io_against_metadata
-from models.benchmark import ort_session_options
-from models.metadata import ModelMetadata, TensorSpec, sidecar_path
+from models.evaluation.benchmark import ort_session_options
+from models.core.metadata import ModelMetadata, TensorSpec, sidecar_path
 
 __all__ = ["OnnxRuntimeRunner", "ORT_DTYPES", "session_tensor_specs"]
 
@@ -122,7 +122,7 @@ class OnnxRuntimeRunner(BaseRunner):
                 self._metadata_source = f"its sidecar {side.name}"
             elif self.require_sidecar:
                 raise FileNotFoundError(f"{self.path} has no sidecar (expected {side}); export with "
-                                        "models.onnx_export.export_onnx, which writes one")
+                                        "models.export.onnx.export_onnx, which writes one")
         providers = [provider] if provider == "CPUExecutionProvider" else [provider, "CPUExecutionProvider"]
         session = ort.InferenceSession(os.fspath(self.path), sess_options=ort_session_options(self.threads),
                                        providers=providers)

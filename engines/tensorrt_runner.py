@@ -3,7 +3,7 @@
 An engine is only valid for the TensorRT version and GPU it was built with, and for the ONNX
 file it was built from. :func:`engines.build_engine.build_engine` therefore writes, beside
 ``model.fp16.engine``, a sidecar ``model.fp16.engine.json``: the ONNX file's
-:class:`~models.metadata.ModelMetadata` (labels, sample rate, I/O tensors ...) with
+:class:`~models.core.metadata.ModelMetadata` (labels, sample rate, I/O tensors ...) with
 ``extra["tensorrt"]`` holding an :class:`EngineInfo` (ONNX SHA-256, engine SHA-256, TensorRT
 version, GPU name, precision, optimisation profiles). :class:`TensorRTRunner` checks all of it
 before deserializing (:func:`check_engine_sidecar`, a pure function) and refuses a mismatch
@@ -42,8 +42,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from engines.base import BaseRunner, RunnerInputError, check_io_against_metadata, format_spec
-from models.atomic import sha256_file
-from models.metadata import MetadataMismatch, ModelMetadata, TensorSpec, sidecar_path
+from models.core.atomic import sha256_file
+from models.core.metadata import MetadataMismatch, ModelMetadata, TensorSpec, sidecar_path
 
 __all__ = [
     "TENSORRT_MISSING",

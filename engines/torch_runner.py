@@ -3,7 +3,7 @@
 The module is called with its inputs positionally, in ``metadata.inputs`` order, under
 ``torch.inference_mode()`` in eval mode. It may return one tensor (one output), a tuple or list
 (outputs in ``metadata.outputs`` order) or a dict keyed by output name — the same conventions as
-:func:`models.onnx_export.export_onnx`, so the torch and ONNX runners of one model answer the
+:func:`models.export.onnx.export_onnx`, so the torch and ONNX runners of one model answer the
 same feed with the same names.
 
 Example::
@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from engines.base import BaseRunner, DeviceUnavailableError
-from models.metadata import ModelMetadata, TensorSpec
-from models.onnx_export import outputs_by_name
+from models.core.metadata import ModelMetadata, TensorSpec
+from models.export.onnx import outputs_by_name
 
 __all__ = ["TorchRunner", "require_torch_cuda"]
 

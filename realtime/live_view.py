@@ -17,7 +17,7 @@ hops misses nothing lasting: ended events are kept for ``history_s`` seconds.
 
 **Spectrogram: computed here, not on the display.** The log-mel columns are computed on the
 inference thread, in the view's ``write``, from the audio that arrived since the previous hop
-(read from the capture ring), with the project's one front end (:class:`models.frontend.FrontEnd`)
+(read from the capture ring), with the project's one front end (:class:`models.audio.frontend.FrontEnd`)
 in a cheap configuration (a 50 ms window every 40 ms, 64 bands), so the display thread does no
 signal processing at all: it copies a ring of columns and blits it. The cost lands in the
 ``sinks`` latency stage (well under a millisecond per hop on a CPU). The columns are display
@@ -38,8 +38,8 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from models.events import LabeledEvent
-from models.frontend import FrontEnd, FrontEndConfig, hann_window, hz_to_mel, mel_to_hz
+from models.core.events import LabeledEvent
+from models.audio.frontend import FrontEnd, FrontEndConfig, hann_window, hz_to_mel, mel_to_hz
 
 from .sinks import SinkContext
 

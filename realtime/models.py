@@ -29,14 +29,15 @@ used when they exist (issues 5 and 6 ship them); otherwise :class:`NoModels` say
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from models.live import LIVE_MODELS, FRAME_AT_CENTRE, FunctionLabeler, Heatmap, WindowSpec
-from models.metadata import MetadataMismatch, ModelMetadata, sidecar_path
+from models.core.metadata import MetadataMismatch, ModelMetadata, sidecar_path
+from models.families import MODEL_FILES, exportable, live_adapter, model_file_for
 
 from .rolling import HysteresisConfig
 from .scheduler import ModelSlot
@@ -51,13 +52,12 @@ __all__ = [
     "ModelError",
     "ModelSource",
     "NoModels",
-    "OnnxLocalizer",
     "inspect_model",
     "load_models",
     "open_model",
 ]
 
-BACKENDS = ("onnxruntime", "torch")
+BACKENDS = ("onnxruntime", "torch", "tensorrt")
 DEVICES = ("cpu", "cuda")
 
 #: Where the demo models live (issues 5 and 6 put them there).
@@ -65,14 +65,20 @@ DEMO_DIR = Path(__file__).resolve().parents[1] / "models" / "demo"
 
 MODEL_USAGE = """\
 models (--models PATH ..., or --labeler / --localizer PATH):
-  RUN_DIR                   a run folder of python -m models.train (labeler or L3 localizer,
-                            from its metadata.json); onnxruntime needs RUN_DIR/model.onnx
-                            (python -m models.export RUN_DIR)
-  FILE.onnx                 an exported model with its sidecar FILE.onnx.json
-  FILE.pt | FILE.pyth       an avlive or L3 checkpoint | a released Slow-Fast checkpoint (torch)
+  RUN_DIR                   a run folder of python -m models.train (labeler or localizer, from
+                            its metadata.json); onnxruntime needs RUN_DIR/model.onnx
+                            (python -m models.export RUN_DIR), tensorrt RUN_DIR/model.*.engine
+  FILE.onnx | FILE.engine   an exported model | a TensorRT engine, with its sidecar FILE.*.json
+  FILE.pt                   an avlive checkpoint or a bare L3 checkpoint
+  FILE.pyth                 a released Slow-Fast checkpoint (VGG-Sound, EPIC-100, EPIC-SOUNDS);
+                            onnxruntime exports it once into .avlive-cache/ beside it
   none given                models/demo/labeler and models/demo/localizer when they exist"""
 
 _KINDS = ("labeler", "localizer")
+_ENGINE_SUFFIXES = (".engine", ".plan")
+_MODEL_SUFFIXES = (".onnx", ".pt", ".pyth", *_ENGINE_SUFFIXES)
+#: Where checkpoints and family model files are exported for ONNX Runtime, beside the file.
+CACHE_DIR = ".avlive-cache"
 
 
 class ModelError(ValueError):
@@ -89,9 +95,11 @@ class ModelSource:
 
     Attributes:
         path: the path as given.
-        kind: "run" (run folder), "onnx", "checkpoint" (avlive), "l3-checkpoint", "pyth".
+        kind: "run" (run folder), "onnx", "engine", "checkpoint" (avlive), or the name of the
+            family file kind that reads it (``models.families.MODEL_FILES``: "slowfast-pyth",
+            "l3-checkpoint").
         task: "labeler" or "localizer" (or "embedding", which the pipeline refuses).
-        metadata: the model's metadata, None for ``.pyth`` and bare L³ checkpoints.
+        metadata: the model's metadata (for family files, of their export).
     """
 
     path: Path
@@ -115,9 +123,9 @@ class LiveModel:
     Attributes:
         name: unique among the loaded models.
         kind: "labeler" or "localizer".
-        model: a ``models.live.Labeler`` or ``Localizer``.
+        model: a ``models.core.live.Labeler`` or ``Localizer`` (from its family's live adapter).
         source: where it came from.
-        backend: "onnxruntime" or "torch".
+        backend: "onnxruntime", "torch" or "tensorrt".
         hysteresis: the rolling-label setting (labelers), from the metadata.
         metadata: the model's metadata, when it has one.
     """
@@ -182,6 +190,25 @@ def _load_sidecar(path: Path, what: str) -> ModelMetadata:
         raise ModelError(str(e)) from None
 
 
+def _checkpoint_source(p: Path) -> ModelSource:
+    import torch
+
+    try:
+        data = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises several types for foreign pickles
+        raise ModelError(f"checkpoint {p}: not loadable ({type(e).__name__}); expected an avlive checkpoint or a "
+                         f"file one of the model families reads ({', '.join(MODEL_FILES.names())})") from None
+    if isinstance(data, dict) and isinstance(data.get("metadata"), dict) and "recipe" in data:
+        try:
+            m = ModelMetadata.from_dict(data["metadata"])
+        except ValueError as e:
+            raise ModelError(f"checkpoint {p}: {e}") from None
+        return ModelSource(p, "checkpoint", m.task, m)
+    keys = sorted(data)[:6] if isinstance(data, dict) else type(data).__name__
+    raise ModelError(f"checkpoint {p}: expected an avlive checkpoint (metadata, recipe) or a file one of the model "
+                     f"families reads ({', '.join(MODEL_FILES.names())}), found {keys}")
+
+
 def inspect_model(path: str | os.PathLike) -> ModelSource:
     """What ``path`` holds (see the module docstring); loads metadata only.
 
@@ -198,51 +225,29 @@ def inspect_model(path: str | os.PathLike) -> ModelSource:
             return ModelSource(p, "run", m.task, m)
         if (p / "model.onnx").is_file():
             return inspect_model(p / "model.onnx")
-        files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix in (".onnx", ".pt", ".pyth"))
+        files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix in _MODEL_SUFFIXES)
         if len(files) == 1:
             return inspect_model(files[0])
         found = ", ".join(f.name for f in files) if files else "none"
         raise ModelError(f"model folder {p}: metadata.json is missing (a run folder of python -m models.train holds "
                          f"metadata.json and checkpoints/best.pt or last.pt; model files found: {found})")
-    if p.suffix == ".pyth":
-        return ModelSource(p, "pyth", "labeler")
     if p.suffix == ".onnx":
         m = _load_sidecar(sidecar_path(p), f"ONNX model {p}")
         return ModelSource(p, "onnx", m.task, m)
-    if p.suffix == ".pt":
-        side = sidecar_path(p)
-        if side.is_file():
-            m = _load_sidecar(side, f"checkpoint {p}")
-            data_kind = "l3-checkpoint" if m.family == "l3" and _is_l3_checkpoint(p) else "checkpoint"
-            return ModelSource(p, data_kind, m.task, m)
-        import torch
-
+    if p.suffix in _ENGINE_SUFFIXES:
+        m = _load_sidecar(sidecar_path(p), f"TensorRT engine {p}")
+        return ModelSource(p, "engine", m.task, m)
+    kind = model_file_for(p)
+    if kind is not None:
         try:
-            data = torch.load(p, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001 - torch raises several types for foreign pickles
-            raise ModelError(f"checkpoint {p}: not loadable ({type(e).__name__}); expected an avlive or L3 checkpoint") from None
-        if isinstance(data, dict) and isinstance(data.get("metadata"), dict) and "recipe" in data:
-            try:
-                m = ModelMetadata.from_dict(data["metadata"])
-            except ValueError as e:
-                raise ModelError(f"checkpoint {p}: {e}") from None
-            return ModelSource(p, "checkpoint", m.task, m)
-        if isinstance(data, dict) and {"config", "model_state"} <= set(data):
-            return ModelSource(p, "l3-checkpoint", "localizer")
-        keys = sorted(data)[:6] if isinstance(data, dict) else type(data).__name__
-        raise ModelError(f"checkpoint {p}: expected an avlive checkpoint (metadata, recipe) or an L3 checkpoint "
-                         f"(config, model_state), found {keys}")
-    raise ModelError(f"model {p}: expected a run folder, a .onnx, .pt or .pyth file, found a {p.suffix or 'suffix-less'} file")
-
-
-def _is_l3_checkpoint(p: Path) -> bool:
-    import torch
-
-    try:
-        data = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001
-        return False
-    return isinstance(data, dict) and {"config", "model_state"} <= set(data) and "recipe" not in data
+            m = kind.metadata(p)
+        except (ValueError, KeyError) as e:
+            raise ModelError(f"{p}: {e}") from None
+        return ModelSource(p, kind.name, m.task, m)
+    if p.suffix == ".pt":
+        return _checkpoint_source(p)
+    raise ModelError(f"model {p}: expected a run folder, a .onnx, .engine, .pt file or one of "
+                     f"{', '.join(MODEL_FILES.names())}, found a {p.suffix or 'suffix-less'} file")
 
 
 def _check_use(src: ModelSource, kind: str) -> None:
@@ -254,108 +259,113 @@ def _check_use(src: ModelSource, kind: str) -> None:
                                 "the live pipeline runs labelers and localizers"))
         raise ModelError(str(e))
     m = src.metadata
-    if m is None:
-        return
-    if kind == "labeler" and m.needs_frame:
-        raise ModelError(str(MetadataMismatch("needs_frame", False, True, f"{src.path}: labelers that take a frame "
-                                              "are not supported by the live pipeline yet")))
-    if kind == "labeler":
+    if kind == "labeler" and m is not None:
         samples = int(round(m.window_seconds * m.sample_rate))
-        dim = m.inputs[0].shape[-1]
+        audio = [t for t in m.inputs if t.name in ("audio", "waveform")] or [m.inputs[0]]
+        dim = audio[0].shape[-1]
         if isinstance(dim, int) and dim != samples:
-            raise ModelError(str(MetadataMismatch("inputs[0].shape", f"(..., {samples})", m.inputs[0].shape,
-                                                  f"{src.path}: window_seconds {m.window_seconds:g} x sample_rate "
-                                                  f"{m.sample_rate} = {samples} samples")))
+            raise ModelError(str(MetadataMismatch(f"inputs[{m.inputs.index(audio[0])}].shape", f"(..., {samples})",
+                                                  audio[0].shape, f"{src.path}: window_seconds {m.window_seconds:g} "
+                                                  f"x sample_rate {m.sample_rate} = {samples} samples")))
 
 
 # --------------------------------------------------------------------------------- loading
 
 
-class OnnxLocalizer:
-    """A live L³ localizer on an exported ``model.onnx`` (inputs ``frames``, ``audio``; output
-    ``cell_probs``) through an engines runner; the frame is preprocessed as in training."""
-
-    def __init__(self, runner, metadata: ModelMetadata) -> None:
-        from models.l3 import heatmap_from_cells, preprocess_frames
-
-        self._runner = runner
-        self._heatmap = heatmap_from_cells
-        self._preprocess = preprocess_frames
-        self.metadata = metadata
-        self.threshold = float(metadata.extra.get("threshold", 0.5))
-        self._size = int(metadata.inputs[0].shape[-1])
-        frame_at = metadata.extra.get("frame_at", FRAME_AT_CENTRE)
-        self.window = WindowSpec(metadata.window_seconds, metadata.sample_rate, needs_frame=True, frame_at=frame_at)
-        self._audio = np.zeros((1, self.window.samples), np.float32)
-
-    def __call__(self, audio: np.ndarray, frame: np.ndarray) -> Heatmap:
-        self._audio[0] = audio
-        frames = self._preprocess(frame, self._size).numpy()
-        out = self._runner.infer({"frames": frames, "audio": self._audio})
-        return self._heatmap(np.array(out["cell_probs"][0], np.float32), frame.shape[:2], self.threshold)
+def _run_file(src: ModelSource, names: Sequence[str], what: str, how: str) -> Path:
+    for name in names:
+        found = sorted(src.path.glob(name))
+        if found:
+            return found[0]
+    raise ModelError(f"run folder {src.path}: {what} is missing ({how})")
 
 
-def _scores_output(m: ModelMetadata) -> tuple[str, str]:
-    """(output name, how to turn it into scores in [0, 1])."""
-    names = [o.name for o in m.outputs]
-    for name in ("probs", "scores", "probabilities"):
-        if name in names:
-            return name, "identity"
-    if "logits" in names:
-        return "logits", "sigmoid" if m.extra.get("multi_label") else "softmax"
-    return names[0], "identity"
+def _cached_onnx(src: ModelSource) -> tuple[Path, ModelMetadata]:
+    """Export a checkpoint or family model file once into ``.avlive-cache/`` beside it (keyed by
+    the file's sha256), for ONNX Runtime."""
+    from models.core.atomic import sha256_file
+    from models.export.cli import export_any
+
+    digest = sha256_file(src.path)[:16]
+    out = src.path.parent / CACHE_DIR / f"{src.path.stem}-{digest}.onnx"
+    if out.is_file() and sidecar_path(out).is_file():
+        return out, _load_sidecar(sidecar_path(out), f"cached export {out}")
+    command = f"python -m models.export {src.path} --out OUT.onnx"
+    try:
+        out.parent.mkdir(exist_ok=True)
+    except OSError as e:
+        raise ModelError(f"{src.path}: cannot create the export cache {out.parent} ({e.strerror}); export it "
+                         f"yourself ({command}) and pass OUT.onnx, or pass --backend torch") from None
+    print(f"avlive: exporting {src.path} to {out} for onnxruntime (once; later runs reuse it)", file=sys.stderr)
+    try:
+        export_any(src.path, out)
+    except Exception as e:  # noqa: BLE001 - any export failure becomes one line
+        raise ModelError(f"{src.path}: export for onnxruntime failed ({type(e).__name__}: {str(e).splitlines()[0]}); "
+                         f"try {command}, or pass --backend torch") from None
+    return out, _load_sidecar(sidecar_path(out), f"cached export {out}")
 
 
-def _onnx_labeler(onnx: Path, m: ModelMetadata, device: str, threads: int):
+def _open_runner(src: ModelSource, backend: str, device: str, threads: int):
+    """(runner, metadata) for ``src`` on ``backend``."""
     from engines import open_runner
 
-    runner = open_runner("onnxruntime", onnx, device=device, threads=threads, metadata=m)
-    name, how = _scores_output(m)
-    in_name = m.inputs[0].name
+    if backend == "onnxruntime":
+        if src.kind == "engine":
+            raise ModelError(f"{src.path}: a TensorRT engine runs with --backend tensorrt")
+        if src.kind == "onnx":
+            onnx, meta = src.path, src.metadata
+        elif src.kind == "run":
+            onnx = _run_file(src, ["model.onnx"], "model.onnx", f"--backend onnxruntime runs the exported model: "
+                             f"python -m models.export {src.path}; or pass --backend torch")
+            meta = _load_sidecar(sidecar_path(onnx), f"run folder {src.path}")
+        else:
+            onnx, meta = _cached_onnx(src)
+        _check_use(ModelSource(onnx, "onnx", meta.task, meta), src.task)
+        return open_runner("onnxruntime", onnx, device=device, threads=threads, metadata=meta), meta
+    if backend == "tensorrt":
+        if src.kind == "run":
+            engine = _run_file(src, ["model*.engine", "model*.plan"], "a TensorRT engine (model.*.engine)",
+                               f"build one: python -m engines.build_engine {src.path / 'model.onnx'} --fp16")
+        elif src.kind == "engine":
+            engine = src.path
+        else:
+            target = src.path if src.kind == "onnx" else "MODEL.onnx (python -m models.export first)"
+            raise ModelError(f"{src.path}: --backend tensorrt runs an engine; build one: "
+                             f"python -m engines.build_engine {target} --fp16")
+        try:
+            runner = open_runner("tensorrt", engine, device="cuda", metadata=None)
+        except RuntimeError as e:  # TensorRT or CUDA missing: one line, no traceback
+            raise ModelError(f"--backend tensorrt: {str(e).splitlines()[0]}") from None
+        return runner, _load_sidecar(sidecar_path(engine), f"TensorRT engine {engine}")
+    # torch
+    if src.kind in ("onnx", "engine"):
+        what = "an .onnx file runs with --backend onnxruntime" if src.kind == "onnx" else "an engine runs with --backend tensorrt"
+        raise ModelError(f"{src.path}: {what} (for torch pass the run folder or checkpoint)")
+    import torch
 
-    def predict(batch: np.ndarray) -> np.ndarray:
-        y = runner.infer({in_name: batch})[name]
-        if how == "sigmoid":
-            return 1.0 / (1.0 + np.exp(-y))
-        if how == "softmax":
-            e = np.exp(y - y.max(axis=-1, keepdims=True))
-            return e / e.sum(axis=-1, keepdims=True)
-        return y
-
-    window = WindowSpec(m.window_seconds, m.sample_rate, needs_frame=False)
-    return FunctionLabeler(window, m.labels, predict), runner
-
-
-def _run_onnx(src: ModelSource) -> tuple[Path, ModelMetadata]:
-    if src.kind == "onnx":
-        return src.path, src.metadata
-    onnx = src.path / "model.onnx"
-    if not onnx.is_file():
-        raise ModelError(f"run folder {src.path}: model.onnx is missing (--backend onnxruntime runs the exported "
-                         f"model: python -m models.export {src.path}; or pass --backend torch)")
-    return onnx, _load_sidecar(sidecar_path(onnx), f"run folder {src.path}")
-
-
-def _run_checkpoint(src: ModelSource) -> Path:
-    if src.kind != "run":
-        return src.path
-    ckpt = src.path / "checkpoints"
-    for name in ("best.pt", "last.pt"):
-        if (ckpt / name).is_file():
-            return ckpt / name
-    raise ModelError(f"run folder {src.path}: checkpoints/best.pt is missing (and checkpoints/last.pt; "
-                     f"--backend torch loads the checkpoint; for an exported model.onnx pass --backend onnxruntime)")
+    torch.set_num_threads(threads)
+    path = _run_file(src, ["checkpoints/best.pt", "checkpoints/last.pt"], "checkpoints/best.pt",
+                     "and checkpoints/last.pt; --backend torch loads the checkpoint; for an exported model.onnx "
+                     "pass --backend onnxruntime") \
+        if src.kind == "run" else src.path
+    try:
+        model = exportable(path)
+    except (ValueError, KeyError, FileNotFoundError) as e:
+        raise ModelError(f"{src.path}: {str(e).splitlines()[0]}") from None
+    # a run folder's metadata.json is where the run's live settings go (apps.tune_labeler --write,
+    # apps.eval_l3 --write-threshold); the inputs and outputs are the checkpoint's either way
+    meta = src.metadata if src.kind == "run" else model.metadata
+    return open_runner("torch", model.module, device=device, threads=threads, metadata=meta), meta
 
 
 def open_model(src: ModelSource, kind: str, *, backend: str = "onnxruntime", device: str = "cpu",
                threads: int = 2, name: str | None = None) -> LiveModel:
-    """Load one model for one use.
+    """Load one model for one use: open the runner for ``backend``, then the family's live adapter.
 
     Args:
         src: what :func:`inspect_model` found.
         kind: "labeler" or "localizer".
-        backend: "onnxruntime" or "torch" (``.pyth`` and L³ checkpoints run on torch: with
-            ``onnxruntime`` they need an exported ``.onnx``).
+        backend: "onnxruntime", "torch" or "tensorrt" (an engine file with its sidecar).
         device: "cpu" or "cuda".
         threads: CPU threads for the backend.
         name: the model's name (default: the folder's or file's).
@@ -369,81 +379,21 @@ def open_model(src: ModelSource, kind: str, *, backend: str = "onnxruntime", dev
     if device not in DEVICES:
         raise ModelError(f"--device: expected one of {', '.join(DEVICES)}, found {device!r}")
     _check_use(src, kind)
-    name = name or src.name
-    runner = None
-    meta = src.metadata
-    if kind == "labeler":
-        if src.kind == "pyth":
-            if backend != "torch":
-                raise ModelError(f"{src.path}: a .pyth checkpoint runs with --backend torch (or export it: "
-                                 f"python -m models.export {src.path}, then pass the .onnx)")
-            model = LIVE_MODELS.create("slowfast-pyth", src.path, backend="torch", device=device, threads=threads)
-        elif backend == "onnxruntime":
-            onnx, meta = _run_onnx(src)
-            _check_use(ModelSource(onnx, "onnx", meta.task, meta), kind)
-            model, runner = _onnx_labeler(onnx, meta, device, threads)
-        else:
-            if src.kind == "onnx":
-                raise ModelError(f"{src.path}: an .onnx file runs with --backend onnxruntime (for torch pass the run folder)")
-            ckpt = _run_checkpoint(src)
-            import torch
-
-            torch.set_num_threads(threads)
-            if device == "cpu":
-                model = LIVE_MODELS.create("run", ckpt)
-            else:
-                from engines import open_runner
-                from models.train.checkpoint import load_trained
-
-                recipe, net, metadata = load_trained(ckpt)
-                module, _, _ = recipe.export_module(net)
-                meta = ModelMetadata.from_dict(metadata)
-                runner = open_runner("torch", module, device=device, threads=threads, metadata=meta)
-                out_name, _ = _scores_output(meta)
-                in_name = meta.inputs[0].name
-                model = FunctionLabeler(WindowSpec(meta.window_seconds, meta.sample_rate), meta.labels,
-                                        lambda b: runner.infer({in_name: b})[out_name])
-        hysteresis = HysteresisConfig.from_metadata(meta) if meta is not None else HysteresisConfig()
-        if meta is not None and not hasattr(model, "metadata"):
-            try:
-                model.metadata = meta
-            except AttributeError:
-                pass
-        return LiveModel(name, kind, model, src, backend, hysteresis, meta, runner)
-
-    # localizer
-    if backend == "onnxruntime" and src.kind in ("run", "onnx"):
-        from engines import open_runner
-
-        onnx, meta = _run_onnx(src)
-        _check_use(ModelSource(onnx, "onnx", meta.task, meta), kind)
-        runner = open_runner("onnxruntime", onnx, device=device, threads=threads, metadata=meta)
-        return LiveModel(name, kind, OnnxLocalizer(runner, meta), src, backend, None, meta, runner)
-    if src.kind == "onnx":
-        raise ModelError(f"{src.path}: an .onnx file runs with --backend onnxruntime (for torch pass the run folder)")
-    if backend == "onnxruntime":
-        raise ModelError(f"{src.path}: an L3 checkpoint runs with --backend torch; for onnxruntime pass a run folder "
-                         f"with model.onnx (python -m models.export RUN_DIR)")
-    if src.kind == "run" and (src.path / "l3.pt").is_file():
-        model = LIVE_MODELS.create("l3", src.path / "l3.pt", backend="torch", device=device, threads=threads)
-    elif src.kind == "l3-checkpoint":
-        model = LIVE_MODELS.create("l3", src.path, backend="torch", device=device, threads=threads)
-    else:  # a trainer checkpoint of an l3 run; threshold from its metadata
-        import torch
-
-        from models.l3 import L3Localizer, L3Net
-        from models.train.checkpoint import load_trained
-
-        torch.set_num_threads(threads)
-        _, net, metadata = load_trained(_run_checkpoint(src))
-        if not isinstance(net, L3Net):
-            raise ModelError(f"{src.path}: a localizer of family {metadata.get('family')!r}; the live pipeline runs L3 localizers")
-        model = L3Localizer(net.to(device), threshold=float(metadata.get("extra", {}).get("threshold", 0.5)))
-    return LiveModel(name, kind, model, src, backend, None, meta, None)
-
-
-def _spec_is_factory(value: str | None) -> bool:
-    return value is not None and value in LIVE_MODELS and not Path(value).exists()
+    runner, meta = _open_runner(src, backend, device, threads)
+    try:
+        model = live_adapter(meta)(runner, meta)
+    except BaseException as e:
+        runner.close()
+        if isinstance(e, (KeyError, ValueError)):
+            raise ModelError(f"{src.path}: {str(e).strip(chr(34) + chr(39))}") from None
+        raise
+    hysteresis = HysteresisConfig.from_metadata(meta) if kind == "labeler" else None
+    if not hasattr(model, "metadata"):
+        try:
+            model.metadata = meta
+        except AttributeError:
+            pass
+    return LiveModel(name or src.name, kind, model, src, backend, hysteresis, meta, runner)
 
 
 def load_models(*, labeler: str | None = None, localizer: str | None = None, models: Sequence[str] = (),
@@ -470,15 +420,12 @@ def load_models(*, labeler: str | None = None, localizer: str | None = None, mod
     demo_dir = Path(DEMO_DIR if demo_dir is None else demo_dir)
     notes: list[str] = []
     for flag, value in (("--labeler", labeler), ("--localizer", localizer)):
-        if _spec_is_factory(value):  # a LIVE_MODELS name: the paths come from --models
-            continue
         if value is not None and value != "none" and not Path(value).exists():
-            raise ModelError(f"{flag} {value}: no such file or folder (expected a model path, 'none', or one of "
-                             f"{', '.join(LIVE_MODELS.names())} with --models)")
+            raise ModelError(f"{flag} {value}: no such file or folder (expected a model path or 'none')")
     wanted: list[tuple[ModelSource, str]] = []
-    if labeler not in (None, "none") and not _spec_is_factory(labeler):
+    if labeler not in (None, "none"):
         wanted.append((inspect_model(labeler), "labeler"))
-    if localizer not in (None, "none") and not _spec_is_factory(localizer):
+    if localizer not in (None, "none"):
         wanted.append((inspect_model(localizer), "localizer"))
     for path in models:
         src = inspect_model(path)

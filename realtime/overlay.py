@@ -13,7 +13,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from models.live import Heatmap
+from models.core.live import Heatmap
 
 __all__ = ["Overlay", "OverlayConfig"]
 

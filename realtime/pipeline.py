@@ -274,7 +274,7 @@ def build_streams(config: PipelineConfig, models: LiveModels) -> Streams:
     if audio is None:
         seconds = None
         if isinstance(video, (FileSource, CameraSource)) and not video.live:
-            from models.media import probe
+            from models.io.media import probe
 
             path = video.path if isinstance(video, FileSource) else str(video.spec)
             seconds = probe(path).duration or None

@@ -37,8 +37,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from models.events import LabeledEvent
-from models.metrics import SedScores, event_based_metrics
+from models.core.events import LabeledEvent
+from models.evaluation.metrics import SedScores, event_based_metrics
 
 __all__ = [
     "SMOOTHING",
@@ -125,7 +125,7 @@ class HysteresisConfig:
         """The setting a model's metadata asks for.
 
         Args:
-            metadata: a ``models.metadata.ModelMetadata`` or its dict form (``to_dict()``).
+            metadata: a ``models.core.metadata.ModelMetadata`` or its dict form (``to_dict()``).
 
         Returns:
             ``extra["hysteresis"]`` when present; otherwise the defaults, with ``onset_shift_s =
@@ -394,7 +394,7 @@ def detect_events(scores: np.ndarray, hop_s: float, labels: Sequence[str], confi
 def evaluate_hysteresis(scores: np.ndarray, hop_s: float, reference: Sequence[LabeledEvent], labels: Sequence[str],
                         config: HysteresisConfig, filename: str | None = None, *, t0: float | None = None,
                         end_time: float | None = None, **metric_options: Any) -> SedScores:
-    """Event-based metrics (``models.metrics.event_based_metrics``, DCASE collars by default) of
+    """Event-based metrics (``models.evaluation.metrics.event_based_metrics``, DCASE collars by default) of
     the events ``config`` makes from ``scores`` against ``reference``.
 
     ``filename`` defaults to the reference's (single) file name; ``metric_options`` go to

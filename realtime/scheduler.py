@@ -53,8 +53,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from models.events import LabeledEvent
-from models.live import FRAME_AT_CENTRE, Heatmap, WindowSpec
+from models.core.events import LabeledEvent
+from models.core.live import FRAME_AT_CENTRE, Heatmap, WindowSpec
 
 from .rolling import ActiveEvent, HysteresisConfig, RollingLabels
 from .sinks import Sink, SinkContext

@@ -31,7 +31,7 @@ from typing import Any, Mapping, Protocol, TextIO
 
 import numpy as np
 
-from models.events import LabeledEvent, write_strong_tsv
+from models.core.events import LabeledEvent, write_strong_tsv
 
 from . import schema
 from .overlay import Overlay, OverlayConfig
@@ -201,7 +201,7 @@ class Mp4RecorderSink:
     the camera has delivered frames that far), overlaid with the newest hop's heatmap, top
     labels and active events. At stop (or at close) the file is completed up to the last hop's
     stream time, so audio and video have the same duration, and moved into place atomically
-    (``models.media.AvFileWriter``).
+    (``models.io.media.AvFileWriter``).
 
     The frame ring must keep at least ``hop_s * fps + 1`` frames for every frame to make it into
     the recording; with fewer, nearer frames repeat. Audio the ring overwrote before it was
@@ -324,7 +324,7 @@ class Mp4RecorderSink:
                 self._done.set()
 
     def _begin(self, path: Path, result) -> None:
-        from models.media import AvFileWriter
+        from models.io.media import AvFileWriter
 
         ctx = self._context
         fr = ctx.frame_ring
@@ -464,6 +464,6 @@ class SummarySink:
         if self.stream is not None:
             print(self.summary.format(), file=self.stream, flush=True)
         if self.path is not None:
-            from models.atomic import atomic_write_text
+            from models.core.atomic import atomic_write_text
 
             atomic_write_text(self.path, json.dumps(self.summary.to_dict(), indent=2) + "\n")

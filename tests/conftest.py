@@ -36,8 +36,8 @@ TINY_RUN = ["world=tiny", "train_windows=96", "val_windows=32", "width=4", "batc
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, _private_world_cache):
     """A baseline run trained once per session (2 epochs on the tiny world), in-process."""
-    from models.baseline import BaselineRecipe
-    from models.train.config import apply_overrides
+    from models.baseline.recipe import BaselineRecipe
+    from models.core.train_config import apply_overrides
     from models.train.loop import train
 
     out = tmp_path_factory.mktemp("tiny-run") / "run"

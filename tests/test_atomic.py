@@ -1,4 +1,4 @@
-"""Tests for models.atomic: crash-safe writes."""
+"""Tests for models.core.atomic: crash-safe writes."""
 from __future__ import annotations
 
 import hashlib
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.atomic import (
+from models.core.atomic import (
     TEMP_MARKER,
     atomic_path,
     atomic_torch_save,
@@ -131,7 +131,7 @@ def test_sigkill_between_write_and_rename_leaves_previous_checkpoint(tmp_path):
         """
         import os, signal, sys
         import torch
-        import models.atomic as atomic
+        import models.core.atomic as atomic
 
         def die_instead_of_replace(src, dst):
             assert os.path.getsize(src) > 0   # the new checkpoint was completely written

@@ -13,7 +13,7 @@ import av
 import pytest
 
 from apps.avlive import main
-from models.events import read_strong_tsv
+from models.core.events import read_strong_tsv
 from realtime import schema
 
 from conftest import REPO, python_cmd, subprocess_env
@@ -31,7 +31,7 @@ def copy_run(run: Path, dest: Path, *, onnx: bool) -> Path:
     meta["extra"]["hysteresis"] = HYSTERESIS
     (dest / "metadata.json").write_text(json.dumps(meta))
     if onnx:
-        from models.export import main as export_main
+        from models.export.cli import main as export_main
 
         assert export_main([str(dest)]) == 0
         side = dest / "model.onnx.json"
@@ -108,7 +108,7 @@ def test_offline_onnxruntime_run_writes_valid_outputs(onnx_run, tmp_path, capsys
 
 
 def test_torch_backend_on_a_media_file_in_real_time(tiny_run, tmp_path, capsys):
-    from models.media import write_av_file
+    from models.io.media import write_av_file
     from models.world import Scene, get_preset
 
     run = copy_run(tiny_run, tmp_path / "run", onnx=False)
@@ -134,7 +134,7 @@ def test_torch_backend_on_a_media_file_in_real_time(tiny_run, tmp_path, capsys):
 
 def test_audio_only_with_the_demo_models_and_a_localizer_checkpoint(tiny_run, tmp_path, capsys, monkeypatch):
     import realtime.models
-    from models.l3 import l3_tiny, save_checkpoint
+    from models.l3.network import l3_tiny, save_checkpoint
 
     demo = tmp_path / "demo"
     copy_run(tiny_run, demo / "labeler", onnx=False)

@@ -1,4 +1,4 @@
-"""Tests for models.benchmark: the latency benchmark harness."""
+"""Tests for models.evaluation.benchmark: the latency benchmark harness."""
 from __future__ import annotations
 
 import io
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.benchmark import (
+from models.evaluation.benchmark import (
     BenchmarkReport,
     Timing,
     configure_threads,

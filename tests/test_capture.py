@@ -117,7 +117,7 @@ def test_audio_only_and_video_only_captures():
 
 def test_two_sources_two_threads(tmp_path):
     """Audio from one source, video from another: one thread each, one clock."""
-    from models.media import write_av_file
+    from models.io.media import write_av_file
 
     scene = Scene(TINY, 9)
     clip = write_av_file(tmp_path / "v.mp4", (scene.render_frame(k)[0] for k in range(15)), None, 15, None)

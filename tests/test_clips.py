@@ -13,8 +13,8 @@ import torch
 from models.datasets import formats as F
 from models.datasets.clips import ClipDataset, ClipIndex, ClipSpec, EpicSegments, fit_length
 from models.datasets.from_world import write_desed_world, write_epic_world, write_vggsound_world
-from models.decode_pool import ClipSkippedWarning, SkipReport
-from models.media import read_audio, read_video_frames
+from models.io.decode_pool import ClipSkippedWarning, SkipReport
+from models.io.media import read_audio, read_video_frames
 from models.world import CLASS_NAMES, TINY, split_seed
 
 SR = 16_000

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from apps.tune_labeler import hop_scores
-from models.l3 import SAMPLE_RATE as L3_RATE
-from models.l3_eval import hop_truth, is_localization_hop
-from models.metrics import event_based_metrics, segment_based_metrics
+from models.l3.network import SAMPLE_RATE as L3_RATE
+from models.l3.evaluation import hop_truth, is_localization_hop
+from models.evaluation.metrics import event_based_metrics, segment_based_metrics
 from models.world import Scene, get_preset
 from models.world.evalsets import reference_events, source_name
 from realtime.models import DEMO_DIR, inspect_model, open_model

@@ -39,9 +39,9 @@ from engines.tensorrt_runner import (
     require_tensorrt,
 )
 from engines.torch_runner import TorchRunner
-from models.frontend import FrontEnd, FrontEndConfig
-from models.metadata import MetadataMismatch, ModelMetadata, TensorSpec, sidecar_path
-from models.onnx_export import export_onnx
+from models.audio.frontend import FrontEnd, FrontEndConfig
+from models.core.metadata import MetadataMismatch, ModelMetadata, TensorSpec, sidecar_path
+from models.export.onnx import export_onnx
 
 LABELS = ("organ", "siren", "knock")
 SHA_A = hashlib.sha256(b"a").hexdigest()

@@ -7,8 +7,8 @@ import onnx
 import pytest
 
 from apps.evaluate import main as evaluate_main
-from models.export import main as export_main
-from models.metadata import ModelMetadata
+from models.export.cli import main as export_main
+from models.core.metadata import ModelMetadata
 
 
 def test_export_run_folder_verifies_and_writes_sidecar(tiny_run, tmp_path, capsys):
@@ -45,8 +45,8 @@ def test_export_of_a_pyth_file(tmp_path, capsys):
     """A Slow-Fast .pyth (tiny width, VGG-Sound head) exports with its dataset's front end and labels."""
     import torch
 
-    from models.slowfast import SlowFast, SlowFastConfig
-    from models.slowfast_checkpoint import save_pyth
+    from models.slowfast.network import SlowFast, SlowFastConfig
+    from models.slowfast.pyth import save_pyth
 
     torch.set_num_threads(1)
     model = SlowFast(SlowFastConfig(num_classes=(309,), width=8, blocks=(1, 1, 1, 1)))

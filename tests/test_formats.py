@@ -14,7 +14,7 @@ from models.datasets import formats as F
 from models.datasets.formats import (AudioSetClass, AudioSetSegment, EpicClass, EpicNarration, EpicSoundsSegment,
                                      EpicVideoInfo, Esc50Clip, MediaFile, StrongLabels, VggSoundClass, VggSoundClip,
                                      WeakLabel)
-from models.events import LabeledEvent
+from models.core.events import LabeledEvent
 
 REAL = Path(__file__).parent / "data" / "real"
 
@@ -266,7 +266,7 @@ def test_dcase_strong_empty_rows(tmp_path):
                              LabeledEvent("10.wav", 0.0, 10.0, "Frying"))
     assert labels.events_for("Yquiet_30.000_40.000.wav") == ()
     # the shared reader agrees on the events
-    from models.events import read_strong_tsv
+    from models.core.events import read_strong_tsv
     assert tuple(read_strong_tsv(p)) == labels.events
     # and the writer puts the empty row back where it was
     F.write_dcase_strong(tmp_path / "out.tsv", labels)

@@ -14,7 +14,7 @@ from models.datasets.from_world import (WORLD_NOUNS, WORLD_VERBS, audioset_wav_n
                                         synthetic_ytid, world_mid, write_audioset_world, write_desed_world,
                                         write_epic_world, write_esc50_world, write_vggsound_world,
                                         write_video_folder_world, write_wav)
-from models.media import probe, read_audio, read_video_frames
+from models.io.media import probe, read_audio, read_video_frames
 from models.world import CLASS_NAMES, SOUND_CLASSES, TINY, Scene, split_seed
 
 TRAIN = [split_seed("train", i) for i in range(3)]

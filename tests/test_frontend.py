@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.frontend import FrontEnd, FrontEndConfig, hann_window, mel_filterbank
+from models.audio.frontend import FrontEnd, FrontEndConfig, hann_window, mel_filterbank
 
 librosa = pytest.importorskip("librosa")
 

@@ -10,12 +10,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.l3 import (
+from models.l3.network import (
     L3_LITE, L3_PAPER, L3_TINY, SAMPLE_RATE, L3Config, L3Localizer, L3Net, audio_window_for_frame, count_macs,
     count_parameters, export_onnx, heatmap_from_cells, load_checkpoint, preprocess_frames, save_checkpoint,
 )
-from models.live import LIVE_MODELS, Heatmap, Localizer
-from models.networks import NETWORKS
+from models.core.live import Heatmap, Localizer
+from models.families import FAMILIES
+from models.l3.live import RunnerLocalizer
+from realtime.models import ModelError, inspect_model, open_model
+from models.families import NETWORKS
 from models.world import TINY, Scene
 
 
@@ -129,7 +132,7 @@ def test_registered_networks():
     assert {"l3-paper", "l3-lite", "l3-tiny"} <= set(NETWORKS.names())
     model = NETWORKS.create("l3-tiny", fusion="avol")
     assert isinstance(model, L3Net) and model.config == dataclasses.replace(L3_TINY, fusion="avol")
-    assert "l3" in LIVE_MODELS
+    assert FAMILIES.get("l3").factory.live is RunnerLocalizer
 
 
 def test_config_validation_and_round_trip():
@@ -229,13 +232,18 @@ def test_localizer_and_checkpoint_factory(tmp_path):
     torch.load(path, weights_only=True)  # loads without unpickling code
     loaded, threshold = load_checkpoint(path)
     assert threshold == 0.42 and loaded.config == L3_TINY
-    live = LIVE_MODELS.create("l3", path, threads=torch.get_num_threads())
-    assert live.threshold == 0.42
-    np.testing.assert_allclose(live(audio, frame).map, heat.map, atol=1e-6)
-    with pytest.raises(ValueError, match="expected backend"):
-        LIVE_MODELS.create("l3", path, backend="tensorrt")
+    source = inspect_model(path)  # a bare L3 checkpoint: the l3 family's model file
+    assert source.kind == "l3-checkpoint" and source.task == "localizer"
+    live = open_model(source, "localizer", backend="torch", threads=torch.get_num_threads())
+    try:
+        assert live.model.threshold == 0.42
+        np.testing.assert_allclose(live.model(audio, frame).map, heat.map, atol=1e-6)
+    finally:
+        live.close()
+    with pytest.raises(ModelError, match="tensorrt runs an engine"):
+        open_model(source, "localizer", backend="tensorrt")
     with pytest.raises(ValueError, match="found a directory"):
-        LIVE_MODELS.create("l3", tmp_path)
+        load_checkpoint(tmp_path)
     with pytest.raises(ValueError, match=r"expected float audio of shape \(48000,\)"):
         localizer(audio[:16000], frame)
 

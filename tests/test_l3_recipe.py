@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from models.l3 import SAMPLE_RATE, L3Export, L3Net, audio_window_for_frame, load_checkpoint
-from models.l3_eval import (ACTIVE_OVERLAP, LOC_MIN_OVERLAP, HopTruth, L3EvalConfig, choose_threshold, evaluate_l3,
+from models.l3.network import SAMPLE_RATE, L3Export, L3Net, audio_window_for_frame, load_checkpoint
+from models.l3.evaluation import (ACTIVE_OVERLAP, LOC_MIN_OVERLAP, HopTruth, L3EvalConfig, choose_threshold, evaluate_l3,
                             format_report, hop_truth, is_localization_hop, is_offscreen_hop, is_onscreen_hop,
                             pair_truth, scan_hops, select_localization_hops, select_offscreen_hops,
                             separating_threshold, wilson_lower_bound, write_threshold)
-from models.l3_recipe import (KIND_OTHER_SOURCE, contrastive_loss, pair_logits, KIND_POSITIVE, KIND_SAME_SOURCE, AVCPairs, EnergyFloor,
+from models.l3.recipe import (KIND_OTHER_SOURCE, contrastive_loss, pair_logits, KIND_POSITIVE, KIND_SAME_SOURCE, AVCPairs, EnergyFloor,
                               FrameAugment, L3Recipe, L3TrainConfig, augment_frame, world_sources)
-from models.live import LIVE_MODELS
+from realtime.models import inspect_model, open_model
 from models.world import TINY, FrameObject, split_seed
 
 TRAIN_SEEDS = (split_seed("train", 0), split_seed("train", 1), split_seed("train", 2))
@@ -43,7 +43,7 @@ def sources(_private_world_cache):
 @pytest.fixture(scope="module")
 def l3_run(tmp_path_factory, _private_world_cache):
     """A tiny l3 run: 10 steps on two 8 s scenes of the tiny world, in-process."""
-    from models.train.config import apply_overrides
+    from models.core.train_config import apply_overrides
     from models.train.loop import train
 
     out = tmp_path_factory.mktemp("l3-run") / "run"
@@ -195,7 +195,7 @@ def test_recipe_trains_tiny_and_writes_the_run_folder(l3_run):
     assert [t["name"] for t in meta["inputs"]] == ["frames", "audio"]
     assert [t["name"] for t in meta["outputs"]] == ["avc_logits", "cell_probs"]
 
-    from models.train.checkpoint import load_trained
+    from models.families import load_trained
 
     recipe, model, _ = load_trained(out)
     module, example, axes = recipe.export_module(model)
@@ -205,7 +205,7 @@ def test_recipe_trains_tiny_and_writes_the_run_folder(l3_run):
 
 
 def test_config_errors_name_the_field():
-    from models.train.config import apply_overrides
+    from models.core.train_config import apply_overrides
 
     for override, field in (("size=huge", "size"), ("same_video_negatives=1.5", "same_video_negatives"),
                             ("train_scenes=1", "train_scenes"), ("fusion=sum", "fusion")):
@@ -327,7 +327,7 @@ def test_threshold_selection_on_synthetic_scores():
 
 def test_evaluation_end_to_end_and_threshold_written(l3_run, tmp_path):
     out, _ = l3_run
-    from models.train.checkpoint import load_trained
+    from models.families import load_trained
 
     _, model, _ = load_trained(out)
     details: dict = {}
@@ -338,7 +338,7 @@ def test_evaluation_end_to_end_and_threshold_written(l3_run, tmp_path):
     assert out / "l3.pt" in written and out / "metadata.json" in written
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["extra"]["threshold"] == threshold and meta["extra"]["threshold_source"] == "validation"
-    live = LIVE_MODELS.create("l3", out / "l3.pt", threads=1)
+    live = open_model(inspect_model(out / "l3.pt"), "localizer", backend="torch", threads=1).model
     assert live.threshold == pytest.approx(threshold) and load_checkpoint(out / "l3.pt")[1] == pytest.approx(threshold)
 
     config = L3EvalConfig(seeds=TEST_SEEDS, world=TINY, scene_seconds=30.0, pairs=24, same_video_pairs=8, loc_hops=12,
@@ -371,7 +371,7 @@ def test_eval_cli(l3_run, tmp_path, capsys):
     figures = json.loads(target.read_text())
     assert figures["threshold"] == 0.5 and "probe" not in figures
     # the live localizer's file, with its stored threshold
-    from models.l3 import save_checkpoint
+    from models.l3.network import save_checkpoint
 
     save_checkpoint(tmp_path / "l3.pt", model, threshold=0.4)
     code = main([str(tmp_path / "l3.pt"), "--world", "tiny", "--seeds", "2", "--scene-seconds", "20", "--pairs", "8",
@@ -383,7 +383,7 @@ def test_eval_cli(l3_run, tmp_path, capsys):
 
 @pytest.mark.parametrize("fusion", ["concat", "avol"])
 def test_pair_logits_diagonal_is_the_avc_decision(fusion):
-    from models.l3_recipe import l3_config_for, pair_logits
+    from models.l3.recipe import l3_config_for, pair_logits
 
     torch.manual_seed(0)
     model = L3Net(l3_config_for("tiny", fusion)).eval()
@@ -421,7 +421,7 @@ def test_video_folder_data(tmp_path):
 def test_export_of_the_heatmap_path(l3_run, tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    from models.export import export_run
+    from models.export.cli import export_run
 
     out, _ = l3_run
     path, diffs = export_run(out, tmp_path / "l3.onnx")
@@ -451,9 +451,9 @@ def test_contrastive_loss_rewards_matching_pairs_and_masks_same_source_ones():
 
 
 def test_the_l3_lite_recipe_is_the_l3_recipe_with_the_demo_localizer_overrides():
-    from models.l3_recipe import L3LiteRecipe, L3LiteTrainConfig
-    from models.train.config import apply_overrides, config_to_dict
-    from models.train.recipe import RECIPES
+    from models.l3.recipe import L3LiteRecipe, L3LiteTrainConfig
+    from models.core.train_config import apply_overrides, config_to_dict
+    from models.families import RECIPES
 
     # The command models/demo/README.md gives for the demo localizer's run, plus the time limit
     # added after it (the limit only cuts the run short; its best checkpoint came before it).

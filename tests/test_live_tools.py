@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from apps import bench_live, tune_labeler
-from models.events import LabeledEvent
-from models.l3_eval import hop_truth, is_localization_hop
-from models.live import FunctionLabeler, WindowSpec
-from models.metadata import ModelMetadata
+from models.core.events import LabeledEvent
+from models.l3.evaluation import hop_truth, is_localization_hop
+from models.core.live import FunctionLabeler, WindowSpec
+from models.core.metadata import ModelMetadata
 from models.world import CLASS_NAMES, Scene, get_preset
 from realtime.models import DEMO_DIR
 from realtime.rolling import HysteresisConfig
@@ -113,7 +113,7 @@ def test_pointing_hits_score_the_peak_against_the_sounding_box():
 def test_sed_scores_are_one_for_a_perfect_output_and_drop_for_a_shifted_one():
     ref = [LabeledEvent("synthetic:1", 1.0, 3.0, "beep"), LabeledEvent("synthetic:1", 4.0, 6.0, "hiss")]
     perfect = bench_live.sed_scores(ref, ref, {"synthetic:1": 10.0})
-    assert perfect["scorer"] in ("sed_eval", "models.metrics")
+    assert perfect["scorer"] in ("sed_eval", "models.evaluation.metrics")
     for key in ("segment_f1", "event_f1", "onset_f1"):
         assert perfect[key] == pytest.approx(1.0)
     late = [LabeledEvent(e.filename, e.onset + 0.4, e.offset + 0.4, e.label) for e in ref]

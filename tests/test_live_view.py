@@ -8,8 +8,8 @@ import av
 import numpy as np
 import torch
 
-from models.frontend import FrontEnd
-from models.live import FunctionLabeler, WindowSpec
+from models.audio.frontend import FrontEnd
+from models.core.live import FunctionLabeler, WindowSpec
 from models.world import Scene, get_preset
 from models.world.sounds import CLASS_NAMES
 from realtime.live_view import LiveView, LiveViewConfig, PipelineThread, SpectrogramColumns

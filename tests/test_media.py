@@ -1,4 +1,4 @@
-"""models.media (PyAV read/write) and models.decode_pool (crash-isolated decoding), on real files."""
+"""models.io.media (PyAV read/write) and models.io.decode_pool (crash-isolated decoding), on real files."""
 from __future__ import annotations
 
 import os
@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.decode_pool import ClipSkippedWarning, SkipReport, decode_many
-from models.media import (
+from models.io.decode_pool import ClipSkippedWarning, SkipReport, decode_many
+from models.io.media import (
     AvFileWriter,
     MediaDecodeError,
     MediaInfo,

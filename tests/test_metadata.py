@@ -1,4 +1,4 @@
-"""Tests for models.metadata: the model sidecar schema."""
+"""Tests for models.core.metadata: the model sidecar schema."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from models.atomic import TEMP_MARKER, sha256_file
-from models.metadata import (
+from models.core.atomic import TEMP_MARKER, sha256_file
+from models.core.metadata import (
     SCHEMA_VERSION,
     MetadataMismatch,
     ModelMetadata,

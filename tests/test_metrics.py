@@ -1,4 +1,4 @@
-"""models.metrics against the references it promises to reproduce: sed_eval 0.2.1 for the SED
+"""models.evaluation.metrics against the references it promises to reproduce: sed_eval 0.2.1 for the SED
 metrics, scikit-learn for the classification metrics, and hand-made maps with known answers for
 the localisation metrics."""
 from __future__ import annotations
@@ -10,8 +10,8 @@ import warnings
 import numpy as np
 import pytest
 
-from models.events import LabeledEvent
-from models import metrics as M
+from models.core.events import LabeledEvent
+from models.evaluation import metrics as M
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # dcase_util imports the deprecated pkg_resources

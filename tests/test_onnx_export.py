@@ -1,4 +1,4 @@
-"""Tests for models.onnx_export: dynamo export, self-verification, atomic writes, sidecar."""
+"""Tests for models.export.onnx: dynamo export, self-verification, atomic writes, sidecar."""
 from __future__ import annotations
 
 import hashlib
@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from models.atomic import TEMP_MARKER
-from models.frontend import FrontEnd, FrontEndConfig
-from models.metadata import ModelMetadata, TensorSpec, sidecar_path
-from models.onnx_export import (
+from models.core.atomic import TEMP_MARKER
+from models.audio.frontend import FrontEnd, FrontEndConfig
+from models.core.metadata import ModelMetadata, TensorSpec, sidecar_path
+from models.export.onnx import (
     ExportError,
     ExportVerificationError,
     check_onnx,

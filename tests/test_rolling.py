@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.events import LabeledEvent
-from models.metadata import ModelMetadata, TensorSpec
-from models.metrics import event_based_metrics
+from models.core.events import LabeledEvent
+from models.core.metadata import ModelMetadata, TensorSpec
+from models.evaluation.metrics import event_based_metrics
 from realtime.rolling import (
     HysteresisConfig,
     HysteresisGrid,

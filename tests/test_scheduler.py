@@ -11,7 +11,7 @@ import soxr
 from onnx import TensorProto, helper, numpy_helper
 
 from engines import open_runner
-from models.live import FRAME_AT_CENTRE, FRAME_AT_END, FunctionLabeler, Heatmap, WindowSpec
+from models.core.live import FRAME_AT_CENTRE, FRAME_AT_END, FunctionLabeler, Heatmap, WindowSpec
 from realtime.rings import AudioRing, FrameRing
 from realtime.rolling import HysteresisConfig
 from realtime.scheduler import ModelSlot, Scheduler, SchedulerConfig

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from models.events import read_strong_tsv
-from models.l3 import L3Localizer, l3_tiny
-from models.live import FunctionLabeler, Heatmap, WindowSpec
-from models.media import probe, read_audio, read_video_frames
-from models.metrics import event_based_metrics
+from models.core.events import read_strong_tsv
+from models.l3.network import L3Localizer, l3_tiny
+from models.core.live import FunctionLabeler, Heatmap, WindowSpec
+from models.io.media import probe, read_audio, read_video_frames
+from models.evaluation.metrics import event_based_metrics
 from models.world import Scene, get_preset
 from models.world.evalsets import reference_events, source_name
 from models.world.sounds import CLASS_NAMES

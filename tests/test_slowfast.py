@@ -18,10 +18,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models import networks
-from models.frontend import FrontEnd
-from models.live import Labeler
-from models.slowfast import (EPIC_CLIP, EPIC_FRONTEND, EPIC_SLOW_CLIP, VGGSOUND_CLIP, VGGSOUND_FRONTEND,
+from models.families import NETWORKS
+from models.audio.frontend import FrontEnd
+from models.core.live import Labeler
+from models.slowfast.network import (EPIC_CLIP, EPIC_FRONTEND, EPIC_SLOW_CLIP, VGGSOUND_CLIP, VGGSOUND_FRONTEND,
                              VGGSOUND_SLOW_CLIP, SlowFast, SlowFastConfig, SlowFastLabeler, clip_spec_for, count_macs,
                              pad_frames_edge, pad_or_crop_frames, slow_frame_index)
 
@@ -212,7 +212,7 @@ PARAMS_M = {  # REFERENCE.md 1.4, "computed from the code"
 
 @pytest.mark.parametrize("name", sorted(PARAMS_M))
 def test_parameter_count(name):
-    model = networks.create(name)
+    model = NETWORKS.create(name)
     count = sum(p.numel() for p in model.parameters())
     print(f"{name}: {count:,} parameters = {count / 1e6:.2f} M")
     assert round(count / 1e6, 2) == PARAMS_M[name]
@@ -226,7 +226,7 @@ def test_parameter_count(name):
     ("fast-vggsound", "fast", (309,), None),
 ])
 def test_state_dict_matches_reference_grammar(name, arch, heads, entries):
-    sd = networks.create(name).state_dict()
+    sd = NETWORKS.create(name).state_dict()
     width = 8 if arch == "fast" else 64
     expected = reference_shapes(arch, heads, width)
     assert list(sd) == list(expected)  # names and order
@@ -240,15 +240,15 @@ def test_state_dict_matches_reference_grammar(name, arch, heads, entries):
 
 
 def test_macs_match_reference():
-    vgg = networks.create("slowfast-vggsound").to("meta")  # shapes only from here on
-    epic = networks.create("slowfast-epic100").to("meta")
+    vgg = NETWORKS.create("slowfast-vggsound").to("meta")  # shapes only from here on
+    epic = NETWORKS.create("slowfast-epic100").to("meta")
     assert round(count_macs(vgg, torch.zeros(1, 1, 512, 128)) / 1e9, 2) == 5.52
     assert round(count_macs(epic, torch.zeros(1, 1, 400, 128)) / 1e9, 2) == 4.31
 
 
 def test_init_follows_reference():
     torch.manual_seed(0)
-    model = networks.create("slowfast-vggsound")
+    model = NETWORKS.create("slowfast-vggsound")
     for name, m in model.named_modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             assert (m.eps, m.momentum) == (1e-5, 0.1)
@@ -266,7 +266,7 @@ def test_init_follows_reference():
 @pytest.mark.parametrize("name,heads", [("slowfast-vggsound", (309,)), ("slowfast-epic100", (97, 300))])
 def test_matches_functional_reference(name, heads):
     state = random_state(reference_shapes("slowfast", heads), seed=len(heads))
-    model = networks.create(name, num_frames=64)
+    model = NETWORKS.create(name, num_frames=64)
     model.load_state_dict(state)
     x = torch.randn(2, 1, 64, 128, generator=torch.Generator().manual_seed(5))
 
@@ -304,7 +304,7 @@ def test_matches_functional_reference(name, heads):
 
 def test_eval_output_pooling_modes():
     torch.manual_seed(1)
-    cfg = networks.create("slowfast-test").config
+    cfg = NETWORKS.create("slowfast-test").config
     glob = SlowFast(cfg).eval()
     ref = SlowFast(dataclasses.replace(cfg, head_pooling="reference")).eval()
     ref.load_state_dict(glob.state_dict())
@@ -348,7 +348,7 @@ def test_pad_or_crop_frames():
     np.testing.assert_array_equal(pad_or_crop_frames(arr, 16), arr[1:])
     np.testing.assert_array_equal(pad_frames_edge(arr[:3], 6), np.pad(arr[:3], ((0, 3), (0, 0)), mode="edge"))
 
-    model = networks.create("slowfast-test").eval()
+    model = NETWORKS.create("slowfast-test").eval()
     for frames in (65, 66, 67, 401):
         with pytest.raises(ValueError, match="pad_or_crop_frames"):
             model(torch.randn(1, 1, frames, 128))
@@ -392,22 +392,22 @@ def test_config_validation():
 
 
 def test_registry_and_variants():
-    names = networks.names()
+    names = NETWORKS.names()
     for name in ("slowfast-vggsound", "slowfast-epic100", "slowfast-epicsounds", "slow-vggsound", "fast-vggsound",
                  "slowfast-test"):
         assert name in names
-    tiny = networks.create("slowfast-test").eval()
+    tiny = NETWORKS.create("slowfast-test").eval()
     assert tiny(torch.randn(1, 1, 64, 128)).shape == (1, 5)
     for arch, frames in (("slow", 100), ("fast", 64)):  # single pathways take any frame count
-        m = networks.create("slowfast-test", arch=arch).eval()
+        m = NETWORKS.create("slowfast-test", arch=arch).eval()
         assert m(torch.randn(2, 1, frames, 128)).shape == (2, 5)
-    train = networks.create("slowfast-test", num_classes=(7, 9)).train()
+    train = NETWORKS.create("slowfast-test", num_classes=(7, 9)).train()
     verb, noun = train(torch.randn(2, 1, 64, 128))
     assert verb.shape == (2, 7) and noun.shape == (2, 9)
 
 
 def test_labeler():
-    model = networks.create("slowfast-test", num_classes=(4, 3), num_frames=400)
+    model = NETWORKS.create("slowfast-test", num_classes=(4, 3), num_frames=400)
     labels = [f"verb:{i}" for i in range(4)] + [f"noun:{i}" for i in range(3)]
     labeler = SlowFastLabeler(model, EPIC_FRONTEND, labels)
     assert isinstance(labeler, Labeler)
@@ -428,7 +428,7 @@ def test_onnx_export_matches_torch(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     onnx = pytest.importorskip("onnx")
     torch.manual_seed(3)
-    model = networks.create("slowfast-test", num_classes=(6,)).eval()  # width 8, one block per stage
+    model = NETWORKS.create("slowfast-test", num_classes=(6,)).eval()  # width 8, one block per stage
     for m in model.modules():  # non-trivial BN so the check means something
         if isinstance(m, torch.nn.BatchNorm2d):
             m.weight.data.uniform_(0.5, 1.5)

@@ -11,12 +11,13 @@ import pytest
 import torch
 import yaml
 
-from models import networks
+from models.families import NETWORKS
 from models.datasets.formats.epic_sounds import read_epic_sounds
 from models.datasets.formats.vggsound import read_vggsound_stat
-from models.live import LIVE_MODELS, Labeler
-from models.slowfast import SlowFast
-from models.slowfast_checkpoint import (CheckpointMismatch, UnsafeCheckpointError, build_model, infer_variant,
+from models.core.live import Labeler
+from realtime.models import inspect_model, open_model
+from models.slowfast.network import SlowFast
+from models.slowfast.pyth import (CheckpointMismatch, UnsafeCheckpointError, build_model, infer_variant,
                                         labels_for, load_labels, load_state, read_pyth, save_pyth)
 
 from test_slowfast import random_state, reference_shapes  # tests/ is on sys.path (rootdir-relative import)
@@ -124,10 +125,10 @@ def test_ddp_prefix_is_stripped(tmp_path):
 def test_head_mismatch_and_finetune(vgg_pyth):
     path, state = vgg_pyth
     ckpt = read_pyth(path)
-    model = networks.create("slowfast-epicsounds")
+    model = NETWORKS.create("slowfast-epicsounds")
     with pytest.raises(CheckpointMismatch, match="head.projection: checkpoint has 309 classes, model expects 44 classes"):
         load_state(model, ckpt.model_state)
-    epic100 = networks.create("slowfast-epic100")
+    epic100 = NETWORKS.create("slowfast-epic100")
     with pytest.raises(CheckpointMismatch, match=r"checkpoint has 309 classes, model expects verb\+noun heads of 97\+300"):
         load_state(epic100, ckpt.model_state)
 
@@ -143,7 +144,7 @@ def test_head_mismatch_and_finetune(vgg_pyth):
 
 def test_other_mismatches_name_the_keys(tmp_path):
     state = random_state(reference_shapes("slowfast", (5,), 8, (1, 1, 1, 1)), seed=3)
-    model = networks.create("slowfast-test")
+    model = NETWORKS.create("slowfast-test")
     load_state(model, state)  # the grammar at width 8 fits the tiny preset exactly
     missing = OrderedDict((k, v) for k, v in state.items() if k != "s3_fuse.bn.running_mean")
     with pytest.raises(CheckpointMismatch, match=r"missing: s3_fuse.bn.running_mean"):
@@ -202,14 +203,30 @@ def test_label_files():
         labels_for((12,))
 
 
-def test_live_factory(tmp_path):
+def test_pyth_opens_live_with_torch_and_onnxruntime(tmp_path):
+    """A .pyth file is a live labeler in one step: torch runs it directly, onnxruntime through an
+    export cached beside it (made once, reused), and both give the same scores."""
     path = tmp_path / "SLOWFAST_EPIC_SOUNDS_tiny.pyth"
     write_reference_pyth(path, heads=(44,), width=8, blocks=(1, 1, 1, 1))
-    labeler = LIVE_MODELS.create("slowfast-pyth", path, threads=1)
-    assert isinstance(labeler, Labeler) and labeler.labels == load_labels("epic_sounds")
-    assert labeler.window.sample_rate == 24_000 and labeler.window.samples == 47_975
-    assert isinstance(labeler.model, SlowFast) and not labeler.model.training
-    scores = labeler(np.random.default_rng(0).standard_normal(labeler.window.samples).astype(np.float32))
-    assert scores.shape == (44,) and scores.dtype == np.float32 and scores.sum() == pytest.approx(1, abs=1e-5)
-    with pytest.raises(ValueError, match="backend 'torch'"):
-        LIVE_MODELS.create("slowfast-pyth", path, backend="onnxruntime")
+    source = inspect_model(path)
+    assert source.kind == "slowfast-pyth" and source.task == "labeler"
+    audio = np.random.default_rng(0).standard_normal(47_975).astype(np.float32)
+    scores = {}
+    for backend in ("torch", "onnxruntime"):
+        live = open_model(source, "labeler", backend=backend, threads=1)
+        try:
+            labeler = live.model
+            assert isinstance(labeler, Labeler) and labeler.labels == load_labels("epic_sounds")
+            assert labeler.window.sample_rate == 24_000 and labeler.window.samples == 47_975
+            scores[backend] = labeler(audio)
+        finally:
+            live.close()
+        assert scores[backend].shape == (44,) and scores[backend].dtype == np.float32
+        assert scores[backend].sum() == pytest.approx(1, abs=1e-5)
+    cached = sorted((tmp_path / ".avlive-cache").glob("*.onnx"))
+    assert len(cached) == 1 and cached[0].with_suffix(".onnx.json").is_file()
+    # the export's own verification bound (models.export.onnx: 1e-4 + 1e-4 * |value|)
+    np.testing.assert_allclose(scores["onnxruntime"], scores["torch"], rtol=1e-4, atol=1e-4)
+    mtime = cached[0].stat().st_mtime_ns
+    open_model(source, "labeler", backend="onnxruntime", threads=1).close()
+    assert cached[0].stat().st_mtime_ns == mtime  # reused, not exported again

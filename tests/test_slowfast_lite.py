@@ -4,9 +4,9 @@ from __future__ import annotations
 import torch
 
 from models.datasets.world import EndActiveWindows, end_active_targets
-from models.slowfast import SlowFast, count_macs
-from models.slowfast_lite import LITE_FRONTEND, SlowFastLiteConfig, SlowFastLiteRecipe, lite_network_config
-from models.train.config import apply_overrides
+from models.slowfast.network import SlowFast, count_macs
+from models.slowfast.lite import LITE_FRONTEND, SlowFastLiteConfig, SlowFastLiteRecipe, lite_network_config
+from models.core.train_config import apply_overrides
 from models.train.loop import train
 from models.world import CLASS_NAMES, TINY, Scene
 

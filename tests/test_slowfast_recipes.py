@@ -1,4 +1,4 @@
-"""models.slowfast_recipes and models.specaugment: the reference Slow-Fast recipes train for two
+"""models.slowfast.recipes and models.audio.specaugment: the reference Slow-Fast recipes train for two
 steps and evaluate multi-view on world data written in each dataset's own layout; EPIC-100 with
 both heads, fine-tuned from a .pyth with frozen BN statistics; SpecAugment's sampling."""
 from __future__ import annotations
@@ -13,12 +13,12 @@ import torch
 from torch import nn
 
 from models.datasets.from_world import WORLD_NOUNS, WORLD_VERBS, write_epic_world, write_vggsound_world
-from models.slowfast import EPIC_CLIP, VGGSOUND_CLIP, SlowFast, SlowFastConfig
-from models.slowfast_checkpoint import CheckpointMismatch, save_pyth
-from models.slowfast_recipes import UNFROZEN_BN, Epic100Recipe, EpicSoundsRecipe, VggSoundRecipe, clip_start
-from models.specaugment import SpecAugmentConfig, spec_augment, time_warp
-from models.train.checkpoint import load_checkpoint
-from models.train.config import apply_overrides
+from models.slowfast.network import EPIC_CLIP, VGGSOUND_CLIP, SlowFast, SlowFastConfig
+from models.slowfast.pyth import CheckpointMismatch, save_pyth
+from models.slowfast.recipes import UNFROZEN_BN, Epic100Recipe, EpicSoundsRecipe, VggSoundRecipe, clip_start
+from models.audio.specaugment import SpecAugmentConfig, spec_augment, time_warp
+from models.core.checkpoint import load_checkpoint
+from models.core.train_config import apply_overrides
 from models.train.loop import train
 from models.world import CLASS_NAMES, TINY, split_seed
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soxr
 
-from models.media import MediaDecodeError, write_av_file
+from models.io.media import MediaDecodeError, write_av_file
 from models.world import BENCH, TINY, Scene
 from realtime.capture import Capture
 from realtime.devices import DeviceNotFound, list_devices, resolve_camera, resolve_input_device

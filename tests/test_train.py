@@ -12,10 +12,11 @@ import pytest
 import torch
 
 from conftest import REPO, TINY_RUN, python_cmd, subprocess_env
-from models.metadata import ModelMetadata
-from models.train.checkpoint import CheckpointError, load_checkpoint, load_trained
-from models.train.config import apply_overrides
-from models.baseline import BaselineConfig
+from models.core.metadata import ModelMetadata
+from models.core.checkpoint import CheckpointError, load_checkpoint
+from models.families import load_trained
+from models.core.train_config import apply_overrides
+from models.baseline.recipe import BaselineConfig
 
 
 
@@ -137,10 +138,11 @@ def test_foreign_checkpoint_is_named(tmp_path):
 def test_trained_run_serves_as_a_live_labeler(tiny_run):
     import numpy as np
 
-    from models.live import LIVE_MODELS, Labeler
+    from models.core.live import Labeler
     from models.world import TINY, Scene
+    from realtime.models import inspect_model, open_model
 
-    labeler = LIVE_MODELS.create("run", tiny_run)
+    labeler = open_model(inspect_model(tiny_run), "labeler", backend="torch").model
     assert isinstance(labeler, Labeler)
     assert labeler.window.sample_rate == 16000 and labeler.window.samples == 32000 and not labeler.window.needs_frame
     audio = Scene(TINY, 5).render_audio(16000 * 3, labeler.window.samples, 16000)
@@ -154,7 +156,7 @@ def test_time_limit_stops_after_the_crossing_step_and_a_resume_may_lift_it(tmp_p
     """time_limit_min ends the run after the step that crosses it, with an evaluation and both
     checkpoints there; the wall time is carried in the checkpoint, and a resumed run may change
     the limit (how long it runs, not what it computes)."""
-    from models.baseline import BaselineRecipe
+    from models.baseline.recipe import BaselineRecipe
     from models.train.loop import train
     from models.train.__main__ import RESUME_MAY_CHANGE
 

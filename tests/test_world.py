@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.events import read_strong_tsv, write_strong_tsv
+from models.core.events import read_strong_tsv, write_strong_tsv
 from models.world import BENCH, CLASS_NAMES, CLOSE_PAIRS, TINY, Scene, SOUND_CLASSES, seed_split, split_seed
 from models.world.evalsets import TAIL_SECONDS, reference_events, scene_windows, snr_bin
 from models.world.presets import SPLIT_SEEDS, config_fingerprint

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..media import MediaDecodeError, read_audio, read_video_frames
+from models.io.media import MediaDecodeError, read_audio, read_video_frames
 
 
 @dataclass(frozen=True)

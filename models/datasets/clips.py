@@ -3,12 +3,12 @@
 * :class:`ClipSpec` / :class:`ClipIndex`: the clips of a parsed dataset format (path, labels,
   optional start/stop), built with the ``from_*`` constructors from the records of
   :mod:`models.datasets.formats`.
-* :meth:`ClipIndex.decode`: decodes every clip through :func:`models.decode_pool.decode_many`
+* :meth:`ClipIndex.decode`: decodes every clip through :func:`models.io.decode_pool.decode_many`
   (worker processes, so a decoder crash or hang costs one clip), resamples to the requested
   rate and pads/crops to a fixed length. A clip that is missing, fails, crashes or times out
   is **skipped** with its reason: each skip is counted, warned about
-  (:class:`~models.decode_pool.ClipSkippedWarning`) and listed in the
-  :class:`~models.decode_pool.SkipReport`, whose summary is logged at the end. Nothing is
+  (:class:`~models.io.decode_pool.ClipSkippedWarning`) and listed in the
+  :class:`~models.io.decode_pool.SkipReport`, whose summary is logged at the end. Nothing is
   substituted: the result holds exactly the good clips, in input order.
 * :class:`ClipDataset`: a torch ``Dataset`` over the decoded clips, items addressed by
   ``(epoch, index)`` (what the trainer's sampler yields) or a plain ``index``.
@@ -37,9 +37,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..decode_pool import SkipReport, decode_many
-from .clip_decode import ClipSpec, decode_clip, fit_length
-from .formats import (AudioSetSegment, EpicAudioHDF5, EpicNarration, EpicSoundsSegment, Esc50Clip, MediaFile,
+from models.io.decode_pool import SkipReport, decode_many
+from models.datasets.clip_decode import ClipSpec, decode_clip, fit_length
+from models.datasets.formats import (AudioSetSegment, EpicAudioHDF5, EpicNarration, EpicSoundsSegment, Esc50Clip, MediaFile,
                       StrongLabels, VggSoundClip, WeakLabel)
 
 logger = logging.getLogger(__name__)

@@ -58,18 +58,18 @@ from typing import Iterable
 
 import numpy as np
 
-from ..events import LabeledEvent
-from ..media import write_av_file
-from ..world import CLASS_NAMES, CLOSE_PAIRS, SOUND_CLASSES, Scene, WorldConfig, WorldEvent, get_preset, seed_split
-from ..world.evalsets import isolated_events
-from ..world.presets import BENCH
-from .formats import (AudioSetClass, AudioSetSegment, EpicClass, EpicNarration, EpicSoundsSegment, EpicVideoInfo,
+from models.core.events import LabeledEvent
+from models.io.media import write_av_file
+from models.world import CLASS_NAMES, CLOSE_PAIRS, SOUND_CLASSES, Scene, WorldConfig, WorldEvent, get_preset, seed_split
+from models.world.evalsets import isolated_events
+from models.world.presets import BENCH
+from models.datasets.formats import (AudioSetClass, AudioSetSegment, EpicClass, EpicNarration, EpicSoundsSegment, EpicVideoInfo,
                       Esc50Clip, MediaFile, StrongLabels, VggSoundClass, VggSoundClip, WeakLabel,
                       write_audioset_class_labels, write_audioset_segments, write_dcase_strong, write_dcase_unlabeled,
                       write_dcase_weak, write_epic100_annotations, write_epic100_classes, write_epic100_video_info,
                       write_epic_audio_hdf5, write_epic_sounds, write_esc50, write_video_folder, write_vggsound_csv,
                       write_vggsound_split_csv, write_vggsound_stat)
-from .formats.epic import EPIC_AUDIO_SAMPLE_RATE
+from models.datasets.formats.epic import EPIC_AUDIO_SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..world import CLASS_NAMES, Scene, WorldConfig
-from ..world.cache import cached_window_audio
-from ..world.evalsets import EventWindow, WindowSpan
+from models.world import CLASS_NAMES, Scene, WorldConfig
+from models.world.cache import cached_window_audio
+from models.world.evalsets import EventWindow, WindowSpan
 
 
 class SingleEventWindows(Dataset):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..datasets.formats import describe_formats
-    from ..recipes import RECIPES
+    from models.datasets.formats import describe_formats
+    from models.families import RECIPES
 
     epilog = (
         "recipes:\n" + RECIPES.describe() + "\n\n"
@@ -41,7 +41,7 @@ def stored_config(recipe_cls, out: Path):
     """
     import json
 
-    from .config import config_from_dict
+    from models.core.train_config import config_from_dict
 
     path = out / "config.json"
     if not path.is_file():
@@ -69,9 +69,9 @@ def check_resume_overrides(stored, config, out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..recipes import RECIPES
-    from .config import apply_overrides, config_to_dict
-    from .loop import train
+    from models.families import RECIPES
+    from models.core.train_config import apply_overrides, config_to_dict
+    from models.train.loop import train
 
     parser = build_parser()
     args = parser.parse_args(argv)

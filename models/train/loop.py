@@ -40,11 +40,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ..atomic import atomic_write_text
-from .checkpoint import BEST, LAST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .config import config_to_dict
-from .recipe import Recipe
-from .sampler import ResumableBatchSampler
+from models.core.atomic import atomic_write_text
+from models.core.checkpoint import BEST, LAST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from models.core.train_config import config_to_dict
+from models.core.recipe import Recipe
+from models.train.sampler import ResumableBatchSampler
 
 LOG_EVERY = 10
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..atomic import atomic_path
-from .evalsets import EventWindow, render_windows
-from .presets import BENCH, config_fingerprint
-from .scene import WorldConfig
+from models.core.atomic import atomic_path
+from models.world.evalsets import EventWindow, render_windows
+from models.world.presets import BENCH, config_fingerprint
+from models.world.scene import WorldConfig
 
 # Bump when a sound generator, the background or the picture changes while configs stay equal.
 WORLD_CODE_VERSION = 1

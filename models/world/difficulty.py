@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from ..frontend import FrontEnd, FrontEndConfig
-from .evalsets import SNR_BINS, EventWindow, render_windows, snr_bin
-from .sounds import CLASS_NAMES, CLOSE_PAIRS
+from models.audio.frontend import FrontEnd, FrontEndConfig
+from models.world.evalsets import SNR_BINS, EventWindow, render_windows, snr_bin
+from models.world.sounds import CLASS_NAMES, CLOSE_PAIRS
 
 # The log-mel of avlive's own bench models: 16 kHz, 25 ms Hann windows every 10 ms, 64 HTK bands.
 BENCH_LOGMEL = FrontEndConfig(

@@ -16,9 +16,9 @@ from functools import lru_cache
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..events import LabeledEvent
-from .presets import BENCH, split_seed
-from .scene import Scene, WorldConfig, WorldEvent, _rng
+from models.core.events import LabeledEvent
+from models.world.presets import BENCH, split_seed
+from models.world.scene import Scene, WorldConfig, WorldEvent, _rng
 
 TAIL_SECONDS = 0.5  # the part of the window that must lie inside the event
 SNR_BINS: tuple[tuple[float, float], ...] = ((0.0, 5.0), (5.0, 10.0), (10.0, 15.0), (15.0, 20.0))

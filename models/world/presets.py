@@ -10,7 +10,7 @@ import dataclasses
 import hashlib
 import json
 
-from .scene import WorldConfig
+from models.world.scene import WorldConfig
 
 # Every field spelled out, so a change of WorldConfig's defaults cannot move the preset.
 BENCH = WorldConfig(

@@ -36,8 +36,8 @@ from functools import cached_property
 import numpy as np
 from scipy import signal
 
-from .sounds import SOUND_CLASSES, EventVoice, bandpass_sos, lowpass_sos, render_event
-from .visuals import OBJECT_LOOKS, draw_object
+from models.world.sounds import SOUND_CLASSES, EventVoice, bandpass_sos, lowpass_sos, render_event
+from models.world.visuals import OBJECT_LOOKS, draw_object
 
 # Stream identifiers mixed into seeds so that each random quantity has its own stream.
 _TRACK, _DISTRACTOR, _BG_NOISE, _BG_LEVEL, _BG_MIX, _PICTURE, _PIXEL_NOISE = range(1, 8)

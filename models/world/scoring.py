@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..metrics import mean_average_precision, topk_accuracy
-from .evalsets import SNR_BINS, snr_bin
-from .sounds import CLASS_NAMES, CLOSE_PAIRS
+from models.evaluation.metrics import mean_average_precision, topk_accuracy
+from models.world.evalsets import SNR_BINS, snr_bin
+from models.world.sounds import CLASS_NAMES, CLOSE_PAIRS
 
 
 def single_event_figures(scores: np.ndarray, windows) -> dict[str, float]:

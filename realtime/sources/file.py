@@ -8,7 +8,7 @@ import os
 import av
 import numpy as np
 
-from models.media import MediaDecodeError, probe
+from models.io.media import MediaDecodeError, probe
 
 from .base import Chunk, EndOfStream, Source, SourceError
 

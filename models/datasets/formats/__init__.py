@@ -12,20 +12,20 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
-from ._common import FormatError, format_hms, parse_hms
-from .audioset import (AUDIOSET_NUM_CLASSES, AudioSetClass, AudioSetSegment, audioset_class_index,
+from models.datasets.formats._common import FormatError, format_hms, parse_hms
+from models.datasets.formats.audioset import (AUDIOSET_NUM_CLASSES, AudioSetClass, AudioSetSegment, audioset_class_index,
                        read_audioset_class_labels, read_audioset_segments, write_audioset_class_labels,
                        write_audioset_segments)
-from .dcase import (StrongLabels, WeakLabel, read_dcase_strong, read_dcase_unlabeled, read_dcase_weak,
+from models.datasets.formats.dcase import (StrongLabels, WeakLabel, read_dcase_strong, read_dcase_unlabeled, read_dcase_weak,
                     write_dcase_strong, write_dcase_unlabeled, write_dcase_weak)
-from .epic import (EPIC100_NUM_NOUNS, EPIC100_NUM_VERBS, EPIC_AUDIO_SAMPLE_RATE, EpicAudioHDF5, EpicClass,
+from models.datasets.formats.epic import (EPIC100_NUM_NOUNS, EPIC100_NUM_VERBS, EPIC_AUDIO_SAMPLE_RATE, EpicAudioHDF5, EpicClass,
                    EpicNarration, EpicVideoInfo, epic_class_keys, read_epic100_annotations, read_epic100_classes,
                    read_epic100_video_info, write_epic100_annotations, write_epic100_classes,
                    write_epic100_video_info, write_epic_audio_hdf5)
-from .epic_sounds import EPIC_SOUNDS_NUM_CLASSES, EpicSoundsSegment, read_epic_sounds, write_epic_sounds
-from .esc50 import ESC50_FOLDS, Esc50Clip, esc50_class_names, read_esc50, write_esc50
-from .video_folder import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, MediaFile, read_video_folder, write_video_folder
-from .vggsound import (VGGSOUND_NUM_CLASSES, VggSoundClass, VggSoundClip, parse_vggsound_filename,
+from models.datasets.formats.epic_sounds import EPIC_SOUNDS_NUM_CLASSES, EpicSoundsSegment, read_epic_sounds, write_epic_sounds
+from models.datasets.formats.esc50 import ESC50_FOLDS, Esc50Clip, esc50_class_names, read_esc50, write_esc50
+from models.datasets.formats.video_folder import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, MediaFile, read_video_folder, write_video_folder
+from models.datasets.formats.vggsound import (VGGSOUND_NUM_CLASSES, VggSoundClass, VggSoundClip, parse_vggsound_filename,
                        read_vggsound_csv, read_vggsound_split_csv, read_vggsound_stat, vggsound_class_order,
                        write_vggsound_csv, write_vggsound_split_csv, write_vggsound_stat)
 

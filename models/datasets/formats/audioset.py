@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterable
 
-from ._common import (FormatError, expect_fields, first_row, header_error, join_lines, match_header, open_text,
+from models.datasets.formats._common import (FormatError, expect_fields, first_row, header_error, join_lines, match_header, open_text,
                       parse_float, parse_int, where, write_text)
 
 AUDIOSET_SEGMENT_COLUMNS = ("YTID", "start_seconds", "end_seconds", "positive_labels")

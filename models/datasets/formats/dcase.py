@@ -6,12 +6,12 @@ Tab-separated, not csv-quoted, LF line ends, one header line:
   (``Y-6p32k2WUCs_0.000_10.000.wav<TAB>Alarm_bell_ringing,Speech``);
 * strong: ``filename<TAB>onset<TAB>offset<TAB>event_label``, one row per event. A row whose
   onset, offset and label are all empty means "this clip has no event": the clip stays in
-  the file list but yields no :class:`~models.events.LabeledEvent`;
+  the file list but yields no :class:`~models.core.events.LabeledEvent`;
 * unlabeled: ``filename`` only.
 
 File names are opaque keys: ``Y<ytid>_<start>_<end>.wav``, ``<ytid>_<start>_<end>.wav`` or
 ``10.wav`` all occur. Strong events use the project's shared
-:class:`models.events.LabeledEvent`.
+:class:`models.core.events.LabeledEvent`.
 """
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ import os
 from dataclasses import dataclass
 from typing import Iterable
 
-from models.events import DCASE_STRONG_HEADER, LabeledEvent
+from models.core.events import DCASE_STRONG_HEADER, LabeledEvent
 
-from ._common import FormatError, check_plain, expect_fields, header_error, join_lines, parse_float, tsv_lines, where, \
+from models.datasets.formats._common import FormatError, check_plain, expect_fields, header_error, join_lines, parse_float, tsv_lines, where, \
     write_text
 
 DCASE_WEAK_HEADER = ("filename", "event_labels")
@@ -155,7 +155,7 @@ def write_dcase_strong(path: str | os.PathLike, labels: StrongLabels | Iterable[
 
     Rows are grouped by clip in ``labels.files`` order, events in their given order, so a
     file read with :func:`read_dcase_strong` is written back unchanged when its rows were
-    grouped by clip (as DESED's are). Unlike :func:`models.events.write_strong_tsv`, events
+    grouped by clip (as DESED's are). Unlike :func:`models.core.events.write_strong_tsv`, events
     are not re-sorted.
 
     Args:

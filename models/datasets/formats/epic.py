@@ -27,7 +27,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from ._common import (FormatError, expect_fields, first_row, format_csv, format_hms, header_error, match_header,
+from models.datasets.formats._common import (FormatError, expect_fields, first_row, format_csv, format_hms, header_error, match_header,
                       parse_float, parse_hms, parse_int, where, write_text)
 
 EPIC100_COLUMNS = ("narration_id", "participant_id", "video_id", "narration_timestamp", "start_timestamp",

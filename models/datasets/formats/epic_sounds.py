@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from typing import Iterable
 
-from ._common import expect_fields, first_row, format_csv, format_hms, match_header, parse_hms, parse_int, write_text
+from models.datasets.formats._common import expect_fields, first_row, format_csv, format_hms, match_header, parse_hms, parse_int, write_text
 
 EPIC_SOUNDS_COLUMNS = ("annotation_id", "participant_id", "video_id", "start_timestamp", "stop_timestamp",
                        "start_sample", "stop_sample", "description", "class", "class_id")

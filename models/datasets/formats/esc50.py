@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from typing import Iterable
 
-from ._common import FormatError, expect_fields, first_row, format_csv, match_header, parse_int, where, write_text
+from models.datasets.formats._common import FormatError, expect_fields, first_row, format_csv, match_header, parse_int, where, write_text
 
 ESC50_COLUMNS = ("filename", "fold", "target", "category", "esc10", "src_file", "take")
 ESC50_OLDER_COLUMNS = ("filename", "fold", "category", "category_name", "esc10", "src_file", "take")

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
-from ._common import FormatError, csv_rows, expect_fields, format_csv, header_error, parse_int, where, write_text
+from models.datasets.formats._common import FormatError, csv_rows, expect_fields, format_csv, header_error, parse_int, where, write_text
 
 VGGSOUND_COLUMNS = ("ytid", "start", "label", "split")
 VGGSOUND_SPLIT_COLUMNS = ("filename", "label")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Mapping
 
-from ._common import FormatError
+from models.datasets.formats._common import FormatError
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from models.atomic import atomic_write_text, sha256_file
+from models.core.atomic import atomic_write_text, sha256_file
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -389,7 +389,7 @@ class ModelMetadata:
         return cls.from_dict(data)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the sidecar atomically (see :mod:`models.atomic`)."""
+        """Write the sidecar atomically (see :mod:`models.core.atomic`)."""
         atomic_write_text(path, self.to_json())
 
     @classmethod

@@ -18,8 +18,8 @@ as a :class:`ClipSkippedWarning`.
 Example::
 
     from functools import partial
-    from models.decode_pool import decode_many, SkipReport
-    from models.media import read_audio
+    from models.io.decode_pool import decode_many, SkipReport
+    from models.io.media import read_audio
 
     report = SkipReport()
     for path, (audio, sr) in decode_many(paths, partial(read_audio, sample_rate=16000),

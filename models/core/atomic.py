@@ -10,7 +10,7 @@ file is left beside it.
 
 Example::
 
-    from models.atomic import atomic_path, atomic_torch_save, sha256_file
+    from models.core.atomic import atomic_path, atomic_torch_save, sha256_file
 
     atomic_torch_save(model.state_dict(), "runs/x/model.pt")
     with atomic_path("runs/x/model.onnx") as tmp:

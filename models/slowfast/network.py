@@ -11,7 +11,7 @@ Design, module names and every default follow the authors' code
 ``shared/REFERENCE.md`` section 1), so the state dict uses the reference's keys
 (``s1.pathway0_stem.conv.weight``, ``s2_fuse.conv_f2s.weight``,
 ``s3.pathway1_res0.branch2.a.weight``, ``head.projection_verb.weight`` ...) and released
-``.pyth`` weights load unchanged (:mod:`models.slowfast_checkpoint`).
+``.pyth`` weights load unchanged (:mod:`models.slowfast.pyth`).
 
 Layout, top to bottom: the data tables, :class:`SlowFastConfig`, the building blocks
 (stem, lateral, bottleneck, stage, head), :class:`SlowFast`, the front-end presets, frame
@@ -48,9 +48,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .frontend import FrontEnd, FrontEndConfig
-from .live import WindowSpec
-from .networks import NETWORKS
+from models.audio.frontend import FrontEnd, FrontEndConfig
+from models.core.family import NetworkEntry
+from models.core.live import WindowSpec
 
 __all__ = [
     "ARCHS", "HEAD_POOLINGS", "TEMPORAL_KERNELS", "STAGE_DEPTHS", "FREQUENCY_STRIDES",
@@ -860,7 +860,7 @@ _DESCRIPTIONS = {
 }
 
 
-def _register(name: str) -> None:
+def _variant_factory(name: str):
     config = VARIANTS[name]
 
     def factory(**overrides: Any) -> SlowFast:
@@ -868,8 +868,9 @@ def _register(name: str) -> None:
 
     factory.__name__ = name.replace("-", "_")
     factory.__doc__ = f"{_DESCRIPTIONS[name]}; keyword overrides replace SlowFastConfig fields."
-    NETWORKS.register(name, _DESCRIPTIONS[name])(factory)
+    return factory
 
 
-for _name in VARIANTS:
-    _register(_name)
+#: The variants as the family declares them (``models.families.NETWORKS`` is built from these).
+NETWORK_ENTRIES: tuple[NetworkEntry, ...] = tuple(
+    NetworkEntry(name, _variant_factory(name), _DESCRIPTIONS[name]) for name in VARIANTS)

@@ -14,17 +14,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .datasets.world import SingleEventWindows
-from .frontend import FrontEnd
-from .metadata import ModelMetadata, TensorSpec
-from .networks import NETWORKS
-from .train.config import TrainConfig
-from .train.recipe import Recipe, register_recipe
-from .world import CLASS_NAMES, get_preset
-from .world.cache import cached_window_audio
-from .world.difficulty import BENCH_LOGMEL
-from .world.evalsets import single_event_windows
-from .world.scoring import single_event_figures
+from models.datasets.world import SingleEventWindows
+from models.audio.frontend import FrontEnd
+from models.core.metadata import ModelMetadata, TensorSpec
+from models.core.train_config import TrainConfig
+from models.core.recipe import Recipe
+from models.world import CLASS_NAMES, get_preset
+from models.world.cache import cached_window_audio
+from models.world.difficulty import BENCH_LOGMEL
+from models.world.evalsets import single_event_windows
+from models.world.scoring import single_event_figures
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -75,7 +74,6 @@ class LogMelCNN(nn.Module):
         return self.head(self.dropout(self.forward_features(wave)))
 
 
-@NETWORKS.register("baseline-cnn", "small log-mel CNN on 16 kHz audio (the trainer's baseline)")
 def baseline_cnn(num_classes: int = len(CLASS_NAMES), width: int = 16, norm: str = "batch", dropout: float = 0.2) -> LogMelCNN:
     return LogMelCNN(num_classes, width, norm, dropout)
 
@@ -113,7 +111,6 @@ class BaselineConfig(TrainConfig):
             raise ValueError(f"norm: expected 'batch' or 'group', found {self.norm!r}")
 
 
-@register_recipe
 class BaselineRecipe(Recipe):
     name = "baseline"
     description = "small log-mel CNN on the world's single-event windows (16 kHz, 2 s, 12 classes)"

@@ -6,7 +6,7 @@ from different benchmarks and machines can be compared.
 Example::
 
     import torch
-    from models.benchmark import BenchmarkReport, configure_threads, ort_session_options, time_callable
+    from models.evaluation.benchmark import BenchmarkReport, configure_threads, ort_session_options, time_callable
 
     threads = configure_threads(2)                       # torch pinned to 2 intra-op threads
     model = torch.nn.Linear(64, 10).eval()
@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, TextIO
 
-from models.atomic import atomic_write_text
+from models.core.atomic import atomic_write_text
 
 __all__ = [
     "Timing",

@@ -2,12 +2,9 @@
 
 The live pipeline only schedules: every hop it cuts, for each model, the window that model
 declares (ending at the newest sample) plus the frame nearest the window's alignment point, and
-calls the model. Every model family (Slow-Fast, L³, the baseline, later ones) provides adapters
-that implement these protocols and registers a factory in ``LIVE_MODELS``.
-
-Factories take ``(source, *, backend="torch", device="cpu", threads=2)`` where ``source`` is a
-run folder, an exported model with its sidecar, or a checkpoint file, and return a ``Labeler``
-or a ``Localizer``.
+calls the model. A model family's live adapter (``models.core.family.Family.live``) turns an open
+runner of any backend into a ``Labeler`` or ``Localizer``; :func:`runner_labeler` serves the
+waveform-in labelers of every family that needs nothing more.
 """
 from __future__ import annotations
 
@@ -16,7 +13,6 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from .registry import Registry
 
 # Where, inside the audio window, the frame a model is given was taken.
 FRAME_AT_CENTRE = "centre"
@@ -123,24 +119,37 @@ class FunctionLabeler:
         return scores
 
 
-def labeler_from_run(source) -> FunctionLabeler:
-    """A PyTorch labeler from a run folder or avlive checkpoint of any labeler recipe."""
-    import torch
+def scores_output(metadata) -> tuple[str, str]:
+    """(output name, how it becomes scores in [0, 1]: "identity", "sigmoid" or "softmax")."""
+    names = [o.name for o in metadata.outputs]
+    for name in ("probs", "scores", "probabilities"):
+        if name in names:
+            return name, "identity"
+    if "logits" in names:
+        return "logits", "sigmoid" if metadata.extra.get("multi_label") else "softmax"
+    return names[0], "identity"
 
-    from .train.checkpoint import load_trained
 
-    recipe, model, metadata = load_trained(source)
-    if metadata["task"] != "labeler":
-        raise ValueError(f"{source}: expected a labeler, found a {metadata['task']} ({metadata['family']})")
-    module, _, _ = recipe.export_module(model)
+def runner_labeler(runner, metadata) -> FunctionLabeler:
+    """The default live adapter: a waveform-in labeler on any runner.
+
+    Args:
+        runner: an open ``engines`` runner (``infer({name: array}) -> {name: array}``).
+        metadata: the model's ``ModelMetadata``; its first input takes ``(1, window samples)``
+            float32, its scores come from ``probs``/``scores``/``probabilities``, or ``logits``
+            through a sigmoid (``extra["multi_label"]``) or a softmax.
+    """
+    name, how = scores_output(metadata)
+    in_name = metadata.inputs[0].name
 
     def predict(batch: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return module(torch.from_numpy(batch)).numpy()
+        y = np.asarray(runner.infer({in_name: batch})[name], np.float32)
+        if how == "sigmoid":
+            return 1.0 / (1.0 + np.exp(-y))
+        if how == "softmax":
+            e = np.exp(y - y.max(axis=-1, keepdims=True))
+            return e / e.sum(axis=-1, keepdims=True)
+        return y
 
-    window = WindowSpec(metadata["window_seconds"], metadata["sample_rate"], needs_frame=metadata["needs_frame"])
-    return FunctionLabeler(window, metadata["labels"], predict)
-
-
-LIVE_MODELS: Registry = Registry("live model")
-LIVE_MODELS.register("run", "any labeler trained with python -m models.train (a run folder or checkpoint)")(labeler_from_run)
+    window = WindowSpec(metadata.window_seconds, metadata.sample_rate, needs_frame=False)
+    return FunctionLabeler(window, metadata.labels, predict)

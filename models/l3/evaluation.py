@@ -8,7 +8,7 @@ and its second, taken every ``hop_seconds``):
 * An event **sounds in** a second when it overlaps it by at least :data:`ACTIVE_OVERLAP`
   (0.25 s); the second's *active classes* are those events' classes. The *visible classes* of a
   frame are the classes of every object in it (sounding or silent distractor).
-* **AVC pairs** are :class:`models.l3_recipe.AVCPairs` over the test scenes, without
+* **AVC pairs** are :class:`models.l3.recipe.AVCPairs` over the test scenes, without
   augmentation: exactly what training sees, energy floor included. A positive is *decidable*
   when the frame shows the object of an event that sounds in its second; a negative when none
   of its second's active classes has a visible object. The **class oracle** answers
@@ -22,7 +22,7 @@ and its second, taken every ``hop_seconds``):
   off-screen sound either) and no other visible object has its class. At most
   ``max_hops_per_event`` hops per event, evenly spaced. Scored by the pointing game (the
   heatmap's peak inside the sounding object's box), cIoU ≥ 0.5 and the cIoU AUC
-  (:mod:`models.metrics`). The same hops are re-scored with the second from *another* test
+  (:mod:`models.evaluation.metrics`). The same hops are re-scored with the second from *another* test
   scene, one above the energy floor with at least one sounding event and none of the sounding
   object's class anywhere in it: if the map follows the sound, pointing then falls to chance,
   the mean of 1 / (visible objects) (target: ≤ chance + 0.1).
@@ -52,10 +52,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from .l3 import SAMPLE_RATE, L3Net, heatmap_from_cells, preprocess_frames, save_checkpoint
-from .l3_recipe import KIND_SAME_SOURCE, AVCPairs, EnergyFloor, WorldSource, world_sources
-from .metrics import ciou, ciou_at, ciou_auc, roc_auc_per_class
-from .world import BENCH, FrameObject, Scene, WorldConfig, WorldEvent, split_seed
+from models.l3.network import SAMPLE_RATE, L3Net, heatmap_from_cells, preprocess_frames, save_checkpoint
+from models.l3.recipe import KIND_SAME_SOURCE, AVCPairs, EnergyFloor, WorldSource, world_sources
+from models.evaluation.metrics import ciou, ciou_at, ciou_auc, roc_auc_per_class
+from models.world import BENCH, FrameObject, Scene, WorldConfig, WorldEvent, split_seed
 
 __all__ = [
     "ACTIVE_OVERLAP",
@@ -424,14 +424,14 @@ def write_threshold(source: str | Path, threshold: float, model: L3Net, info: di
     ``threshold_source = "validation"`` and ``info`` as ``extra["threshold_info"]``) in
     ``metadata.json`` and in the metadata of ``checkpoints/best.pt`` and ``last.pt``; and
     ``l3.pt`` beside them, the :func:`models.l3.save_checkpoint` file the live localizer loads
-    (``LIVE_MODELS.create("l3", RUN/l3.pt)``), holding ``model`` and the threshold.
+    (``avlive --backend torch --models RUN/l3.pt``), holding ``model`` and the threshold.
 
     Returns:
         The files written.
     """
-    from .atomic import atomic_torch_save, atomic_write_text
-    from .train.checkpoint import BEST, LAST, find_checkpoint
-    from .train.checkpoint import load_checkpoint as load_avlive
+    from models.core.atomic import atomic_torch_save, atomic_write_text
+    from models.core.checkpoint import BEST, LAST, find_checkpoint
+    from models.core.checkpoint import load_checkpoint as load_avlive
 
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"write_threshold: expected a threshold in [0, 1], found {threshold!r}")
@@ -541,7 +541,7 @@ def localization_figures(model: L3Net, sources: Sequence[WorldSource], hops: Seq
                          seed: int = 0, threshold: float | None = None) -> dict[str, Any]:
     """Pointing game, cIoU@0.5 and cIoU AUC on localization hops; then the same hops with
     mismatched audio (:func:`mismatched_hops`): pointing and its chance level."""
-    from .metrics import pointing_game
+    from models.evaluation.metrics import pointing_game
 
     if not hops:
         raise ValueError("localization_figures: no localization hops (more seeds or longer scenes needed)")
@@ -629,9 +629,9 @@ def probe_figures(model: L3Net, n_train: int, n_test: int, *, world: WorldConfig
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from .world.cache import cached_window_audio
-    from .world.difficulty import BENCH_LOGMEL, logmel_statistics
-    from .world.evalsets import render_windows, single_event_windows
+    from models.world.cache import cached_window_audio
+    from models.world.difficulty import BENCH_LOGMEL, logmel_statistics
+    from models.world.evalsets import render_windows, single_event_windows
 
     model.eval()
     train = single_event_windows("train", 1.0, n_train, config=world)[:n_train]

@@ -4,7 +4,7 @@
 Layout of a checkpoint (a dict):
     format            "avlive-checkpoint"
     version           1
-    recipe            recipe name (models.train.recipe.RECIPES)
+    recipe            recipe name (models.families.RECIPES)
     config            the recipe config as plain types
     model_state       the network's state dict
     metadata          ModelMetadata.to_dict() (labels, sample rate, window, front end, I/O)
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..atomic import atomic_torch_save
+from models.core.atomic import atomic_torch_save
 
 CHECKPOINT_FORMAT = "avlive-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -82,7 +82,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not loadable with weights_only=True ({type(e).__name__}: {str(e).splitlines()[0]}); avlive checkpoints hold only tensors and plain types") from e
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         found = sorted(data)[:6] if isinstance(data, dict) else type(data).__name__
-        hint = " (this looks like a released Slow-Fast .pyth file: use models.slowfast_checkpoint)" if isinstance(data, dict) and "model_state" in data and "cfg" in data else ""
+        hint = " (this looks like a released Slow-Fast .pyth file: pass it to avlive or python -m models.export as it is)" if isinstance(data, dict) and "model_state" in data and "cfg" in data else ""
         raise CheckpointError(f"{path}: expected an avlive checkpoint (format {CHECKPOINT_FORMAT!r}), found keys {found}{hint}")
     if data.get("version") != CHECKPOINT_VERSION:
         raise CheckpointError(f"{path}: expected checkpoint version {CHECKPOINT_VERSION}, found {data.get('version')}")
@@ -101,17 +101,3 @@ def find_checkpoint(source: str | Path, prefer: str = BEST) -> Path:
                 return candidate
         raise FileNotFoundError(f"run folder {source} has no checkpoints/{BEST} or checkpoints/{LAST}")
     raise FileNotFoundError(f"{source}: no such run folder or checkpoint file")
-
-
-def load_trained(source: str | Path):
-    """Rebuild a trained model from a run folder or checkpoint: (recipe instance, model in eval mode, metadata dict)."""
-    from ..recipes import RECIPES  # imports every family's recipes
-    from .config import config_from_dict
-
-    data = load_checkpoint(find_checkpoint(source))
-    recipe_cls = RECIPES.get(data["recipe"]).factory
-    recipe = recipe_cls(config_from_dict(recipe_cls.config_class, data["config"]))
-    model = recipe.build_model()
-    model.load_state_dict(data["model_state"])
-    model.eval()
-    return recipe, model, data["metadata"]

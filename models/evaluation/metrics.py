@@ -12,7 +12,7 @@ Classification (``N`` samples, ``C`` classes):
 * :func:`multilabel_f1` -- binary predictions and targets ``(N, C)``: micro, macro, per class.
 * :func:`confusion_matrix`, :func:`per_class_accuracy` -- integer targets and predictions ``(N,)``.
 
-Sound event detection (lists of :class:`~models.events.LabeledEvent`, any number of files):
+Sound event detection (lists of :class:`~models.core.events.LabeledEvent`, any number of files):
 
 * :func:`event_based_metrics`, :func:`segment_based_metrics` -> :class:`SedScores`.
 
@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy.stats import norm, rankdata
 
-from models.events import LabeledEvent
+from models.core.events import LabeledEvent
 
 __all__ = [
     "topk_accuracy",

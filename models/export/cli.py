@@ -2,7 +2,7 @@
 
 A run folder (or one of its checkpoints) is rebuilt through its recipe; the recipe says what to
 export (e.g. waveform in, probabilities out, front end inside the graph) with which dynamic
-axes. The export checks itself (models/onnx_export.py): onnx.checker, then ONNX Runtime against
+axes. The export checks itself (models/export/onnx.py): onnx.checker, then ONNX Runtime against
 PyTorch within 1e-4 + 1e-4·|value| on random inputs of two sizes and on real inputs from the
 recipe, all before the file is written.
 
@@ -15,15 +15,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from .atomic import sha256_file
-from .onnx_export import ExportError, export_onnx, worst_abs_diff
-from .metadata import ModelMetadata
+from models.core.atomic import sha256_file
+from models.export.onnx import ExportError, export_onnx, worst_abs_diff
+from models.core.checkpoint import find_checkpoint
+from models.core.metadata import ModelMetadata
+from models.families import exportable, load_trained, model_file_for
 
 
 def export_run(source: Path, out: Path | None = None) -> tuple[Path, dict]:
     """Export a run folder or avlive checkpoint; returns (onnx path, max differences by check)."""
-    from .train.checkpoint import find_checkpoint, load_trained
-
     checkpoint = find_checkpoint(source)
     recipe, model, metadata = load_trained(checkpoint)
     module, example, dynamic_axes = recipe.export_module(model)
@@ -39,51 +39,29 @@ def export_run(source: Path, out: Path | None = None) -> tuple[Path, dict]:
     return out, diffs
 
 
-def export_pyth(source: Path, out: Path | None = None) -> tuple[Path, dict]:
-    """Export a released Slow-Fast ``.pyth``: waveform in, eval-mode probabilities out.
-
-    The variant and dataset come from the checkpoint's keys and head sizes; the front end is the
-    reference's for that dataset (inside the graph), the labels the shipped label files'.
-    """
-    import torch
-
-    from .metadata import TensorSpec
-    from .slowfast import clip_spec_for
-    from .slowfast_checkpoint import DATASET_CLASSES, build_model, labels_for, read_pyth
-    from .slowfast_recipes import SlowFastWaveform
-
-    ckpt = read_pyth(source)
-    model = build_model(ckpt)
-    classes = model.config.num_classes
-    dataset = DATASET_CLASSES.get(classes)
-    if dataset is None:
-        raise ValueError(f"{source}: heads {classes} match no released dataset {sorted(DATASET_CLASSES)}; export it from a run folder instead")
-    clip = clip_spec_for(dataset, model.config.arch)
-    module = SlowFastWaveform(model, clip).eval()
-    labels = labels_for(classes)
-    meta = ModelMetadata(
-        family="slowfast", task="labeler", labels=labels, sample_rate=clip.frontend.sample_rate, window_seconds=clip.seconds,
-        needs_frame=False, frontend=clip.frontend.to_dict(), checkpoint_sha256=sha256_file(source),
-        inputs=(TensorSpec("audio", ("batch", clip.clip_samples), "float32"),),
-        outputs=(TensorSpec("probs", ("batch", len(labels)), "float32"),),
-        extra={"multi_label": False, "dataset": dataset, "arch": model.config.arch, "heads": list(classes)},
-    )
+def export_model_file(source: Path, out: Path | None = None) -> tuple[Path, dict]:
+    """Export a model file a family reads directly (a released Slow-Fast ``.pyth``, a bare L3
+    checkpoint) to ``out`` (default: beside it, suffix ``.onnx``)."""
+    model = exportable(source)
     out = out or Path(source).with_suffix(".onnx")
-    example = {"audio": torch.randn(1, clip.clip_samples) * 0.05}
-    report = export_onnx(module, meta, example, out, dynamic_axes={"audio": {0: "batch"}})
-    return out, {"random": report.max_abs_diff}
+    report = export_onnx(model.module, model.metadata, model.example_inputs, out, dynamic_axes=model.dynamic_axes)
+    return out, {"random": worst_abs_diff(report.checks)}
+
+
+def export_any(source: Path, out: Path | None = None) -> tuple[Path, dict]:
+    """A run folder or checkpoint through its recipe, else a model file through its family."""
+    if Path(source).is_file() and model_file_for(source) is not None:
+        return export_model_file(source, out)
+    return export_run(source, out)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models.export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("source", type=Path, help="a run folder, an avlive checkpoint, or a released Slow-Fast .pyth file")
+    parser.add_argument("source", type=Path, help="a run folder, an avlive checkpoint, or a model file a family reads (a released Slow-Fast .pyth, an L3 checkpoint)")
     parser.add_argument("--out", type=Path, default=None, help="ONNX file to write (default: RUN_DIR/model.onnx, or beside the .pyth)")
     args = parser.parse_args(argv)
     try:
-        if args.source.suffix == ".pyth":
-            path, diffs = export_pyth(args.source, args.out)
-        else:
-            path, diffs = export_run(args.source, args.out)
+        path, diffs = export_any(args.source, args.out)
     except (FileNotFoundError, ValueError, ExportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

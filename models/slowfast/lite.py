@@ -23,14 +23,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .datasets.world import EndActiveWindows, PooledWindows
-from .frontend import FrontEnd, FrontEndConfig
-from .metadata import ModelMetadata, TensorSpec
-from .metrics import mean_average_precision
-from .slowfast import SlowFast, SlowFastConfig, pad_or_crop_frames
-from .train.config import TrainConfig
-from .train.recipe import Recipe, register_recipe
-from .world import CLASS_NAMES, get_preset, split_seed
+from models.datasets.world import EndActiveWindows, PooledWindows
+from models.audio.frontend import FrontEnd, FrontEndConfig
+from models.core.metadata import ModelMetadata, TensorSpec
+from models.evaluation.metrics import mean_average_precision
+from models.slowfast.network import SlowFast, SlowFastConfig, pad_or_crop_frames
+from models.core.train_config import TrainConfig
+from models.core.recipe import Recipe
+from models.world import CLASS_NAMES, get_preset, split_seed
 
 LITE_FRONTEND = FrontEndConfig(
     sample_rate=16000, n_fft=512, win_length=400, hop_length=160, center=True, power=1.0,
@@ -99,7 +99,6 @@ def lite_network_config(c: SlowFastLiteConfig) -> SlowFastConfig:
                           num_frames=frames - frames % 16, dropout=c.dropout)
 
 
-@register_recipe
 class SlowFastLiteRecipe(Recipe):
     name = "slowfast-lite"
     description = "small Slow-Fast, multi-label on the world's live windows (1.27 s, 16 kHz): the demo labeler"

@@ -58,7 +58,7 @@ file/segment of ``n`` samples, training and validation take one clip starting at
 starts at ``int(linspace(0, delta, V)[k])``; the clip is the ``clip - 1`` samples from there
 (81 903 / 47 975, giving 512 / 400 frames). A file or segment shorter than ``clip`` is used
 whole and its log-mel right-padded to the clip's frames by repeating the last frame.
-Training adds SpecAugment (:mod:`models.specaugment`). The validation set the trainer scores
+Training adds SpecAugment (:mod:`models.audio.specaugment`). The validation set the trainer scores
 after each epoch is the **test-time multi-view** set (``views`` clips per item, softmax scores
 averaged per item), so every evaluation reports the reference's test protocol and ``views``,
 the number of clips per item the network actually saw.
@@ -70,7 +70,7 @@ pass for VGG-Sound (re-estimating BN statistics on 200 batches before each evalu
 done.
 
 **Fine-tuning** (``init_checkpoint=PATH``, any recipe): a reference ``.pyth`` file
-(:func:`models.slowfast_checkpoint.read_pyth`) whose body must match the network (same width
+(:func:`models.slowfast.pyth.read_pyth`) whose body must match the network (same width
 and blocks); the head is re-initialised, whatever its size. The file is read when the trainer
 prepares training (:meth:`SlowFastRecipe.build_optimizer`, which only the trainer calls), so a
 trained run can be rebuilt for export or evaluation without it; a resumed run takes its weights
@@ -81,7 +81,7 @@ affine parameters still train.
 
 **Outputs and export.** Metadata: family ``slowfast``, labels in output order (EPIC-100: the
 verb scores then the noun scores, labels ``verb:<key>`` / ``noun:<key>``, the convention of
-:func:`models.slowfast_checkpoint.load_labels` and :class:`models.slowfast.SlowFastLabeler`),
+:func:`models.slowfast.pyth.load_labels` and :class:`models.slowfast.SlowFastLabeler`),
 sample rate, window (the clip), the front end, inputs and outputs. The export module takes the
 **waveform** (``(batch, clip samples)``) and returns eval-mode probabilities, with the front end
 inside the graph: the 2048-point STFT exports as an ONNX ``STFT`` op (opset 18) and costs far
@@ -108,17 +108,17 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from .datasets.clips import ClipIndex, ClipSpec as MediaClip, EpicSegments
-from .datasets.formats import (epic_class_keys, read_epic100_annotations, read_epic100_classes,
+from models.datasets.clips import ClipIndex, ClipSpec as MediaClip, EpicSegments
+from models.datasets.formats import (epic_class_keys, read_epic100_annotations, read_epic100_classes,
                                read_epic_sounds, read_vggsound_split_csv, read_vggsound_stat, vggsound_class_order)
-from .frontend import FrontEnd
-from .metadata import ModelMetadata, TensorSpec
-from .metrics import d_prime, mean_average_precision, per_class_accuracy, roc_auc_per_class, topk_accuracy
-from .slowfast import (EPIC_CLIP, VGGSOUND_CLIP, ClipSpec, SlowFast, SlowFastConfig, pad_frames_edge,
+from models.audio.frontend import FrontEnd
+from models.core.metadata import ModelMetadata, TensorSpec
+from models.evaluation.metrics import d_prime, mean_average_precision, per_class_accuracy, roc_auc_per_class, topk_accuracy
+from models.slowfast.network import (EPIC_CLIP, VGGSOUND_CLIP, ClipSpec, SlowFast, SlowFastConfig, pad_frames_edge,
                        pad_or_crop_frames)
-from .specaugment import REFERENCE_SPECAUGMENT, SpecAugmentConfig, spec_augment
-from .train.config import TrainConfig
-from .train.recipe import Recipe, register_recipe
+from models.audio.specaugment import REFERENCE_SPECAUGMENT, SpecAugmentConfig, spec_augment
+from models.core.train_config import TrainConfig
+from models.core.recipe import Recipe
 
 logger = logging.getLogger(__name__)
 
@@ -548,13 +548,13 @@ class SlowFastRecipe(Recipe):
 
         Raises:
             FileNotFoundError: the file does not exist.
-            models.slowfast_checkpoint.CheckpointMismatch: its body does not fit the network
+            models.slowfast.pyth.CheckpointMismatch: its body does not fit the network
                 (the message names the keys and the checkpoint's width and blocks).
         """
         path = self.config.init_checkpoint
         if not path:
             return
-        from .slowfast_checkpoint import load_state, read_pyth
+        from models.slowfast.pyth import load_state, read_pyth
 
         ckpt = read_pyth(path)
         report = load_state(model, ckpt.model_state, finetune=True)
@@ -670,7 +670,6 @@ _VGG_LAYOUT = ("train.csv and test.csv (<ytid>_<start:06d>.mp4,label; no header)
                "and the clips <ytid>_<start:06d>.wav|.mp4 in audio/, video/, wav/ or the folder itself")
 
 
-@register_recipe
 class VggSoundRecipe(SlowFastRecipe):
     """Slow-Fast R50 on VGG-Sound from scratch (the reference's ``SLOWFAST_R50.yaml``)."""
 
@@ -685,7 +684,7 @@ class VggSoundRecipe(SlowFastRecipe):
 
     def default_labels(self) -> tuple[str, ...]:
         if self.config.num_classes == 309:
-            from .slowfast_checkpoint import load_labels
+            from models.slowfast.pyth import load_labels
 
             return load_labels("vggsound")
         return super().default_labels()
@@ -821,7 +820,6 @@ _EPIC100_LAYOUT = ("EPIC_100_train.csv, EPIC_100_validation.csv, EPIC_100_verb_c
                    "per video id)")
 
 
-@register_recipe
 class Epic100Recipe(_EpicRecipe):
     """Slow-Fast R50 on EPIC-KITCHENS-100 verb + noun, fine-tuned with frozen BN statistics."""
 
@@ -839,7 +837,7 @@ class Epic100Recipe(_EpicRecipe):
 
     def default_labels(self) -> tuple[str, ...]:
         if self.heads() == (97, 300):
-            from .slowfast_checkpoint import load_labels
+            from models.slowfast.pyth import load_labels
 
             return load_labels("epic100")
         return tuple(f"verb:{k}" for k in range(self.config.num_verbs)) + tuple(
@@ -903,7 +901,7 @@ class Epic100Recipe(_EpicRecipe):
 
 def _topk_hits(scores: np.ndarray, targets: np.ndarray, k: int) -> np.ndarray:
     """``(N,)`` bool: target among the ``k`` highest scores (ties: the higher class index first,
-    as :func:`models.metrics.topk_accuracy`)."""
+    as :func:`models.evaluation.metrics.topk_accuracy`)."""
     n, c = scores.shape
     target_score = scores[np.arange(n), targets][:, None]
     index = np.arange(c)[None, :]
@@ -915,7 +913,6 @@ _SOUNDS_LAYOUT = ("EPIC_Sounds_train.csv and EPIC_Sounds_validation.csv (annotat
                   "audio HDF5 (EPIC-KITCHENS-100_audio.hdf5: one 24 kHz dataset per video id)")
 
 
-@register_recipe
 class EpicSoundsRecipe(_EpicRecipe):
     """Slow-Fast R50 on EPIC-SOUNDS (44 classes), fine-tuned with frozen BN statistics."""
 
@@ -931,7 +928,7 @@ class EpicSoundsRecipe(_EpicRecipe):
     def reference_names(self) -> list[str] | None:
         if self.config.num_classes != 44:
             return None
-        from .slowfast_checkpoint import load_labels
+        from models.slowfast.pyth import load_labels
 
         return list(load_labels("epic_sounds"))
 

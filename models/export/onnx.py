@@ -2,7 +2,7 @@
 
 :func:`export_onnx` is the core the ``python -m models.export`` command calls: it exports with
 the dynamo exporter (``torch.onnx.export(..., dynamo=True)``, opset 18) under the input and
-output names of the model's :class:`~models.metadata.ModelMetadata`, with the dynamic axes
+output names of the model's :class:`~models.core.metadata.ModelMetadata`, with the dynamic axes
 asked for, into a temporary file beside the target; checks it with ``onnx.checker``; runs it in
 ONNX Runtime against PyTorch on the example inputs *and* on random inputs of other sizes along
 every dynamic axis, and on any further inputs it is given (|Δ| ≤ ``atol + rtol·|value|`` for
@@ -41,8 +41,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.atomic import atomic_path
-from models.metadata import ModelMetadata, TensorSpec, sidecar_path
+from models.core.atomic import atomic_path
+from models.core.metadata import ModelMetadata, TensorSpec, sidecar_path
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -199,7 +199,7 @@ def onnx_tensor_specs(model_proto: Any) -> tuple[tuple[TensorSpec, ...], tuple[T
     ``"<tensor>_dim<i>"``.
 
     Raises:
-        ExportError: For an element type :data:`models.metadata.DTYPES` lacks.
+        ExportError: For an element type :data:`models.core.metadata.DTYPES` lacks.
     """
     initializers = {i.name for i in model_proto.graph.initializer}
 
@@ -292,7 +292,7 @@ def verify_onnx(
     """
     import onnxruntime as ort
 
-    from models.benchmark import ort_session_options
+    from models.evaluation.benchmark import ort_session_options
 
     session = ort.InferenceSession(os.fspath(path), sess_options=ort_session_options(threads),
                                    providers=["CPUExecutionProvider"])

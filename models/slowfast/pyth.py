@@ -32,10 +32,9 @@ from typing import Any, Mapping
 import torch
 import yaml
 
-from .atomic import atomic_torch_save
-from .frontend import FrontEndConfig
-from .live import LIVE_MODELS
-from .slowfast import (SlowFast, SlowFastConfig, SlowFastLabeler, STAGE_DEPTHS, clip_spec_for)
+from models.core.atomic import atomic_torch_save
+from models.audio.frontend import FrontEndConfig
+from models.slowfast.network import STAGE_DEPTHS, SlowFast, SlowFastConfig, clip_spec_for
 
 __all__ = [
     "CheckpointMismatch", "UnsafeCheckpointError", "SlowFastVariant", "PythCheckpoint", "LoadReport",
@@ -426,7 +425,7 @@ def reference_cfg(config: SlowFastConfig, frontend: FrontEndConfig | None = None
 
 def save_pyth(path: str | os.PathLike, model: SlowFast, *, epoch: int = 0, optimizer_state: Mapping | None = None,
               cfg: str | Mapping[str, Any] | None = None, frontend: FrontEndConfig | None = None) -> Path:
-    """Write ``model`` as a reference ``.pyth`` file, atomically (:func:`models.atomic.atomic_torch_save`).
+    """Write ``model`` as a reference ``.pyth`` file, atomically (:func:`models.core.atomic.atomic_torch_save`).
 
     Args:
         path: destination (its directory must exist).
@@ -453,39 +452,3 @@ def save_pyth(path: str | os.PathLike, model: SlowFast, *, epoch: int = 0, optim
                "cfg": cfg_text}
     atomic_torch_save(payload, path)
     return Path(path)
-
-
-# ---------------------------------------------------------------------------------- live
-
-
-@LIVE_MODELS.register("slowfast-pyth", "Slow-Fast auditory network from a reference .pyth checkpoint "
-                                       "(VGG-Sound, EPIC-100 verb+noun or EPIC-SOUNDS labels from its head)")
-def slowfast_pyth_labeler(source: str | os.PathLike, *, backend: str = "torch", device: str = "cpu", threads: int = 2,
-                          window_seconds: float | None = None) -> SlowFastLabeler:
-    """A :class:`SlowFastLabeler` for a ``.pyth`` file.
-
-    The variant, labels and front end follow from the weights: a (309,) head is VGG-Sound
-    (16 kHz), (97, 300) EPIC-100 and (44,) EPIC-SOUNDS (24 kHz); Slow-only checkpoints get
-    their coarser hop. Sets ``torch.set_num_threads(threads)``.
-
-    Args:
-        source: the ``.pyth`` path.
-        backend: only ``"torch"`` (ONNX Runtime / TensorRT run exported models, not ``.pyth``).
-        device: torch device for the network.
-        threads: intra-op threads.
-        window_seconds: audio per call; default the trained clip (1.999 s EPIC, 5.119 s VGG).
-    """
-    if backend != "torch":
-        raise ValueError(f"slowfast-pyth: expected backend 'torch' for a .pyth checkpoint, found {backend!r} "
-                         f"(export it to ONNX first for other backends)")
-    ckpt = read_pyth(source)
-    variant = ckpt.variant
-    if variant.dataset is None:
-        raise ValueError(f"slowfast-pyth: {source}: head {variant.num_classes} is none of the reference's datasets "
-                         f"{sorted(DATASET_CLASSES)}; build SlowFastLabeler with your own labels")
-    torch.set_num_threads(threads)
-    model = build_model(ckpt).to(device)
-    spec = clip_spec_for(variant.dataset, variant.arch)
-    return SlowFastLabeler(model, spec.frontend, labels_for(variant.num_classes),
-                           window_seconds if window_seconds is not None else spec.seconds)
-

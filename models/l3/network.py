@@ -20,7 +20,7 @@ window's *centre*: frame ``k`` (at ``t_k = k / fps``) pairs with the audio sampl
 ``[round(t_k · 48000) − 24000, round(t_k · 48000) + 24000)``. The live adapter declares
 ``WindowSpec(frame_at="centre")`` so the pipeline hands it the frame nearest that instant.
 
-**Audio input.** 1 s at 48 kHz (48 000 samples) → the one :class:`~models.frontend.FrontEnd`
+**Audio input.** 1 s at 48 kHz (48 000 samples) → the one :class:`~models.audio.frontend.FrontEnd`
 configured as L³'s linear spectrogram: periodic Hann window of 480 samples, hop 240, each
 frame zero-padded to a 512-point FFT, no centring, ``window_frames=True`` (199 frames =
 1 + ⌊(48000 − 480) / 240⌋), magnitude, natural ``log(|X| + 1e-4)``. The offset 1e-4 is about
@@ -68,10 +68,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .atomic import atomic_path, atomic_torch_save
-from .frontend import FrontEnd, FrontEndConfig
-from .live import FRAME_AT_CENTRE, LIVE_MODELS, Heatmap, WindowSpec
-from .networks import NETWORKS
+from models.core.atomic import atomic_path, atomic_torch_save
+from models.audio.frontend import FrontEnd, FrontEndConfig
+from models.core.family import NetworkEntry
+from models.core.live import FRAME_AT_CENTRE, Heatmap, WindowSpec
 
 __all__ = [
     "SAMPLE_RATE",
@@ -736,44 +736,24 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 # --------------------------------------------------------------------------- registration
 
 
-@NETWORKS.register("l3-paper", "L3-Net AVC at paper size (9.5 M params, 20.5 G MACs per pair)")
 def l3_paper(**overrides: Any) -> L3Net:
     """The paper's L³-Net; ``overrides`` replace :data:`L3_PAPER` fields (e.g. ``fusion="avol"``)."""
     return L3Net(dataclasses.replace(L3_PAPER, **overrides))
 
 
-@NETWORKS.register("l3-lite", "L3-Net AVC for live CPU use (0.39 M params, 0.33 G MACs per pair, 112x112 frames)")
 def l3_lite(**overrides: Any) -> L3Net:
     """:data:`L3_LITE`, with ``overrides``."""
     return L3Net(dataclasses.replace(L3_LITE, **overrides))
 
 
-@NETWORKS.register("l3-tiny", "L3-Net AVC for tests (64x64 frames, 6 M MACs per pair)")
 def l3_tiny(**overrides: Any) -> L3Net:
     """:data:`L3_TINY`, with ``overrides``."""
     return L3Net(dataclasses.replace(L3_TINY, **overrides))
 
 
-_BACKENDS = ("torch",)
-
-
-@LIVE_MODELS.register("l3", "L3-Net sound-source heatmap (1 s at 48 kHz + the frame at its centre)")
-def l3_localizer(source: str | os.PathLike, *, backend: str = "torch", device: str = "cpu", threads: int = 2,
-                 threshold: float | None = None) -> L3Localizer:
-    """A live localizer from a checkpoint file written by :func:`save_checkpoint`.
-
-    Args:
-        source: the checkpoint file.
-        backend: only ``"torch"`` runs L³ checkpoints.
-        device: torch device for the model.
-        threads: torch intra-op threads (a process-wide setting in PyTorch).
-        threshold: overrides the checkpoint's threshold; with neither, 0.5.
-    """
-    if backend not in _BACKENDS:
-        raise ValueError(f"l3 live model: expected backend in {_BACKENDS} for a checkpoint, found {backend!r}")
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"l3 live model: expected threads a positive int, found {threads!r}")
-    torch.set_num_threads(threads)
-    model, stored = load_checkpoint(source, map_location=device)
-    chosen = threshold if threshold is not None else stored if stored is not None else 0.5
-    return L3Localizer(model, threshold=chosen)
+#: The sizes as the family declares them (``models.families.NETWORKS`` is built from these).
+NETWORK_ENTRIES: tuple[NetworkEntry, ...] = (
+    NetworkEntry("l3-paper", l3_paper, "L3-Net AVC at paper size (9.5 M params, 20.5 G MACs per pair)"),
+    NetworkEntry("l3-lite", l3_lite, "L3-Net AVC for live CPU use (0.39 M params, 0.33 G MACs per pair, 112x112 frames)"),
+    NetworkEntry("l3-tiny", l3_tiny, "L3-Net AVC for tests (64x64 frames, 6 M MACs per pair)"),
+)

@@ -15,9 +15,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..metadata import ModelMetadata
-from ..registry import Registry
-from .config import TrainConfig
+from models.core.metadata import ModelMetadata
+from models.core.train_config import TrainConfig
 
 
 class Recipe:
@@ -96,12 +95,3 @@ class Recipe:
 
     def collate(self, items: list[dict]) -> dict:
         return torch.utils.data.default_collate(items)
-
-
-RECIPES: Registry = Registry("recipe")
-
-
-def register_recipe(cls: type[Recipe]) -> type[Recipe]:
-    """Class decorator: add a recipe to RECIPES under its ``name``."""
-    RECIPES.register(cls.name, cls.description)(cls)
-    return cls

@@ -94,7 +94,7 @@ the AVC probability and of the heatmap's peak cell between positives and negativ
 audio rendered once at 48 kHz into the world cache (``$AVLIVE_CACHE``, memory-mapped), frames
 rendered on demand; validation pairs from the validation seeds. With ``--data DIR``: every
 video under ``DIR`` (:func:`~models.datasets.formats.read_video_folder`), decoded in
-crash-contained worker processes (:func:`~models.decode_pool.decode_many`; a broken file costs
+crash-contained worker processes (:func:`~models.io.decode_pool.decode_many`; a broken file costs
 that file, listed in the log) to 48 kHz mono audio and ``video_fps`` frames per second at the
 input size, the first ``video_seconds`` of each. Videos under a top-level ``val/`` (or
 ``validation/``) folder validate and those under ``test/`` are left out; without such folders
@@ -103,8 +103,8 @@ sample 0 is taken to be at time 0 of the video's timeline, as for files muxed fr
 
 **Threshold**: the trainer's loop writes metadata once, before training, so the localizer's
 "no source" threshold is chosen afterwards on validation scenes:
-``python -m apps.eval_l3 RUN --write-threshold`` (:func:`models.l3_eval.choose_threshold`,
-:func:`models.l3_eval.write_threshold`). Until then ``extra["threshold"]`` is the live
+``python -m apps.eval_l3 RUN --write-threshold`` (:func:`models.l3.evaluation.choose_threshold`,
+:func:`models.l3.evaluation.write_threshold`). Until then ``extra["threshold"]`` is the live
 default 0.5 with ``extra["threshold_source"] == "default"``.
 """
 from __future__ import annotations
@@ -127,17 +127,18 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from .atomic import atomic_path
-from .l3 import (L3_LITE, L3_PAPER, L3_TINY, SAMPLE_RATE, WINDOW_SAMPLES, L3Config, L3Export, L3Net,
+from models.core.atomic import atomic_path
+from models.l3.network import (L3_LITE, L3_PAPER, L3_TINY, SAMPLE_RATE, WINDOW_SAMPLES, L3Config, L3Export, L3Net,
                  preprocess_frames)
-from .live import FRAME_AT_CENTRE
-from .metadata import ModelMetadata, TensorSpec
-from .metrics import roc_auc_per_class
-from .train.config import TrainConfig
-from .train.recipe import Recipe, register_recipe
-from .world import Scene, WorldConfig, get_preset, split_seed
-from .world.cache import WORLD_CODE_VERSION, cache_dir
-from .world.presets import config_fingerprint
+from models.core.live import FRAME_AT_CENTRE
+from models.l3.live import LABELS, HeatmapExport, example_inputs, heatmap_metadata
+from models.core.metadata import ModelMetadata, TensorSpec
+from models.evaluation.metrics import roc_auc_per_class
+from models.core.train_config import TrainConfig
+from models.core.recipe import Recipe
+from models.world import Scene, WorldConfig, get_preset, split_seed
+from models.world.cache import WORLD_CODE_VERSION, cache_dir
+from models.world.presets import config_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +171,6 @@ __all__ = [
 #: The network sizes the recipe trains (``size=...``).
 SIZES: dict[str, L3Config] = {"paper": L3_PAPER, "lite": L3_LITE, "tiny": L3_TINY}
 #: The AVC head's two classes, in logit order.
-LABELS = ("not-corresponding", "corresponding")
 #: ``kind`` of an item: a positive, a negative from another source, a negative from the same source.
 KIND_POSITIVE, KIND_OTHER_SOURCE, KIND_SAME_SOURCE = 0, 1, 2
 _HALF = WINDOW_SAMPLES // 2
@@ -445,7 +445,7 @@ def world_sources(config: WorldConfig, seeds: Sequence[int], seconds: float, flo
 
 def _decode_video(spec, *, image_size: int, fps: float, seconds: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Worker side of :func:`video_sources`: (audio 48 kHz, frames (n, S, S, 3), times (n,))."""
-    from .media import MediaDecodeError, read_audio, read_video_frames
+    from models.io.media import MediaDecodeError, read_audio, read_video_frames
 
     audio, _ = read_audio(spec.path, sample_rate=SAMPLE_RATE, mono=True, stop=seconds)
     frames, times = read_video_frames(spec.path, stop=seconds, size=(image_size, image_size))
@@ -474,8 +474,8 @@ def video_sources(files, image_size: int, fps: float, seconds: float, floor: Ene
         The sources that decoded and hold at least one usable frame, in input order; the others
         are skipped with a warning (missing, undecodable, crashing, too short).
     """
-    from .datasets.clips import ClipIndex
-    from .decode_pool import SkipReport, decode_many
+    from models.datasets.clips import ClipIndex
+    from models.io.decode_pool import SkipReport, decode_many
 
     index = ClipIndex.from_media_files(files)
     report = SkipReport()
@@ -735,18 +735,6 @@ def contrastive_loss(z: torch.Tensor, label: torch.Tensor, frame_source: torch.T
     return 0.5 * (F.cross_entropy(zz, target) + F.cross_entropy(zz.T, target))
 
 
-class HeatmapExport(nn.Module):
-    """:class:`~models.l3.L3Export`'s heatmap path with named arguments, as the generic exporter
-    (models/onnx_export.py) passes inputs: ``forward(frames, audio) → (avc_logits, cell_probs)``."""
-
-    def __init__(self, model: L3Net):
-        super().__init__()
-        self.inner = L3Export(model, "heatmap")
-
-    def forward(self, frames: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.inner(frames, audio)
-
-
 # --------------------------------------------------------------------------- recipe
 
 
@@ -857,7 +845,6 @@ def _binary_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(roc_auc_per_class(scores[:, None], labels[:, None].astype(np.float64))[0])
 
 
-@register_recipe
 class L3Recipe(Recipe):
     """L³-Net AVC training (see the module docstring)."""
 
@@ -894,7 +881,7 @@ class L3Recipe(Recipe):
             val = world_sources(world, [split_seed("val", i) for i in range(c.val_scenes)], c.val_scene_seconds,
                                 floor, c.render_workers)
             return train, val
-        from .datasets.formats import read_video_folder
+        from models.datasets.formats import read_video_folder
 
         files = [f for f in read_video_folder(data) if f.kind == "video"]
         split = {f.relpath: _split_of(f.relpath, c.val_fraction) for f in files}
@@ -970,29 +957,13 @@ class L3Recipe(Recipe):
         return figures
 
     def metadata(self, model: nn.Module) -> ModelMetadata:
-        c, net = self.config, self.network_config
-        s, g = net.image_size, net.grid_size
-        return ModelMetadata(
-            family="l3", task="localizer", labels=LABELS, sample_rate=SAMPLE_RATE, window_seconds=1.0,
-            needs_frame=True, frontend=net.frontend.to_dict(),
-            inputs=(TensorSpec("frames", ("batch", 3, s, s), "float32"), TensorSpec("audio", ("batch", WINDOW_SAMPLES), "float32")),
-            outputs=(TensorSpec("avc_logits", ("batch", 2), "float32"), TensorSpec("cell_probs", ("batch", g, g), "float32")),
-            extra={
-                "threshold": 0.5, "threshold_source": "default", "frame_at": FRAME_AT_CENTRE,
-                "embedding_dim": net.audio_dim, "vision_embedding_dim": net.vision_dim, "size": c.size,
-                "fusion": c.fusion, "world": c.world, "network": net.to_dict(),
-                "frame_preprocess": f"RGB resized to {s}x{s} (squashed), x / 127.5 - 1",
-                "energy_floor": dataclasses.asdict(c.energy_floor()),
-            },
-        )
+        c = self.config
+        return heatmap_metadata(self.network_config, {"size": c.size, "fusion": c.fusion, "world": c.world,
+                                                      "energy_floor": dataclasses.asdict(c.energy_floor())})
 
     def export_module(self, model: nn.Module):
         """The heatmap path: ``frames (B, 3, S, S)``, ``audio (B, 48000)`` → ``avc_logits``, ``cell_probs``."""
-        s = model.config.image_size
-        rng = np.random.default_rng(0)
-        example = {"frames": torch.from_numpy(rng.uniform(-1, 1, (2, 3, s, s)).astype(np.float32)),
-                   "audio": torch.from_numpy((0.05 * rng.standard_normal((2, WINDOW_SAMPLES))).astype(np.float32))}
-        return HeatmapExport(model.eval()).eval(), example, {"frames": {0: "batch"}, "audio": {0: "batch"}}
+        return HeatmapExport(model.eval()).eval(), example_inputs(model.config.image_size), {"frames": {0: "batch"}, "audio": {0: "batch"}}
 
     def real_inputs(self) -> dict[str, torch.Tensor]:
         """Four validation pairs of world frames and audio, for checking exports on real input."""
@@ -1023,7 +994,6 @@ class L3LiteTrainConfig(L3TrainConfig):
     scene_groups: int = 4
 
 
-@register_recipe
 class L3LiteRecipe(L3Recipe):
     """:class:`L3Recipe` with the demo localizer's defaults (:class:`L3LiteTrainConfig`)."""
 
