@@ -45,7 +45,7 @@ def hop_scores(labeler, audio: np.ndarray, sample_rate: int, hop_s: float) -> tu
     """Per-hop scores of ``labeler`` over a whole stream, as the live scheduler would ask for them.
 
     Args:
-        labeler: a ``models.live.Labeler`` (``.window``, ``__call__(audio)``).
+        labeler: a ``models.core.live.Labeler`` (``.window``, ``__call__(audio)``).
         audio: ``(n,)`` float32 at ``sample_rate`` (the labeler's rate).
         sample_rate: Hz.
         hop_s: seconds between hops.

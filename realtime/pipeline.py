@@ -8,6 +8,8 @@
                                         │
                   JsonLinesSink, EventsTsvSink, Mp4RecorderSink, SummarySink
                   (+ LiveView, first, when a window watches: realtime.live_view)
+                                                   │ bounded queue
+                                   recorder thread (overlay + encoding)
 
 **Sources.** ``--source synthetic[:SEED]`` or a media file gives audio and video; ``--mic``
 replaces the audio with a microphone, ``--camera`` the video with a camera (``none``: audio
@@ -23,14 +25,17 @@ centre for L³) plus a hop, plus 0.5 s, at the video's frame rate (30 when unkno
 
 **Running.** Live devices, and files or the world with ``realtime=True``, run threaded:
 :class:`~realtime.capture.Capture` paces what has no clock of its own, the scheduler runs on its
-own thread and skips hops when it falls behind. With ``realtime=False`` and no live device the
-run is *offline*: one thread reads the sources in stream order and runs every hop exactly when
-its audio is in (:meth:`Scheduler.step`), as fast as the machine allows, so results are
+own thread and skips hops when it falls behind, and the recorder drops frames when its thread
+falls behind (counted in the summary and the JSON lines). With ``realtime=False`` and no live
+device the run is *offline*: one thread reads the sources in stream order and runs every hop
+exactly when its audio is in (:meth:`Scheduler.step`), as fast as the machine allows, and the
+recorder waits for its thread instead of dropping, so results and recordings are
 reproducible. A run ends at the end of the stream, after ``duration`` seconds of stream time,
 or on Ctrl-C; every sink is closed (flushed) in every case, and the summary goes to stderr.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import sys
@@ -47,7 +52,7 @@ from .devices import resolve_camera, resolve_input_device
 from .models import LiveModels
 from .rings import AudioRing, FrameRing
 from .scheduler import Scheduler, SchedulerConfig
-from .sinks import EventsTsvSink, JsonLinesSink, Mp4RecorderSink, RunSummary, SummarySink
+from .sinks import EventsTsvSink, JsonLinesSink, Mp4RecorderSink, RecorderConfig, RunSummary, SummarySink
 from .sources import CameraSource, FileSource, MicSource, SyntheticSource
 from .sources.base import Chunk, EndOfStream, Source
 
@@ -95,6 +100,8 @@ class PipelineConfig:
         jsonl: ``"-"`` (stdout), a file, or None for no JSON lines.
         events_out: DCASE strong-label TSV of the events, or None.
         record: mp4 of the camera with the overlay and the audio, or None.
+        recorder: the recording's format and queue; ``when_full=None`` drops frames when the
+            recorder falls behind in live runs and waits for it in offline runs.
         summary: stream the summary is printed to at the end; ``"stderr"`` (the default):
             ``sys.stderr`` at that moment; None: not printed.
     """
@@ -110,6 +117,7 @@ class PipelineConfig:
     jsonl: str | None = "-"
     events_out: str | None = None
     record: str | None = None
+    recorder: RecorderConfig = RecorderConfig()
     summary: TextIO | str | None = field(default="stderr", compare=False)
 
     def __post_init__(self) -> None:
@@ -322,13 +330,20 @@ class RunOutcome:
     events: int
 
 
-def _make_sinks(config: PipelineConfig, view=None):
+def _make_sinks(config: PipelineConfig, view=None, offline: bool = False):
     """The run's sinks; a ``view`` comes first (the display sees each result before the slower
-    sinks) and always gets a recorder (idle until asked, unless ``config.record``)."""
+    sinks) and always gets a recorder (idle until asked, unless ``config.record``). An offline
+    run's recorder waits for room in its queue instead of dropping frames (unless
+    ``config.recorder.when_full`` says otherwise): nothing there runs in real time."""
     sinks = []
     jsonl = JsonLinesSink(config.jsonl) if config.jsonl is not None else None
     events = EventsTsvSink(config.events_out) if config.events_out is not None else None
-    recorder = Mp4RecorderSink(path=config.record) if config.record is not None or view is not None else None
+    recorder = None
+    if config.record is not None or view is not None:
+        rc = config.recorder
+        if rc.when_full is None:
+            rc = dataclasses.replace(rc, when_full="wait" if offline else "drop")
+        recorder = Mp4RecorderSink(rc, path=config.record)
     summary = SummarySink(stream=sys.stderr if config.summary == "stderr" else config.summary)
     if view is not None:
         view.recorder = recorder
@@ -375,13 +390,13 @@ def run_pipeline(config: PipelineConfig, models: LiveModels, streams: Streams | 
     if streams.video is not None:
         w, h = streams.frame_size
         frame_ring = FrameRing(frame_slots(models, config.hop_s, streams.fps), h, w)
-    sinks, jsonl, events, recorder, summary = _make_sinks(config, view)
+    offline = not config.realtime and not streams.live
+    sinks, jsonl, events, recorder, summary = _make_sinks(config, view, offline)
     slots = models.slots(config.localizer_every)
     if frame_ring is None:
         slots = [s for s in slots if s.resolved_kind != "localizer"]
     scheduler = Scheduler(audio_ring, frame_ring, slots, sinks, SchedulerConfig(hop_s=config.hop_s),
                           source_name=streams.name)
-    offline = not config.realtime and not streams.live
     if not config.realtime and streams.live:
         note("live devices are never throttled: --no-realtime applies to files and the world only")
     note(f"{streams.name} -> {', '.join(m.describe() for m in models.all if frame_ring is not None or m.kind != 'localizer')}; "

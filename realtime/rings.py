@@ -1,12 +1,13 @@
 """Preallocated ring buffers between the capture threads and the scheduler.
 
 Both rings are written by ONE thread (the capture thread that owns the source) and read by one
-consumer (the scheduler); a display may also copy the newest frame (``FrameRing.latest(...,
-take=False)``), which leaves the consumer's counters alone. Everything is allocated in the
-constructor; ``write`` and ``read`` only copy (two slices at the wrap). A lock guards the
-indices and counters, and is held only while those are updated, never while samples or pixels
-are copied. A read validates its span after copying (a sequence-lock): if the writer started
-overwriting the span meanwhile, the read fails instead of returning torn data.
+consumer (the scheduler); other readers (a display, the mp4 recorder) copy frames with
+``take=False`` (``FrameRing.latest``, ``FrameRing.nearest``) or only look at the newest
+frame's time (``FrameRing.newest``), which leaves the consumer's counters alone. Everything is
+allocated in the constructor; ``write`` and ``read`` only copy (two slices at the wrap). A lock
+guards the indices and counters, and is held only while those are updated, never while samples
+or pixels are copied. A read validates its span after copying (a sequence-lock): if the writer
+started overwriting the span meanwhile, the read fails instead of returning torn data.
 
 Stream time is one clock for both: audio sample ``i`` is at ``i / sample_rate`` seconds, frames
 carry their time in the same seconds (after the A/V offset correction applied in capture).
@@ -177,6 +178,9 @@ class FrameRing:
     stream time (:meth:`nearest`); both copy into the caller's preallocated array.
 
     Counters: ``frames_written``; ``overwrites`` = frames overwritten before any read took them.
+    Only the consumer's reads take frames (the default, ``take=True``); a reader that only
+    watches (a display, the recorder) passes ``take=False``, so ``overwrites`` keeps counting
+    the frames the models never saw.
 
     Args:
         slots: Number of frames held (≥ 2; 4 is plenty for newest-wins, more for ``nearest``
@@ -267,12 +271,28 @@ class FrameRing:
                 return t, k
         return None
 
-    def nearest(self, timestamp: float, out: np.ndarray) -> tuple[float, int] | None:
+    def newest(self) -> tuple[float, int] | None:
+        """``(timestamp, index)`` of the newest frame, or None before the first; copies no
+        pixels and marks nothing taken (safe from any thread)."""
+        with self._lock:
+            k = self._written - 1
+            if k < 0:
+                return None
+            # the writer publishes a slot and the counter under one lock, so slot k is whole
+            return float(self._times[k % self.slots]), k
+
+    def nearest(self, timestamp: float, out: np.ndarray, *, take: bool = True) -> tuple[float, int] | None:
         """Copy the held frame whose time is closest to ``timestamp`` into ``out``.
+
+        Call it from one thread only (it uses the ring's scratch array): the scheduler and the
+        recorder both read this way, on the inference thread.
 
         Args:
             timestamp: Stream time in seconds.
             out: Preallocated (height, width, 3) uint8.
+            take: Mark the frame as read. Readers other than the models' consumer (the mp4
+                recorder) pass False, so ``overwrites`` still counts the frames the models
+                never took.
 
         Returns:
             ``(timestamp, index)`` of the frame copied, or None when the ring is empty.
@@ -292,7 +312,7 @@ class FrameRing:
             if k < 0:
                 continue  # being rewritten right now: look again
             np.copyto(out, self._frames[slot])
-            if self._commit(slot, k):
+            if self._commit(slot, k, take):
                 return t, k
         return None
 

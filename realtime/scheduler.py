@@ -7,7 +7,9 @@ Data flow (one owner per thread)::
                                                            │  window + frame copy (preallocated)
                                                            │  labelers / localizer (each at its own rate)
                                                            │  rolling labels (smoothing + hysteresis)
-                                                           ├─▶ sinks (JSON lines, events TSV, mp4, summary)
+                                                           ├─▶ sinks (JSON lines, events TSV, summary;
+                                                           │   the mp4 recorder's bounded queue ──▶ [recorder
+                                                           │   thread: overlay + encoding])
                                                            └─▶ newest-result slot (the GUI reads it)
 
 **Hops.** Hop k is due when the audio ring's ``total_written`` reaches ``k * hop_samples``.
@@ -113,7 +115,7 @@ class ModelSlot:
 
     Attributes:
         name: unique; keys the scores, timings (``model:<name>``) and runs.
-        model: a ``models.live.Labeler`` or ``Localizer``.
+        model: a ``models.core.live.Labeler`` or ``Localizer``.
         every: run on every n-th hop.
         hysteresis: rolling-label setting for a labeler; None takes
             ``HysteresisConfig.from_metadata`` of ``model.metadata`` when the model has one,
@@ -188,9 +190,12 @@ class Counters:
         hops: hops run.
         skips: hops skipped because inference fell behind.
         late_reads: the audio ring's ``late_reads`` (reads of samples already overwritten).
-        frame_overwrites: the frame ring's ``overwrites`` (frames replaced before anyone read them).
+        frame_overwrites: the frame ring's ``overwrites`` (frames replaced before a model took
+            them; the recorder's and a display's reads do not take frames).
         missing_frames: model runs dropped because no frame was available.
         resyncs: restarts of a resampling stream after a gap.
+        recorder_dropped_frames: video frames the mp4 recorder sinks dropped because their
+            queue was full (``Mp4RecorderSink.dropped_frames``), as of the previous hop's sinks.
     """
 
     hops: int = 0
@@ -199,6 +204,7 @@ class Counters:
     frame_overwrites: int = 0
     missing_frames: int = 0
     resyncs: int = 0
+    recorder_dropped_frames: int = 0
 
 
 @dataclass(frozen=True)
@@ -374,6 +380,7 @@ class Scheduler:
         self.audio_ring = audio_ring
         self.frame_ring = frame_ring
         self.sinks = tuple(sinks)
+        self._recorders = tuple(s for s in self.sinks if hasattr(s, "start_recording"))
         self.config = config
         self.source_name = source_name
         self.sample_rate = int(audio_ring.sample_rate)
@@ -457,7 +464,8 @@ class Scheduler:
             hops=self._hops, skips=self._skips,
             late_reads=int(getattr(self.audio_ring, "late_reads", 0)),
             frame_overwrites=int(getattr(self.frame_ring, "overwrites", 0)) if self.frame_ring is not None else 0,
-            missing_frames=self._missing_frames, resyncs=sum(s.resyncs for s in self._streams.values()))
+            missing_frames=self._missing_frames, resyncs=sum(s.resyncs for s in self._streams.values()),
+            recorder_dropped_frames=sum(int(getattr(r, "dropped_frames", 0)) for r in self._recorders))
 
     def model_runs(self) -> dict[str, int]:
         """Model name → how many times it ran."""
@@ -526,9 +534,8 @@ class Scheduler:
     # ---------------------------------------------------------------- thread
 
     def _recorder(self):
-        for sink in self.sinks:
-            if hasattr(sink, "start_recording"):
-                return sink
+        if self._recorders:
+            return self._recorders[0]
         raise RuntimeError("Scheduler: no recorder sink (add a realtime.sinks.Mp4RecorderSink)")
 
     def _open(self) -> None:
@@ -658,7 +665,7 @@ class Scheduler:
             else:
                 heatmap = slot.spec.model(slot.audio, slot.frame)
                 if not isinstance(heatmap, Heatmap):
-                    raise TypeError(f"localizer {slot.spec.name!r}: expected a models.live.Heatmap, "
+                    raise TypeError(f"localizer {slot.spec.name!r}: expected a models.core.live.Heatmap, "
                                     f"received {type(heatmap).__name__}")
                 self._heatmap, self._heatmap_time, fresh = heatmap, end_time, True
             ms = (time.perf_counter() - t0) * 1e3

@@ -1,12 +1,13 @@
 """The JSON-lines schema: one object per hop, as ``realtime.sinks.JsonLinesSink`` writes it.
 
-Version 1. Every record has exactly these fields (times in stream seconds from the start of
-the capture, scores in [0, 1]):
+Version 1.1 (``schema_version`` 1, ``schema_minor`` 1). Every record has exactly these fields
+(times in stream seconds from the start of the capture, scores in [0, 1]):
 
 ==================  ===========================================================================
 field               meaning
 ==================  ===========================================================================
-``schema_version``  1
+``schema_version``  1, the major version
+``schema_minor``    1, the minor version (since 1.1; a record without it is 1.0)
 ``source``          the source name (``synthetic:SEED``, a media file's basename, ``mic``)
 ``hop``             hop index k: the windows end in [k, k+1) × hop seconds
 ``stream_time``     seconds: end of this hop's windows (the newest captured sample)
@@ -21,27 +22,41 @@ field               meaning
 ``latency_ms``      stage → milliseconds: ``copy``, ``model:<name>`` per model run,
                     ``post``, ``sinks`` (previous hop), ``total``
 ``counters``        ``{"hops", "skips", "late_reads", "frame_overwrites", "missing_frames",
-                    "resyncs"}``: totals since the start (non-negative ints)
+                    "resyncs", "recorder_dropped_frames"}``: totals since the start
+                    (non-negative ints); ``recorder_dropped_frames`` (since 1.1): video frames
+                    the mp4 recorder dropped because its queue was full (0 when not recording)
 ``lag_ms``          milliseconds of audio that arrived while this hop computed
 ==================  ===========================================================================
 
 :func:`validate` checks a decoded object against this by hand (jsonschema is not a
 dependency) and raises :class:`SchemaError` naming the first offending field, e.g.
-``top[1].score``. A reader should check ``schema_version`` first: a new field or a changed
-meaning bumps it.
+``top[1].score``.
+
+**Versions.** A reader should check ``schema_version`` first: a changed meaning or a removed
+field bumps it, and a reader must refuse a major version it does not know. A new field only
+bumps ``schema_minor`` (:data:`ADDED_IN` lists what each minor version added): a reader of 1.x
+reads the fields it knows and ignores the rest, so it keeps working on newer 1.y records.
+:func:`validate` accepts every 1.x record up to :data:`SCHEMA_MINOR` exactly (1.0 records, as
+earlier avlive versions wrote them, still validate) and a newer 1.y record with fields it does
+not know.
 """
 from __future__ import annotations
 
 import math
 from typing import Any, Mapping
 
-__all__ = ["SCHEMA_VERSION", "FIELDS", "COUNTERS", "SchemaError", "record", "validate"]
+__all__ = ["ADDED_IN", "SCHEMA_MINOR", "SCHEMA_VERSION", "FIELDS", "COUNTERS", "SchemaError", "record", "validate"]
 
 SCHEMA_VERSION = 1
+SCHEMA_MINOR = 1
+
+#: Minor version → the fields it added (``"counters.<name>"`` for a counter).
+ADDED_IN: dict[int, tuple[str, ...]] = {1: ("schema_minor", "counters.recorder_dropped_frames")}
 
 #: Field → one-line description (the table above).
 FIELDS: dict[str, str] = {
-    "schema_version": "schema version, 1",
+    "schema_version": "schema (major) version, 1",
+    "schema_minor": "schema minor version, 1 (absent: 1.0)",
     "source": "source name (synthetic:SEED, media basename, mic)",
     "hop": "hop index; windows end in [hop, hop + 1) * hop_s",
     "stream_time": "seconds, end of this hop's windows",
@@ -51,11 +66,16 @@ FIELDS: dict[str, str] = {
     "ended": "[{label, onset, offset}] events ended at this hop",
     "heatmap": "null or {peak: [x, y], score, has_source, stream_time, fresh}",
     "latency_ms": "{stage: ms}: copy, model:<name>, post, sinks (previous hop), total",
-    "counters": "{hops, skips, late_reads, frame_overwrites, missing_frames, resyncs}",
+    "counters": "{hops, skips, late_reads, frame_overwrites, missing_frames, resyncs, recorder_dropped_frames}",
     "lag_ms": "ms of audio that arrived while this hop computed",
 }
 
-COUNTERS = ("hops", "skips", "late_reads", "frame_overwrites", "missing_frames", "resyncs")
+COUNTERS = ("hops", "skips", "late_reads", "frame_overwrites", "missing_frames", "resyncs", "recorder_dropped_frames")
+
+
+def _since(name: str) -> int:
+    """The minor version that added a field (0: in 1.0)."""
+    return next((minor for minor, names in ADDED_IN.items() if name in names), 0)
 
 
 class SchemaError(ValueError):
@@ -83,6 +103,7 @@ def record(result, source: str) -> dict[str, Any]:
     c = result.counters
     return {
         "schema_version": SCHEMA_VERSION,
+        "schema_minor": SCHEMA_MINOR,
         "source": source,
         "hop": int(result.hop),
         "stream_time": _r(result.stream_time),
@@ -125,7 +146,7 @@ def _string(obj: Mapping, key: str, where: str) -> None:
         raise SchemaError(where + key, "a non-empty string", obj[key])
 
 
-def _object(x: Any, path: str, keys: tuple[str, ...], exact: bool = True) -> Mapping:
+def _object(x: Any, path: str, keys: tuple[str, ...], exact: bool = True, version: str = "") -> Mapping:
     if not isinstance(x, Mapping):
         raise SchemaError(path, f"an object with {', '.join(keys)}", x)
     for key in keys:
@@ -135,7 +156,8 @@ def _object(x: Any, path: str, keys: tuple[str, ...], exact: bool = True) -> Map
         extra = sorted(set(x) - set(keys))
         if extra:
             name = f"{path}.{extra[0]}" if path else extra[0]
-            raise SchemaError(name, f"no such field (schema version {SCHEMA_VERSION} has {', '.join(keys)})", x[extra[0]])
+            raise SchemaError(name, f"no such field (schema version {version or SCHEMA_VERSION} has "
+                                    f"{', '.join(keys)})", x[extra[0]])
     return x
 
 
@@ -152,9 +174,16 @@ def validate(obj: Any) -> None:
         SchemaError: naming the first offending field (``.field``), what was expected and what
             was found.
     """
-    _object(obj, "", tuple(FIELDS))
-    if obj["schema_version"] != SCHEMA_VERSION or not _is_int(obj["schema_version"]):
+    if not isinstance(obj, Mapping):
+        raise SchemaError("", "an object", obj)
+    if "schema_version" in obj and (obj["schema_version"] != SCHEMA_VERSION or not _is_int(obj["schema_version"])):
         raise SchemaError("schema_version", str(SCHEMA_VERSION), obj["schema_version"])
+    minor = obj.get("schema_minor", 0)
+    if not _is_int(minor) or ("schema_minor" in obj and minor < 1):
+        raise SchemaError("schema_minor", "an int >= 1 (absent for 1.0)", minor)
+    newer = minor > SCHEMA_MINOR  # written by a newer 1.y: fields we do not know are allowed
+    version = f"{SCHEMA_VERSION}.{minor}"
+    _object(obj, "", tuple(f for f in FIELDS if _since(f) <= minor), exact=not newer, version=version)
     _string(obj, "source", "")
     if not _is_int(obj["hop"]) or obj["hop"] < 0:
         raise SchemaError("hop", "an int >= 0", obj["hop"])
@@ -200,8 +229,9 @@ def validate(obj: Any) -> None:
         if not isinstance(stage, str) or not _is_number(ms) or ms < 0:
             raise SchemaError(f"latency_ms.{stage}", "milliseconds >= 0", ms)
 
-    counters = _object(obj["counters"], "counters", COUNTERS)
-    for name in COUNTERS:
+    counter_names = tuple(c for c in COUNTERS if _since(f"counters.{c}") <= minor)
+    counters = _object(obj["counters"], "counters", counter_names, exact=not newer, version=version)
+    for name in counter_names:
         if not _is_int(counters[name]) or counters[name] < 0:
             raise SchemaError(f"counters.{name}", "an int >= 0", counters[name])
     _number(obj, "lag_ms", "", low=0.0)

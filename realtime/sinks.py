@@ -4,7 +4,8 @@ Every sink has the same three calls, all made on the scheduler's inference threa
 owner): ``open(context)`` once before the first hop, ``write(result)`` for every
 :class:`~realtime.scheduler.HopResult` (the last one has ``final=True`` and carries the events
 closed at stop), and ``close()`` once at stop, which flushes everything, also when the run ends
-by an error or Ctrl-C (``Scheduler.stop`` closes sinks in a ``finally``).
+by an error or Ctrl-C (``Scheduler.stop`` closes sinks in a ``finally``). The mp4 recorder's
+``write`` only copies into a bounded queue; its own thread draws and encodes.
 
 ================== ==========================================================================
 sink               writes
@@ -12,7 +13,8 @@ sink               writes
 JsonLinesSink      one JSON object per hop (``realtime.schema``), to stdout or a file
 EventsTsvSink      every ended event, DCASE strong-label TSV, at close (atomically)
 Mp4RecorderSink    camera frames with the overlay + the captured audio, between
-                   ``start_recording(path)`` and ``stop_recording()``, any number of times
+                   ``start_recording(path)`` and ``stop_recording()``, any number of times,
+                   encoded on its own thread (frames dropped when it falls behind, counted)
 SummarySink        counts and mean / p95 latencies per stage, at close
 ================== ==========================================================================
 """
@@ -21,9 +23,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import sys
 import threading
+from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -169,16 +173,33 @@ class EventsTsvSink:
 # ------------------------------------------------------------------------------ mp4 recorder
 
 
+WHEN_FULL = ("drop", "wait")
+
+
 @dataclass(frozen=True)
 class RecorderConfig:
-    """The recording's format.
+    """The recording's format, and the queue between the inference thread and the recorder thread.
 
     Attributes:
         fps: video frame rate; each output frame shows the camera frame nearest its time.
         video_codec: FFmpeg encoder ("libx264", falling back to "mpeg4").
         crf: libx264 quality (lower is better).
-        preset: libx264 speed preset (the encoder runs on the inference thread: keep it fast).
-        audio_chunk_s: the preallocated audio copy buffer, seconds.
+        preset: libx264 speed preset. The encoder runs on the recorder thread: a preset slower
+            than the stream fills the queue, and frames are dropped (``dropped_frames``).
+        queue_frames: video frames the queue holds (allocated once at ``open``:
+            ``(queue_frames, H, W, 3)`` uint8, 4.5 MB for 30 frames of 224 × 224). At 30 fps the
+            default holds one second, four hops of 0.25 s.
+        audio_chunk_s: seconds per audio block in the queue. The queue holds enough blocks for
+            the time its frames span plus two hops (``ceil((queue_frames / fps + 2 * hop_s) /
+            audio_chunk_s) + 1``), so audio is not dropped while the frames still fit.
+        when_full: what a full queue does to the newest frame or audio block: ``"drop"`` it
+            (inference never waits; the frames are counted in ``dropped_frames``, the mp4 shows
+            the previous frame longer and plays dropped audio as silence, so its timing holds),
+            or ``"wait"`` for room (backpressure, for offline runs that run every hop anyway
+            and want every frame). None: ``"drop"``; ``run_pipeline`` picks ``"wait"`` for its
+            offline runs.
+        close_timeout_s: how long ``close`` (and waiting for room at stop) gives the recorder
+            thread to write what it accepted before it raises ``TimeoutError``.
         overlay: how the heatmap and labels are drawn.
     """
 
@@ -186,42 +207,113 @@ class RecorderConfig:
     video_codec: str = "libx264"
     crf: int = 23
     preset: str = "veryfast"
-    audio_chunk_s: float = 1.0
+    queue_frames: int = 30
+    audio_chunk_s: float = 0.1
+    when_full: str | None = None
+    close_timeout_s: float = 10.0
     overlay: OverlayConfig = OverlayConfig()
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.fps, (int, float, Fraction)) and 0 < self.fps < 1000):
+            raise ValueError(f"RecorderConfig.fps: expected frames per second in (0, 1000), found {self.fps!r}")
+        if isinstance(self.queue_frames, bool) or not isinstance(self.queue_frames, int) or self.queue_frames < 1:
+            raise ValueError(f"RecorderConfig.queue_frames: expected an int >= 1, found {self.queue_frames!r}")
+        if not (isinstance(self.audio_chunk_s, (int, float)) and self.audio_chunk_s > 0):
+            raise ValueError(f"RecorderConfig.audio_chunk_s: expected seconds > 0, found {self.audio_chunk_s!r}")
+        if self.when_full is not None and self.when_full not in WHEN_FULL:
+            raise ValueError(f"RecorderConfig.when_full: expected one of {WHEN_FULL} or None, found {self.when_full!r}")
+        if not (isinstance(self.close_timeout_s, (int, float)) and self.close_timeout_s > 0):
+            raise ValueError(f"RecorderConfig.close_timeout_s: expected seconds > 0, found {self.close_timeout_s!r}")
+
+
+@dataclass
+class _Take:
+    """The recording in progress, as the inference thread sees it (its alone).
+
+    Attributes:
+        number: 1 for the sink's first recording, 2 for the next, ...
+        t0: stream time of its start, seconds.
+        audio_pos: stream index of the next sample to queue.
+        tick: index of the next video frame (at ``t0 + tick / fps``).
+    """
+
+    number: int
+    t0: float
+    audio_pos: int
+    tick: int = 0
 
 
 class Mp4RecorderSink:
     """Records the camera with the overlay drawn, and the captured audio, while asked to.
 
+    Two threads, one owner each::
+
+        inference thread (write)                          recorder thread ("avlive-recorder")
+          copies the hop's audio and camera frames   ──▶    draws the overlay, encodes
+          into preallocated queue slots                     (owns the PyAV container)
+                       bounded queue: queue_frames frames + audio blocks
+
+    ``write`` only copies: the audio that arrived since the previous hop (from the audio ring)
+    and, at ``config.fps``, frame k = the camera frame nearest ``start + k / fps`` (read with
+    ``FrameRing.nearest(..., take=False)``, so the frame ring's ``overwrites`` still counts the
+    frames the models never took), each into a free slot of the queue with a reference to the
+    hop's result. When no slot is free the newest item is dropped (``config.when_full``),
+    counted in ``dropped_frames`` (video frames, also in the scheduler's counters, the JSON
+    lines and the run summary) and ``dropped_samples`` (audio, which plays as silence); the file
+    keeps its timing (frame k has pts k). At stop (the final hop, ``close``, a
+    ``stop_recording`` called on the inference thread) ``write`` waits for room instead: nothing
+    runs in real time any more, and the final counters are complete. The recorder thread draws
+    the overlay (the hop's heatmap, top labels and active events) onto each frame and encodes
+    it. It draws from the queued ``HopResult`` itself, a hop or more later: results are
+    immutable, and a localizer returns a new heatmap map per call (as
+    ``models.l3.heatmap_from_cells`` does).
+
     ``start_recording(path)`` and ``stop_recording()`` may be called from any thread while the
-    scheduler runs: they leave a request that the inference thread (the writer's one owner)
-    carries out at its next hop. Recording starts at that hop's stream time and covers the
-    capture from there: audio from the audio ring, sample for sample, and video at
-    ``config.fps``, frame k showing the camera frame nearest ``start + k / fps`` (written once
-    the camera has delivered frames that far), overlaid with the newest hop's heatmap, top
-    labels and active events. At stop (or at close) the file is completed up to the last hop's
-    stream time, so audio and video have the same duration, and moved into place atomically
-    (``models.io.media.AvFileWriter``).
+    scheduler runs: they leave a request that the inference thread carries out at its next
+    hop. Recording starts at that hop's stream time and covers the capture from there; frames
+    are queued once the camera has delivered frames that far. At stop (or at close) the file is
+    completed up to the last hop's stream time, so audio and video have the same duration (the
+    last frame is shown until then when the frames there were dropped), and moved into place
+    atomically (``models.io.media.AvFileWriter``) by the recorder thread. ``close`` drains the queue
+    (everything accepted is written), joins the thread within ``config.close_timeout_s`` and
+    raises what failed on the recorder thread unless ``stop_recording`` raised it already. A
+    failed recording never stops inference: the failure is logged and left in ``error``.
 
     The frame ring must keep at least ``hop_s * fps + 1`` frames for every frame to make it into
     the recording; with fewer, nearer frames repeat. Audio the ring overwrote before it was
     copied is written as silence (``dropped_samples``) to keep the timing.
 
     Args:
-        config: format.
+        config: format and queue.
         path: start recording to this file at the first hop.
     """
 
     def __init__(self, config: RecorderConfig = RecorderConfig(), path: str | os.PathLike | None = None) -> None:
         self.config = config
-        self._lock = threading.Lock()
-        self._request: tuple[str, Path | None] | None = ("start", Path(path)) if path is not None else None
-        self._done = threading.Event()
+        self.wait_when_full = config.when_full == "wait"
+        self._lock = threading.Lock()  # guards the request
+        self._seq = 0  # requests made
+        self._request: tuple[str, Path | None, int] | None = None
+        if path is not None:
+            self._seq = 1
+            self._request = ("start", Path(path), 1)
         self._owner: int | None = None
+        self._closed = False
         self._context: SinkContext | None = None
-        self._writer = None
         self._last = None
+        self._take: _Take | None = None
+        self._takes = 0
+        # between the threads, under _cv: the queue, the free slots, what is done or failed
+        self._cv = threading.Condition()
+        self._items: deque = deque()
+        self._free_frames: list[int] = []
+        self._free_audio: list[int] = []
+        self._completed = 0  # the newest request the recorder thread has carried out
+        self._failed = 0  # the newest recording (take number) that failed on the recorder thread
+        self._stalled = False  # a wait for room timed out: the recorder thread is stuck
+        self._thread: threading.Thread | None = None
         self.recordings: list[Path] = []  # finished files, in order
+        self.dropped_frames = 0
         self.dropped_samples = 0
         self.error: BaseException | None = None
 
@@ -236,147 +328,333 @@ class Mp4RecorderSink:
         path = Path(path)
         if not path.parent.is_dir():
             raise FileNotFoundError(f"start_recording: the folder {path.parent} does not exist")
-        with self._lock:
-            self._request = ("start", path)
-            self._done.clear()
+        self._ask("start", path)
 
     def stop_recording(self, timeout: float | None = 10.0) -> Path | None:
         """Finish the recording; returns its path (None when nothing was recording).
 
-        From the inference thread itself (or when the scheduler is not running) the file is
-        finished at once; from another thread this waits up to ``timeout`` seconds for the
-        inference thread to finish it.
+        Waits up to ``timeout`` seconds for the inference thread to reach its next hop (at once
+        when called from the inference thread itself, or when the scheduler is not running) and
+        for the recorder thread to write what was queued and close the file.
 
         Raises:
-            TimeoutError: the inference thread did not get to it in time.
+            TimeoutError: the file was not finished in time.
+            Exception: what made the recording fail on the recorder thread.
         """
         finished_before = len(self.recordings)
-        self.request_stop()
-        if self._owner is None or self._owner == threading.get_ident():
-            self._apply()
-        elif not self._done.wait(timeout):
-            raise TimeoutError(f"stop_recording: the inference thread did not finish the file within {timeout} s")
+        seq = self.request_stop()
+        if self._owner is None or self._closed or self._owner == threading.get_ident():
+            self._apply(wait=True)  # the caller waits for the file anyway: no frame dropped
+        with self._cv:
+            if not self._cv.wait_for(lambda: self._completed >= seq, timeout):
+                raise TimeoutError(f"stop_recording: the recording was not finished within {timeout} s")
         if self.error is not None:
             error, self.error = self.error, None
             raise error
         return self.recordings[-1] if len(self.recordings) > finished_before else None
 
-    def request_stop(self) -> None:
+    def request_stop(self) -> int:
         """Ask the inference thread to finish the recording at its next hop, and return at once
         (for a GUI thread that must not wait): the file then appears in ``recordings``, or a
-        failure in ``error``."""
+        failure in ``error``. Returns the request's number."""
+        return self._ask("stop", None)
+
+    def _ask(self, kind: str, path: Path | None) -> int:
         with self._lock:
-            self._request = ("stop", None)
-            self._done.clear()
+            self._seq += 1
+            self._request = (kind, path, self._seq)
+            return self._seq
 
     @property
     def recording(self) -> bool:
-        return self._writer is not None
+        """A recording was started and has not been stopped or failed."""
+        take = self._take
+        return take is not None and take.number > self._failed
 
     # -- sink calls (inference thread)
 
     def open(self, context: SinkContext) -> None:
+        """Allocate the queue and start the recorder thread."""
         self._owner = threading.get_ident()
         self._context = context
+        cfg = self.config
         fr = context.frame_ring
-        self._audio = np.zeros(max(1, int(self.config.audio_chunk_s * context.sample_rate)), np.float32)
+        self._fps = Fraction(cfg.fps).limit_denominator(1001)
+        block = max(1, int(round(cfg.audio_chunk_s * context.sample_rate)))
+        blocks = math.ceil((cfg.queue_frames / float(self._fps) + 2 * context.hop_s) / cfg.audio_chunk_s) + 1
+        self._audio = np.zeros((blocks, block), np.float32)  # (blocks, samples): queued audio
+        self._free_audio = list(range(blocks))
+        self._frames = None
         if fr is not None:
             h, w = int(fr.height), int(fr.width)
-            self._overlay = Overlay(h, w, self.config.overlay)
-            self._camera = np.zeros((h, w, 3), np.uint8)  # nearest camera frame, reused
-            self._drawn = np.zeros((h, w, 3), np.uint8)  # what is encoded, reused
-            self._probe = np.zeros((h, w, 3), np.uint8)  # latest(), for the newest frame's time
+            self._frames = np.zeros((cfg.queue_frames, h, w, 3), np.uint8)  # (queue_frames, H, W, 3): queued frames
+            self._free_frames = list(range(cfg.queue_frames))
+        self._thread = threading.Thread(target=self._run, name="avlive-recorder", daemon=True)
+        self._thread.start()
 
     def write(self, result) -> None:
         self._last = result
-        self._apply()
-        if self._writer is not None:
-            self._append(self._writer, result, flush=False)
+        wait = self.wait_when_full or result.final  # at stop nothing is dropped: there is time
+        self._apply(wait)
+        take = self._take
+        if take is not None and take.number <= self._failed:
+            self._take = None  # failed on the recorder thread (see error): queue nothing more for it
+        elif take is not None:
+            self._queue(take, result, flush=False, wait=wait)
 
     def close(self) -> None:
+        """Finish the recording, let the recorder thread write everything queued, join it.
+
+        Raises:
+            TimeoutError: the recorder thread did not finish within ``config.close_timeout_s``.
+            Exception: what failed on the recorder thread (not yet raised by ``stop_recording``).
+        """
+        self._closed = True
         try:
-            if self._writer is not None:
-                self._finish()
+            with self._lock:
+                request, self._request = self._request, None
+            if self._take is not None:
+                self._end_take(wait=True)
+            if request is not None:
+                self._put(("done", request[2]))
         finally:
-            self._done.set()
+            thread = self._thread
+            if thread is not None:
+                self._put(("quit",))
+                thread.join(self.config.close_timeout_s)
+            with self._cv:
+                self._completed = self._seq  # nobody waits past the end
+                self._cv.notify_all()
+        if thread is not None and thread.is_alive():
+            raise TimeoutError(f"Mp4RecorderSink.close: the recorder thread is still writing after "
+                               f"{self.config.close_timeout_s} s ({len(self._items)} items queued)")
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
 
     # -- internals (inference thread)
 
-    def _apply(self) -> None:
+    def _apply(self, wait: bool) -> None:
         with self._lock:
-            request, self._request = self._request, None
-        if request is None:
+            request = self._request
+            if request is None or (request[0] == "start" and self._last is None):
+                return  # nothing asked, or a start before the first hop: kept for it
+            self._request = None
+        kind, path, seq = request
+        if self._take is not None:
+            self._end_take(wait)
+        if kind == "start":
+            self._takes += 1
+            r = self._last
+            self._take = _Take(self._takes, float(r.stream_time), int(r.end_index))
+            self._put(("begin", self._takes, path, self._take.t0, self._take.audio_pos))
+        self._put(("done", seq))
+
+    def _end_take(self, wait: bool) -> None:
+        take, self._take = self._take, None
+        if take.number <= self._failed:
             return
-        try:
-            if self._writer is not None:
-                self._finish()
-            if request[0] == "start" and self._last is not None:
-                self._begin(request[1], self._last)
-            elif request[0] == "start":  # no hop yet: keep the request for the first one
-                with self._lock:
-                    self._request = self._request or request
-        except Exception as e:  # a failed recording must not stop inference: hand it to the caller
-            logger.error("recorder: %s: %s", type(e).__name__, e)
-            self.error = e
-            self._writer = None
-        finally:
-            if request[0] == "stop":
-                self._done.set()
+        if self._last is not None:
+            self._queue(take, self._last, flush=True, wait=wait)  # up to the last hop's stream time
+        self._put(("finish", take.number, take.tick, take.audio_pos))
 
-    def _begin(self, path: Path, result) -> None:
-        from models.io.media import AvFileWriter
-
+    def _queue(self, take: _Take, result, flush: bool, wait: bool) -> None:
+        """Copy the audio up to this hop's newest sample and the frames up to its stream time
+        (unless finishing, no further than the camera got) into the queue."""
         ctx = self._context
+        ring = ctx.audio_ring
+        size = self._audio.shape[1]
+        while take.audio_pos < result.end_index:
+            n = min(result.end_index - take.audio_pos, size)
+            block = self._reserve(self._free_audio, wait)
+            if block is not None and not ring.read(take.audio_pos + n, n, self._audio[block, :n]):
+                self._release(self._free_audio, block)  # overwritten in the ring already
+                block = None
+            if block is None:
+                self.dropped_samples += n  # the recorder thread writes silence in its place
+            else:
+                self._put(("audio", take.number, block, n, take.audio_pos))
+            take.audio_pos += n
         fr = ctx.frame_ring
-        fps = Fraction(self.config.fps).limit_denominator(1001)
-        video = dict(fps=fps, width=int(fr.width), height=int(fr.height)) if fr is not None else dict(fps=None)
-        self._writer = AvFileWriter(path, sample_rate=ctx.sample_rate, video_codec=self.config.video_codec,
-                                    crf=self.config.crf, preset=self.config.preset, **video)
-        self._fps = fps
-        self._t0 = result.stream_time
-        self._audio_pos = result.end_index
-        self._tick = 0
-
-    def _append(self, writer, result, flush: bool) -> None:
-        ctx = self._context
-        # audio, exactly up to this hop's newest sample
-        while self._audio_pos < result.end_index:
-            n = min(result.end_index - self._audio_pos, self._audio.size)
-            part = self._audio[:n]
-            if not ctx.audio_ring.read(self._audio_pos + n, n, part):
-                part[:] = 0.0
-                self.dropped_samples += n
-            writer.write_audio(part)
-            self._audio_pos += n
-        if ctx.frame_ring is None:
+        if fr is None:
             return
-        # video ticks up to this hop's stream time, and (unless finishing) no further than the camera got
-        limit = result.stream_time
+        limit = float(result.stream_time)
         if not flush:
-            newest = ctx.frame_ring.latest(self._probe)
-            limit = min(limit, -np.inf if newest is None else float(newest[0]) + 0.5 / float(self._fps))
+            newest = fr.newest()
+            limit = min(limit, -math.inf if newest is None else newest[0] + 0.5 / float(self._fps))
         while True:
-            t = self._t0 + self._tick / self._fps
-            if float(t) >= limit - 1e-9:
+            t = take.t0 + take.tick / float(self._fps)
+            if t >= limit - 1e-9:
                 break
-            if ctx.frame_ring.nearest(float(t), self._camera) is None:
-                self._camera[...] = 0
-            self._overlay.draw(self._camera, result.heatmap, result.top, result.active, out=self._drawn,
-                               stream_time=float(t))
-            writer.write_frame(self._drawn)
-            self._tick += 1
+            slot = self._reserve(self._free_frames, wait)
+            if slot is None:
+                self.dropped_frames += 1
+            else:
+                if fr.nearest(t, self._frames[slot], take=False) is None:
+                    self._frames[slot] = 0
+                self._put(("frame", take.number, slot, take.tick, t, result))
+            take.tick += 1
 
-    def _finish(self) -> None:
-        writer, self._writer = self._writer, None
+    def _reserve(self, free: list[int], wait: bool) -> int | None:
+        """A free slot, or None when the queue is full (after waiting for room, with ``wait``)."""
+        with self._cv:
+            if not free and wait and not self._stalled and self._thread is not None and self._thread.is_alive():
+                if not self._cv.wait_for(lambda: bool(free), self.config.close_timeout_s):
+                    self._stalled = True
+                    logger.error("recorder: no room in the queue for %s s; dropping from now on",
+                                 self.config.close_timeout_s)
+            return free.pop() if free else None
+
+    def _release(self, free: list[int], slot: int) -> None:
+        with self._cv:
+            free.append(slot)
+            self._cv.notify_all()
+
+    def _put(self, item: tuple) -> None:
+        with self._cv:
+            if self._thread is None or not self._thread.is_alive():
+                self._drop(item)  # not opened (or closed): nothing to write, only requests to answer
+                return
+            self._items.append(item)
+            self._cv.notify_all()
+
+    def _drop(self, item: tuple) -> None:
+        """Forget an item, freeing its slot (caller holds ``_cv``)."""
+        if item[0] == "frame":
+            self._free_frames.append(item[2])
+        elif item[0] == "audio":
+            self._free_audio.append(item[2])
+        elif item[0] == "done":
+            self._completed = max(self._completed, item[1])
+        self._cv.notify_all()
+
+    # -- the recorder thread: owns the writer, the overlay and what it draws
+
+    def _run(self) -> None:
+        w = _Writing()
         try:
-            if self._last is not None:
-                self._append(writer, self._last, flush=True)  # up to the last hop's stream time
-            path = writer.close()
-        except BaseException:
-            writer.abort()
-            raise
-        self.recordings.append(path)
-        logger.info("recorder: wrote %s", path)
+            fr = self._context.frame_ring
+            if fr is not None:
+                w.overlay = Overlay(int(fr.height), int(fr.width), self.config.overlay)
+                w.drawn = np.zeros((int(fr.height), int(fr.width), 3), np.uint8)  # (H, W, 3): what is encoded
+            w.silence = np.zeros(self._audio.shape[1], np.float32)  # (block,): written where audio was dropped
+            self._loop(w)
+        except BaseException as e:  # the thread itself failed: nothing more is written; close() raises it
+            logger.error("recorder thread failed: %s: %s", type(e).__name__, e)
+            with self._cv:
+                self.error = self.error or e
+        finally:
+            if w.writer is not None:  # a recording without its finish (close always sends one)
+                w.writer.abort()
+
+    def _loop(self, w: "_Writing") -> None:
+        while True:
+            with self._cv:
+                self._cv.wait_for(lambda: bool(self._items))
+                item = self._items.popleft()
+            kind = item[0]
+            if kind == "quit":
+                break
+            w.slot_freed = False
+            try:
+                if kind != "done":
+                    self._handle(item, w)
+            except Exception as e:  # a failed recording must not stop inference: hand it to the caller
+                logger.error("recorder: %s: %s", type(e).__name__, e)
+                writer, w.writer = w.writer, None
+                if writer is not None:
+                    writer.abort()
+                with self._cv:
+                    self.error = e
+                    self._failed = max(self._failed, item[1])
+            finally:
+                if not w.slot_freed:
+                    with self._cv:
+                        self._drop(item)  # a slot free again, or a request carried out
+
+    def _handle(self, item: tuple, w: "_Writing") -> None:
+        kind, number = item[0], item[1]
+        fps = float(self._fps)
+        if kind == "begin":
+            from models.io.media import AvFileWriter
+
+            if w.writer is not None:
+                w.writer.abort()
+                w.writer = None
+            _, _, path, _, audio_start = item
+            ctx = self._context
+            fr = ctx.frame_ring
+            video = dict(fps=None)
+            if fr is not None:
+                video = dict(fps=self._fps, width=int(fr.width), height=int(fr.height))
+            w.writer = AvFileWriter(path, sample_rate=ctx.sample_rate, video_codec=self.config.video_codec,
+                                    crf=self.config.crf, preset=self.config.preset, **video)
+            w.number, w.audio_at, w.last_tick = number, audio_start, -1
+            if w.drawn is not None:
+                w.drawn[...] = 0
+            return
+        writer = w.writer
+        if writer is None or number != w.number:
+            return  # the recording failed (or never began): its items are let go
+        if kind == "audio":
+            _, _, block, n, start = item
+            self._silence_until(w, start)
+            writer.write_audio(self._audio[block, :n])  # (copied into the encoder's buffer)
+            w.audio_at = start + n
+        elif kind == "frame":
+            _, _, slot, tick, t, result = item
+            w.overlay.draw(self._frames[slot], result.heatmap, result.top, result.active, out=w.drawn, stream_time=t)
+            with self._cv:  # drawn: the slot is free again before the slower encoding
+                self._drop(item)
+            w.slot_freed = True
+            writer.write_frame(w.drawn, t=tick / fps)  # pts = tick: dropped frames leave gaps, not shifts
+            w.last_tick = tick
+        elif kind == "finish":
+            _, _, end_tick, end_audio = item
+            self._silence_until(w, end_audio)
+            if w.drawn is not None and w.last_tick < end_tick - 1:
+                # the last frames were dropped: show the last one drawn until the end, as long as the audio
+                writer.write_frame(w.drawn, t=(end_tick - 1) / fps)
+            w.writer = None
+            try:
+                path = writer.close()
+            except BaseException:
+                writer.abort()
+                raise
+            self.recordings.append(path)
+            logger.info("recorder: wrote %s", path)
+
+    @staticmethod
+    def _silence_until(w: "_Writing", end: int) -> None:
+        """Silence for the audio dropped before stream index ``end``, so the timing holds."""
+        while w.audio_at < end:
+            n = min(end - w.audio_at, w.silence.size)
+            w.writer.write_audio(w.silence[:n])
+            w.audio_at += n
+
+
+@dataclass
+class _Writing:
+    """The recorder thread's state (its alone).
+
+    Attributes:
+        writer: the open ``AvFileWriter``, or None.
+        number: the take it writes.
+        audio_at: stream index of the next sample it writes.
+        last_tick: the newest video frame written (-1: none yet).
+        slot_freed: the current item's queue slot was freed already.
+        overlay, drawn: the ``Overlay`` and its (H, W, 3) uint8 output (None without video).
+        silence: (block,) float32 zeros.
+    """
+
+    writer: Any = None
+    number: int = 0
+    audio_at: int = 0
+    last_tick: int = -1
+    slot_freed: bool = False
+    overlay: Overlay | None = None
+    drawn: np.ndarray | None = None
+    silence: np.ndarray | None = None
 
 
 # ------------------------------------------------------------------------------ summary
@@ -393,6 +671,7 @@ class RunSummary:
         events: events that ended (including those closed at stop).
         events_by_label: label → count.
         latency_ms: stage → {"mean", "p95", "max", "n"} over the hops where the stage ran.
+        recorder_dropped_frames: video frames the mp4 recorder dropped (its queue was full).
     """
 
     source: str
@@ -406,6 +685,7 @@ class RunSummary:
     events: int
     events_by_label: dict[str, int]
     latency_ms: dict[str, dict[str, float]]
+    recorder_dropped_frames: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -414,7 +694,8 @@ class RunSummary:
         """A few human-readable lines."""
         lines = [f"{self.source}: {self.stream_seconds:.1f} s, {self.hops} hops, {self.skips} skipped, "
                  f"{self.events} events, late reads {self.late_reads}, frame overwrites {self.frame_overwrites}, "
-                 f"missing frames {self.missing_frames}, resyncs {self.resyncs}"]
+                 f"missing frames {self.missing_frames}, resyncs {self.resyncs}, "
+                 f"recorder dropped frames {self.recorder_dropped_frames}"]
         for stage, s in self.latency_ms.items():
             lines.append(f"  {stage:<24} mean {s['mean']:8.2f} ms   p95 {s['p95']:8.2f} ms   max {s['max']:8.2f} ms")
         return "\n".join(lines)
@@ -460,7 +741,7 @@ class SummarySink:
             hops=c.hops if c else 0, skips=c.skips if c else 0, late_reads=c.late_reads if c else 0,
             frame_overwrites=c.frame_overwrites if c else 0, missing_frames=c.missing_frames if c else 0,
             resyncs=c.resyncs if c else 0, events=sum(self._events.values()), events_by_label=dict(self._events),
-            latency_ms=latency)
+            latency_ms=latency, recorder_dropped_frames=c.recorder_dropped_frames if c else 0)
         if self.stream is not None:
             print(self.summary.format(), file=self.stream, flush=True)
         if self.path is not None:

@@ -194,6 +194,28 @@ def test_frame_ring_nearest_finds_the_closest_held_frame():
     assert ring.nearest(5.0, out)[1] == 11
 
 
+def test_frame_ring_watchers_leave_the_overwrite_count_to_the_consumer():
+    """Reads with take=False (a display, the recorder) and newest() copy or look without marking
+    frames read: the overwrites count what the consumer never took, watched or not."""
+    watched, alone = FrameRing(4, 8, 12), FrameRing(4, 8, 12)
+    out = np.empty((8, 12, 3), np.uint8)
+    assert watched.newest() is None
+    for k in range(12):
+        for ring in (watched, alone):
+            ring.write(_frame(k), k / 30)
+        assert watched.newest() == (k / 30, k)
+        assert watched.nearest(k / 30, out, take=False) == (k / 30, k) and (out == k).all()
+        assert watched.latest(out, take=False) == (k / 30, k)
+        if k == 5:
+            for ring in (watched, alone):  # the consumer takes frame 4
+                assert ring.nearest(4 / 30, out) == (4 / 30, 4)
+    assert watched.overwrites == alone.overwrites == 7  # frames 0..7 left the ring, frame 4 was taken
+    watched.nearest(10 / 30, out)  # a consuming read marks it: its overwrite is not counted
+    for k in range(12, 16):
+        watched.write(_frame(k), k / 30)
+    assert watched.overwrites == 7 + 3
+
+
 def test_frame_ring_rejects_a_frame_of_another_size():
     ring = FrameRing(3, 8, 12)
     with pytest.raises(ValueError, match=r"size=\(12, 8\)"):

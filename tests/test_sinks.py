@@ -4,9 +4,11 @@ from __future__ import annotations
 import copy
 import io
 import json
+import math
 import threading
 import time
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -20,7 +22,9 @@ from models.world import Scene, get_preset
 from models.world.evalsets import reference_events, source_name
 from models.world.sounds import CLASS_NAMES
 from realtime import schema
+from realtime.models import LiveModel, LiveModels, ModelSource
 from realtime.overlay import Overlay, OverlayConfig
+from realtime.pipeline import PipelineConfig, frame_slots, run_pipeline
 from realtime.rings import AudioRing, FrameRing
 from realtime.rolling import HysteresisConfig
 from realtime.scheduler import ModelSlot, Scheduler, SchedulerConfig
@@ -116,6 +120,15 @@ def test_json_lines_validate_and_the_events_tsv_scores_against_the_reference(tmp
 
 
 def good_record() -> dict:
+    """A record of the current schema, 1.1."""
+    obj = good_record_1_0()
+    obj["schema_minor"] = 1
+    obj["counters"]["recorder_dropped_frames"] = 2
+    return obj
+
+
+def good_record_1_0() -> dict:
+    """A record as avlive wrote it before schema 1.1 (no ``schema_minor``, no recorder counter)."""
     return {"schema_version": 1, "source": "mic", "hop": 3, "stream_time": 0.3, "final": False,
             "top": [{"label": "bell", "score": 0.9, "model": "labeler"}],
             "active": [{"label": "bell", "onset": 0.1, "score": 0.9}],
@@ -165,6 +178,32 @@ def test_missing_and_unknown_fields_are_named():
     with pytest.raises(schema.SchemaError, match="counters.resyncs"):
         schema.validate(obj)
     assert set(schema.FIELDS) == set(good_record())
+
+
+def test_schema_1_1_reads_1_0_records_and_a_1_0_reader_keeps_working_on_1_1():
+    schema.validate(good_record_1_0())  # what earlier versions wrote still validates
+    old = good_record_1_0()
+    old["counters"]["recorder_dropped_frames"] = 0  # a 1.0 record has no such counter
+    with pytest.raises(schema.SchemaError, match=r"counters.recorder_dropped_frames': expected no such field "
+                                                 r"\(schema version 1.0"):
+        schema.validate(old)
+    new = good_record()
+    del new["counters"]["recorder_dropped_frames"]  # 1.1 promises it
+    with pytest.raises(schema.SchemaError, match="counters.recorder_dropped_frames"):
+        schema.validate(new)
+    bad = good_record()
+    bad["schema_minor"] = 0
+    with pytest.raises(schema.SchemaError, match="schema_minor"):
+        schema.validate(bad)
+    # a newer 1.y record validates with the fields this reader does not know
+    newer = good_record()
+    newer["schema_minor"] = schema.SCHEMA_MINOR + 1
+    newer["colour"] = "red"
+    newer["counters"]["encoder_restarts"] = 0
+    schema.validate(newer)
+    # what a 1.0 reader reads of a 1.1 record is the same as before: every 1.0 field, same meaning
+    assert set(good_record_1_0()) <= set(good_record())
+    assert set(good_record_1_0()["counters"]) <= set(good_record()["counters"])
 
 
 def tone(n: int, start: int = 0) -> np.ndarray:
@@ -312,3 +351,117 @@ def test_overlay_draws_labels_in_place():
     out = Overlay(224, 224).draw(frame, None, [LabelScore("bell", 0.8, "m")], [ActiveEvent("bell", 1.0, 0.8)],
                                  out=frame, stream_time=2.5)
     assert out is frame and frame[:40, :120].any() and not frame[120:].any()
+
+
+# ------------------------------------------------------------------------------ the recorder in the pipeline
+
+
+def flat_models(tmp_path) -> LiveModels:
+    """One numpy labeler that takes no frames: the models leave every camera frame unread."""
+    labeler = FunctionLabeler(WindowSpec(0.5, SR), CLASS_NAMES,
+                              lambda batch: np.full((1, len(CLASS_NAMES)), 0.1, np.float32))
+    return LiveModels([LiveModel("flat", "labeler", labeler, ModelSource(tmp_path, "onnx", "labeler"), "numpy",
+                                 HysteresisConfig())], None)
+
+
+def run_synthetic(tmp_path, seconds: float, **options):
+    models = flat_models(tmp_path)
+    options = {"jsonl": None, "summary": None, "realtime": False, **options}
+    outcome = run_pipeline(PipelineConfig(source=f"synthetic:{SEED}", duration=seconds, **options), models, log=None)
+    return outcome, models
+
+
+def read_back(path):
+    """(video frames, their pts in 1/fps units, video seconds up to the last frame's end, audio seconds)."""
+    with av.open(str(path)) as c:
+        frames, pts = [], []
+        for f in c.decode(video=0):
+            frames.append(f.to_ndarray(format="rgb24"))
+            pts.append(int(round(f.pts * f.time_base * FPS)))
+        video_s = (pts[-1] + 1) / FPS if pts else 0.0
+    with av.open(str(path)) as c:
+        audio_s = sum(f.samples for f in c.decode(audio=0)) / c.streams.audio[0].rate
+    return frames, pts, video_s, audio_s
+
+
+HOP = 0.25  # the pipeline's default hop: recording starts at the first hop
+AAC_FRAME = 1024  # samples per AAC frame
+
+
+def test_recording_a_pipeline_run_leaves_frame_overwrites_to_the_models(tmp_path):
+    seconds = 3.0
+    plain, models = run_synthetic(tmp_path, seconds)
+    recorded, _ = run_synthetic(tmp_path, seconds, record=str(tmp_path / "run.mp4"))
+    # The labeler takes no frame, so every frame that left the frame ring went unused. The recorder
+    # reads them all, without taking them: the count must stay what the models alone make it.
+    # (Before, its reads marked the frames it recorded as taken: 17 of the 65 were counted.)
+    unused = int(seconds * FPS) - frame_slots(models, HOP, FPS)
+    assert plain.summary.frame_overwrites == unused > 0
+    assert recorded.summary.frame_overwrites == unused
+    assert recorded.summary.recorder_dropped_frames == 0  # offline: the recorder waits for its thread
+    assert recorded.recordings == (tmp_path / "run.mp4",)
+    frames, pts, video_s, audio_s = read_back(tmp_path / "run.mp4")
+    ticks = math.ceil((seconds - HOP) * FPS)  # frames at 0.25 + k / 30 < 3.0 s
+    assert len(frames) == ticks and pts == list(range(ticks))
+    assert video_s == pytest.approx(seconds - HOP, abs=1 / FPS)
+    assert 0 <= audio_s - (seconds - HOP) < AAC_FRAME / SR  # the last AAC frame is padded whole
+    assert frames[-1].std() > 10  # the world's picture, not black
+
+
+def test_a_recorder_that_falls_behind_drops_frames_and_the_summary_and_json_say_how_many(tmp_path):
+    seconds = 3.0
+    text = io.StringIO()
+    # a queue of one frame, dropping when full, in an offline run that queues a hop's 7-8 frames at once:
+    # the recorder thread cannot draw a frame (freeing its slot) in the time the next one is copied
+    outcome, _ = run_synthetic(tmp_path, seconds, record=str(tmp_path / "run.mp4"), jsonl=str(tmp_path / "hops.jsonl"),
+                               summary=text, recorder=RecorderConfig(queue_frames=1, when_full="drop"))
+    dropped = outcome.summary.recorder_dropped_frames
+    ticks = math.ceil((seconds - HOP) * FPS)
+    assert 0 < dropped < ticks
+    records = [json.loads(line) for line in (tmp_path / "hops.jsonl").read_text().splitlines()]
+    for r in records:
+        schema.validate(r)
+    counts = [r["counters"]["recorder_dropped_frames"] for r in records]
+    assert counts == sorted(counts) and counts[-1] == dropped and records[-1]["final"]
+    assert f"recorder dropped frames {dropped}" in text.getvalue()
+    assert json.loads(json.dumps(outcome.summary.to_dict()))["recorder_dropped_frames"] == dropped
+    # the file is whole: every accepted frame at its own time (gaps where frames were dropped), the last
+    # one held to the end when the end was dropped, and all the audio
+    frames, pts, video_s, audio_s = read_back(tmp_path / "run.mp4")
+    held = len(frames) + dropped - ticks
+    assert held in (0, 1) and pts == sorted(set(pts)) and pts[-1] == ticks - 1
+    assert video_s == pytest.approx(seconds - HOP, abs=1 / FPS)
+    assert 0 <= audio_s - (seconds - HOP) < AAC_FRAME / SR  # the last AAC frame is padded whole
+
+
+def test_a_slow_encoder_in_a_live_run_drops_frames_and_never_holds_up_inference(tmp_path):
+    seconds = 2.0
+    # x264 "veryslow" took 134 ms per 224 x 224 frame on the 2-core machine here, 4x the 33 ms between frames
+    outcome, _ = run_synthetic(tmp_path, seconds, realtime=True, record=str(tmp_path / "live.mp4"),
+                               recorder=RecorderConfig(preset="veryslow", queue_frames=4))
+    s = outcome.summary
+    assert s.recorder_dropped_frames > 0
+    assert s.hops + s.skips >= seconds / HOP - 1  # the hops went on (live: a late one may be skipped)
+    frames, pts, video_s, audio_s = read_back(tmp_path / "live.mp4")
+    assert 0 < len(frames) and pts == sorted(set(pts))
+    # same duration T: the video ends at the first frame time at or past T, the audio pads its last AAC frame
+    assert abs(video_s - audio_s) < max(1 / FPS, AAC_FRAME / SR)
+
+
+def test_a_failure_on_the_recorder_thread_is_raised_at_stop(tmp_path):
+    hop, size = 0.1, 32
+    audio_ring, frame_ring = AudioRing(3 * SR, SR), FrameRing(16, size, size)
+    labeler = FunctionLabeler(WindowSpec(0.2, SR), ("a",), lambda b: np.array([[0.9]], np.float32))
+    recorder = Mp4RecorderSink(RecorderConfig(video_codec="no-such-encoder"), path=tmp_path / "x.mp4")
+    scheduler = Scheduler(audio_ring, frame_ring, [ModelSlot("labeler", labeler)],
+                          [recorder, JsonLinesSink(tmp_path / "hops.jsonl")], SchedulerConfig(hop_s=hop))
+    for step in range(6):  # inference goes on while the recording fails on its own thread
+        audio_ring.write(tone(int(hop * SR), audio_ring.total_written))
+        while frame_ring.frames_written / FPS < audio_ring.total_written / SR:
+            frame_ring.write(grey_frame(frame_ring.frames_written, size), frame_ring.frames_written / FPS)
+        scheduler.step()
+    with pytest.raises(ValueError, match="no-such-encoder"):
+        scheduler.stop()
+    assert len((tmp_path / "hops.jsonl").read_text().splitlines()) == 6 + 1  # the other sinks closed
+    assert not list(tmp_path.glob("*.mp4")) and not list(tmp_path.glob(".x.*"))  # no file, no temporary
+    assert not recorder.recording and recorder.recordings == []
