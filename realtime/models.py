@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 
 from models.core.metadata import MetadataMismatch, ModelMetadata, sidecar_path
 from models.families import MODEL_FILES, exportable, live_adapter, model_file_for
@@ -332,9 +331,12 @@ def _open_runner(src: ModelSource, backend: str, device: str, threads: int):
             target = src.path if src.kind == "onnx" else "MODEL.onnx (python -m models.export first)"
             raise ModelError(f"{src.path}: --backend tensorrt runs an engine; build one: "
                              f"python -m engines.build_engine {target} --fp16")
+        from engines.tensorrt_runner import require_tensorrt
+
         try:
+            require_tensorrt()  # before the engine is read: without TensorRT nothing else matters
             runner = open_runner("tensorrt", engine, device="cuda", metadata=None)
-        except RuntimeError as e:  # TensorRT or CUDA missing: one line, no traceback
+        except (RuntimeError, ValueError) as e:  # TensorRT or CUDA missing, a mismatched sidecar: one line
             raise ModelError(f"--backend tensorrt: {str(e).splitlines()[0]}") from None
         return runner, _load_sidecar(sidecar_path(engine), f"TensorRT engine {engine}")
     # torch

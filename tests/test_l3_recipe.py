@@ -14,8 +14,10 @@ from models.l3.evaluation import (ACTIVE_OVERLAP, LOC_MIN_OVERLAP, HopTruth, L3E
                             format_report, hop_truth, is_localization_hop, is_offscreen_hop, is_onscreen_hop,
                             pair_truth, scan_hops, select_localization_hops, select_offscreen_hops,
                             separating_threshold, wilson_lower_bound, write_threshold)
-from models.l3.recipe import (KIND_OTHER_SOURCE, contrastive_loss, pair_logits, KIND_POSITIVE, KIND_SAME_SOURCE, AVCPairs, EnergyFloor,
-                              FrameAugment, L3Recipe, L3TrainConfig, augment_frame, world_sources)
+from models.l3.loss import contrastive_loss, pair_logits
+from models.l3.pairs import KIND_OTHER_SOURCE, KIND_POSITIVE, KIND_SAME_SOURCE, AVCPairs, FrameAugment, augment_frame
+from models.l3.recipe import L3Recipe, L3TrainConfig
+from models.l3.sources import EnergyFloor, world_sources
 from realtime.models import inspect_model, open_model
 from models.world import TINY, FrameObject, split_seed
 
@@ -383,7 +385,8 @@ def test_eval_cli(l3_run, tmp_path, capsys):
 
 @pytest.mark.parametrize("fusion", ["concat", "avol"])
 def test_pair_logits_diagonal_is_the_avc_decision(fusion):
-    from models.l3.recipe import l3_config_for, pair_logits
+    from models.l3.loss import pair_logits
+    from models.l3.recipe import l3_config_for
 
     torch.manual_seed(0)
     model = L3Net(l3_config_for("tiny", fusion)).eval()

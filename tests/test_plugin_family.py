@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = REPO / "tests" / "data" / "plugin_family" / "toy_family.py"

@@ -16,7 +16,6 @@ from models.datasets.formats.epic_sounds import read_epic_sounds
 from models.datasets.formats.vggsound import read_vggsound_stat
 from models.core.live import Labeler
 from realtime.models import inspect_model, open_model
-from models.slowfast.network import SlowFast
 from models.slowfast.pyth import (CheckpointMismatch, UnsafeCheckpointError, build_model, infer_variant,
                                         labels_for, load_labels, load_state, read_pyth, save_pyth)
 

@@ -15,7 +15,10 @@ from torch import nn
 from models.datasets.from_world import WORLD_NOUNS, WORLD_VERBS, write_epic_world, write_vggsound_world
 from models.slowfast.network import EPIC_CLIP, VGGSOUND_CLIP, SlowFast, SlowFastConfig
 from models.slowfast.pyth import CheckpointMismatch, save_pyth
-from models.slowfast.recipes import UNFROZEN_BN, Epic100Recipe, EpicSoundsRecipe, VggSoundRecipe, clip_start
+from models.slowfast.clips import clip_start
+from models.slowfast.epic import Epic100Recipe, EpicSoundsRecipe
+from models.slowfast.recipes import UNFROZEN_BN
+from models.slowfast.vggsound import VggSoundRecipe
 from models.audio.specaugment import SpecAugmentConfig, spec_augment, time_warp
 from models.core.checkpoint import load_checkpoint
 from models.core.train_config import apply_overrides

@@ -53,7 +53,8 @@ import numpy as np
 import torch
 
 from models.l3.network import SAMPLE_RATE, L3Net, heatmap_from_cells, preprocess_frames, save_checkpoint
-from models.l3.recipe import KIND_SAME_SOURCE, AVCPairs, EnergyFloor, WorldSource, world_sources
+from models.l3.pairs import KIND_SAME_SOURCE, AVCPairs
+from models.l3.sources import EnergyFloor, WorldSource, world_sources
 from models.evaluation.metrics import ciou, ciou_at, ciou_auc, roc_auc_per_class
 from models.world import BENCH, FrameObject, Scene, WorldConfig, WorldEvent, split_seed
 

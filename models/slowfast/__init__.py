@@ -7,14 +7,19 @@ module            job
 ``network``       the network (reference state-dict keys), its variants and clip specs
 ``pyth``          reading and writing the reference's ``.pyth`` files, label files
 ``released``      ``.pyth`` files as a model file avlive opens directly (live, export)
-``recipes``       the VGG-Sound, EPIC-KITCHENS-100 and EPIC-SOUNDS recipes
+``configs``       the recipes' settings (the reference's hyper-parameters as defaults)
+``clips``         clip starts, log-mel and the clip datasets of the recipes
+``recipes``       what the VGG-Sound and EPIC recipes share (waveform wrapper, BN freezing, LR)
+``vggsound``      the ``slowfast-vggsound`` recipe
+``epic``          the ``slowfast-epic100`` and ``slowfast-epicsounds`` recipes
 ``lite``          ``slowfast-lite``: the multi-label labeler of the synthetic world
 ================  ==========================================================================
 """
 from models.core.family import Family
 from models.slowfast.lite import SlowFastLiteRecipe
 from models.slowfast.network import NETWORK_ENTRIES
-from models.slowfast.recipes import Epic100Recipe, EpicSoundsRecipe, VggSoundRecipe
+from models.slowfast.epic import Epic100Recipe, EpicSoundsRecipe
+from models.slowfast.vggsound import VggSoundRecipe
 from models.slowfast.released import PYTH_FILE
 
 FAMILY = Family(

@@ -39,7 +39,7 @@ from models.slowfast.network import STAGE_DEPTHS, SlowFast, SlowFastConfig, clip
 __all__ = [
     "CheckpointMismatch", "UnsafeCheckpointError", "SlowFastVariant", "PythCheckpoint", "LoadReport",
     "LABEL_SETS", "DATASET_CLASSES", "load_labels", "labels_for", "infer_variant", "strip_ddp_prefix",
-    "read_pyth", "load_state", "build_model", "reference_cfg", "save_pyth", "slowfast_pyth_labeler",
+    "read_pyth", "load_state", "build_model", "reference_cfg", "save_pyth",
 ]
 
 _LABEL_DIR = Path(__file__).resolve().parent / "labels"
