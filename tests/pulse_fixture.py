@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import PORTAUDIO, PULSEAUDIO, require_system
+
 SINK_RATE = 48000
 
 
@@ -67,14 +69,11 @@ def write_wav_int16(path: str | os.PathLike[str], x: np.ndarray, rate: int) -> n
 def pulse_mic():
     """Start a private PulseAudio daemon with a virtual mic; stop it afterwards.
 
-    Skips (with the reason) only when the ``pulseaudio`` binary is missing.
+    Needs pulseaudio, pulseaudio-utils (pactl, paplay) and libportaudio2: skips without them,
+    naming the apt-get line, and fails under CI=true (conftest.require_system).
     """
+    require_system(PULSEAUDIO, PORTAUDIO)
     exe = shutil.which("pulseaudio")
-    if exe is None:
-        pytest.skip("the pulseaudio binary is missing (apt-get install pulseaudio pulseaudio-utils libportaudio2; CI's .ci/run installs them)")
-    for tool in ("pactl", "paplay"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"pulseaudio is installed but {tool} is not: apt-get install pulseaudio-utils")
     # A short path: the socket path must fit in sockaddr_un (108 bytes).
     runtime = Path(tempfile.mkdtemp(prefix="avlive-pulse-"))
     (runtime / "pulse").mkdir()

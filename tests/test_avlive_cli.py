@@ -16,7 +16,7 @@ from apps.avlive import main
 from models.core.events import read_strong_tsv
 from realtime import schema
 
-from conftest import REPO, python_cmd, subprocess_env
+from conftest import PORTAUDIO, REPO, python_cmd, python_without_portaudio, require_system, subprocess_env
 
 # Low thresholds so that the barely trained tiny model produces events (and the setting is read
 # from the model's metadata, extra["hysteresis"]).
@@ -196,10 +196,28 @@ def test_list_devices_lists_both_kinds(capsys):
 
 
 def test_missing_microphone_lists_the_devices(onnx_run, capsys):
+    require_system(PORTAUDIO)
     rc = main(["--mic", "nonexistent-xyz", "--models", str(onnx_run)])
     line = one_line(capsys.readouterr().err)
     assert rc != 0
-    assert "nonexistent-xyz" in line and ("input devices:" in line or "libportaudio2" in line)
+    assert "nonexistent-xyz" in line and "input devices:" in line
+
+
+def test_without_portaudio_the_microphone_names_the_package(onnx_run):
+    """On a machine without libportaudio2 (hidden here from sounddevice, in a subprocess):
+    --mic ends with one line naming the package, and --list-devices still lists the cameras."""
+    env = subprocess_env(OMP_NUM_THREADS="1")
+    mic = subprocess.run(python_without_portaudio("apps.avlive", "--mic", "default", "--models", str(onnx_run),
+                                                  "--duration", "1"),
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert mic.returncode == 2, mic.stderr
+    line = one_line(mic.stderr)
+    assert "PortAudio library not found" in line and "apt-get install libportaudio2" in line
+    listing = subprocess.run(python_without_portaudio("apps.avlive", "--list-devices"), cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert listing.returncode == 0, listing.stderr
+    assert "unavailable: PortAudio library not found" in listing.stdout and "libportaudio2" in listing.stdout
+    assert "Cameras (--camera" in listing.stdout
 
 
 def test_gui_without_a_display_suggests_headless(capsys):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 
+import librosa
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
 import torch
 
 from models.audio.frontend import FrontEnd, FrontEndConfig, hann_window, mel_filterbank
-
-librosa = pytest.importorskip("librosa")
 
 # The models' feature definitions, plus coverage cases.
 CONFIGS = {
@@ -160,8 +161,6 @@ def test_window_matches_librosa(win_length):
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.export internals (treespec)
 def test_onnx_export_dynamic_batch_and_length(tmp_path):
-    ort = pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnxscript")
     cfg = CONFIGS["slowfast_epic"]
     fe = FrontEnd(cfg).eval()
     path = tmp_path / "frontend.onnx"
@@ -171,7 +170,6 @@ def test_onnx_export_dynamic_batch_and_length(tmp_path):
         input_names=["wave"], output_names=["features"],
         dynamic_shapes={"wave": {0: batch, 1: samples}},
     )
-    onnx = pytest.importorskip("onnx")
     model = onnx.load(str(path))
     float64 = onnx.TensorProto.DOUBLE
     assert all(init.data_type != float64 for init in model.graph.initializer), "float64 weights in the graph"

@@ -5,6 +5,7 @@ import dataclasses
 import json
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 import torch
 import torch.nn.functional as F
@@ -320,8 +321,6 @@ def test_avc_learns_on_tiny_world():
 
 @pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")  # torch.export internals
 def test_onnx_heatmap_graph_matches_torch(tmp_path):
-    ort = pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnxscript")
     torch.manual_seed(2)
     model = _randomise_bn(L3Net(L3_TINY))
     path = tmp_path / "l3-tiny-heatmap.onnx"

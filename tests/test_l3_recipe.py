@@ -422,8 +422,6 @@ def test_video_folder_data(tmp_path):
 
 @pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning", "ignore::DeprecationWarning")
 def test_export_of_the_heatmap_path(l3_run, tmp_path):
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnxscript")
     from models.export.cli import export_run
 
     out, _ = l3_run

@@ -9,15 +9,15 @@ import warnings
 
 import numpy as np
 import pytest
+import sklearn.metrics as sk
 
 from models.core.events import LabeledEvent
 from models.evaluation import metrics as M
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # dcase_util imports the deprecated pkg_resources
-    dcase_util = pytest.importorskip("dcase_util")
-    sed_eval = pytest.importorskip("sed_eval")
-sk = pytest.importorskip("sklearn.metrics")
+    import dcase_util
+    import sed_eval
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Mean of empty slice:RuntimeWarning"),  # sed_eval's nanmean of all-NaN

@@ -14,6 +14,8 @@ import warnings
 from collections import OrderedDict
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
 import torch
 import torch.nn.functional as F
@@ -425,8 +427,6 @@ def test_labeler():
 
 
 def test_onnx_export_matches_torch(tmp_path):
-    ort = pytest.importorskip("onnxruntime")
-    onnx = pytest.importorskip("onnx")
     torch.manual_seed(3)
     model = NETWORKS.create("slowfast-test", num_classes=(6,)).eval()  # width 8, one block per stage
     for m in model.modules():  # non-trivial BN so the check means something

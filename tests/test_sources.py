@@ -24,6 +24,8 @@ from realtime.sources import (
     make_source,
 )
 
+from conftest import PORTAUDIO, require_system
+
 SEED = 200_003
 CLIP_SECONDS = 3
 FILE_RATE = 48_000  # the file's audio rate; sources resample to 16 kHz
@@ -235,6 +237,7 @@ def test_camera_read_timeout_on_a_stalled_stream(tmp_path):
 
 # -------------------------------------------------------------------------------------- devices
 def test_unknown_microphone_lists_the_input_devices():
+    require_system(PORTAUDIO)
     with pytest.raises(DeviceNotFound, match=r"No input device matching 'no-such-mic-xyz'; input devices: "):
         resolve_input_device("no-such-mic-xyz")
     with pytest.raises(DeviceNotFound, match=r"No input device with index 977; input devices: "):

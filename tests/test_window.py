@@ -13,6 +13,7 @@ import av
 import numpy as np
 import pytest
 
+from conftest import QT_OFFSCREEN, require_system
 from models.world import Scene, get_preset
 from realtime.models import DEMO_DIR
 
@@ -28,6 +29,7 @@ pytestmark = pytest.mark.skipif(
 def qapp():
     """The QApplication on the offscreen platform (the variable is restored afterwards, so later
     test modules do not count it as a display)."""
+    require_system(QT_OFFSCREEN)
     previous = os.environ.get("QT_QPA_PLATFORM")
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
     try:
