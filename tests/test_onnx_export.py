@@ -298,6 +298,29 @@ def test_float64_front_end_exports_with_the_default_bar(logmel_exports):
     assert "Conv" not in {n.op_type for n in proto.graph.node}  # ONNX Runtime's CPU build has no float64 Conv
 
 
+def test_engine_builder_refuses_a_float64_graph_before_importing_tensorrt(logmel_exports, monkeypatch, capsys):
+    import engines.build_engine as build
+
+    def no_tensorrt():
+        raise AssertionError("TensorRT was imported before the float64 check")
+
+    monkeypatch.setattr(build, "require_tensorrt", no_tensorrt)
+    path = logmel_exports["float64"].path
+    with pytest.raises(ValueError, match=r"computes in float64 .* TensorRT has no FP64: .*stft_dtype='float32'") as info:
+        build.build_engine(path)
+    assert "\n" not in str(info.value)
+    assert build.main([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "stft_dtype" in err
+
+    def sentinel():
+        raise RuntimeError("reached TensorRT")
+
+    monkeypatch.setattr(build, "require_tensorrt", sentinel)
+    with pytest.raises(RuntimeError, match="reached TensorRT"):  # float32 graphs pass the check
+        build.build_engine(logmel_exports["float32"].path)
+
+
 def test_scene_check_fails_when_the_bar_leaves_out_onnxruntimes_own_float32_error(tmp_path, monkeypatch):
     """With ORT_STFT_ERROR_RATIO at 0 the bar is PyTorch's float32 error alone (0.098 here), which
     ONNX Runtime's float32 STFT exceeds on this input (0.12): the scene check fails, says why, and
