@@ -389,3 +389,19 @@ def test_stft_dtype_override_switches_and_restores():
         with stft_dtype_override(model, "double"):
             pass
 
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_precision_app_prints_the_table(capsys, tmp_path):
+    from apps.frontend_precision import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0 and "librosa" in capsys.readouterr().out
+    assert main(["--frontends", "baseline", "--seconds", "1", "--json", str(tmp_path / "rows.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "| baseline | noise |" in printed and "| baseline | scene-lp5k |" in printed
+    rows = json.loads((tmp_path / "rows.json").read_text())
+    assert [r["signal"] for r in rows] == ["noise", "scene-lp5k"]
+    assert rows[1]["energy_above_5khz_db"] < -20  # measured -25 dB: little energy above 5 kHz
+    for r in rows:
+        assert max(r["torch_float64"], r["onnx_float64"]) < 1e-6 < min(r["torch_float32"], r["onnx_float32"])
