@@ -157,6 +157,42 @@ def resolve_profiles(
     return profiles
 
 
+def _refuse_float64(onnx_path: Path) -> None:
+    """Raise ValueError, in one line, if the ONNX graph holds float64 tensors: TensorRT has no FP64.
+
+    Looks at initializers, graph inputs/outputs/value_info, Cast targets and constants (and
+    subgraphs). avlive writes such graphs only for a front end with ``stft_dtype="float64"``
+    (models/audio/frontend.py). Runs before TensorRT is imported; a missing file is left to the
+    caller's own check.
+    """
+    if not onnx_path.is_file():
+        return
+    import onnx
+
+    double = onnx.TensorProto.DOUBLE
+    found: list[str] = []
+
+    def walk(graph: Any) -> None:
+        found.extend(t.name for t in graph.initializer if t.data_type == double)
+        found.extend(v.name for v in (*graph.input, *graph.output, *graph.value_info)
+                     if v.type.tensor_type.elem_type == double)
+        for node in graph.node:
+            for a in node.attribute:
+                if (node.op_type == "Cast" and a.name == "to" and a.i == double) or (
+                        a.type == onnx.AttributeProto.TENSOR and a.t.data_type == double):
+                    found.append(node.name or node.op_type)
+                if a.type == onnx.AttributeProto.GRAPH:
+                    walk(a.g)
+                for g in a.graphs:
+                    walk(g)
+
+    walk(onnx.load(os.fspath(onnx_path), load_external_data=False).graph)
+    if found:
+        raise ValueError(f"{onnx_path} computes in float64 ({len(found)} float64 tensors, e.g. {found[0]!r}) and "
+                         "TensorRT has no FP64: export its front end with stft_dtype='float32' (the default; "
+                         "stft_dtype='float64' is for ONNX Runtime and PyTorch only) to build an engine")
+
+
 @contextlib.contextmanager
 def _cancel_on_ctrl_c() -> Iterator[threading.Event]:
     """An event set by Ctrl-C while the block runs (the progress monitor then cancels the build)."""
@@ -247,9 +283,12 @@ def build_engine(
             build.
         DeviceUnavailableError: Without a CUDA device.
         FileNotFoundError: If the ONNX file or its sidecar is missing.
-        ValueError: For profile shapes that do not fit the inputs.
+        ValueError: For profile shapes that do not fit the inputs, or a graph that computes in
+            float64 (a front end with ``stft_dtype="float64"``; checked before TensorRT is
+            imported).
         KeyboardInterrupt: If cancelled with Ctrl-C (nothing is written).
     """
+    _refuse_float64(Path(onnx_path))  # TensorRT has no FP64
     trt = require_tensorrt()
     import torch
 

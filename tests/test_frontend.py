@@ -2,6 +2,7 @@
 and config validation. librosa is the reference and is only imported here."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import librosa
@@ -11,7 +12,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from models.audio.frontend import FrontEnd, FrontEndConfig, hann_window, mel_filterbank
+from models.audio.frontend import FrontEnd, FrontEndConfig, hann_window, mel_filterbank, stft_dtype_override
+from models.core.metadata import ModelMetadata, TensorSpec
+from models.export.onnx import lowpassed_scene_audio
+
 
 # The models' feature definitions, plus coverage cases.
 CONFIGS = {
@@ -56,6 +60,11 @@ def signals(sr: int) -> dict[str, np.ndarray]:
         "noise": 0.1 * np.random.default_rng(1234).standard_normal(sr),
         "silence": np.zeros(sr),
     }
+
+
+def signals_and_scene(sr: int) -> dict[str, np.ndarray]:
+    """:func:`signals` plus 1 s of the world scene low-passed at 5 kHz (bands near float32's floor)."""
+    return {**signals(sr), "scene_lp5k": lowpassed_scene_audio(sr, sr)[0].astype(np.float64)}
 
 
 def librosa_features(cfg: FrontEndConfig, x: np.ndarray, log: bool = True) -> np.ndarray:
@@ -233,6 +242,8 @@ BASE = dict(sample_rate=16000, n_fft=512, win_length=400, hop_length=160)
         ("log", 1),
         ("log_offset", 0.0),
         ("log_offset", float("nan")),
+        ("stft_dtype", "float16"),
+        ("stft_dtype", torch.float64),
     ],
 )
 def test_bad_config_names_the_field(field, value):
@@ -246,3 +257,150 @@ def test_bad_input():
         fe(torch.zeros(16000))
     with pytest.raises(ValueError, match="float32 or float64"):
         fe(torch.zeros(1, 16000, dtype=torch.int16))
+
+
+# ------------------------------------------------------------------------ stft_dtype="float64"
+
+# With stft_dtype="float64" the features are exact up to the float64 path's own error, then
+# rounded to the input's float32: |out - librosa| <= half a float32 ulp of the value + that
+# error. The float64 path's largest |error| vs librosa, measured over CONFIGS x
+# signals_and_scene() with float64 output: PyTorch 9.1e-9, ONNX Runtime 9.8e-9 (both
+# l3_linear on the chirp: log of bins near 1e-6 magnitude); torch 2.13, onnxruntime 1.32.
+FLOAT64_PATH_ERROR = 1e-8
+
+
+def half_float32_ulp(ref: np.ndarray) -> np.ndarray:
+    return np.spacing(np.abs(ref).astype(np.float32)).astype(np.float64) / 2
+
+
+def assert_float32_rounding_of(out: np.ndarray, ref: np.ndarray, where: str) -> None:
+    assert out.dtype == np.float32 and out.shape == ref.shape, where
+    excess = np.abs(out.astype(np.float64) - ref) - half_float32_ulp(ref)
+    assert excess.max() <= FLOAT64_PATH_ERROR, (
+        f"{where}: max |diff| {np.abs(out - ref).max():.3g}, {excess.max():.3g} beyond float32 rounding")
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_stft_dtype_float64_matches_librosa_up_to_float32_rounding(name):
+    cfg = dataclasses.replace(CONFIGS[name], stft_dtype="float64")
+    fe = FrontEnd(cfg)
+    for sig_name, x in signals_and_scene(cfg.sample_rate).items():
+        x32 = x.astype(np.float32)  # the model's input; librosa reads the same samples in float64
+        assert_float32_rounding_of(run(fe, x32), librosa_features(cfg, x32), f"{name}/{sig_name}")
+        out64 = run(fe, x32.astype(np.float64))  # float64 in, float64 out: the float64 path alone
+        err = np.abs(out64 - librosa_features(cfg, x32)).max()
+        assert out64.dtype == np.float64 and err <= FLOAT64_PATH_ERROR, f"{name}/{sig_name}: {err:.3g}"
+
+
+def test_float32_default_misses_librosa_where_float64_does_not():
+    """The reason for the option: low-passed audio puts bands near float32's noise floor."""
+    cfg = CONFIGS["slowfast_epic"]
+    x32 = signals_and_scene(cfg.sample_rate)["scene_lp5k"].astype(np.float32)
+    ref = librosa_features(cfg, x32)
+    err32 = np.abs(run(FrontEnd(cfg), x32) - ref).max()
+    err64 = np.abs(run(FrontEnd(dataclasses.replace(cfg, stft_dtype="float64")), x32) - ref).max()
+    assert err32 > 1e-2 and err64 < 1e-6, (err32, err64)  # measured: 0.098 and 4.8e-7
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.export internals (treespec)
+@pytest.mark.parametrize("name", CONFIGS)
+def test_stft_dtype_float64_in_onnxruntime_matches_librosa(name, tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    cfg = dataclasses.replace(CONFIGS[name], stft_dtype="float64")
+    fe = FrontEnd(cfg).eval()
+    path = tmp_path / f"{name}.onnx"
+    samples = torch.export.Dim("samples", min=cfg.n_fft, max=10 * cfg.sample_rate)
+    torch.onnx.export(fe, (torch.zeros(1, cfg.sample_rate),), str(path), dynamo=True, opset_version=18,
+                      input_names=["wave"], output_names=["features"],
+                      dynamic_shapes={"wave": {0: torch.export.Dim("batch"), 1: samples}})
+    model = onnx.load(str(path))
+    assert any(i.data_type == onnx.TensorProto.DOUBLE for i in model.graph.initializer)  # exact window, filterbank
+    assert {"STFT", "Cast"} <= {n.op_type for n in model.graph.node}  # ONNX's STFT op, no float64 Conv
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].type == session.get_outputs()[0].type == "tensor(float)"
+    sigs = signals_and_scene(cfg.sample_rate)
+    batch = np.stack([x.astype(np.float32) for x in sigs.values()])  # (5, sr): batch and length as exported
+    (out,) = session.run(None, {"wave": batch})
+    for row, (sig_name, x32) in zip(out, zip(sigs, batch)):
+        assert_float32_rounding_of(row, librosa_features(cfg, x32), f"ONNX Runtime {name}/{sig_name}")
+
+
+def test_default_stft_dtype_is_float32_and_travels_in_metadata():
+    from models.l3.network import l3_frontend_config
+    from models.slowfast.network import EPIC_FRONTEND, VGGSOUND_FRONTEND
+    from models.slowfast.lite import LITE_FRONTEND
+    from models.world.difficulty import BENCH_LOGMEL
+
+    for cfg in (EPIC_FRONTEND, VGGSOUND_FRONTEND, LITE_FRONTEND, BENCH_LOGMEL, l3_frontend_config(), *CONFIGS.values()):
+        assert cfg.stft_dtype == "float32" and cfg.to_dict()["stft_dtype"] == "float32"
+    fe = FrontEnd(CONFIGS["slowfast_epic"])
+    assert fe(torch.zeros(1, 2400)).dtype == torch.float32
+    for dtype in ("float32", "float64"):
+        cfg = dataclasses.replace(CONFIGS["slowfast_epic"], stft_dtype=dtype)
+        meta = ModelMetadata(family="slowfast", task="embedding", labels=(), sample_rate=24000, window_seconds=1.0,
+                             needs_frame=False, frontend=cfg.to_dict(),
+                             inputs=[TensorSpec("audio", ("batch", 24000), "float32")],
+                             outputs=[TensorSpec("features", ("batch", 201, 128), "float32")])
+        loaded = ModelMetadata.from_dict(json.loads(json.dumps(meta.to_dict())))
+        assert loaded.frontend["stft_dtype"] == dtype and FrontEndConfig.from_dict(loaded.frontend) == cfg
+
+
+def test_old_metadata_without_stft_dtype_loads_as_float32(tmp_path):
+    cfg = CONFIGS["l3_linear"]
+    old = {k: v for k, v in cfg.to_dict().items() if k != "stft_dtype"}  # what sidecars held before the option
+    meta = ModelMetadata(family="l3", task="localizer", labels=("source",), sample_rate=48000, window_seconds=1.0,
+                         needs_frame=True, frontend=old, inputs=[TensorSpec("audio", ("batch", 48000), "float32")],
+                         outputs=[TensorSpec("cell_probs", ("batch", 8, 8), "float32")])
+    meta.save(tmp_path / "model.onnx.json")
+    loaded = FrontEndConfig.from_dict(ModelMetadata.load(tmp_path / "model.onnx.json").frontend)
+    assert loaded.stft_dtype == "float32" and loaded == cfg
+
+
+def test_float64_buffers_stay_exact_through_float_and_half():
+    cfg = dataclasses.replace(CONFIGS["slowfast_epic"], stft_dtype="float64")
+    parent = torch.nn.Sequential(FrontEnd(cfg))
+    fe = parent[0]
+    x = torch.from_numpy(signals_and_scene(cfg.sample_rate)["scene_lp5k"].astype(np.float32))[None]
+    before = fe(x)
+    parent.float()
+    assert fe.window64.dtype == fe.filterbank64.dtype == fe.offset64.dtype == torch.float64
+    assert torch.equal(fe(x), before)
+    parent.half()
+    assert fe.window.dtype == torch.float16  # the float32 copies follow, as any buffer would
+    assert fe.window64.dtype == torch.float64 and torch.equal(fe.window64, torch.from_numpy(hann_window(240, 2048)))
+    assert torch.equal(fe(x), before)
+    parent.to("cpu", torch.float64)
+    assert torch.equal(fe(x), before)
+
+
+def test_stft_dtype_override_switches_and_restores():
+    model = torch.nn.Sequential(FrontEnd(CONFIGS["slowfast_vgg"]), torch.nn.Identity())
+    with stft_dtype_override(model, "float64") as front_ends:
+        assert [fe.config.stft_dtype for fe in front_ends] == ["float64"]
+    assert model[0].config == CONFIGS["slowfast_vgg"]
+    with pytest.raises(RuntimeError, match="inside"):
+        with stft_dtype_override(model, "float64"):
+            raise RuntimeError("inside")
+    assert model[0].config.stft_dtype == "float32"
+    with pytest.raises(ValueError, match="stft_dtype_override: expected"):
+        with stft_dtype_override(model, "double"):
+            pass
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_precision_app_prints_the_table(capsys, tmp_path):
+    from apps.frontend_precision import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0 and "librosa" in capsys.readouterr().out
+    assert main(["--frontends", "baseline", "--seconds", "1", "--json", str(tmp_path / "rows.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "| baseline | noise |" in printed and "| baseline | scene-lp5k |" in printed
+    rows = json.loads((tmp_path / "rows.json").read_text())
+    assert [r["signal"] for r in rows] == ["noise", "scene-lp5k"]
+    assert rows[1]["energy_above_5khz_db"] < -20  # measured -25 dB: little energy above 5 kHz
+    for r in rows:
+        assert max(r["torch_float64"], r["onnx_float64"]) < 1e-6 < min(r["torch_float32"], r["onnx_float32"])

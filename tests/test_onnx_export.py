@@ -1,6 +1,7 @@
 """Tests for models.export.onnx: dynamo export, self-verification, atomic writes, sidecar."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import numpy as np
@@ -13,6 +14,8 @@ from models.core.atomic import TEMP_MARKER
 from models.audio.frontend import FrontEnd, FrontEndConfig
 from models.core.metadata import ModelMetadata, TensorSpec, sidecar_path
 from models.export.onnx import (
+    DEFAULT_ATOL,
+    ORT_STFT_ERROR_RATIO,
     ExportError,
     ExportVerificationError,
     check_onnx,
@@ -82,11 +85,11 @@ def test_export_writes_a_checked_opset18_model(exported):
     assert leftovers(path.parent) == []
 
 
-def test_report_has_two_checks_within_tolerance(exported):
+def test_report_has_three_checks_within_tolerance(exported):
     _, _, report = exported
-    assert len(report.checks) == 2
-    first, second = report.checks
-    assert first.input_shapes == {"audio": (2, 16000)}
+    assert [c.kind for c in report.checks] == ["example", "random", "lowpassed_scene"]
+    first, second, scene = report.checks
+    assert first.input_shapes == {"audio": (2, 16000)} == scene.input_shapes  # the scene in the example's shape
     b, n = second.input_shapes["audio"]
     assert b != 2 and n != 16000  # a second batch size and length
     for check in report.checks:
@@ -118,6 +121,9 @@ def test_sidecar_is_written_and_loadable(exported):
     assert record["opset"] == 18
     assert record["example_shapes"] == {"audio": [2, 16000]}
     assert record["dynamic_axes"] == {"audio": {"0": "batch", "1": "samples"}}
+    scene = record["lowpassed_scene"]
+    assert scene["cutoff_hz"] == 5000.0 and set(scene["front_end_spread"]) == {"logits", "embedding"}
+    assert scene["max_abs_diff"] == report.checks[2].max_abs_diff and scene["atol"] == report.checks[2].atol
 
 
 def test_changed_weights_fail_verification(exported):
@@ -223,3 +229,105 @@ def test_tolerance_grows_with_the_value_and_extra_checks_are_verified(tmp_path):
     assert info.value.rtol == 0.0
     with pytest.raises(ExportVerificationError, match="rtol 0.0001 x"):
         verify_onnx(path, Scale(1001.0), {"x": torch.full((2, 4), 2.0)})  # 1e-3 relative: too far
+
+
+# ------------------------------------------------------- front-end precision in the export check
+
+EPIC_LIKE = FrontEndConfig(sample_rate=24000, n_fft=2048, win_length=240, hop_length=120, power=1.0, n_mels=128,
+                           mel_scale="htk", mel_norm=None, log_offset=1e-6)  # Slow-Fast EPIC-Sounds' front end
+
+
+class LogMel(nn.Module):
+    """The front end alone, so its error reaches the output undiluted: (B, N) -> (B, T, 128)."""
+
+    def __init__(self, config: FrontEndConfig) -> None:
+        super().__init__()
+        self.frontend = FrontEnd(config)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.frontend(audio)
+
+
+def export_logmel(config: FrontEndConfig, path):
+    meta = ModelMetadata(family="frontend", task="embedding", labels=(), sample_rate=config.sample_rate,
+                         window_seconds=1.0, needs_frame=False, frontend=config.to_dict(),
+                         inputs=[TensorSpec("audio", ("batch", "samples"), "float32")],
+                         outputs=[TensorSpec("logmel", ("batch", "frames", 128), "float32")])
+    torch.manual_seed(0)
+    example = {"audio": 0.1 * torch.randn(2, config.sample_rate)}  # broadband noise, as before the scene check
+    return export_onnx(LogMel(config), meta, example, path, dynamic_axes={"audio": {0: "batch", 1: "samples"}})
+
+
+@pytest.fixture(scope="module")
+def logmel_exports(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("logmel")
+    return {dtype: export_logmel(dataclasses.replace(EPIC_LIKE, stft_dtype=dtype), folder / f"logmel-{dtype}.onnx")
+            for dtype in ("float32", "float64")}
+
+
+def test_lowpassed_scene_check_sees_the_float32_front_end_error(logmel_exports):
+    report = logmel_exports["float32"]
+    example, random, scene = report.checks
+    assert [c.kind for c in report.checks] == ["example", "random", "lowpassed_scene"]
+    # Broadband noise hides it (measured 5e-6 and 1e-5, within the default bar) ...
+    assert max(example.max_abs_diff["logmel"], random.max_abs_diff["logmel"]) <= DEFAULT_ATOL
+    # ... the low-passed scene shows it: ONNX Runtime and PyTorch each miss the exact features
+    # in the bands near float32's floor (measured: ORT vs PyTorch 0.12, PyTorch float32 vs
+    # float64 0.098; README's table has the same per runtime against librosa).
+    spread = report.front_end_spread["logmel"]
+    assert scene.max_abs_diff["logmel"] > 100 * DEFAULT_ATOL and spread > 100 * DEFAULT_ATOL
+    assert scene.atol == {"logmel": DEFAULT_ATOL + (1 + ORT_STFT_ERROR_RATIO) * spread}
+    assert report.max_abs_diff["logmel"] == scene.max_abs_diff["logmel"]
+    assert report.metadata.frontend["stft_dtype"] == "float32"
+
+
+def test_float64_front_end_exports_with_the_default_bar(logmel_exports):
+    report = logmel_exports["float64"]
+    assert report.front_end_spread == {"logmel": 0.0}  # nothing left to explain
+    assert all(c.atol == {"logmel": DEFAULT_ATOL} for c in report.checks)
+    # Both sides round exact features to float32: at most one float32 ulp apart (9.5e-7 below
+    # 16; measured 0: the same float32 values).
+    assert max(report.max_abs_diff.values()) <= np.spacing(np.float32(8.0))  # one ulp in [8, 16): log(1e-6) = -13.8
+    assert report.metadata.frontend["stft_dtype"] == "float64"
+    assert ModelMetadata.load(report.sidecar).frontend["stft_dtype"] == "float64"
+    assert report.metadata.inputs[0].dtype == report.metadata.outputs[0].dtype == "float32"
+    proto = onnx.load(str(report.path))
+    assert any(i.data_type == onnx.TensorProto.DOUBLE for i in proto.graph.initializer)
+    assert "Conv" not in {n.op_type for n in proto.graph.node}  # ONNX Runtime's CPU build has no float64 Conv
+
+
+def test_engine_builder_refuses_a_float64_graph_before_importing_tensorrt(logmel_exports, monkeypatch, capsys):
+    import engines.build_engine as build
+
+    def no_tensorrt():
+        raise AssertionError("TensorRT was imported before the float64 check")
+
+    monkeypatch.setattr(build, "require_tensorrt", no_tensorrt)
+    path = logmel_exports["float64"].path
+    with pytest.raises(ValueError, match=r"computes in float64 .* TensorRT has no FP64: .*stft_dtype='float32'") as info:
+        build.build_engine(path)
+    assert "\n" not in str(info.value)
+    assert build.main([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "stft_dtype" in err
+
+    def sentinel():
+        raise RuntimeError("reached TensorRT")
+
+    monkeypatch.setattr(build, "require_tensorrt", sentinel)
+    with pytest.raises(RuntimeError, match="reached TensorRT"):  # float32 graphs pass the check
+        build.build_engine(logmel_exports["float32"].path)
+
+
+def test_scene_check_fails_when_the_bar_leaves_out_onnxruntimes_own_float32_error(tmp_path, monkeypatch):
+    """With ORT_STFT_ERROR_RATIO at 0 the bar is PyTorch's float32 error alone (0.098 here), which
+    ONNX Runtime's float32 STFT exceeds on this input (0.12): the scene check fails, says why, and
+    leaves no file."""
+    import models.export.onnx as onnx_export
+
+    monkeypatch.setattr(onnx_export, "ORT_STFT_ERROR_RATIO", 0.0)
+    path = tmp_path / "logmel.onnx"
+    with pytest.raises(ExportVerificationError, match=r"low-passed world scene; atol 0.0001 \+ \(1 \+ 0\) x the "
+                                                      r"front end's float32-vs-float64 spread 0.09"):
+        export_logmel(EPIC_LIKE, path)
+    assert list(tmp_path.iterdir()) == []

@@ -17,25 +17,39 @@ the same numbers here::
 (``window_frames=True`` adds L3's framing: the same on ``x`` zero-padded by
 :attr:`FrontEndConfig.padding`, with ``center=False``.)
 
+Precision: by default (``stft_dtype="float32"``) the features are computed in float32, and
+float32 rounding in the STFT, and in the window itself, leaves a noise floor about 140 dB
+under a frame's strongest bin. Bands whose energy lies near that floor (little energy above
+5 kHz, a codec's empty top band, digital near-silence) then come out up to about 1 log unit
+away from librosa's float64 values (README, "Shared pieces", gives the measured table and
+``apps/frontend_precision.py`` re-measures it). ``stft_dtype="float64"`` computes the STFT,
+the filterbank and the log in float64, in PyTorch and in the exported ONNX graph (the ONNX
+``STFT`` op, which ONNX Runtime's CPU build runs in float64), and rounds only the features
+to the input's float32: within half a float32 ulp of librosa. TensorRT has no FP64, so
+``engines/build_engine.py`` refuses such graphs.
+
 librosa is a test-only dependency: the Hann window and the mel filterbank are built here
 from their definitions.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["FrontEndConfig", "FrontEnd", "hz_to_mel", "mel_to_hz", "mel_filterbank", "hann_window"]
+__all__ = ["FrontEndConfig", "FrontEnd", "stft_dtype_override", "hz_to_mel", "mel_to_hz", "mel_filterbank",
+           "hann_window"]
 
 _MEL_SCALES = ("htk", "slaney")
 _MEL_NORMS = (None, "slaney")
+_STFT_DTYPES = ("float32", "float64")
 
 
 # --------------------------------------------------------------------------- config
@@ -69,6 +83,12 @@ class FrontEndConfig:
     mel_norm: str | None = "slaney"  # None (peak 1) or "slaney" (each band scaled by 2 / its width in Hz)
     log: bool = True  # return natural log(S + log_offset); False returns S itself
     log_offset: float = 1e-6  # added before the log, > 0 (keeps digital silence finite)
+    # Precision of the STFT and all that follows it up to the log. "float32": the input's dtype
+    # (float32 for every model; runs anywhere, TensorRT included). "float64": the waveform is
+    # cast to float64, the features computed there (exact window and filterbank) and cast back
+    # to the input's dtype: parity with float64 librosa references, for PyTorch and ONNX
+    # Runtime only (TensorRT has no FP64). Old metadata without this key loads as "float32".
+    stft_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         def fail(name: str, expected: str) -> None:
@@ -117,6 +137,8 @@ class FrontEndConfig:
         if not is_real(self.log_offset) or not (math.isfinite(self.log_offset) and self.log_offset > 0):
             fail("log_offset", "a finite number > 0")
         set_("log_offset", float(self.log_offset))
+        if self.stft_dtype not in _STFT_DTYPES:
+            fail("stft_dtype", " or ".join(repr(s) for s in _STFT_DTYPES))
 
     @property
     def n_freqs(self) -> int:
@@ -271,17 +293,20 @@ class FrontEnd(nn.Module):
     """Waveform ``(B, N)`` -> features ``(B, T, F)`` as :class:`FrontEndConfig` defines.
 
     ``T = config.num_frames(N)``, ``F = config.output_bins``. Computes in the input's
-    dtype (float32 or float64).
+    dtype (float32 or float64), or in float64 whatever the input when
+    ``config.stft_dtype == "float64"``; returns the input's dtype.
 
-    The window and the filterbank are buffers built once, in float64, and kept twice:
-    ``window``/``filterbank`` in float32 (the float32 path, so an ONNX export carries
-    float32 initializers only; TensorRT has no float64) and ``window64``/``filterbank64``
-    for float64 input. All are registered with ``persistent=False``: they are pure
-    functions of the config (which checkpoints carry as metadata), so storing them would
-    only duplicate it (the EPIC filterbank alone is 128 x 1025 values), and would make
-    loading a checkpoint fail, or silently override the config, whenever the front end
-    changes. They still follow ``.to(device)`` and are baked into ONNX exports. Note that
-    ``.float()`` on a parent module rounds the float64 copies too, which costs the
+    The window, the filterbank and the log offset are buffers built once, in float64, and
+    kept twice: ``window``/``filterbank``/``offset`` in float32 (the float32 path, so a
+    default ONNX export carries float32 initializers only; TensorRT has no float64) and
+    ``window64``/``filterbank64``/``offset64`` for the float64 path. All are registered with
+    ``persistent=False``: they are pure functions of the config (which checkpoints carry as
+    metadata), so storing them would only duplicate it (the EPIC filterbank alone is 128 x
+    1025 values), and would make loading a checkpoint fail, or silently override the
+    config, whenever the front end changes. They follow ``.to(device)`` and are baked into
+    ONNX exports. ``.float()``, ``.half()`` or ``.to(dtype)`` on a parent module leave the
+    ``*64`` buffers in float64 (only their device follows): a float32-rounded window alone
+    moves the EPIC log-mels of audio low-passed at 5 kHz by 0.04, which would cost the
     float64 path its exactness.
     """
 
@@ -289,6 +314,8 @@ class FrontEnd(nn.Module):
     window64: torch.Tensor  # (n_fft,) float64
     filterbank: torch.Tensor | None  # (n_mels, n_fft // 2 + 1) float32, None without mels
     filterbank64: torch.Tensor | None  # the same in float64
+    offset: torch.Tensor  # (1,) float32: config.log_offset
+    offset64: torch.Tensor  # (1,) float64
 
     def __init__(self, config: FrontEndConfig) -> None:
         """Args:
@@ -311,11 +338,29 @@ class FrontEnd(nn.Module):
         self.register_buffer("window64", window, persistent=False)
         self.register_buffer("filterbank", None if filterbank is None else filterbank.float(), persistent=False)
         self.register_buffer("filterbank64", filterbank, persistent=False)
+        # log_offset as a (1,) tensor, not a Python scalar: the ONNX exporter's optimizer
+        # (onnxscript 0.7) rewrites x + c to x for scalar constants within 1e-8 of 0, which
+        # silently dropped log_offset=1e-10 from exported graphs (digital silence gave -inf),
+        # and a scalar reaches the graph rounded to float32 even on the float64 path.
+        offset = torch.tensor([config.log_offset], dtype=torch.float64)
+        self.register_buffer("offset", offset.float(), persistent=False)
+        self.register_buffer("offset64", offset, persistent=False)
 
     @property
     def output_bins(self) -> int:
         """Feature bins per frame (``F`` of the output)."""
         return self.config.output_bins
+
+    def _apply(self, fn: Any, recurse: bool = True) -> FrontEnd:
+        """``nn.Module._apply`` (behind ``.to``, ``.float()``, ``.cuda()`` ...), except that the
+        float64 buffers keep their exact float64 values and follow only the device."""
+        exact = {"window64": self.window64, "filterbank64": self.filterbank64, "offset64": self.offset64}
+        super()._apply(fn, recurse)
+        for name, before in exact.items():
+            after = getattr(self, name)
+            if before is not None and after is not None and after.dtype != torch.float64:
+                setattr(self, name, before.to(device=after.device))
+        return self
 
     def num_frames(self, n_samples: int) -> int:
         """Frames (``T`` of the output) for ``n_samples`` input samples; see
@@ -332,7 +377,8 @@ class FrontEnd(nn.Module):
         Returns:
             ``(B, T, F)`` in ``wave``'s dtype, ``T = num_frames(N)``, ``F = output_bins``:
             ``log(S + log_offset)`` (or ``S`` with ``log=False``), ``S`` the mel-filtered
-            (or linear) STFT magnitude raised to ``power``.
+            (or linear) STFT magnitude raised to ``power``; computed in float64 when
+            ``config.stft_dtype == "float64"`` or ``wave`` is float64.
         """
         if wave.dim() != 2:
             raise ValueError(f"FrontEnd: expected a (batch, samples) waveform, found shape {tuple(wave.shape)}")
@@ -341,9 +387,13 @@ class FrontEnd(nn.Module):
         if wave.shape[1] == 0:  # padding alone would make a frame of it
             raise ValueError("FrontEnd: expected at least one sample, found 0")
         cfg = self.config
-        double = wave.dtype == torch.float64
-        window = (self.window64 if double else self.window).to(wave.dtype)  # no-op unless .float()/.double()
+        out_dtype = wave.dtype
+        double = cfg.stft_dtype == "float64" or wave.dtype == torch.float64
+        if double:
+            wave = wave.to(torch.float64)  # an ONNX Cast; the graph computes in float64 from here
+        window = (self.window64 if double else self.window).to(wave.dtype)  # no-op unless .double()
         filterbank = self.filterbank64 if double else self.filterbank
+        offset = self.offset64 if double else self.offset
         before, after = cfg.padding
         if before or after:
             wave = F.pad(wave, (before, after))  # zeros, (B, N + before + after)
@@ -358,8 +408,36 @@ class FrontEnd(nn.Module):
         if filterbank is not None:
             s = torch.matmul(s, filterbank.to(wave.dtype).T)  # (B, T, n_mels)
         if cfg.log:
-            s = torch.log(s + cfg.log_offset)
-        return s
+            s = torch.log(s + offset.to(wave.dtype))
+        return s.to(out_dtype)  # no-op unless stft_dtype="float64" on float32 input
 
     def extra_repr(self) -> str:
         return repr(self.config)
+
+
+@contextlib.contextmanager
+def stft_dtype_override(module: nn.Module, stft_dtype: str) -> Iterator[list[FrontEnd]]:
+    """Run every :class:`FrontEnd` inside ``module`` with ``stft_dtype`` until the block ends.
+
+    For measuring what float32 costs a whole model: its output with the front ends as
+    configured against the same with ``"float64"`` (models/export/onnx.py does this). Each
+    front end's config is replaced (``dataclasses.replace``) and restored on exit, even on
+    error; the buffers for both precisions are always there, so nothing is rebuilt.
+
+    Yields:
+        The front ends found (empty when ``module`` holds none).
+
+    Raises:
+        ValueError: ``stft_dtype`` is not ``"float32"`` or ``"float64"``.
+    """
+    if stft_dtype not in _STFT_DTYPES:
+        raise ValueError(f"stft_dtype_override: expected {' or '.join(map(repr, _STFT_DTYPES))}, found {stft_dtype!r}")
+    front_ends = [m for m in module.modules() if isinstance(m, FrontEnd)]
+    saved = [fe.config for fe in front_ends]
+    try:
+        for fe in front_ends:
+            fe.config = dataclasses.replace(fe.config, stft_dtype=stft_dtype)
+        yield front_ends
+    finally:
+        for fe, config in zip(front_ends, saved):
+            fe.config = config

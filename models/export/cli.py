@@ -33,10 +33,18 @@ def export_run(source: Path, out: Path | None = None) -> tuple[Path, dict]:
     real = recipe.real_inputs() if hasattr(recipe, "real_inputs") else None
     extra = [real] if real else []
     report = export_onnx(module, meta, example, out, dynamic_axes=dynamic_axes, extra_checks=extra)
-    diffs = {"random": worst_abs_diff(report.checks[: len(report.checks) - len(extra)])}
-    if real:
-        diffs["real"] = report.checks[-1].max_abs_diff
-    return out, diffs
+    return out, diffs_by_kind(report.checks)
+
+
+def diffs_by_kind(checks) -> dict[str, dict[str, float]]:
+    """The worst difference per output for each kind of verification input, named for the
+    printout: random inputs (the example and other sizes), a low-passed world scene (models with
+    a front end), the recipe's real inputs."""
+    names = {"example": "random", "random": "random", "lowpassed_scene": "low-passed scene", "extra": "real"}
+    grouped: dict[str, list] = {}
+    for check in checks:
+        grouped.setdefault(names.get(check.kind, check.kind), []).append(check)
+    return {name: worst_abs_diff(group) for name, group in grouped.items()}
 
 
 def export_model_file(source: Path, out: Path | None = None) -> tuple[Path, dict]:
@@ -45,7 +53,7 @@ def export_model_file(source: Path, out: Path | None = None) -> tuple[Path, dict
     model = exportable(source)
     out = out or Path(source).with_suffix(".onnx")
     report = export_onnx(model.module, model.metadata, model.example_inputs, out, dynamic_axes=model.dynamic_axes)
-    return out, {"random": worst_abs_diff(report.checks)}
+    return out, diffs_by_kind(report.checks)
 
 
 def export_any(source: Path, out: Path | None = None) -> tuple[Path, dict]:

@@ -10,6 +10,15 @@ every value); and only then renames it onto the target and writes the
 sidecar (``model.onnx.json``) with the tensor specs read from the exported graph. A failed
 export or check leaves no file behind and an existing target untouched.
 
+Models that take a waveform (they hold a :class:`~models.audio.frontend.FrontEnd`; their 2-D float
+inputs are ``(batch, samples)`` at ``metadata.sample_rate``) are also checked on real audio
+with little energy above 5 kHz: windows of a world scene, low-passed
+(:func:`lowpassed_scene_audio`). Broadband noise hides the float32 front end's error; such
+audio shows it (bands near float32's noise floor). There the tolerance grows by the error
+float32 arithmetic can explain, measured on that very input: the spread between the model's
+output with its front ends in float32 and in float64 (see :data:`ORT_STFT_ERROR_RATIO`). A
+front end with ``stft_dtype="float64"`` has no spread, and the check stays at ``atol``.
+
 Example::
 
     meta = ModelMetadata(family="baseline", task="labeler", labels=labels, sample_rate=16000,
@@ -42,12 +51,15 @@ import torch
 from torch import nn
 
 from models.core.atomic import atomic_path
+from models.audio.frontend import FrontEnd, stft_dtype_override
 from models.core.metadata import ModelMetadata, TensorSpec, sidecar_path
 
 __all__ = [
     "DEFAULT_OPSET",
     "DEFAULT_ATOL",
     "DEFAULT_RTOL",
+    "ORT_STFT_ERROR_RATIO",
+    "SCENE_CUTOFF_HZ",
     "ExportError",
     "ExportVerificationError",
     "VerificationResult",
@@ -59,6 +71,8 @@ __all__ = [
     "onnx_tensor_specs",
     "onnx_opset",
     "outputs_by_name",
+    "lowpassed_scene_audio",
+    "front_end_spread",
 ]
 
 #: The opset avlive exports (the dynamo exporter's native one; see shared notes on Pad and opset 17).
@@ -68,6 +82,24 @@ DEFAULT_OPSET = 18
 #: per value (NumPy's ``allclose`` rule): float32 rounding grows with the size of the value.
 DEFAULT_ATOL = 1e-4
 DEFAULT_RTOL = 1e-4
+
+#: How much farther from the exact (float64) features ONNX Runtime's float32 ``STFT`` kernel
+#: lands than PyTorch's float32 ``torch.stft``, at most: the largest ratio of max |ONNX Runtime
+#: float32 - librosa float64| to max |PyTorch float32 - librosa float64| that
+#: ``python -m apps.frontend_precision`` measured (README, "Shared pieces": avlive's five front
+#: ends on noise, the low-passed world scene and two real recordings; ratios 0.70 to 4.47, the
+#: largest for L3 on noise; ONNX Runtime 1.32, torch 2.13), rounded up to two digits. Whole
+#: models agree: on random-weight Slow-Fast (VGG-Sound, EPIC-Sounds) and the test net the same
+#: ratio at the output was 0.5 to 3 wherever the front end's spread exceeded float32 noise.
+#: The low-passed scene check of a waveform-input model allows, per output,
+#: ``atol + (1 + ratio)·spread + rtol·|value|``, where ``spread`` = max |PyTorch output with its
+#: front ends as configured - with them in float64|, measured on that very input at export:
+#: |ORT - PyTorch| <= |ORT - exact| + |PyTorch - exact| <= ratio·spread + spread. Rerun the
+#: app after upgrading onnxruntime or torch, and raise this only with its new table.
+ORT_STFT_ERROR_RATIO = 4.5
+
+#: The low-pass of :func:`lowpassed_scene_audio`: above it the audio has little energy.
+SCENE_CUTOFF_HZ = 5000.0
 
 _ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64", 9: "bool",
                 10: "float16", 11: "float64", 16: "bfloat16"}
@@ -96,6 +128,7 @@ class ExportVerificationError(ExportError):
         self.atol = atol
         self.rtol = rtol
         self.input_shapes = dict(input_shapes)
+        self.detail = detail
         shapes = ", ".join(f"{k} {tuple(v)}" for k, v in input_shapes.items())
         tolerance = f"atol {atol:g}" + (f" + rtol {rtol:g} x |PyTorch value|" if rtol else "")
         super().__init__(f"ONNX Runtime and PyTorch disagree on output {output!r} for inputs {shapes}: "
@@ -109,10 +142,15 @@ class VerificationResult:
     Attributes:
         input_shapes: Input name → shape fed.
         max_abs_diff: Output name → max |ONNX Runtime - PyTorch|.
+        kind: Which inputs: ``"example"``, ``"random"`` (other sizes), ``"lowpassed_scene"``
+            (:func:`lowpassed_scene_audio`, waveform-input models) or ``"extra"``.
+        atol: Output name → the absolute tolerance it was held to (None: not recorded).
     """
 
     input_shapes: dict[str, tuple[int, ...]]
     max_abs_diff: dict[str, float]
+    kind: str = "extra"
+    atol: dict[str, float] | None = None
 
 
 def worst_abs_diff(checks: Sequence[VerificationResult]) -> dict[str, float]:
@@ -130,9 +168,13 @@ class ExportReport:
         opset: The default-domain opset in the file.
         metadata: The metadata written to the sidecar (tensor specs from the graph).
         checks: The comparisons run: the example inputs first, then random inputs of other sizes,
-            then ``extra_checks`` in order.
+            then (waveform-input models) the low-passed world scene, then ``extra_checks`` in
+            order; each says its ``kind``.
         max_abs_diff: Output name → worst max |ONNX Runtime - PyTorch| over all checks.
         seconds: Wall time of the whole export, checks included.
+        front_end_spread: Output name → max |PyTorch output with the front ends as configured
+            - with them in float64| on the low-passed scene (:func:`front_end_spread`); None
+            for models without a waveform input.
     """
 
     path: Path
@@ -142,6 +184,7 @@ class ExportReport:
     checks: tuple[VerificationResult, ...]
     max_abs_diff: dict[str, float]
     seconds: float
+    front_end_spread: dict[str, float] | None = None
 
 
 # --------------------------------------------------------------------------------------- helpers
@@ -268,7 +311,7 @@ def verify_onnx(
     model: nn.Module,
     inputs: Mapping[str, torch.Tensor],
     *,
-    atol: float = DEFAULT_ATOL,
+    atol: float | Mapping[str, float] = DEFAULT_ATOL,
     rtol: float = DEFAULT_RTOL,
     threads: int = 2,
 ) -> dict[str, float]:
@@ -279,7 +322,8 @@ def verify_onnx(
         model: The module it was exported from (called in eval mode, positionally in the
             graph's input order, under ``torch.inference_mode``; left in eval mode).
         inputs: Graph input name → tensor, e.g. ``{"audio": (B, N) float32}``.
-        atol: Allowed |ONNX Runtime - PyTorch| per value, plus ...
+        atol: Allowed |ONNX Runtime - PyTorch| per value (one number, or output name → number
+            for every output), plus ...
         rtol: ... this fraction of |PyTorch value|.
         threads: ONNX Runtime intra-op threads.
 
@@ -307,14 +351,72 @@ def verify_onnx(
         result = model(*[inputs[n] for n in input_names])
     torch_values = outputs_by_name(result, output_names, where=f"{type(model).__name__}.forward")
     shapes = {n: tuple(inputs[n].shape) for n in input_names}
+    atols = dict(atol) if isinstance(atol, Mapping) else {n: atol for n in output_names}
+    if sorted(atols) != sorted(output_names):
+        raise ValueError(f"verify_onnx: atol given for {sorted(atols)}, the ONNX graph's outputs are {output_names}")
     diffs: dict[str, float] = {}
     for name, onnx_value in zip(output_names, onnx_values):
         torch_value = torch_values[name].detach().cpu().numpy()
         diff, detail = _max_abs_diff(np.asarray(onnx_value), torch_value)
-        if not diff <= atol and not _within_tolerance(np.asarray(onnx_value), torch_value, atol, rtol):
-            raise ExportVerificationError(name, diff, atol, shapes, detail, rtol)
+        a = atols[name]
+        if not diff <= a and not _within_tolerance(np.asarray(onnx_value), torch_value, a, rtol):
+            raise ExportVerificationError(name, diff, a, shapes, detail, rtol)
         diffs[name] = diff
     return diffs
+
+
+def _scene_seed() -> int:
+    """The scene :func:`lowpassed_scene_audio` renders by default: the validation split's first."""
+    from models.world import split_seed
+
+    return split_seed("val", 0)
+
+
+def lowpassed_scene_audio(sample_rate: int, samples: int, batch: int = 1, *, seed: int | None = None,
+                          cutoff_hz: float = SCENE_CUTOFF_HZ) -> np.ndarray:
+    """Real audio with little energy above ``cutoff_hz``: world-scene windows, low-passed.
+
+    The scene ``Scene(BENCH, seed)`` (default seed: the validation split's first) is rendered
+    at ``sample_rate`` for ``batch * samples`` samples, filtered by a 4th-order Butterworth
+    low-pass at ``cutoff_hz`` (clipped to 0.45·sample_rate; models/world/sounds.py) and cut
+    into ``batch`` consecutive windows. On such audio the bands above the cutoff lie near
+    float32's noise floor, where a float32 front end is least exact (models/audio/frontend.py).
+
+    Returns:
+        ``(batch, samples)`` float32.
+    """
+    from scipy import signal
+
+    from models.world import BENCH, Scene
+    from models.world.sounds import lowpass_sos
+
+    seed = _scene_seed() if seed is None else seed
+    stream = Scene(BENCH, seed).render_audio(0, batch * samples, sample_rate).astype(np.float64)
+    stream = signal.sosfilt(lowpass_sos(cutoff_hz, sample_rate, order=4), stream)
+    return stream.reshape(batch, samples).astype(np.float32)
+
+
+def front_end_spread(model: nn.Module, inputs: Sequence[torch.Tensor], output_names: Sequence[str]) -> dict[str, float]:
+    """What float32 front ends cost ``model`` on ``inputs``, measured.
+
+    Args:
+        model: Called in eval mode, positionally, under ``torch.inference_mode``.
+        inputs: Its inputs, in order.
+        output_names: Its outputs' names, in order (see :func:`outputs_by_name`).
+
+    Returns:
+        Output name → max |output with the front ends as configured - output with every
+        :class:`~models.audio.frontend.FrontEnd` inside computing in float64|: 0 when they already
+        compute in float64 or the model holds none.
+    """
+    model.eval()
+    where = f"{type(model).__name__}.forward"
+    with torch.inference_mode():
+        as_configured = outputs_by_name(model(*inputs), output_names, where=where)
+        with stft_dtype_override(model, "float64"):
+            exact = outputs_by_name(model(*inputs), output_names, where=where)
+    return {n: _max_abs_diff(as_configured[n].detach().cpu().numpy(), exact[n].detach().cpu().numpy())[0]
+            for n in output_names}
 
 
 # --------------------------------------------------------------------------------------- export
@@ -391,6 +493,27 @@ def _second_inputs(
     return out
 
 
+def _scene_inputs(
+    model: nn.Module, example_inputs: Mapping[str, torch.Tensor], sample_rate: int,
+) -> dict[str, torch.Tensor] | None:
+    """The examples with every waveform input replaced by low-passed scene windows of its shape.
+
+    Waveform inputs: the 2-D floating-point ``(batch, samples)`` inputs of a model that holds a
+    :class:`~models.audio.frontend.FrontEnd`. None when there are none.
+    """
+    if not any(isinstance(m, FrontEnd) for m in model.modules()):
+        return None
+    names = [n for n, x in example_inputs.items() if x.dtype.is_floating_point and x.dim() == 2]
+    if not names:
+        return None
+    feed = dict(example_inputs)
+    for n in names:
+        batch, samples = example_inputs[n].shape
+        audio = torch.from_numpy(lowpassed_scene_audio(sample_rate, int(samples), int(batch)))
+        feed[n] = audio.to(dtype=example_inputs[n].dtype, device=example_inputs[n].device)
+    return feed
+
+
 def export_onnx(
     model: nn.Module,
     metadata: ModelMetadata,
@@ -427,6 +550,12 @@ def export_onnx(
             example size plus a third, at least plus one).
         seed: Seed of the second check's random inputs.
         extra_checks: More inputs to verify on before the file is kept (e.g. real data).
+
+    Models that hold a :class:`~models.audio.frontend.FrontEnd` are also verified on low-passed world
+    scene windows (:func:`lowpassed_scene_audio`, the example's shape) in place of their 2-D
+    float inputs, within ``atol + (1 + ORT_STFT_ERROR_RATIO)·spread + rtol·|value|``,
+    ``spread`` per output from :func:`front_end_spread` on those windows; the sidecar records
+    both under ``extra["onnx_export"]["lowpassed_scene"]``.
 
     Returns:
         An :class:`ExportReport` with the opset and the max differences.
@@ -474,9 +603,28 @@ def export_onnx(
                 raise ExportError(f"the exported graph's {kind} are {[s.name for s in have]}, the metadata's are "
                                   f"{want} (does forward take/return them in metadata order?)")
         checks = []
-        for feed in (dict(example_inputs), second, *map(dict, extra_checks)):
-            diffs = verify_onnx(tmp, model, feed, atol=atol, rtol=rtol)
-            checks.append(VerificationResult({n: tuple(feed[n].shape) for n in input_names}, diffs))
+
+        def check(kind: str, feed: Mapping[str, torch.Tensor], atols: dict[str, float]) -> None:
+            diffs = verify_onnx(tmp, model, feed, atol=atols, rtol=rtol)
+            checks.append(VerificationResult({n: tuple(feed[n].shape) for n in input_names}, diffs, kind, atols))
+
+        uniform = {n: atol for n in output_names}
+        check("example", example_inputs, uniform)
+        check("random", second, uniform)
+        scene = _scene_inputs(model, example_inputs, metadata.sample_rate)
+        spread = None
+        if scene is not None:
+            spread = front_end_spread(model, [scene[n] for n in input_names], output_names)
+            scene_atol = {n: atol + (1.0 + ORT_STFT_ERROR_RATIO) * spread[n] for n in output_names}
+            try:
+                check("lowpassed_scene", scene, scene_atol)
+            except ExportVerificationError as exc:
+                raise ExportVerificationError(
+                    exc.output, exc.max_abs_diff, exc.atol, exc.input_shapes,
+                    f"low-passed world scene; atol {atol:g} + (1 + {ORT_STFT_ERROR_RATIO:g}) x the front end's "
+                    f"float32-vs-float64 spread {spread[exc.output]:.3g}; {exc.detail}", exc.rtol) from None
+        for feed in extra_checks:
+            check("extra", feed, uniform)
         worst = worst_abs_diff(checks)
         record = {
             "opset": found_opset,
@@ -487,10 +635,15 @@ def export_onnx(
             "rtol": rtol,
             "max_abs_diff": worst,
         }
+        if spread is not None:
+            record["lowpassed_scene"] = {
+                "seed": _scene_seed(), "cutoff_hz": SCENE_CUTOFF_HZ, "front_end_spread": spread,
+                "atol": checks[2].atol, "max_abs_diff": checks[2].max_abs_diff,
+            }
         sidecar_meta = metadata.replace(
             inputs=graph_inputs, outputs=graph_outputs, extra={**metadata.extra, "onnx_export": record},
             created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     side = sidecar_path(target)
     sidecar_meta.save(side)
     return ExportReport(path=target, sidecar=side, opset=found_opset, metadata=sidecar_meta, checks=tuple(checks),
-                        max_abs_diff=worst, seconds=time.perf_counter() - started)
+                        max_abs_diff=worst, seconds=time.perf_counter() - started, front_end_spread=spread)
