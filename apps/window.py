@@ -181,7 +181,6 @@ class AvliveWindow(QtWidgets.QWidget):
         self._opacity = config.opacity
         self._record_path: Path | None = None
         self._recordings_seen = 0
-        self._error_seen = None
         self._resumed = False
         self._message = ""
         self._quit = False
@@ -439,10 +438,10 @@ class AvliveWindow(QtWidgets.QWidget):
         rec = self.view.recorder
         if rec is None:
             return
-        if rec.error is not None and rec.error is not self._error_seen:
-            self._error_seen = rec.error
+        error = rec.take_error()  # shown here, so the run does not end on it again
+        if error is not None:
             self._record_path = None
-            self._message = f"recording failed: {rec.error}"
+            self._message = f"recording failed: {error}"
         if len(rec.recordings) > self._recordings_seen:
             self._recordings_seen = len(rec.recordings)
             self._message = f"saved {rec.recordings[-1]}"

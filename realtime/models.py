@@ -110,8 +110,10 @@ class ModelSource:
     def name(self) -> str:
         """A short name for logs and the JSON lines' ``model`` field."""
         p = self.path
-        if p.name in ("model.onnx", "l3.pt", "best.pt", "last.pt") or p.parent.name == "checkpoints":
-            p = p.parent.parent if p.parent.name == "checkpoints" else p.parent
+        if p.parent.name == "checkpoints":  # RUN/checkpoints/best.pt: the run's name
+            p = p.parent.parent
+        elif p.is_file() and (p.name == "model.onnx" or (p.parent / "metadata.json").is_file()):
+            p = p.parent  # a run folder's export or another file of the run
         return p.stem if p.is_file() else p.name
 
 

@@ -353,6 +353,13 @@ class Mp4RecorderSink:
             raise error
         return self.recordings[-1] if len(self.recordings) > finished_before else None
 
+    def take_error(self) -> BaseException | None:
+        """The recorder's failure, handed over once: whoever takes it reports it (the window shows
+        it in its status line), and neither ``stop_recording`` nor ``close`` raises it again."""
+        with self._cv:
+            error, self.error = self.error, None
+        return error
+
     def request_stop(self) -> int:
         """Ask the inference thread to finish the recording at its next hop, and return at once
         (for a GUI thread that must not wait): the file then appears in ``recordings``, or a

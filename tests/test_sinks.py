@@ -465,3 +465,28 @@ def test_a_failure_on_the_recorder_thread_is_raised_at_stop(tmp_path):
     assert len((tmp_path / "hops.jsonl").read_text().splitlines()) == 6 + 1  # the other sinks closed
     assert not list(tmp_path.glob("*.mp4")) and not list(tmp_path.glob(".x.*"))  # no file, no temporary
     assert not recorder.recording and recorder.recordings == []
+
+
+def test_a_failure_taken_by_the_window_is_not_raised_again_at_stop(tmp_path):
+    """The window shows a recorder failure in its status line (take_error); the run then ends
+    normally instead of failing on the same error a second time."""
+    hop, size = 0.1, 32
+    audio_ring, frame_ring = AudioRing(3 * SR, SR), FrameRing(16, size, size)
+    labeler = FunctionLabeler(WindowSpec(0.2, SR), ("a",), lambda b: np.array([[0.9]], np.float32))
+    recorder = Mp4RecorderSink(RecorderConfig(video_codec="no-such-encoder"), path=tmp_path / "x.mp4")
+    scheduler = Scheduler(audio_ring, frame_ring, [ModelSlot("labeler", labeler)], [recorder],
+                          SchedulerConfig(hop_s=hop))
+    taken = None
+    for _ in range(6):
+        audio_ring.write(tone(int(hop * SR), audio_ring.total_written))
+        while frame_ring.frames_written / FPS < audio_ring.total_written / SR:
+            frame_ring.write(grey_frame(frame_ring.frames_written, size), frame_ring.frames_written / FPS)
+        scheduler.step()
+        taken = taken or recorder.take_error()
+    deadline = time.monotonic() + 10
+    while taken is None and time.monotonic() < deadline:  # the recorder thread reports on its own time
+        time.sleep(0.05)
+        taken = recorder.take_error()
+    assert isinstance(taken, ValueError) and "no-such-encoder" in str(taken)
+    scheduler.stop()  # nothing left to raise
+    assert recorder.take_error() is None
