@@ -75,7 +75,7 @@ models (--models PATH ..., or --labeler / --localizer PATH):
 
 _KINDS = ("labeler", "localizer")
 _ENGINE_SUFFIXES = (".engine", ".plan")
-_MODEL_SUFFIXES = (".onnx", ".pt", ".pyth", *_ENGINE_SUFFIXES)
+_MODEL_SUFFIXES = (".onnx", ".pt", *_ENGINE_SUFFIXES)  # and whatever a family model file claims
 #: Where checkpoints and family model files are exported for ONNX Runtime, beside the file.
 CACHE_DIR = ".avlive-cache"
 
@@ -226,7 +226,8 @@ def inspect_model(path: str | os.PathLike) -> ModelSource:
             return ModelSource(p, "run", m.task, m)
         if (p / "model.onnx").is_file():
             return inspect_model(p / "model.onnx")
-        files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix in _MODEL_SUFFIXES)
+        files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.endswith(".json")
+                       and (f.suffix in _MODEL_SUFFIXES or model_file_for(f) is not None))
         if len(files) == 1:
             return inspect_model(files[0])
         found = ", ".join(f.name for f in files) if files else "none"
