@@ -263,7 +263,12 @@ def _check_use(src: ModelSource, kind: str) -> None:
     m = src.metadata
     if kind == "labeler" and m is not None:
         samples = int(round(m.window_seconds * m.sample_rate))
-        audio = [t for t in m.inputs if t.name in ("audio", "waveform")] or [m.inputs[0]]
+        # the waveform input: named so, or the only input when it is (batch, samples); a labeler
+        # that also takes frames, or takes a spectrogram, is its family adapter's to check
+        audio = [t for t in m.inputs if t.name in ("audio", "waveform")] or \
+            [t for t in m.inputs[:1] if len(m.inputs) == 1 and len(t.shape) == 2]
+        if not audio:
+            return
         dim = audio[0].shape[-1]
         if isinstance(dim, int) and dim != samples:
             raise ModelError(str(MetadataMismatch(f"inputs[{m.inputs.index(audio[0])}].shape", f"(..., {samples})",

@@ -281,6 +281,35 @@ class FrameRing:
             # the writer publishes a slot and the counter under one lock, so slot k is whole
             return float(self._times[k % self.slots]), k
 
+    def oldest(self) -> tuple[float, int] | None:
+        """``(timestamp, index)`` of the oldest whole frame held, or None before the first; copies
+        no pixels and marks nothing taken (safe from any thread). With :meth:`newest` it tells
+        how far back the ring reaches."""
+        with self._lock:
+            if self._written == 0:
+                return None
+            k = max(0, self._written - self.slots)
+            if self._index[k % self.slots] != k:  # that slot is being rewritten: the next is the oldest
+                k += 1
+            return float(self._times[k % self.slots]), k
+
+    def take(self, index: int) -> bool:
+        """Mark frame ``index`` read, as a ``take=True`` read would have.
+
+        For a consumer that copies several frames with ``take=False`` and takes them only once
+        it uses them all (the scheduler's clips), so frames of a clip it drops still count in
+        ``overwrites``.
+
+        Returns:
+            False when the frame has left the ring meanwhile (it was counted as overwritten).
+        """
+        slot = int(index) % self.slots
+        with self._lock:
+            if self._index[slot] != index:
+                return False
+            self._taken[slot] = True
+        return True
+
     def nearest(self, timestamp: float, out: np.ndarray, *, take: bool = True) -> tuple[float, int] | None:
         """Copy the held frame whose time is closest to ``timestamp`` into ``out``.
 

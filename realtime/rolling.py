@@ -23,6 +23,14 @@ onset_shift_s`` and offsets ``falling time - offset_shift_s`` (clipped to ``onse
 when present (as :func:`tune_hysteresis` writes it, which measures both delays at once on a
 validation stream), else ``extra["tail_seconds"]`` (the model's label tail), else 0.
 
+**Frame-level scores.** A labeler that returns ``models.core.live.FrameScores`` (a sound-event
+detector's (T, C) frame scores with each frame's time) goes through
+:meth:`RollingLabels.update_frames`: each frame is one step of the same smoothing and
+hysteresis, stamped with the frame's own time, so onsets and offsets fall on the frame grid
+instead of the hop grid (``smooth_hops`` then counts frames). Windows overlap, so each update
+consumes only the frames newer than the newest frame consumed before (by more than half a
+frame spacing): every frame is counted once, whatever the hop.
+
 Offline, :func:`detect_events` runs the same rules over a whole score track (vectorised; a test
 checks it equals the streaming path hop for hop), :func:`evaluate_hysteresis` scores a setting
 with event-based F1, and :func:`tune_hysteresis` picks the setting that maximises it.
@@ -68,7 +76,8 @@ class HysteresisConfig:
         on: smoothed score at or above which an event starts (or resumes within ``min_gap_s``).
         off: smoothed score below which an active event stops; ``0 <= off <= on <= 1``.
         smoothing: ``"median"`` or ``"ema"`` (see :data:`SMOOTHING`).
-        smooth_hops: k, the hops smoothed over; 1 means no smoothing.
+        smooth_hops: k, the hops smoothed over (frames, for frame-level scores); 1 means no
+            smoothing.
         min_duration_s: events shorter than this (after correction) are dropped.
         min_gap_s: a drop below ``off`` shorter than this does not end the event.
         onset_shift_s: subtracted from the hop time the score crossed ``on`` (the model's tail
@@ -189,17 +198,25 @@ class RollingLabels:
         self._onset = np.zeros(c, np.float64)  # (C,) raw onset (crossing time)
         self._off = np.zeros(c, np.float64)  # (C,) raw offset while pending
         self._work = np.zeros(c, bool)
+        self._consumed = -math.inf  # stream time of the newest step fed (a hop's or a frame's)
+        self.frames_consumed = 0  # frames fed through update_frames since the start
 
     @property
     def started(self) -> bool:
         """Whether any scores were fed since the start (or the last reset)."""
         return self._started
 
+    @property
+    def consumed_until(self) -> float:
+        """Stream time of the newest hop or frame fed (-inf before the first)."""
+        return self._consumed
+
     def reset(self) -> None:
-        """Forget the history and every open event."""
+        """Forget the history, every open event and which frames were consumed."""
         self._pos = 0
         self._started = False
         self._state[:] = _IDLE
+        self._consumed = -math.inf
 
     def _smooth(self, scores: np.ndarray) -> None:
         cfg = self.config
@@ -239,11 +256,59 @@ class RollingLabels:
         scores = np.asarray(scores)
         if scores.shape != self.smoothed.shape:
             raise ValueError(f"RollingLabels.update: expected scores of shape {self.smoothed.shape}, found {scores.shape}")
+        ended: list[LabeledEvent] = []
+        self._step(scores, t, ended)
+        self._consumed = max(self._consumed, t)
+        return self.active(t), ended
+
+    def update_frames(self, scores: np.ndarray, times: np.ndarray,
+                      t: float) -> tuple[list[ActiveEvent], list[LabeledEvent]]:
+        """Feed one window's frame-level scores; only frames newer than those fed before count.
+
+        Args:
+            scores: (T, C) raw scores in [0, 1], one row per frame.
+            times: (T,) strictly increasing stream seconds of each frame's centre (absolute, not
+                relative to the window: the scheduler adds the window's end time).
+            t: the window's end, stream seconds (where open events are reported to last).
+
+        A frame is new when its time is more than half the window's smallest frame spacing
+        after the newest step consumed (so a window whose frame grid moved by a sample does not
+        count a frame twice); frames centred before stream time 0 (on the zeros before the
+        stream began) are never fed. Each new frame is one smoothing + hysteresis step at its
+        own time.
+
+        Returns:
+            ``(active, ended)`` as :meth:`update`.
+        """
+        scores = np.asarray(scores)
+        times = np.asarray(times, dtype=np.float64)
+        c = self.smoothed.shape[0]
+        if scores.ndim != 2 or scores.shape[1] != c:
+            raise ValueError(f"RollingLabels.update_frames: expected scores of shape (frames, {c}), "
+                             f"found {scores.shape}")
+        if times.shape != scores.shape[:1]:
+            raise ValueError(f"RollingLabels.update_frames: expected times of shape ({scores.shape[0]},), "
+                             f"found {times.shape}")
+        spacing = float(np.min(np.diff(times))) if times.size > 1 else 0.0
+        if times.size > 1 and not spacing > 0:
+            raise ValueError("RollingLabels.update_frames: expected strictly increasing frame times")
+        first = max(int(np.searchsorted(times, self._consumed + 0.5 * spacing, side="right")),
+                    int(np.searchsorted(times, 0.0, side="left")))
+        ended: list[LabeledEvent] = []
+        for i in range(first, times.size):
+            self._step(scores[i], float(times[i]), ended)
+        if first < times.size:
+            self._consumed = float(times[-1])
+            self.frames_consumed += times.size - first
+        return self.active(t), ended
+
+    def _step(self, scores: np.ndarray, t: float, ended: list[LabeledEvent]) -> None:
+        """One smoothing + hysteresis step of (C,) ``scores`` at stream time ``t``; events that
+        end are appended to ``ended``."""
         cfg = self.config
         self._smooth(scores)
         s, state = self.smoothed, self._state
-        ended: list[LabeledEvent] = []
-        # Classes whose state can change this hop; everything else is a no-op.
+        # Classes whose state can change this step; everything else is a no-op.
         np.greater_equal(s, cfg.on, out=self._work)
         self._work |= state != _IDLE
         for c in np.flatnonzero(self._work):
@@ -266,7 +331,6 @@ class RollingLabels:
                     state[c], self._onset[c] = _ACTIVE, t
                 else:
                     state[c] = _IDLE
-        return self.active(t), ended
 
     def active(self, t: float) -> list[ActiveEvent]:
         """Open events at time ``t`` that already last ``min_duration_s`` (corrected times)."""

@@ -18,7 +18,17 @@ snapshot of ``total_written`` per hop). If inference fell behind so that whole h
 passed while it ran, those hops are skipped and counted (``Counters.skips``): the scheduler
 jumps to the newest window and never works through a backlog. A model with ``every=n`` runs
 on the first hop at least ``n`` hop indices after its previous run (a localizer at a third of
-the labeler's rate: ``every=3``).
+the labeler's rate: ``every=3``). The pipeline's hop is the base tick: a model that declares its
+own hop (``WindowSpec.hop_seconds``, a whole multiple of it) runs on the first hop at least that
+many ticks after its previous run.
+
+**State.** A model with a ``reset()`` method keeps state between calls; the scheduler calls
+``reset()`` just before the model's first run and before every run that is not exactly one of
+the model's hops after its previous run (hops skipped because inference fell behind, a run
+dropped for a missing frame or a late read, its resampling stream restarted), and counts the
+calls (``Counters.resets``, and ``ModelRun.reset`` per run; the JSON lines do not carry them).
+Consecutive windows of such a model end at the newest sample of their hops, so they are one
+model hop apart give or take a capture block (exactly, offline).
 
 **Windows.** Each model gets the window its ``WindowSpec`` declares, ending at the newest
 sample, in a buffer allocated once per model; before the stream has that much audio the front
@@ -26,6 +36,21 @@ of the window is zeros. A model that needs a frame gets the frame nearest (``Fra
 to its window's centre or end (``frame_at``), copied into a per-model frame buffer. A model
 whose frame is missing (no frame yet) or whose audio was overwritten before it could be copied
 does not run that hop (``missing_frames``, ``late_reads``).
+
+**Clips.** A model whose window asks for a clip (``WindowSpec.frames = N``, ``frame_rate``) gets
+the frames nearest N instants ``1 / frame_rate`` apart, ending at its window's end (or centred
+on its centre, ``frame_at``), copied into a per-model ``(N, H, W, 3)`` buffer, oldest first. The
+frames are copied without taking them and taken (``FrameRing.take``) only when the whole clip
+is in hand, so a dropped clip leaves ``frame_overwrites`` counting its frames as unused. When
+the clip reaches further back than the frame ring holds, the run is dropped
+(``missing_frames``, with a warning naming ``WindowSpec.frame_lookback_s``) instead of handing
+the model the wrong frames.
+
+**Frame-level scores.** A labeler may return ``models.core.live.FrameScores`` (frame times
+relative to its window's end): the scheduler puts them on the stream clock and the rolling
+labels take only the frames newer than those already taken
+(:meth:`realtime.rolling.RollingLabels.update_frames`), so its onsets and offsets fall on its
+frame grid, not on the hop grid.
 
 **Resampling: one ring per rate.** For every model rate that differs from the capture rate the
 scheduler keeps a streaming soxr resampler (``soxr.ResampleStream``, quality "HQ") feeding an
@@ -45,6 +70,7 @@ copies), ``model:<name>`` for each model run, ``post`` (rolling labels, top labe
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
@@ -56,7 +82,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from models.core.events import LabeledEvent
-from models.core.live import FRAME_AT_CENTRE, Heatmap, WindowSpec
+from models.core.live import FrameScores, Heatmap, WindowSpec
 
 from .rolling import ActiveEvent, HysteresisConfig, RollingLabels
 from .sinks import Sink, SinkContext
@@ -116,7 +142,8 @@ class ModelSlot:
     Attributes:
         name: unique; keys the scores, timings (``model:<name>``) and runs.
         model: a ``models.core.live.Labeler`` or ``Localizer``.
-        every: run on every n-th hop.
+        every: run on every n-th hop; 1 for a model that declares its own hop
+            (``window.hop_seconds``).
         hysteresis: rolling-label setting for a labeler; None takes
             ``HysteresisConfig.from_metadata`` of ``model.metadata`` when the model has one,
             else the defaults.
@@ -137,6 +164,10 @@ class ModelSlot:
         if not isinstance(getattr(self.model, "window", None), WindowSpec):
             raise ValueError(f"ModelSlot.model ({self.name}): expected a live model with a WindowSpec `window`, "
                              f"found {type(self.model).__name__}")
+        hop_seconds = self.model.window.hop_seconds
+        if hop_seconds is not None and self.every != 1:
+            raise ValueError(f"ModelSlot.every ({self.name}): expected 1 for a model that declares its own hop "
+                             f"(window.hop_seconds = {hop_seconds:g} s), found {self.every!r}")
         if self.kind is not None and self.kind not in KINDS:
             raise ValueError(f"ModelSlot.kind ({self.name}): expected one of {KINDS} or None, found {self.kind!r}")
 
@@ -167,9 +198,12 @@ class ModelRun:
         end_index: sample index (at ``sample_rate``, from the stream start) one past the window's
             last sample.
         end_time: ``end_index / sample_rate``, seconds.
-        frame_time: timestamp of the frame it was given, or None.
+        frame_time: timestamp of the frame it was given (a clip's newest), or None.
         frame_index: that frame's index in the frame ring's stream, or None.
-        ms: the call's duration.
+        ms: the call's duration (with its ``reset()``, when one was due).
+        frame_times: a clip's frame timestamps, oldest first (empty without a clip).
+        frame_indices: a clip's frame indices, oldest first (empty without a clip).
+        reset: whether the model's ``reset()`` was called before this run.
     """
 
     name: str
@@ -180,6 +214,9 @@ class ModelRun:
     frame_time: float | None
     frame_index: int | None
     ms: float
+    frame_times: tuple[float, ...] = ()
+    frame_indices: tuple[int, ...] = ()
+    reset: bool = False
 
 
 @dataclass(frozen=True)
@@ -196,6 +233,8 @@ class Counters:
         resyncs: restarts of a resampling stream after a gap.
         recorder_dropped_frames: video frames the mp4 recorder sinks dropped because their
             queue was full (``Mp4RecorderSink.dropped_frames``), as of the previous hop's sinks.
+        resets: ``reset()`` calls of stateful models (at their first run and after gaps); not
+            in the JSON-lines schema (``realtime.schema.COUNTERS``).
     """
 
     hops: int = 0
@@ -205,6 +244,7 @@ class Counters:
     missing_frames: int = 0
     resyncs: int = 0
     recorder_dropped_frames: int = 0
+    resets: int = 0
 
 
 @dataclass(frozen=True)
@@ -218,7 +258,8 @@ class HopResult:
         hop: the hop index k (the window ends in ``[k, k+1) * hop_s``).
         stream_time: seconds; ``end_index / sample_rate`` of the capture stream.
         end_index: the newest captured sample when the hop began (the windows end there).
-        scores: labeler name → (C,) float32 raw scores, for labelers run this hop.
+        scores: labeler name → (C,) float32 raw scores, for labelers run this hop (a labeler
+            returning ``FrameScores``: its newest frame's).
         smoothed: labeler name → (C,) float64 smoothed scores (every labeler, newest values).
         top: the ``top_k`` labels by smoothed score over all labelers, best first.
         active: events going on (longer than their ``min_duration_s``), over all labelers.
@@ -321,14 +362,32 @@ class _Slot:
     kind: str
     window: WindowSpec
     audio: np.ndarray  # (window.samples,) float32
-    frame: np.ndarray | None  # (H, W, 3) uint8
+    frame: np.ndarray | None  # (H, W, 3) uint8, or (N, H, W, 3) for a clip
     stream: _RateStream | None
+    ticks: int = 1  # base hops between runs
+    offsets: np.ndarray | None = None  # (P,) seconds from the window's end to each picture
+    clip_times: np.ndarray | None = None  # (N,) float64, the clip's frame times (clips only)
+    clip_index: np.ndarray | None = None  # (N,) int64, the clip's frame indices (clips only)
+    reset: Any = None  # the model's reset(), when it keeps state
+    resyncs_seen: int = 0  # the resampling stream's resyncs at the previous run
+    warned: bool = False  # the frame ring was too short for the clip (logged once)
     rolling: RollingLabels | None = None
     labels: tuple[str, ...] = ()
     next_hop: int | None = None
     runs: int = 0
     active: tuple[ActiveEvent, ...] = ()
     smoothed: np.ndarray | None = field(default=None)
+
+
+@dataclass
+class _Due:
+    """A model due at this hop, with what was cut for it."""
+
+    slot: _Slot
+    end_index: int
+    end_time: float
+    frame_info: tuple[float, int] | None  # (time, index) of its (newest) frame
+    gap: bool  # not exactly one of its hops after its previous run: reset() first
 
 
 def _default_ring_class():
@@ -359,7 +418,7 @@ class Scheduler:
 
     Raises:
         ValueError: duplicate model names, a model needing frames without a frame ring, a
-            labeler without labels.
+            labeler without labels, a model hop that is not a whole multiple of the hop.
 
     Example::
 
@@ -412,12 +471,21 @@ class Scheduler:
         for m in models:
             kind = m.resolved_kind
             window = m.model.window
-            frame = None
+            slot = _Slot(m, kind, window, np.zeros(window.samples, np.float32), None,
+                         self._streams.get(window.sample_rate), ticks=self._ticks(m))
             if window.needs_frame or kind == "localizer":
                 if frame_ring is None:
                     raise ValueError(f"Scheduler: model {m.name!r} needs camera frames but no frame_ring was given")
-                frame = np.zeros((int(frame_ring.height), int(frame_ring.width), 3), np.uint8)
-            slot = _Slot(m, kind, window, np.zeros(window.samples, np.float32), frame, self._streams.get(window.sample_rate))
+                shape = (*window.frame_shape_prefix, int(frame_ring.height), int(frame_ring.width), 3)
+                slot.frame = np.zeros(shape, np.uint8)
+                # a localizer gets its frame even when its window does not say needs_frame
+                pictures = window if window.needs_frame else dataclasses.replace(window, needs_frame=True)
+                slot.offsets = np.array(pictures.frame_offsets(), np.float64)
+                if window.frames > 0:
+                    slot.clip_times = np.zeros(window.frames, np.float64)
+                    slot.clip_index = np.zeros(window.frames, np.int64)
+            reset = getattr(m.model, "reset", None)
+            slot.reset = reset if callable(reset) else None
             if kind == "labeler":
                 slot.labels = tuple(m.model.labels)
                 if not slot.labels:
@@ -442,10 +510,25 @@ class Scheduler:
         self._last_hop = 0
         self._hops = 0
         self._skips = 0
+        self._resets = 0
         self._missing_frames = 0
         self._sinks_ms = 0.0
         self._heatmap: Heatmap | None = None
         self._heatmap_time: float | None = None
+
+    def _ticks(self, m: ModelSlot) -> int:
+        """Base hops between the runs of ``m``: ``every``, or its own hop in pipeline hops."""
+        own = m.model.window.hop_seconds
+        if own is None:
+            return m.every
+        hop = self.config.hop_s
+        ratio = own / hop
+        n = int(round(ratio))
+        if n < 1 or abs(ratio - n) > 1e-6 * max(1.0, ratio):
+            raise ValueError(f"Scheduler: model {m.name!r} window.hop_seconds: expected a whole multiple of the "
+                             f"pipeline hop {hop:g} s (the base tick: {hop:g}, {2 * hop:g}, {3 * hop:g} s, ...), "
+                             f"found {own:g} s ({ratio:.4g} hops)")
+        return n
 
     # ---------------------------------------------------------------- public
 
@@ -465,7 +548,8 @@ class Scheduler:
             late_reads=int(getattr(self.audio_ring, "late_reads", 0)),
             frame_overwrites=int(getattr(self.frame_ring, "overwrites", 0)) if self.frame_ring is not None else 0,
             missing_frames=self._missing_frames, resyncs=sum(s.resyncs for s in self._streams.values()),
-            recorder_dropped_frames=sum(int(getattr(r, "dropped_frames", 0)) for r in self._recorders))
+            recorder_dropped_frames=sum(int(getattr(r, "dropped_frames", 0)) for r in self._recorders),
+            resets=self._resets)
 
     def model_runs(self) -> dict[str, int]:
         """Model name → how many times it ran."""
@@ -612,19 +696,47 @@ class Scheduler:
         slot.audio[: n - available] = 0.0
         return available <= 0 or bool(ring.read(end, available, slot.audio[n - available:]))
 
-    def _hop(self, end: int) -> HopResult:
-        t_start = time.perf_counter()
-        hop = end // self.hop_samples
-        skipped = 0 if self._next_hop is None else max(0, hop - self._next_hop)
-        self._next_hop = hop + 1 if self._next_hop is None else max(self._next_hop, hop + 1)
-        self._skips += skipped
-        self._hops += 1
-        self._last_end, self._last_hop = end, hop
+    def _read_pictures(self, slot: _Slot, end_time: float) -> tuple[float, int] | None:
+        """Copy the frame (or clip) ``slot`` asks for, for a window ending at ``end_time``, into
+        its buffer; ``(time, index)`` of the (newest) frame, or None when the model cannot run."""
+        ring = self.frame_ring
+        if slot.clip_index is None:
+            return ring.nearest(end_time + slot.offsets[0], slot.frame)
+        for i in range(slot.offsets.size):
+            got = ring.nearest(end_time + slot.offsets[i], slot.frame[i], take=False)
+            if got is None:
+                return None
+            slot.clip_times[i], slot.clip_index[i] = got
+        if not self._clip_in_reach(slot, end_time + slot.offsets[0]):
+            return None
+        for k in slot.clip_index:  # the model gets them all: now they count as taken
+            ring.take(int(k))
+        return float(slot.clip_times[-1]), int(slot.clip_index[-1])
 
-        # -- copy: resample what arrived, then cut every due model's window and frame
-        for stream in self._streams.values():
-            stream.advance(end)
-        due: list[tuple[_Slot, int, float, tuple | None]] = []
+    def _clip_in_reach(self, slot: _Slot, oldest_target: float) -> bool:
+        """False when the clip's oldest frame should be one the ring no longer holds (the ring is
+        shorter than ``window.frame_lookback_s``); logs that once per model."""
+        if slot.clip_times[0] <= oldest_target:
+            return True  # the ring holds a frame at or before the target
+        oldest, newest = self.frame_ring.oldest(), self.frame_ring.newest()
+        if oldest is None or newest is None or oldest[1] == 0 or newest[1] == oldest[1]:
+            return True  # no frame was ever dropped from the ring (or only one is held)
+        if oldest[1] != slot.clip_index[0]:
+            return True  # the nearest frame was not the oldest held: the ring reaches far enough
+        period = (newest[0] - oldest[0]) / (newest[1] - oldest[1])
+        if oldest_target >= oldest[0] - 0.5 * period:
+            return True
+        if not slot.warned:
+            slot.warned = True
+            logger.warning("model %r: its clip reaches %.2f s before the window's end (WindowSpec.frame_lookback_s) "
+                           "but the frame ring holds %.2f s; its runs are dropped (missing_frames) until the ring "
+                           "holds more", slot.spec.name, slot.window.frame_lookback_s, newest[0] - oldest[0])
+        return False
+
+    def _cut(self, hop: int, end: int) -> list[_Due]:
+        """The models due at ``hop`` with their windows and pictures cut (windows ending at
+        capture index ``end``)."""
+        due: list[_Due] = []
         for slot in self._slots:
             if slot.next_hop is not None and hop < slot.next_hop:
                 continue
@@ -637,58 +749,104 @@ class Scheduler:
                 end_index = slot.stream.end_index
             if not ok:  # overwritten before we got to it; the ring counts it in late_reads
                 continue
-            rate = slot.window.sample_rate
-            end_time = end_index / rate
+            end_time = end_index / slot.window.sample_rate
             frame_info = None
             if slot.frame is not None:
-                t_frame = end_time - 0.5 * slot.window.seconds if slot.window.frame_at == FRAME_AT_CENTRE else end_time
-                frame_info = self.frame_ring.nearest(t_frame, slot.frame)
+                frame_info = self._read_pictures(slot, end_time)
                 if frame_info is None:
                     self._missing_frames += 1
                     continue
-            slot.next_hop = hop + slot.spec.every
-            due.append((slot, end_index, end_time, frame_info))
+            resyncs = 0 if slot.stream is None else slot.stream.resyncs
+            gap = slot.next_hop is None or hop > slot.next_hop or resyncs != slot.resyncs_seen
+            slot.next_hop, slot.resyncs_seen = hop + slot.ticks, resyncs
+            due.append(_Due(slot, end_index, end_time, frame_info, gap))
+        return due
+
+    def _run_model(self, d: _Due, scores: dict, frame_scores: dict) -> tuple[ModelRun, bool]:
+        """Call one due model (after its ``reset()`` when a gap came before); (its run, whether
+        it produced a fresh heatmap)."""
+        slot = d.slot
+        t0 = time.perf_counter()
+        reset = d.gap and slot.reset is not None
+        if reset:
+            slot.reset()
+            self._resets += 1
+        fresh = False
+        if slot.kind == "labeler":
+            out = slot.spec.model(slot.audio, slot.frame if d.frame_info is not None else None)
+            if isinstance(out, FrameScores):
+                # copies: runners may hand back views of buffers they reuse on the next call
+                frame_scores[slot.spec.name] = (out.scores.copy(), d.end_time + out.times)
+                scores[slot.spec.name] = frame_scores[slot.spec.name][0][-1]
+            else:
+                scores[slot.spec.name] = np.array(out, dtype=np.float32, copy=True).reshape(-1)
+        else:
+            heatmap = slot.spec.model(slot.audio, slot.frame)
+            if not isinstance(heatmap, Heatmap):
+                raise TypeError(f"localizer {slot.spec.name!r}: expected a models.core.live.Heatmap, "
+                                f"received {type(heatmap).__name__}")
+            self._heatmap, self._heatmap_time, fresh = heatmap, d.end_time, True
+        ms = (time.perf_counter() - t0) * 1e3
+        slot.runs += 1
+        clip = slot.clip_index is not None and d.frame_info is not None
+        run = ModelRun(slot.spec.name, slot.kind, slot.window.sample_rate, int(d.end_index), float(d.end_time),
+                       None if d.frame_info is None else float(d.frame_info[0]),
+                       None if d.frame_info is None else int(d.frame_info[1]), ms,
+                       frame_times=tuple(slot.clip_times.tolist()) if clip else (),
+                       frame_indices=tuple(slot.clip_index.tolist()) if clip else (), reset=reset)
+        return run, fresh
+
+    def _roll(self, d: _Due, scores: dict, frame_scores: dict) -> list[LabeledEvent]:
+        """Feed a labeler's output to its rolling labels; the events that ended."""
+        slot, name = d.slot, d.slot.spec.name
+        expected = len(slot.labels)
+        if name in frame_scores:
+            values, times = frame_scores[name]
+            if values.shape[1] != expected:
+                raise ValueError(f"labeler {name!r}: expected FrameScores.scores of shape (frames, {expected}), "
+                                 f"received {values.shape}")
+            active, just_ended = slot.rolling.update_frames(values, times, d.end_time)
+        else:
+            if scores[name].shape != (expected,):
+                raise ValueError(f"labeler {name!r}: expected {expected} scores, received shape {scores[name].shape}")
+            active, just_ended = slot.rolling.update(scores[name], d.end_time)
+        slot.active = tuple(active)
+        slot.smoothed = slot.rolling.smoothed.copy()
+        return just_ended
+
+    def _hop(self, end: int) -> HopResult:
+        t_start = time.perf_counter()
+        hop = end // self.hop_samples
+        skipped = 0 if self._next_hop is None else max(0, hop - self._next_hop)
+        self._next_hop = hop + 1 if self._next_hop is None else max(self._next_hop, hop + 1)
+        self._skips += skipped
+        self._hops += 1
+        self._last_end, self._last_hop = end, hop
+
+        # -- copy: resample what arrived, then cut every due model's window and pictures
+        for stream in self._streams.values():
+            stream.advance(end)
+        due = self._cut(hop, end)
         t_copy = time.perf_counter()
 
         # -- models
         latency: dict[str, float] = {"copy": (t_copy - t_start) * 1e3}
         scores: dict[str, np.ndarray] = {}
+        frame_scores: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # name -> ((T, C) scores, (T,) stream times)
         runs = []
         fresh = False
-        for slot, end_index, end_time, frame_info in due:
-            t0 = time.perf_counter()
-            frame = slot.frame if frame_info is not None else None
-            if slot.kind == "labeler":
-                out = slot.spec.model(slot.audio, frame)
-                # A copy: runners may hand back views of buffers they reuse on the next call.
-                scores[slot.spec.name] = np.array(out, dtype=np.float32, copy=True).reshape(-1)
-            else:
-                heatmap = slot.spec.model(slot.audio, slot.frame)
-                if not isinstance(heatmap, Heatmap):
-                    raise TypeError(f"localizer {slot.spec.name!r}: expected a models.core.live.Heatmap, "
-                                    f"received {type(heatmap).__name__}")
-                self._heatmap, self._heatmap_time, fresh = heatmap, end_time, True
-            ms = (time.perf_counter() - t0) * 1e3
-            slot.runs += 1
-            latency[f"model:{slot.spec.name}"] = ms
-            runs.append(ModelRun(slot.spec.name, slot.kind, slot.window.sample_rate, int(end_index), float(end_time),
-                                 None if frame_info is None else float(frame_info[0]),
-                                 None if frame_info is None else int(frame_info[1]), ms))
+        for d in due:
+            run, heatmap_fresh = self._run_model(d, scores, frame_scores)
+            fresh = fresh or heatmap_fresh
+            latency[f"model:{run.name}"] = run.ms
+            runs.append(run)
         t_models = time.perf_counter()
 
         # -- post: rolling labels
         ended: list[LabeledEvent] = []
-        for slot, _, end_time, _ in due:
-            if slot.kind != "labeler":
-                continue
-            expected = len(slot.labels)
-            if scores[slot.spec.name].shape != (expected,):
-                raise ValueError(f"labeler {slot.spec.name!r}: expected {expected} scores, "
-                                 f"received shape {scores[slot.spec.name].shape}")
-            active, just_ended = slot.rolling.update(scores[slot.spec.name], end_time)
-            slot.active = tuple(active)
-            slot.smoothed = slot.rolling.smoothed.copy()
-            ended.extend(just_ended)
+        for d in due:
+            if d.slot.kind == "labeler":
+                ended.extend(self._roll(d, scores, frame_scores))
         lag_ms = (int(self.audio_ring.total_written) - end) / self.sample_rate * 1e3
         t_post = time.perf_counter()
         latency["post"] = (t_post - t_models) * 1e3

@@ -196,3 +196,74 @@ def test_tune_exhaustive_on_a_small_grid_matches_its_best():
     assert evaluate_hysteresis(x, hop_s, reference, LABELS, coordinate).f1 <= best_f1 + 1e-12
     est = detect_events(x, hop_s, LABELS, best, NAME)
     assert event_based_metrics(reference, est, labels=list(LABELS)).f1 == pytest.approx(best_f1)
+
+
+# ------------------------------------------------------------------------------ frame-level scores
+
+FRAME = 0.02  # a sound-event detector's frame hop
+
+
+def frame_windows(x: np.ndarray, window_frames: int, stops, jitter_s: float = 0.0):
+    """Cut a (T, C) frame track into overlapping windows as a labeler would score them: a window
+    ends at each frame index in ``stops`` (exclusive); frame i is centred at ``(i + 0.5) * FRAME``.
+    Yields ``(scores (n, C), absolute times (n,), window end time)``."""
+    for w, stop in enumerate(stops):
+        idx = np.arange(stop - window_frames, stop)
+        times = (idx + 0.5) * FRAME + jitter_s * (w % 2)  # odd windows' grid moved by a fraction of a frame
+        yield np.where((idx >= 0)[:, None], x[np.clip(idx, 0, None)], 0.0), times, stop * FRAME
+
+
+def rounded(events) -> list[tuple[str, float, float]]:
+    return sorted((e.label, round(e.onset, 9), round(e.offset, 9)) for e in events)
+
+
+@pytest.mark.parametrize("smoothing", [("median", 3), ("ema", 5), ("median", 1)])
+def test_frame_scores_of_overlapping_windows_count_each_frame_once(smoothing):
+    rng = np.random.default_rng(3)
+    x = track(400, {0: [(40, 95), (101, 130)], 1: [(7, 13), (200, 390)], 2: [(150, 152)]}, classes=3)
+    x = np.clip(x + 0.15 * rng.standard_normal(x.shape), 0, 1).astype(np.float32)
+    cfg = HysteresisConfig(on=0.5, off=0.3, smoothing=smoothing[0], smooth_hops=smoothing[1], min_gap_s=0.05)
+    # windows of 1 s (50 frames) every 0.25 s (12.5 frames: 12 and 13 in turn), the first ones
+    # reaching before the stream start
+    stops = np.round(np.arange(1, 33) * 12.5).astype(int)
+    rolling = RollingLabels(("a", "b", "c"), cfg, filename=NAME)
+    ended, t = [], 0.0
+    for scores, times, t in frame_windows(x, 50, stops):
+        ended += rolling.update_frames(scores, times, t)[1]
+    ended += rolling.finish(t)
+    assert t == pytest.approx(8.0) and rolling.frames_consumed == len(x)  # every frame once, none before 0 s
+    # the same events as the whole frame track fed at once, frame times for hop times
+    want = detect_events(x, FRAME, ("a", "b", "c"), cfg, NAME, t0=0.5 * FRAME, end_time=t)
+    assert len(want) >= 4 and rounded(ended) == rounded(want)
+    assert all(abs(e.onset / FRAME - 0.5 - round(e.onset / FRAME - 0.5)) < 1e-6 for e in ended)  # on the frame grid
+
+
+def test_frame_scores_whose_grid_moves_a_little_are_not_counted_twice():
+    x = track(200, {0: [(60, 120)]}, classes=2)
+    rolling = RollingLabels(("a", "b"), PLAIN, filename=NAME)
+    ended = []
+    for scores, times, t in frame_windows(x, 50, range(10, 201, 10), jitter_s=0.3 * FRAME):
+        ended += rolling.update_frames(scores, times, t)[1]
+    ended += rolling.finish(200 * FRAME)
+    assert rolling.frames_consumed == 200
+    (event,) = ended
+    assert event.onset == pytest.approx(60.5 * FRAME, abs=0.31 * FRAME)
+    assert event.offset == pytest.approx(120.5 * FRAME, abs=0.31 * FRAME)
+
+
+def test_frame_scores_with_a_gap_and_mistakes_named():
+    rolling = RollingLabels(("a", "b"), PLAIN, filename=NAME)
+    times = np.arange(10) * FRAME + 0.01
+    rolling.update_frames(np.full((10, 2), 0.1), times, 0.2)
+    # a window after skipped hops: the frames between were never scored; the new ones all count
+    _, ended = rolling.update_frames(np.full((10, 2), 0.9), times + 1.0, 1.2)
+    assert rolling.frames_consumed == 20 and rolling.consumed_until == pytest.approx(1.19)
+    assert [a.onset for a in rolling.active(1.2)] == [pytest.approx(1.01)] * 2
+    with pytest.raises(ValueError, match=r"expected scores of shape \(frames, 2\)"):
+        rolling.update_frames(np.zeros((3, 4)), np.arange(3.0), 1.3)
+    with pytest.raises(ValueError, match=r"expected times of shape \(3,\)"):
+        rolling.update_frames(np.zeros((3, 2)), np.arange(4.0), 1.3)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        rolling.update_frames(np.zeros((3, 2)), np.array([2.0, 2.0, 2.1]), 2.2)
+    rolling.reset()
+    assert rolling.consumed_until == -np.inf

@@ -1,13 +1,32 @@
 """The live-model protocol: what a labeler or a localizer declares and returns.
 
 The live pipeline only schedules: every hop it cuts, for each model, the window that model
-declares (ending at the newest sample) plus the frame nearest the window's alignment point, and
-calls the model. A model family's live adapter (``models.core.family.Family.live``) turns an open
-runner of any backend into a ``Labeler`` or ``Localizer``; :func:`runner_labeler` serves the
+declares (ending at the newest sample) plus what the model asks for in pictures, and calls the
+model. A model family's live adapter (``models.core.family.Family.live``) turns an open runner
+of any backend into a ``Labeler`` or ``Localizer``; :func:`runner_labeler` serves the
 waveform-in labelers of every family that needs nothing more.
+
+What a model can ask for (:class:`WindowSpec`) and give back:
+
+* **Pictures.** Nothing (the default); one frame (``needs_frame``), the frame nearest the
+  window's end or centre (``frame_at``), given as ``(H, W, 3)`` uint8; or a clip
+  (``frames=N`` at ``frame_rate`` Hz, e.g. Audiovisual SlowFast), the frames nearest N instants
+  ``1 / frame_rate`` apart that end at the window's end (``frame_at="end"``) or are centred on
+  its centre (``"centre"``), given as ``(N, H, W, 3)`` uint8, oldest first.
+* **Its own hop.** ``hop_seconds`` (a whole multiple of the pipeline's hop, the base tick):
+  the model runs only when that much time has passed since its last run. None: every hop.
+* **State.** A model that keeps state between calls (a streaming network) may have a
+  ``reset()`` method; the scheduler calls it before the model's first run and before any run
+  that does not follow its previous one by exactly one of its hops (hops skipped because
+  inference fell behind, a run dropped for a missing frame, a resampling stream restarted).
+* **Scores.** A labeler returns ``(C,)`` scores for its window, or a :class:`FrameScores`:
+  ``(T, C)`` scores of T frames inside the window with each frame's time, so the rolling
+  labels place onsets and offsets at frame resolution (a sound-event detector such as a CRNN).
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -19,6 +38,10 @@ FRAME_AT_CENTRE = "centre"
 FRAME_AT_END = "end"
 
 
+def _finite(x) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
+
+
 @dataclass(frozen=True)
 class WindowSpec:
     """The input a live model asks for every time it runs.
@@ -26,14 +49,25 @@ class WindowSpec:
     Attributes:
         seconds: audio window length; the window ends at the newest sample.
         sample_rate: the rate the audio must be delivered at (the pipeline resamples).
-        needs_frame: whether a camera frame goes with the window.
-        frame_at: FRAME_AT_CENTRE or FRAME_AT_END: which instant of the window the frame shows.
+        needs_frame: whether camera pictures go with the window; set by itself when
+            ``frames > 0``.
+        frame_at: FRAME_AT_CENTRE or FRAME_AT_END: which instant of the window the frame shows
+            (a clip: ends at the window's end, or is centred on the window's centre).
+        frames: 0: one frame ``(H, W, 3)`` when ``needs_frame`` (or none); N >= 1: a clip of N
+            frames ``(N, H, W, 3)``, oldest first.
+        frame_rate: Hz, the rate the clip's frames are sampled at (the frames nearest instants
+            ``1 / frame_rate`` apart); > 0 when ``frames > 1``, else unused.
+        hop_seconds: how often the model runs, a whole multiple of the pipeline's hop (checked
+            by the scheduler); None: every pipeline hop.
     """
 
     seconds: float
     sample_rate: int
     needs_frame: bool = False
     frame_at: str = FRAME_AT_END
+    frames: int = 0
+    frame_rate: float = 0.0
+    hop_seconds: float | None = None
 
     def __post_init__(self) -> None:
         if self.seconds <= 0:
@@ -42,10 +76,99 @@ class WindowSpec:
             raise ValueError(f"WindowSpec.sample_rate: expected > 0, found {self.sample_rate}")
         if self.frame_at not in (FRAME_AT_CENTRE, FRAME_AT_END):
             raise ValueError(f"WindowSpec.frame_at: expected {FRAME_AT_CENTRE!r} or {FRAME_AT_END!r}, found {self.frame_at!r}")
+        if isinstance(self.frames, bool) or not isinstance(self.frames, int) or self.frames < 0:
+            raise ValueError(f"WindowSpec.frames: expected an int >= 0 (0: no clip), found {self.frames!r}")
+        if not _finite(self.frame_rate) or self.frame_rate < 0:
+            raise ValueError(f"WindowSpec.frame_rate: expected Hz >= 0, found {self.frame_rate!r}")
+        if self.frames > 1 and self.frame_rate <= 0:
+            raise ValueError(f"WindowSpec.frame_rate: expected Hz > 0 for a clip of frames={self.frames}, "
+                             f"found {self.frame_rate!r}")
+        if self.hop_seconds is not None and (not _finite(self.hop_seconds) or self.hop_seconds <= 0):
+            raise ValueError(f"WindowSpec.hop_seconds: expected seconds > 0 or None (every hop), "
+                             f"found {self.hop_seconds!r}")
+        if self.frames > 0 and not self.needs_frame:
+            object.__setattr__(self, "needs_frame", True)  # a clip is pictures: one flag for "takes frames"
 
     @property
     def samples(self) -> int:
         return int(round(self.seconds * self.sample_rate))
+
+    @property
+    def frame_shape_prefix(self) -> tuple[int, ...]:
+        """``(N,)`` for a clip, ``()`` for one frame: the picture argument is prefix + (H, W, 3)."""
+        return (self.frames,) if self.frames > 0 else ()
+
+    def frame_offsets(self) -> tuple[float, ...]:
+        """Seconds from the window's end to each picture the model gets, oldest first (<= 0 for
+        ``"end"``); one value for a single frame, N for a clip, none without pictures."""
+        if not self.needs_frame:
+            return ()
+        n = max(1, self.frames)
+        step = 1.0 / self.frame_rate if n > 1 else 0.0
+        anchor = -0.5 * self.seconds if self.frame_at == FRAME_AT_CENTRE else 0.0
+        last = anchor + (0.5 * (n - 1) * step if self.frame_at == FRAME_AT_CENTRE else 0.0)
+        return tuple(float(last - (n - 1 - i) * step) for i in range(n))
+
+    @property
+    def frame_lookback_s(self) -> float:
+        """How far before the window's end the oldest picture lies (0 without pictures): what a
+        frame ring must hold beyond the newest frame, besides a hop of slack."""
+        offsets = self.frame_offsets()
+        return max(0.0, -min(offsets)) if offsets else 0.0
+
+
+@dataclass(frozen=True)
+class FrameScores:
+    """A labeler's scores at frame resolution (a sound-event detector's output).
+
+    Attributes:
+        scores: (T, C) float32 in [0, 1], one row per frame, in label order.
+        times: (T,) float64 seconds, strictly increasing: each frame's centre **relative to the
+            end of the window** the labeler was given (so <= 0; a frame centred 20 ms before the
+            end is -0.02). The scheduler adds the window's end time; the labeler never needs to
+            know stream time.
+
+    The rolling labels consume, of each window, only the frames newer than those they consumed
+    before (by more than half a frame), so overlapping windows never count a frame twice.
+    """
+
+    scores: np.ndarray
+    times: np.ndarray
+
+    def __post_init__(self) -> None:
+        scores = np.asarray(self.scores, dtype=np.float32)
+        times = np.asarray(self.times, dtype=np.float64)
+        if scores.ndim != 2 or scores.shape[0] < 1:
+            raise ValueError(f"FrameScores.scores: expected shape (frames >= 1, classes), found {scores.shape}")
+        if times.shape != (scores.shape[0],):
+            raise ValueError(f"FrameScores.times: expected shape ({scores.shape[0]},), one per frame, "
+                             f"found {times.shape}")
+        if not np.all(np.isfinite(times)) or np.any(np.diff(times) <= 0):
+            raise ValueError("FrameScores.times: expected finite, strictly increasing seconds, found "
+                             f"{np.array2string(times[:6], precision=4)}{' ...' if times.size > 6 else ''}")
+        if times[-1] > 1e-9:
+            raise ValueError(f"FrameScores.times: expected seconds relative to the window's end (<= 0), "
+                             f"found a last frame at {times[-1]:+.4f} s")
+        object.__setattr__(self, "scores", scores)
+        object.__setattr__(self, "times", times)
+
+    @classmethod
+    def spaced(cls, scores: np.ndarray, frame_hop_s: float, last_time: float = 0.0) -> "FrameScores":
+        """Frames ``frame_hop_s`` apart, the last one centred ``last_time`` (<= 0) from the window's end.
+
+        Args:
+            scores: (T, C) float32.
+            frame_hop_s: seconds between frame centres.
+            last_time: the last frame's centre relative to the window's end.
+        """
+        if not _finite(frame_hop_s) or frame_hop_s <= 0:
+            raise ValueError(f"FrameScores.spaced frame_hop_s: expected seconds > 0, found {frame_hop_s!r}")
+        t = np.asarray(scores).shape[0] if np.ndim(scores) else 0
+        return cls(scores, last_time - frame_hop_s * np.arange(t - 1, -1, -1, dtype=np.float64))
+
+    @property
+    def frames(self) -> int:
+        return int(self.scores.shape[0])
 
 
 @dataclass(frozen=True)
@@ -71,14 +194,21 @@ class Heatmap:
 
 @runtime_checkable
 class Labeler(Protocol):
-    """Turns an audio window (and maybe a frame) into per-class scores."""
+    """Turns an audio window (and maybe pictures) into per-class scores.
+
+    Optional: ``reset()`` for a labeler that keeps state between calls (see the module
+    docstring); ``metadata`` (its ``ModelMetadata``), read for the rolling-label setting.
+    """
 
     window: WindowSpec
     labels: tuple[str, ...]
 
-    def __call__(self, audio: np.ndarray, frame: np.ndarray | None = None) -> np.ndarray:
-        """Scores (C,) float32 in [0, 1], one per label, for ``audio`` (window.samples,) float32
-        and ``frame`` (H, W, 3) uint8 RGB when ``window.needs_frame``."""
+    def __call__(self, audio: np.ndarray, frame: np.ndarray | None = None) -> np.ndarray | FrameScores:
+        """``audio`` (window.samples,) float32; ``frame`` (H, W, 3) uint8 RGB when
+        ``window.needs_frame``, (N, H, W, 3) oldest first when ``window.frames = N > 0``, else
+        None → scores (C,) float32 in [0, 1], one per label, or a :class:`FrameScores`.
+
+        The arrays are the scheduler's buffers, reused on the next call: copy what you keep."""
         ...
 
 
