@@ -146,7 +146,8 @@ class LiveModel:
 
     def describe(self) -> str:
         w = self.model.window
-        frame = " + frame" if w.needs_frame or self.kind == "localizer" else ""
+        frame = (f" + {w.frames} frames at {w.frame_rate:g} fps" if w.frames > 1 else
+                 " + frame" if w.needs_frame or self.kind == "localizer" else "")
         return f"{self.kind} {self.name} ({self.source.kind} {self.source.path}, {self.backend}, {w.seconds:g} s at {w.sample_rate} Hz{frame})"
 
     def close(self) -> None:

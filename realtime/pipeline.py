@@ -307,7 +307,7 @@ def frame_slots(models: LiveModels, hop_s: float, fps: float) -> int:
     for m in models.all:
         w = m.model.window
         if w.needs_frame or m.kind == "localizer":
-            back = max(back, (0.5 * w.seconds if w.frame_at == "centre" else 0.0) + 0.05)
+            back = max(back, w.frame_lookback_s + 0.05)  # the oldest picture: a clip's first frame
     return max(4, int(math.ceil((back + hop_s + FRAME_SLACK_S) * fps)) + 2)
 
 
@@ -395,8 +395,12 @@ def run_pipeline(config: PipelineConfig, models: LiveModels, streams: Streams | 
     slots = models.slots(config.localizer_every)
     if frame_ring is None:
         slots = [s for s in slots if s.resolved_kind != "localizer"]
-    scheduler = Scheduler(audio_ring, frame_ring, slots, sinks, SchedulerConfig(hop_s=config.hop_s),
-                          source_name=streams.name)
+    try:
+        scheduler = Scheduler(audio_ring, frame_ring, slots, sinks, SchedulerConfig(hop_s=config.hop_s),
+                              source_name=streams.name)
+    except ValueError as e:  # a model hop that is no multiple of --hop, frames without a camera ...
+        raise PipelineError(f"{str(e).splitlines()[0]} (pipeline hop --hop {config.hop_s:g} s, "
+                            f"camera {'on' if frame_ring is not None else 'none'})") from None
     if not config.realtime and streams.live:
         note("live devices are never throttled: --no-realtime applies to files and the world only")
     note(f"{streams.name} -> {', '.join(m.describe() for m in models.all if frame_ring is not None or m.kind != 'localizer')}; "

@@ -22,9 +22,11 @@ field               meaning
 ``latency_ms``      stage → milliseconds: ``copy``, ``model:<name>`` per model run,
                     ``post``, ``sinks`` (previous hop), ``total``
 ``counters``        ``{"hops", "skips", "late_reads", "frame_overwrites", "missing_frames",
-                    "resyncs", "recorder_dropped_frames"}``: totals since the start
+                    "resyncs", "recorder_dropped_frames", "resets"}``: totals since the start
                     (non-negative ints); ``recorder_dropped_frames`` (since 1.1): video frames
-                    the mp4 recorder dropped because its queue was full (0 when not recording)
+                    the mp4 recorder dropped because its queue was full (0 when not recording);
+                    ``resets`` (since 1.2): times a stateful model was reset before a run
+                    (at its first run and after a gap in its hops)
 ``lag_ms``          milliseconds of audio that arrived while this hop computed
 ==================  ===========================================================================
 
@@ -48,10 +50,10 @@ from typing import Any, Mapping
 __all__ = ["ADDED_IN", "SCHEMA_MINOR", "SCHEMA_VERSION", "FIELDS", "COUNTERS", "SchemaError", "record", "validate"]
 
 SCHEMA_VERSION = 1
-SCHEMA_MINOR = 1
+SCHEMA_MINOR = 2
 
 #: Minor version → the fields it added (``"counters.<name>"`` for a counter).
-ADDED_IN: dict[int, tuple[str, ...]] = {1: ("schema_minor", "counters.recorder_dropped_frames")}
+ADDED_IN: dict[int, tuple[str, ...]] = {1: ("schema_minor", "counters.recorder_dropped_frames"), 2: ("counters.resets",)}
 
 #: Field → one-line description (the table above).
 FIELDS: dict[str, str] = {
@@ -66,11 +68,12 @@ FIELDS: dict[str, str] = {
     "ended": "[{label, onset, offset}] events ended at this hop",
     "heatmap": "null or {peak: [x, y], score, has_source, stream_time, fresh}",
     "latency_ms": "{stage: ms}: copy, model:<name>, post, sinks (previous hop), total",
-    "counters": "{hops, skips, late_reads, frame_overwrites, missing_frames, resyncs, recorder_dropped_frames}",
+    "counters": "{hops, skips, late_reads, frame_overwrites, missing_frames, resyncs, recorder_dropped_frames, resets}",
     "lag_ms": "ms of audio that arrived while this hop computed",
 }
 
-COUNTERS = ("hops", "skips", "late_reads", "frame_overwrites", "missing_frames", "resyncs", "recorder_dropped_frames")
+COUNTERS = ("hops", "skips", "late_reads", "frame_overwrites", "missing_frames", "resyncs", "recorder_dropped_frames",
+            "resets")
 
 
 def _since(name: str) -> int:

@@ -13,7 +13,7 @@ from models.core.live import FRAME_AT_CENTRE, FRAME_AT_END, FrameScores, WindowS
 from models.world import Scene, get_preset
 from realtime import schema
 from realtime.models import LiveModel, LiveModels, ModelSource
-from realtime.pipeline import PipelineConfig, run_pipeline
+from realtime.pipeline import PipelineConfig, PipelineError, run_pipeline
 from realtime.rings import AudioRing, FrameRing
 from realtime.rolling import HysteresisConfig
 from realtime.scheduler import ModelSlot, Scheduler, SchedulerConfig
@@ -272,7 +272,19 @@ def test_a_model_with_its_own_hop_runs_every_other_hop_and_is_reset_once_at_the_
     assert watcher.results[-1].counters.resets == 2
     records = [json.loads(line) for line in (tmp_path / "hops.jsonl").read_text().splitlines()]
     for obj in records:
-        schema.validate(obj)  # unchanged schema: the JSON lines know nothing of own hops and resets
+        schema.validate(obj)
+    assert records[-1]["schema_minor"] == 2 and records[-1]["counters"]["resets"] == 2  # schema 1.2
+
+
+def test_a_hop_that_does_not_fit_and_frames_without_a_camera_are_one_line_errors(tmp_path):
+    odd = Stateful(WindowSpec(0.5, SR, hop_seconds=0.3), [], "odd")
+    with pytest.raises(PipelineError, match=r"hop_seconds.*--hop 0.25 s") as info:
+        run_world([live(odd, "odd", tmp_path)], 1.0, tmp_path)
+    assert "\n" not in str(info.value)
+    clip = PictureLabeler(WindowSpec(0.5, SR, frames=4, frame_rate=8.0))
+    with pytest.raises(PipelineError, match="camera none") as info:
+        run_world([live(clip, "clip", tmp_path)], 1.0, tmp_path, camera="none")
+    assert "\n" not in str(info.value)
 
 
 def test_stateful_models_are_reset_after_a_gap_and_on_a_resync_and_hops_must_be_multiples():

@@ -120,7 +120,15 @@ def test_json_lines_validate_and_the_events_tsv_scores_against_the_reference(tmp
 
 
 def good_record() -> dict:
-    """A record of the current schema, 1.1."""
+    """A record of the current schema, 1.2."""
+    obj = good_record_1_1()
+    obj["schema_minor"] = 2
+    obj["counters"]["resets"] = 1
+    return obj
+
+
+def good_record_1_1() -> dict:
+    """A record of schema 1.1 (the recorder's counter, no resets)."""
     obj = good_record_1_0()
     obj["schema_minor"] = 1
     obj["counters"]["recorder_dropped_frames"] = 2
@@ -182,6 +190,11 @@ def test_missing_and_unknown_fields_are_named():
 
 def test_schema_1_1_reads_1_0_records_and_a_1_0_reader_keeps_working_on_1_1():
     schema.validate(good_record_1_0())  # what earlier versions wrote still validates
+    schema.validate(good_record_1_1())
+    newer_field = good_record_1_1()
+    newer_field["counters"]["resets"] = 0  # 1.2's counter in a record that says 1.1
+    with pytest.raises(schema.SchemaError, match="counters.resets"):
+        schema.validate(newer_field)
     old = good_record_1_0()
     old["counters"]["recorder_dropped_frames"] = 0  # a 1.0 record has no such counter
     with pytest.raises(schema.SchemaError, match=r"counters.recorder_dropped_frames': expected no such field "
