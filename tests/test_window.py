@@ -353,7 +353,7 @@ class TestLiveWindow:
     def test_r_records_an_mp4_through_the_pipeline(self, live):
         w = live.window
         recorder = live.view.recorder
-        before = len(recorder.recordings)
+        before, dropped_before = len(recorder.recordings), recorder.dropped_frames
         press(w, "r")
         wait_until(lambda: recorder.recording, 10, "the recording to start")
         start = live.view.latest().stream_time
@@ -363,12 +363,16 @@ class TestLiveWindow:
         path = recorder.recordings[-1]
         assert path.parent == w.config.save_dir and path.suffix == ".mp4"
         with av.open(str(path)) as c:
-            frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+            decoded = list(c.decode(video=0))
+            frames = [f.to_ndarray(format="rgb24") for f in decoded]
+            video_s = float(decoded[-1].time) + 1.0 / FPS  # by timestamps: a frame the recorder's
+            # queue had to drop (a loaded machine) leaves a gap in time, not a shift
         with av.open(str(path)) as c:
             rate = c.streams.audio[0].rate
             audio_s = sum(f.samples for f in c.decode(audio=0)) / rate
-        assert 1.5 * FPS <= len(frames) <= 4 * FPS, f"{len(frames)} frames for about 2 s"
-        assert abs(audio_s - len(frames) / FPS) < 0.15
+        dropped = recorder.dropped_frames - dropped_before
+        assert 1.5 * FPS <= len(frames) + dropped <= 4 * FPS, f"{len(frames)} frames ({dropped} dropped) for about 2 s"
+        assert abs(audio_s - video_s) < 0.15  # one AAC frame of padding at most
         assert frames[len(frames) // 2].std() > 10
 
 
