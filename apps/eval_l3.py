@@ -6,7 +6,7 @@
     python -m apps.eval_l3 runs/l3-lite/l3.pt --json /tmp/l3.json    # the live localizer's checkpoint
 
 SOURCE is a run folder of ``python -m models.train --recipe l3`` (its best checkpoint), one of
-its checkpoints, or an ``l3.pt`` file written by :func:`models.l3.save_checkpoint`.
+its checkpoints, or an ``l3.pt`` file written by :func:`models.l3.network.save_checkpoint`.
 
 Prints (definitions in models/l3_eval.py): 1. AVC accuracy on decidable pairs, on all pairs
 beside the class oracle's, and on same-video negatives; 2. pointing game, cIoU@0.5 and cIoU AUC
@@ -62,7 +62,7 @@ def load_model(source: Path):
 
 
 def _is_l3_file(path: Path) -> bool:
-    """Whether ``path`` is an ``l3.pt`` file of :func:`models.l3.save_checkpoint` (not an avlive checkpoint)."""
+    """Whether ``path`` is an ``l3.pt`` file of :func:`models.l3.network.save_checkpoint` (not an avlive checkpoint)."""
     if not path.is_file():
         return False
     data = torch.load(path, map_location="cpu", weights_only=True)

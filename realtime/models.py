@@ -1,30 +1,36 @@
 """Turning ``--labeler / --localizer / --models / --backend / --device / --threads`` into live models.
 
+This layer knows no model family. It finds out what a path holds (from metadata only), opens
+the runner ``--backend`` asks for (``engines``: ONNX Runtime, PyTorch or TensorRT), and hands the
+runner with the model's metadata to the live adapter of the model's family
+(``models.families.live_adapter``), which returns the labeler or localizer the scheduler runs.
+
 What ``--models PATH`` (and ``--labeler PATH`` / ``--localizer PATH``) accepts:
 
 =============================  ==============================================================
 path                           read as
 =============================  ==============================================================
-run folder                     ``metadata.json`` says the task. Labeler: ``model.onnx`` (+ its
-                               sidecar, ``python -m models.export RUN``) for ``onnxruntime``,
-                               ``checkpoints/best.pt`` (else ``last.pt``) for ``torch``.
-                               Localizer (L³): ``model.onnx`` for ``onnxruntime``; ``l3.pt``
-                               (``apps.eval_l3 --write-threshold``), else the checkpoint, for
-                               ``torch``
+run folder                     ``metadata.json`` says the task and holds the run's live settings.
+                               ``onnxruntime`` runs ``model.onnx`` (``python -m models.export
+                               RUN``); ``torch`` rebuilds ``checkpoints/best.pt`` (else
+                               ``last.pt``) through its recipe; ``tensorrt`` runs
+                               ``model*.engine`` with its sidecar
 ``*.onnx``                     an exported model; its sidecar ``*.onnx.json`` says the task
-``*.pt``                       an avlive checkpoint (its metadata says the task) or an L³
-                               checkpoint (``models.l3.save_checkpoint``: a localizer)
-``*.pyth``                     a released Slow-Fast checkpoint (a labeler, ``torch`` only)
-a folder holding one of those  that file (the demo layout: checkpoint + sidecar)
+``*.engine`` / ``*.plan``      a TensorRT engine with its sidecar (``--backend tensorrt``)
+``*.pt``                       an avlive checkpoint (its metadata says the task)
+a file a family reads          ``models.families.MODEL_FILES`` (a released Slow-Fast ``.pyth``,
+                               a bare L3 checkpoint): ``torch`` runs it directly, ``onnxruntime``
+                               exports it once into ``.avlive-cache/`` beside it
+a folder holding one of those  that file (the demo layout: model + sidecar)
 =============================  ==============================================================
 
 Each model found is checked against its use (a localizer given as ``--labeler`` names the
-``task`` field; an ONNX input whose length disagrees with the window names ``inputs[0].shape``)
+``task`` field; a waveform input whose length disagrees with the window names its shape)
 and its rolling-label setting is taken from ``extra["hysteresis"]`` of its metadata
 (:meth:`realtime.rolling.HysteresisConfig.from_metadata`) into the :class:`ModelSlot`.
 
 Without any model, the demo models ``models/demo/labeler`` and ``models/demo/localizer`` are
-used when they exist (issues 5 and 6 ship them); otherwise :class:`NoModels` says what to pass.
+used when they exist; otherwise :class:`NoModels` says what to pass.
 """
 from __future__ import annotations
 
@@ -33,7 +39,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
-
 
 from models.core.metadata import MetadataMismatch, ModelMetadata, sidecar_path
 from models.families import MODEL_FILES, exportable, live_adapter, model_file_for

@@ -266,7 +266,7 @@ class Mp4RecorderSink:
     the overlay (the hop's heatmap, top labels and active events) onto each frame and encodes
     it. It draws from the queued ``HopResult`` itself, a hop or more later: results are
     immutable, and a localizer returns a new heatmap map per call (as
-    ``models.l3.heatmap_from_cells`` does).
+    ``models.l3.network.heatmap_from_cells`` does).
 
     ``start_recording(path)`` and ``stop_recording()`` may be called from any thread while the
     scheduler runs: they leave a request that the inference thread carries out at its next

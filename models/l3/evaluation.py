@@ -297,7 +297,7 @@ def score_hops(model: L3Net, sources: Sequence[WorldSource], hops: Sequence[Hop]
     """Run the model on hops as the live localizer does.
 
     Returns:
-        ``scores (N,)``: each heatmap's peak score (:func:`models.l3.heatmap_from_cells` at the
+        ``scores (N,)``: each heatmap's peak score (:func:`models.l3.network.heatmap_from_cells` at the
         frame's resolution, the live ``Heatmap.score``), and the ``(H, W)`` float32 heatmaps.
     """
     model.eval()
@@ -424,7 +424,7 @@ def write_threshold(source: str | Path, threshold: float, model: L3Net, info: di
     For a run folder (or a checkpoint inside one): ``extra["threshold"]`` (with
     ``threshold_source = "validation"`` and ``info`` as ``extra["threshold_info"]``) in
     ``metadata.json`` and in the metadata of ``checkpoints/best.pt`` and ``last.pt``; and
-    ``l3.pt`` beside them, the :func:`models.l3.save_checkpoint` file the live localizer loads
+    ``l3.pt`` beside them, the :func:`models.l3.network.save_checkpoint` file the live localizer loads
     (``avlive --backend torch --models RUN/l3.pt``), holding ``model`` and the threshold.
 
     Returns:

@@ -18,7 +18,7 @@ def pair_logits(model: L3Net, frames: torch.Tensor, audio: torch.Tensor) -> torc
 
     Returns:
         ``(B, B)``: entry ``[i, j]`` is ``logit_yes − logit_no`` of frame ``i`` with audio ``j``;
-        the diagonal equals the AVC logits of :meth:`~models.l3.L3Net.forward` (so its sigmoid
+        the diagonal equals the AVC logits of :meth:`~models.l3.network.L3Net.forward` (so its sigmoid
         is the AVC probability).
     """
     vision_map = model.vision_map(frames)  # (B, Cv, h, w)

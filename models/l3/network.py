@@ -722,7 +722,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"L3 checkpoint: expected a file written by models.l3.save_checkpoint, found "
+        raise ValueError(f"L3 checkpoint: expected a file written by models.l3.network.save_checkpoint, found "
                          f"{'a directory' if path.is_dir() else 'nothing'} at {path}")
     data = torch.load(path, map_location=map_location, weights_only=True)
     if not isinstance(data, dict) or not {"config", "model_state"} <= set(data):

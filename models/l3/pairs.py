@@ -45,7 +45,7 @@ def augment_frame(frame: np.ndarray, image_size: int, aug: FrameAugment | None,
     Args:
         frame: ``(H, W, 3)`` uint8 RGB.
         image_size: side ``S`` of the input.
-        aug: the augmentation, or None for the plain :func:`~models.l3.preprocess_frames`.
+        aug: the augmentation, or None for the plain :func:`~models.l3.network.preprocess_frames`.
         rng: the item's generator (needed with ``aug``).
 
     Returns:

@@ -77,11 +77,11 @@ were tried first against the long initial plateau and are kept because the demo 
 ``contrastive=W`` adds a symmetric InfoNCE term over the batch's positives
 (:func:`contrastive_loss`); ``positives_only`` makes every training item a positive, the
 batch's other pairs being the negatives; ``avol_cosine`` compares batch-normalised unit
-projections (models/l3.py; the pooled audio features of two different seconds start with
+projections (models/l3/network.py; the pooled audio features of two different seconds start with
 cosine ≈ 0.97, 0.31 after the normalised projection).
 
 ``fusion="avol"`` (default; ``"concat"`` is the L³ paper's head applied per cell): the
-AVOL-Net head (models/l3.py) makes the heatmap the head itself, the AVC probability being the
+AVOL-Net head (models/l3/network.py) makes the heatmap the head itself, the AVC probability being the
 best cell's (multiple-instance learning), so the live peak score *is* the correspondence
 confidence the threshold is set on.
 
@@ -145,9 +145,9 @@ class L3TrainConfig(TrainConfig):
     weight_decay: float = 1e-5  # Adam's L2 term on conv/linear weights (the paper's)
     warmup_steps: int = 100
     lr_min_factor: float = 0.05
-    size: str = "lite"  # "lite", "paper" or "tiny" (models/l3.py presets)
+    size: str = "lite"  # "lite", "paper" or "tiny" (models/l3/network.py presets)
     fusion: str = "avol"  # "avol" (AVOL-Net: the map is the head) or "concat" (the L³ head, applied per cell)
-    avol_cosine: bool = False  # avol: cosine similarity of the projections with a learned scale (models/l3.py)
+    avol_cosine: bool = False  # avol: cosine similarity of the projections with a learned scale (models/l3/network.py)
     world: str = "bench"  # world preset (ignored with --data)
     train_scenes: int = 64  # train seeds, the first scene_seconds of each
     scene_seconds: float = 120.0

@@ -1,6 +1,6 @@
 """slowfast-lite: the live demo labeler, a small Slow-Fast trained multi-label on the world.
 
-The reference recipes (models/slowfast_recipes.py) are single-label on whole clips. A live
+The reference recipes (models/slowfast/recipes.py) are single-label on whole clips. A live
 labeler sees overlapping events that start and stop inside its window, so this one differs:
 
 * **multi-label**: one sigmoid per class, binary cross-entropy;
@@ -12,7 +12,7 @@ labeler sees overlapping events that start and stop inside its window, so this o
   multiply-adds and 3.9 M parameters per window (``count_macs``; the issue's budget is 0.3 G).
 
 Architecture, laterals, Slow frame selection and initialisation are the reference's
-(models/slowfast.py); only the sizes change.
+(models/slowfast/network.py); only the sizes change.
 """
 from __future__ import annotations
 

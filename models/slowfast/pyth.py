@@ -3,7 +3,7 @@
 A ``.pyth`` file is ``torch.save`` of ``{"epoch": int, "model_state": OrderedDict[str,
 Tensor], "optimizer_state": SGD state_dict, "cfg": YAML str}`` (``slowfast/utils/checkpoint.py``
 of ekazakos/auditory-slow-fast; ``shared/REFERENCE.md`` 1.5). Keys are the network's module
-names, which :class:`models.slowfast.SlowFast` reproduces, so released weights
+names, which :class:`models.slowfast.network.SlowFast` reproduces, so released weights
 (``SLOWFAST_VGG.pyth``, ``SLOWFAST_EPIC.pyth``, ``SLOWFAST_EPIC_SOUNDS.pyth`` ...) load as
 they are.
 

@@ -81,7 +81,7 @@ affine parameters still train.
 
 **Outputs and export.** Metadata: family ``slowfast``, labels in output order (EPIC-100: the
 verb scores then the noun scores, labels ``verb:<key>`` / ``noun:<key>``, the convention of
-:func:`models.slowfast.pyth.load_labels` and :class:`models.slowfast.SlowFastLabeler`),
+:func:`models.slowfast.pyth.load_labels` and :class:`models.slowfast.network.SlowFastLabeler`),
 sample rate, window (the clip), the front end, inputs and outputs. The export module takes the
 **waveform** (``(batch, clip samples)``) and returns eval-mode probabilities, with the front end
 inside the graph: the 2048-point STFT exports as an ONNX ``STFT`` op (opset 18) and costs far
