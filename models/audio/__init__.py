@@ -1,0 +1,1 @@
+"""The audio front end (STFT, mel, log; exportable to ONNX) and SpecAugment."""

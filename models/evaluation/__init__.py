@@ -1,0 +1,1 @@
+"""Metrics (classification, SED, localization) and the latency benchmark harness."""

@@ -1,0 +1,1 @@
+"""ONNX export with self-verification (``onnx``) and the ``python -m models.export`` command (``cli``)."""

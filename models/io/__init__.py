@@ -1,0 +1,1 @@
+"""Media reading and writing with PyAV, and decoding of untrusted files in worker processes."""
