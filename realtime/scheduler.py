@@ -26,7 +26,7 @@ many ticks after its previous run.
 ``reset()`` just before the model's first run and before every run that is not exactly one of
 the model's hops after its previous run (hops skipped because inference fell behind, a run
 dropped for a missing frame or a late read, its resampling stream restarted), and counts the
-calls (``Counters.resets``, and ``ModelRun.reset`` per run; the JSON lines do not carry them).
+calls (``Counters.resets``, in the JSON lines since schema 1.2, and ``ModelRun.reset`` per run).
 Consecutive windows of such a model end at the newest sample of their hops, so they are one
 model hop apart give or take a capture block (exactly, offline).
 
@@ -233,8 +233,8 @@ class Counters:
         resyncs: restarts of a resampling stream after a gap.
         recorder_dropped_frames: video frames the mp4 recorder sinks dropped because their
             queue was full (``Mp4RecorderSink.dropped_frames``), as of the previous hop's sinks.
-        resets: ``reset()`` calls of stateful models (at their first run and after gaps); not
-            in the JSON-lines schema (``realtime.schema.COUNTERS``).
+        resets: ``reset()`` calls of stateful models (at their first run and after gaps); in the
+            JSON lines since schema 1.2 (``realtime.schema.COUNTERS``).
     """
 
     hops: int = 0

@@ -16,10 +16,11 @@ import sys
 from pathlib import Path
 
 from models.core.atomic import sha256_file
-from models.export.onnx import ExportError, export_onnx, worst_abs_diff
 from models.core.checkpoint import find_checkpoint
+from models.core.family import ModelFile
 from models.core.metadata import ModelMetadata
-from models.families import exportable, load_trained, model_file_for
+from models.export.onnx import ExportError, export_onnx, worst_abs_diff
+from models.families import load_trained, model_file_for
 
 
 def export_run(source: Path, out: Path | None = None) -> tuple[Path, dict]:
@@ -47,20 +48,19 @@ def diffs_by_kind(checks) -> dict[str, dict[str, float]]:
     return {name: worst_abs_diff(group) for name, group in grouped.items()}
 
 
-def export_model_file(source: Path, out: Path | None = None) -> tuple[Path, dict]:
-    """Export a model file a family reads directly (a released Slow-Fast ``.pyth``, a bare L3
-    checkpoint) to ``out`` (default: beside it, suffix ``.onnx``)."""
-    model = exportable(source)
+def export_model_file(kind: ModelFile, source: Path, out: Path | None = None) -> tuple[Path, dict]:
+    """Export a model file a family reads directly (``kind``: a released Slow-Fast ``.pyth``, a
+    bare L3 checkpoint) to ``out`` (default: beside it, suffix ``.onnx``)."""
+    model = kind.load(Path(source))
     out = out or Path(source).with_suffix(".onnx")
     report = export_onnx(model.module, model.metadata, model.example_inputs, out, dynamic_axes=model.dynamic_axes)
     return out, diffs_by_kind(report.checks)
 
 
 def export_any(source: Path, out: Path | None = None) -> tuple[Path, dict]:
-    """A run folder or checkpoint through its recipe, else a model file through its family."""
-    if Path(source).is_file() and model_file_for(source) is not None:
-        return export_model_file(source, out)
-    return export_run(source, out)
+    """A model file through the family that reads it, else a run folder or checkpoint through its recipe."""
+    kind = model_file_for(source) if Path(source).is_file() else None
+    return export_run(source, out) if kind is None else export_model_file(kind, source, out)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -102,16 +102,19 @@ def _is_bare_checkpoint(path: Path) -> bool:
     return isinstance(data, dict) and {"config", "model_state"} <= set(data) and "recipe" not in data
 
 
-def _checkpoint_metadata(path: Path, model: L3Net | None = None) -> ModelMetadata:
+def _threshold_extra(path: Path, threshold: float | None) -> dict:
+    """The live fields of a checkpoint's stored threshold (none stored: the metadata's default)."""
+    return {} if threshold is None else {"threshold": float(threshold), "threshold_source": f"checkpoint {path.name}"}
+
+
+def _checkpoint_metadata(path: Path) -> ModelMetadata:
     data = torch.load(path, map_location="cpu", weights_only=True)
-    threshold = data.get("threshold")
-    extra = {"threshold": float(threshold), "threshold_source": f"checkpoint {path.name}"} if threshold is not None else {}
-    return heatmap_metadata(L3Config.from_dict(data["config"]), extra)
+    return heatmap_metadata(L3Config.from_dict(data["config"]), _threshold_extra(path, data.get("threshold")))
 
 
 def _load_bare(path: Path) -> ExportableModel:
-    model, _ = load_checkpoint(path)
-    return exportable(model, _checkpoint_metadata(path))
+    model, threshold = load_checkpoint(path)  # read once: network, weights and threshold
+    return exportable(model, heatmap_metadata(model.config, _threshold_extra(path, threshold)))
 
 
 L3_CHECKPOINT_FILE = ModelFile(

@@ -15,7 +15,7 @@ from models.core.atomic import sha256_file
 from models.core.family import ExportableModel, ModelFile
 from models.core.metadata import ModelMetadata, TensorSpec
 from models.slowfast.network import clip_spec_for
-from models.slowfast.pyth import DATASET_CLASSES, build_model, labels_for, read_pyth
+from models.slowfast.pyth import DATASET_CLASSES, PythCheckpoint, build_model, labels_for, read_pyth
 from models.slowfast.recipes import SlowFastWaveform
 
 
@@ -27,9 +27,10 @@ def _dataset(path: Path, classes: tuple[int, ...]) -> str:
     return dataset
 
 
-def pyth_metadata(path: Path) -> ModelMetadata:
-    """The metadata of a ``.pyth`` file's waveform-in export (reads the weights, builds no network)."""
-    variant = read_pyth(path).variant
+def pyth_metadata(path: Path, checkpoint: PythCheckpoint | None = None) -> ModelMetadata:
+    """The metadata of a ``.pyth`` file's waveform-in export (builds no network); ``checkpoint``:
+    the file already read."""
+    variant = (checkpoint or read_pyth(path)).variant
     classes = tuple(variant.num_classes)
     dataset = _dataset(path, classes)
     clip = clip_spec_for(dataset, variant.arch)
@@ -45,9 +46,11 @@ def pyth_metadata(path: Path) -> ModelMetadata:
 
 
 def load_pyth(path: Path) -> ExportableModel:
-    """The network with the file's weights, wrapped waveform in, probabilities out."""
-    metadata = pyth_metadata(path)
-    model = build_model(read_pyth(path))
+    """The network with the file's weights, wrapped waveform in, probabilities out (the file is
+    read once)."""
+    checkpoint = read_pyth(path)
+    metadata = pyth_metadata(path, checkpoint)
+    model = build_model(checkpoint)
     clip = clip_spec_for(metadata.extra["dataset"], model.config.arch)
     module = SlowFastWaveform(model, clip).eval()
     example = {"audio": torch.randn(2, clip.clip_samples, generator=torch.Generator().manual_seed(0)) * 0.05}
