@@ -89,6 +89,10 @@ class Recipe:
 
         return factor
 
+    def after_step(self, model: nn.Module, step: int) -> None:
+        """Called after every optimiser step with the unwrapped model and the steps done so far
+        (e.g. to update a mean teacher's weights)."""
+
     def set_train_mode(self, model: nn.Module) -> None:
         """Put the model in training mode (recipes that freeze BatchNorm statistics override this)."""
         model.train()

@@ -290,14 +290,16 @@ class DesedWorld:
         weak_tsv: ``metadata/train/weak.tsv``.
         unlabeled_tsv: ``metadata/train/unlabel_in_domain.tsv``.
         strong_tsvs: ``validation`` -> ``metadata/validation/validation.tsv``, ``public`` ->
-            ``metadata/eval/public.tsv`` (both always written).
+            ``metadata/eval/public.tsv`` (both always written), and ``synthetic`` ->
+            ``metadata/train/synthetic21_train/soundscapes.tsv`` when strong training clips
+            were asked for.
         audio_dirs: The same keys plus ``weak`` and ``unlabel_in_domain`` -> wav folders.
         weak: The weak rows written.
         unlabeled: The unlabeled file names written.
-        strong: ``validation`` / ``public`` -> the strong labels written (clips without events
-            included).
+        strong: ``validation`` / ``public`` (/ ``synthetic``) -> the strong labels written (clips
+            without events included).
         truth: Ground truth of every clip: weak ones, then unlabeled, then validation, then
-            public.
+            public, then synthetic.
     """
 
     root: Path
@@ -825,7 +827,7 @@ def write_audioset_world(out_dir: str | os.PathLike, seeds: Iterable[int], *, se
 def write_desed_world(out_dir: str | os.PathLike, seeds: Iterable[int], *, clips_per_seed: int = 2,
                       clip_seconds: float = 10.0, sample_rate: int = 16_000, preset: WorldConfig | str = BENCH,
                       empty_clips_per_seed: int = 0, strong_decimals: int | None = 3,
-                      search_seconds: float = 600.0) -> DesedWorld:
+                      search_seconds: float = 600.0, strong_train_clips_per_seed: int = 0) -> DesedWorld:
     """Write a DESED-style dataset: weak, unlabeled and strongly labelled wav clips.
 
     Clips are ``clip_seconds`` windows of a scene on a grid from 0 s, named
@@ -834,6 +836,10 @@ def write_desed_world(out_dir: str | os.PathLike, seeds: Iterable[int], *, clips
     * Train seeds give ``clips_per_seed`` weak clips (labels = the classes sounding in the
       clip; windows where nothing sounds are passed over, as every weak clip has a label) and
       ``clips_per_seed`` unlabeled clips, taking grid windows in turn.
+    * With ``strong_train_clips_per_seed``, train seeds also give that many strongly labelled
+      clips (DESED's synthetic soundscapes: ``metadata/train/synthetic21_train/soundscapes.tsv``,
+      wavs in ``audio/train/synthetic21_train/soundscapes/``), the grid windows after the weak and
+      unlabeled ones.
     * Validation seeds (``metadata/validation/validation.tsv``) and test seeds
       (``metadata/eval/public.tsv``) give the first ``clips_per_seed`` grid windows with their
       events clipped to the clip (a window without events is a row with empty onset, offset and
@@ -851,6 +857,8 @@ def write_desed_world(out_dir: str | os.PathLike, seeds: Iterable[int], *, clips
         strong_decimals: Fraction digits of strong onsets/offsets (None: full precision, as
             DESED's ``synthetic.tsv``).
         search_seconds: How far into each scene clips may lie.
+        strong_train_clips_per_seed: Strongly labelled training clips per train seed (0: none,
+            as before; DESED 2021 has 10 000 synthetic ones).
 
     Returns:
         The files, records and ground truth.
@@ -864,6 +872,9 @@ def write_desed_world(out_dir: str | os.PathLike, seeds: Iterable[int], *, clips
     audio_dirs = {"weak": root / "audio" / "train" / "weak",
                   "unlabel_in_domain": root / "audio" / "train" / "unlabel_in_domain",
                   "validation": root / "audio" / "validation", "public": root / "audio" / "eval" / "public"}
+    if strong_train_clips_per_seed:
+        meta["synthetic"] = root / "metadata" / "train" / "synthetic21_train" / "soundscapes.tsv"
+        audio_dirs["synthetic"] = root / "audio" / "train" / "synthetic21_train" / "soundscapes"
     for p in [*meta.values(), *(d / "x" for d in audio_dirs.values())]:
         p.parent.mkdir(parents=True, exist_ok=True)
     clips: dict[str, list[WorldClip]] = {role: [] for role in meta}
@@ -901,6 +912,10 @@ def write_desed_world(out_dir: str | os.PathLike, seeds: Iterable[int], *, clips
                 else:
                     n_unlabeled += 1
                 keep(scene, clip, role)
+            for k in range(strong_train_clips_per_seed):
+                start = (j + k) * clip_seconds
+                too_far(seed, start, "strong training")
+                keep(scene, window(scene, ytid, start, "synthetic"), "synthetic")
         else:
             role = "validation" if split == "val" else "public"
             for j in range(clips_per_seed):
@@ -920,15 +935,14 @@ def write_desed_world(out_dir: str | os.PathLike, seeds: Iterable[int], *, clips
     unlabeled = tuple(c.path.name for c in clips["unlabel_in_domain"])
     strong = {role: StrongLabels.from_events([e for c in clips[role] for e in c.events],
                                              files=[c.path.name for c in clips[role]])
-              for role in ("validation", "public")}
+              for role in ("validation", "public", "synthetic") if role in meta}
     write_dcase_weak(meta["weak"], weak)
     write_dcase_unlabeled(meta["unlabel_in_domain"], unlabeled)
     for role, labels in strong.items():
         write_dcase_strong(meta[role], labels, decimals=strong_decimals)
     truth = tuple(c for role in meta for c in clips[role])
     return DesedWorld(root, meta["weak"], meta["unlabel_in_domain"],
-                      {"validation": meta["validation"], "public": meta["public"]}, audio_dirs, weak, unlabeled, strong,
-                      truth)
+                      {role: meta[role] for role in strong}, audio_dirs, weak, unlabeled, strong, truth)
 
 
 # --------------------------------------------------------------------------------------------

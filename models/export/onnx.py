@@ -422,6 +422,35 @@ def front_end_spread(model: nn.Module, inputs: Sequence[torch.Tensor], output_na
 # --------------------------------------------------------------------------------------- export
 
 
+def _name_output_axes(proto: Any, metadata: ModelMetadata) -> bool:
+    """Give an output axis the name its metadata spec gives it (a str) where the exporter wrote a
+    fixed size: the dynamo exporter annotates an output whose length follows a dynamic input
+    through a recurrent loop (a GRU over ``history + new`` frames) with the example's size,
+    though the graph computes any size, and ONNX Runtime then warns on every run. The
+    intermediate shape annotations, stale the same way, are dropped then. Returns whether
+    anything changed."""
+    changed = False
+    specs = {s.name: s for s in metadata.outputs}
+    for output in proto.graph.output:
+        spec = specs.get(output.name)
+        dims = output.type.tensor_type.shape.dim
+        if spec is None or len(spec.shape) != len(dims):
+            continue
+        for dim, want in zip(dims, spec.shape):
+            if isinstance(want, str) and dim.HasField("dim_value"):
+                dim.dim_param = want
+                changed = True
+    if changed:  # the intermediates carry the same stale sizes; ONNX Runtime infers them again
+        del proto.graph.value_info[:]
+    return changed
+
+
+def _save_proto(proto: Any, path: Path) -> None:
+    import onnx
+
+    onnx.save_model(proto, os.fspath(path))
+
+
 def _check_arguments(
     model: Any, metadata: Any, example_inputs: Any, dynamic_axes: Any, opset: Any,
 ) -> tuple[list[str], dict[str, dict[int, str]]]:
@@ -593,6 +622,8 @@ def export_onnx(
             raise ExportError(f"torch.onnx.export (dynamo) failed for {type(model).__name__}: "
                               f"{type(exc).__name__}: {exc}") from exc
         proto = check_onnx(tmp)
+        if _name_output_axes(proto, metadata):
+            _save_proto(proto, tmp)
         found_opset = onnx_opset(proto)
         if found_opset != opset:
             raise ExportError(f"asked for opset {opset}, the exporter wrote opset {found_opset} "

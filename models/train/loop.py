@@ -237,6 +237,7 @@ def train(recipe: Recipe, out: Path, *, data: Path | None = None, resume: bool =
             optimizer.step()
             scheduler.step()
             step += 1
+            recipe.after_step(_unwrap(train_model), step)
             batch_pos += 1
             if info.is_main:
                 bar.set_postfix(loss=f"{loss.item():.4f}", **{k: f"{v:.3f}" for k, v in list(last_figures.items())[:1]})

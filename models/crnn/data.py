@@ -1,0 +1,326 @@
+"""Training and validation clips for the CRNN: strong, weak and unlabelled, from the world or a
+DESED-layout folder.
+
+Every item is a dict:
+
+* ``audio`` (N,) float32 at the recipe's sample rate;
+* ``strong`` (T', C) float32 frame targets (zeros where the clip has none);
+* ``weak`` (C,) float32 clip targets (the classes present);
+* ``strong_mask`` / ``weak_mask`` () float32: 1 when the clip's strong / weak labels are known
+  (a strong clip has both; a weak clip the second; an unlabelled clip neither).
+
+**The world** (:class:`WorldSedClips`): each scene's first ``span_seconds`` are rendered once
+(the disk cache of :mod:`models.world.cache`) and clips are crops of them, with exact targets
+from the scene's events. Each training scene has a role (strong, weak or unlabelled), so a
+labelled subset can be small, as in DESED (weak labels on ~10 % of the clips, strong labels
+on a synthetic subset, the rest unlabelled). Training crops start anywhere and change every
+epoch, with a random gain; validation clips lie on a fixed grid.
+
+**A DESED-layout folder** (:class:`DesedFolder`): the DCASE task-4 TSVs (``metadata/train/
+weak.tsv``, ``metadata/train/unlabel_in_domain.tsv``, strong ``metadata/train/synthetic*/
+*.tsv`` or ``metadata/train/synthetic*.tsv``, ``metadata/validation/validation.tsv``) and the
+wav clips under ``audio/`` with the same sub-paths (see :data:`DESED_LAYOUT`). Clips are
+decoded once, crash-contained: a clip that is missing or fails is skipped, counted and reported
+(:meth:`models.datasets.clips.ClipIndex.decode`).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from models.core.events import LabeledEvent
+from models.crnn.frames import FrameGrid
+from models.datasets.clips import ClipIndex
+from models.datasets.formats.dcase import StrongLabels, read_dcase_strong, read_dcase_unlabeled, read_dcase_weak
+from models.world import CLASS_NAMES, Scene
+from models.world.cache import cached_window_audio
+from models.world.evalsets import WindowSpan
+from models.world.scene import WorldConfig
+
+logger = logging.getLogger(__name__)
+
+ROLES = ("strong", "weak", "unlabelled")
+
+
+def clip_item(audio: np.ndarray, events: Sequence[LabeledEvent] | None, weak_labels: Sequence[str] | None,
+              grid: FrameGrid, classes: Sequence[str]) -> dict[str, torch.Tensor]:
+    """One item (see the module docstring) from a clip's audio and what is known of it.
+
+    Args:
+        audio: (N,) float32.
+        events: clip-relative strong events, or None when unknown.
+        weak_labels: the classes present, or None when unknown (derived from ``events`` when
+            those are given).
+        grid: the network's frame grid.
+        classes: class names in output order.
+    """
+    frames = grid.frames(len(audio))
+    strong = np.zeros((frames, len(classes)), np.float32)
+    weak = np.zeros(len(classes), np.float32)
+    if events is not None:
+        strong = grid.targets(events, frames, classes)
+        weak_labels = [e.label for e in events]
+    if weak_labels is not None:
+        index = {c: i for i, c in enumerate(classes)}
+        for label in weak_labels:
+            if label not in index:
+                raise ValueError(f"weak label {label!r} is not one of the {len(classes)} classes")
+            weak[index[label]] = 1.0
+    return {"audio": torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)), "strong": torch.from_numpy(strong),
+            "weak": torch.from_numpy(weak), "strong_mask": torch.tensor(float(events is not None)),
+            "weak_mask": torch.tensor(float(weak_labels is not None))}
+
+
+class EvaluationClips:
+    """What a validation set offers besides its items: the reference events of each clip, by
+    the clip's name (item ``i`` is ``names[i]``), and each clip's duration."""
+
+    names: tuple[str, ...]
+    reference: tuple[LabeledEvent, ...]
+    durations: dict[str, float]
+    classes: tuple[str, ...]
+
+
+class WorldSedClips(Dataset, EvaluationClips):
+    """Crops of world scenes with frame targets (see the module docstring).
+
+    Args:
+        config: the world preset.
+        seeds: scene seeds.
+        roles: one of :data:`ROLES` per seed.
+        span_seconds: the first seconds of each scene rendered and cropped from.
+        clip_seconds: length of a clip.
+        grid: the network's frame grid (its front end gives the sample rate).
+        size: items per epoch (training); ignored with ``fixed`` (the grid decides).
+        seed: with (epoch, index), draws a training crop and its gain.
+        fixed: validation: clips on a grid of ``clip_seconds`` in every scene, never changing.
+        gain_db: random gain per training item, uniform in ±gain_db.
+    """
+
+    def __init__(self, config: WorldConfig, seeds: Sequence[int], roles: Sequence[str], span_seconds: float,
+                 clip_seconds: float, grid: FrameGrid, *, size: int = 0, seed: int = 0, fixed: bool = False,
+                 gain_db: float = 0.0, desc: str = "rendering world scenes"):
+        if len(roles) != len(seeds):
+            raise ValueError(f"WorldSedClips: {len(seeds)} seeds but {len(roles)} roles")
+        bad = sorted(set(roles) - set(ROLES))
+        if bad:
+            raise ValueError(f"WorldSedClips: unknown roles {bad}; expected {ROLES}")
+        if clip_seconds > span_seconds:
+            raise ValueError(f"clip_seconds {clip_seconds} exceeds the rendered span of {span_seconds} s")
+        self.seeds, self.roles = tuple(seeds), tuple(roles)
+        self.grid, self.classes = grid, CLASS_NAMES
+        self.sample_rate = grid.frontend.sample_rate
+        self.clip_samples = int(round(clip_seconds * self.sample_rate))
+        self.span_samples = int(round(span_seconds * self.sample_rate))
+        self.seed, self.fixed, self.gain_db = seed, fixed, gain_db
+        spans = [WindowSpan(s, span_seconds, span_seconds) for s in self.seeds]
+        self.audio = cached_window_audio(spans, self.sample_rate, config, desc=desc)  # (S, span samples)
+        self.events = [Scene(config, s).events_between(0.0, span_seconds) for s in self.seeds]
+        per_scene = self.span_samples // self.clip_samples
+        self.grid_items = [(i, j * self.clip_samples) for i in range(len(self.seeds)) for j in range(per_scene)]
+        self.size = len(self.grid_items) if fixed else size
+        self.names = tuple(self._name(i, start) for i, start in self.grid_items) if fixed else ()
+        self.reference = tuple(e for (i, start), name in zip(self.grid_items, self.names)
+                               for e in self._clip_events(i, start, name)) if fixed else ()
+        self.durations = {n: clip_seconds for n in self.names}
+
+    def __len__(self) -> int:
+        return self.size
+
+    def _name(self, scene: int, start: int) -> str:
+        return f"world-{self.seeds[scene]}-{start / self.sample_rate:.3f}"
+
+    def _clip_events(self, scene: int, start: int, name: str) -> list[LabeledEvent]:
+        t0, t1 = start / self.sample_rate, (start + self.clip_samples) / self.sample_rate
+        out = []
+        for e in self.events[scene]:
+            onset, offset = max(e.onset, t0), min(e.offset, t1)
+            if offset > onset:
+                out.append(LabeledEvent(name, onset - t0, offset - t0, CLASS_NAMES[e.class_index]))
+        return sorted(out, key=lambda e: (e.onset, e.label))
+
+    def address(self, epoch: int, index: int) -> tuple[int, int]:
+        """(scene position, start sample) of an item."""
+        if self.fixed:
+            return self.grid_items[index]
+        rng = np.random.default_rng([self.seed, epoch, index])
+        scene = int(rng.integers(len(self.seeds)))
+        return scene, int(rng.integers(0, self.span_samples - self.clip_samples + 1))
+
+    def __getitem__(self, address) -> dict[str, torch.Tensor]:
+        epoch, index = address if isinstance(address, tuple) else (0, address)
+        scene, start = self.address(epoch, index)
+        audio = np.array(self.audio[scene, start:start + self.clip_samples], dtype=np.float32)
+        if self.gain_db > 0 and not self.fixed:
+            rng = np.random.default_rng([self.seed, epoch, index, 1])
+            audio *= np.float32(10.0 ** (rng.uniform(-self.gain_db, self.gain_db) / 20.0))
+        role = self.roles[scene]
+        events = self._clip_events(scene, start, "clip")
+        if role == "strong":
+            return clip_item(audio, events, None, self.grid, self.classes)
+        if role == "weak":
+            return clip_item(audio, None, [e.label for e in events], self.grid, self.classes)
+        return clip_item(audio, None, None, self.grid, self.classes)
+
+
+def world_roles(strong: int, weak: int, unlabelled: int) -> tuple[str, ...]:
+    """Roles of the first ``strong + weak + unlabelled`` training scenes, interleaved so every
+    role draws from scenes spread over the seed range."""
+    counts = {"strong": strong, "weak": weak, "unlabelled": unlabelled}
+    total = sum(counts.values())
+    out: list[str] = []
+    for k in range(total):  # largest remaining share first: an even spread
+        role = max(ROLES, key=lambda r: (counts[r] - (total - k) * counts[r] / max(1, total), counts[r]))
+        counts[role] -= 1
+        out.append(role)
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------------------------
+# a DESED-layout folder
+
+#: (role, metadata TSV glob, audio folder for it relative to the root); the first match of each
+#: glob is used.
+DESED_LAYOUT = (
+    ("weak", "metadata/train/weak.tsv", "audio/train/weak"),
+    ("unlabelled", "metadata/train/unlabel_in_domain.tsv", "audio/train/unlabel_in_domain"),
+    ("strong", "metadata/train/synthetic*/soundscapes.tsv", "audio/train/{stem}/soundscapes"),
+    ("strong", "metadata/train/synthetic*.tsv", "audio/train/{stem}"),
+    ("validation", "metadata/validation/validation.tsv", "audio/validation"),
+)
+DESED_HELP = ("a DESED layout: metadata/train/weak.tsv (+ audio/train/weak/), optional "
+              "metadata/train/unlabel_in_domain.tsv (+ audio/train/unlabel_in_domain/), optional strong "
+              "metadata/train/synthetic*/soundscapes.tsv (+ audio/train/synthetic*/soundscapes/), and "
+              "metadata/validation/validation.tsv (+ audio/validation/)")
+
+
+@dataclass(frozen=True)
+class DesedFiles:
+    """The TSVs and audio folders found in a DESED-layout folder (None: absent)."""
+
+    weak: tuple[Path, Path] | None
+    unlabelled: tuple[Path, Path] | None
+    strong: tuple[Path, Path] | None
+    validation: tuple[Path, Path]
+
+
+def find_desed_files(root: Path) -> DesedFiles:
+    """Locate the TSVs and their audio folders; FileNotFoundError names what is missing."""
+    found: dict[str, tuple[Path, Path]] = {}
+    for role, pattern, audio in DESED_LAYOUT:
+        if role in found:
+            continue
+        matches = sorted(root.glob(pattern))
+        if matches:
+            tsv = matches[0]
+            stem = tsv.parent.name if "{stem}" in audio and tsv.name == "soundscapes.tsv" else tsv.stem
+            found[role] = (tsv, root / audio.format(stem=stem))
+    if "validation" not in found:
+        raise FileNotFoundError(f"{root}: no metadata/validation/validation.tsv; expected {DESED_HELP}")
+    if "weak" not in found and "strong" not in found:
+        raise FileNotFoundError(f"{root}: no labelled training clips (metadata/train/weak.tsv or a strong "
+                                f"metadata/train/synthetic* TSV); expected {DESED_HELP}")
+    for role, (tsv, audio) in found.items():
+        if not audio.is_dir():
+            raise FileNotFoundError(f"{audio}: no such folder for the clips of {tsv}; expected {DESED_HELP}")
+    return DesedFiles(found.get("weak"), found.get("unlabelled"), found.get("strong"), found["validation"])
+
+
+class ClipList(Dataset, EvaluationClips):
+    """Decoded clips with what is known of each (strong events, weak labels, or nothing).
+
+    Args:
+        audio: (N, samples) float32.
+        names: clip names (file names), one per row.
+        events: per clip, its strong events (clip-relative) or None.
+        weak: per clip, its weak labels or None.
+        grid: the network's frame grid.
+        classes: class names in output order.
+        seconds: each clip's length (for the evaluation's durations).
+        gain_db / seed: random gain per training item.
+    """
+
+    def __init__(self, audio: np.ndarray, names: Sequence[str], events: Sequence[Sequence[LabeledEvent] | None],
+                 weak: Sequence[Sequence[str] | None], grid: FrameGrid, classes: Sequence[str], seconds: float,
+                 *, gain_db: float = 0.0, seed: int = 0):
+        self.audio, self.names = audio, tuple(names)
+        self.events, self.weak = list(events), list(weak)
+        self.grid, self.classes = grid, tuple(classes)
+        self.gain_db, self.seed = gain_db, seed
+        self.reference = tuple(e for ev in self.events if ev for e in ev)
+        self.durations = {n: seconds for n in self.names}
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, address) -> dict[str, torch.Tensor]:
+        epoch, index = address if isinstance(address, tuple) else (0, address)
+        audio = np.array(self.audio[index], dtype=np.float32)
+        if self.gain_db > 0:
+            rng = np.random.default_rng([self.seed, epoch, index, 1])
+            audio *= np.float32(10.0 ** (rng.uniform(-self.gain_db, self.gain_db) / 20.0))
+        return clip_item(audio, self.events[index], self.weak[index], self.grid, self.classes)
+
+
+def desed_classes(files: DesedFiles) -> tuple[str, ...]:
+    """The sorted labels of every labelled TSV (DESED: its 10 classes)."""
+    labels: set[str] = set()
+    if files.weak:
+        labels.update(label for clip in read_dcase_weak(files.weak[0]) for label in clip.labels)
+    for pair in (files.strong, files.validation):
+        if pair:
+            labels.update(e.label for e in read_dcase_strong(pair[0]).events)
+    if not labels:
+        raise ValueError("the DESED folder's TSVs name no class at all")
+    return tuple(sorted(labels))
+
+
+def _decode(index: ClipIndex, sample_rate: int, seconds: float, what: str):
+    decoded = index.decode(sample_rate, seconds)
+    logger.info("%s: %d clips decoded, %d skipped", what, len(decoded), len(decoded.skipped))
+    return decoded
+
+
+def _strong_lists(labels: StrongLabels, decoded) -> tuple[list[str], list[list[LabeledEvent]]]:
+    names = [c.path.name for c in decoded.clips]
+    return names, [list(labels.events_for(n)) for n in names]
+
+
+def desed_datasets(root: Path, grid: FrameGrid, seconds: float, *, gain_db: float = 0.0,
+                   seed: int = 0) -> tuple[ClipList, ClipList]:
+    """(training, validation) clips of a DESED-layout folder; clips are padded or cut to ``seconds``."""
+    files = find_desed_files(Path(root))
+    classes = desed_classes(files)
+    sr = grid.frontend.sample_rate
+    audio, names, events, weak = [], [], [], []
+    if files.strong:
+        labels = read_dcase_strong(files.strong[0])
+        decoded = _decode(ClipIndex.from_dcase_strong(labels, files.strong[1]), sr, seconds, "strong clips")
+        n, ev = _strong_lists(labels, decoded)
+        audio.append(decoded.audio), names.extend(n), events.extend(ev), weak.extend([None] * len(n))
+    if files.weak:
+        clips = read_dcase_weak(files.weak[0])
+        decoded = _decode(ClipIndex.from_dcase_weak(clips, files.weak[1]), sr, seconds, "weak clips")
+        audio.append(decoded.audio)
+        names.extend(c.path.name for c in decoded.clips)
+        events.extend([None] * len(decoded))
+        weak.extend(list(c.labels) for c in decoded.clips)
+    if files.unlabelled:
+        decoded = _decode(ClipIndex.from_dcase_unlabeled(read_dcase_unlabeled(files.unlabelled[0]), files.unlabelled[1]),
+                          sr, seconds, "unlabelled clips")
+        audio.append(decoded.audio)
+        names.extend(c.path.name for c in decoded.clips)
+        events.extend([None] * len(decoded))
+        weak.extend([None] * len(decoded))
+    train = ClipList(np.concatenate(audio), names, events, weak, grid, classes, seconds, gain_db=gain_db, seed=seed)
+    labels = read_dcase_strong(files.validation[0])
+    decoded = _decode(ClipIndex.from_dcase_strong(labels, files.validation[1]), sr, seconds, "validation clips")
+    n, ev = _strong_lists(labels, decoded)
+    val = ClipList(decoded.audio, n, ev, [None] * len(n), grid, classes, seconds)
+    return train, val

@@ -1,0 +1,236 @@
+"""The CRNN family: network shapes, the streaming step against one pass over the stream, the
+frame grid and post-processing, the live labeler on both CPU backends, and the recipe trained,
+exported and run live from the command line (world and DESED-layout data)."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import python_cmd, subprocess_env
+from engines.onnxruntime_runner import OnnxRuntimeRunner
+from engines.torch_runner import TorchRunner
+from models.audio.frontend import FrontEndConfig
+from models.core.events import LabeledEvent
+from models.core.live import FrameScores
+from models.crnn.frames import FrameGrid
+from models.crnn.live import StreamingLabeler
+from models.crnn.network import CRNN, CRNNConfig, lite_config, paper_config
+from models.crnn.postprocess import frames_to_events, median_filter_binary
+from models.crnn.recipe import LITE_FRONTEND, CRNNRecipe, CRNNTrainConfig
+from models.crnn.streaming import StreamingStep, full_stream_frames, pad_stream_start
+from models.export.onnx import export_onnx
+
+HOP = 1280  # 0.08 s at 16 kHz: 8 mel frames, 2 encoder frames
+
+
+def _model(seed: int = 0, **overrides) -> CRNN:
+    torch.manual_seed(seed)
+    model = CRNN(lite_config(5, **overrides)).eval()
+    model.set_normalisation(torch.full((64,), -4.0), torch.full((64,), 3.0))
+    return model
+
+
+def test_paper_size_is_the_dcase_2021_baseline_shape():
+    net = CRNN(paper_config(10)).eval()
+    c = net.config
+    assert len(net.blocks) == 7 and c.channels == (16, 32, 64, 128, 128, 128, 128)
+    assert c.time_stride == 4 and c.frame_dim == 128 and net.rnn.hidden_size == 128 and net.rnn.bidirectional
+    # 10 s at 16 kHz, hop 256, n_fft 2048, center=False: 618 mel frames -> 616 used -> 154 frames
+    strong, weak = net(torch.zeros(2, 616, 128))
+    assert strong.shape == (2, 154, 10) and weak.shape == (2, 10)
+    assert torch.all((weak > 0) & (weak < 1))
+    params = sum(p.numel() for p in net.parameters())
+    assert 1.0e6 < params < 1.2e6  # the baseline is quoted at about 1.1 M parameters
+
+
+def test_config_round_trips_and_rejects_bad_shapes():
+    c = lite_config(7, pooling="attention")
+    assert CRNNConfig.from_dict(json.loads(json.dumps(c.to_dict()))) == c
+    with pytest.raises(ValueError, match="one value per block"):
+        CRNNConfig(num_classes=3, channels=(8, 8), time_pools=(2,), freq_pools=(2, 2))
+    with pytest.raises(ValueError, match="pooling"):
+        lite_config(3, pooling="max")
+
+
+@pytest.mark.parametrize("pooling", ["linear-softmax", "attention"])
+def test_clip_output_is_a_weighted_mean_of_the_frames(pooling):
+    net = _model(pooling=pooling)
+    strong, weak = net(torch.randn(3, 200, 64))
+    assert torch.all(weak <= strong.max(dim=1).values + 1e-6) and torch.all(weak >= strong.min(dim=1).values - 1e-6)
+
+
+def _stream_through_steps(step: StreamingStep, padded: torch.Tensor, hops: int):
+    state = step.initial_state(padded.shape[0]).to(padded.dtype)
+    history = torch.zeros(padded.shape[0], 1, step.model.config.frame_dim, dtype=padded.dtype)  # the placeholder
+    frames, probs = [], None
+    for k in range(hops):
+        chunk = padded[:, k * HOP:k * HOP + step.chunk_samples]
+        probs, new, state = step(chunk, state, history)
+        history = torch.cat([history, new], dim=1)
+        frames.append(new)
+    return torch.cat(frames, dim=1), probs, history[:, 1:]
+
+
+def test_streaming_encoder_equals_one_pass_over_the_stream():
+    """Hop by hop, the cached encoder gives the frames of one causal pass over the whole stream,
+    with no delay; and the window's probabilities equal the GRUs run over those frames.
+    Measured in float64: the two paths differ by < 1e-15 (rounding order only)."""
+    model = _model().double()
+    step = StreamingStep(model, LITE_FRONTEND, HOP).double()
+    hops = 25
+    stream = torch.randn(2, HOP * hops, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 0.1
+    padded = pad_stream_start(stream, LITE_FRONTEND)
+    with torch.no_grad():
+        streamed, probs, history = _stream_through_steps(step, padded, hops)
+        full = full_stream_frames(model, LITE_FRONTEND, padded)
+        window_probs, _ = model.decode(full[:, :streamed.shape[1]])
+    assert streamed.shape == (2, 2 * hops, 64)
+    torch.testing.assert_close(streamed, full[:, :streamed.shape[1]], atol=1e-12, rtol=0)
+    torch.testing.assert_close(probs, window_probs, atol=1e-12, rtol=0)
+
+
+def test_streaming_needs_a_causal_encoder_and_a_whole_hop():
+    with pytest.raises(ValueError, match="causal"):
+        StreamingStep(_model(causal=False), LITE_FRONTEND, HOP)
+    with pytest.raises(ValueError, match="multiple of 640"):
+        StreamingStep(_model(), LITE_FRONTEND, 1000)
+
+
+def test_frame_grid_centres_and_targets():
+    grid = FrameGrid(LITE_FRONTEND, 4)
+    assert grid.frame_seconds == pytest.approx(0.04)
+    # mel frame j centred at (160 j + 256) / 16000; encoder frame k averages mel frames 4k..4k+3
+    assert grid.centres(3) == pytest.approx([(1.5 * 160 + 256) / 16000, (5.5 * 160 + 256) / 16000,
+                                             (9.5 * 160 + 256) / 16000])
+    assert grid.frames(80000) == 124
+    events = [LabeledEvent("c", 0.05, 0.12, "b"), LabeledEvent("c", 0.0, 0.04, "a")]  # centres 0.031, 0.071, 0.111, 0.151
+    t = grid.targets(events, 4, ("a", "b"))
+    assert t[:, 0].tolist() == [1, 0, 0, 0] and t[:, 1].tolist() == [0, 1, 1, 0]
+    with pytest.raises(ValueError, match="center=False"):
+        FrameGrid(FrontEndConfig(sample_rate=16000, n_fft=512, win_length=400, hop_length=160), 4)
+
+
+def test_median_filter_matches_scipy_inside_and_events_follow_runs():
+    scipy_signal = pytest.importorskip("scipy.signal")
+    rng = np.random.default_rng(0)
+    track = rng.random((60, 3)) > 0.5
+    ours = median_filter_binary(track, 7)
+    for c in range(3):
+        ref = scipy_signal.medfilt(track[:, c].astype(float), 7) > 0.5
+        assert np.array_equal(ours[3:-3, c], ref[3:-3])
+    grid = FrameGrid(LITE_FRONTEND, 4)
+    probs = np.zeros((20, 2), np.float32)
+    probs[5:12, 1] = 0.9
+    events = frames_to_events(probs, grid, ("a", "b"), "f", median_frames=3)
+    centres = grid.centres(20)
+    assert len(events) == 1 and events[0].label == "b"
+    assert (events[0].onset, events[0].offset) == pytest.approx((centres[5] - 0.02, centres[11] + 0.02))
+    assert frames_to_events(probs, grid, ("a", "b"), "f", thresholds=[0.5, 0.95]) == []
+
+
+@pytest.fixture(scope="module")
+def exported_step(tmp_path_factory):
+    """A freshly initialised lite SedModel's streaming step, exported to ONNX."""
+    recipe = CRNNRecipe(CRNNTrainConfig())
+    torch.manual_seed(3)
+    model = recipe.build_model().eval()
+    step, example, axes = recipe.export_module(model)
+    path = tmp_path_factory.mktemp("crnn") / "model.onnx"
+    report = export_onnx(step, recipe.metadata(model), example, path, dynamic_axes=axes)
+    return recipe, model, step, report
+
+
+def _labeler_scores(labeler: StreamingLabeler, stream: np.ndarray, hops: int) -> list[FrameScores]:
+    chunk = labeler.window.samples
+    padded = np.concatenate([np.zeros(chunk - HOP, np.float32), stream])
+    return [labeler(padded[k * HOP:k * HOP + chunk].copy()) for k in range(hops)]
+
+
+def test_live_labeler_on_onnxruntime_equals_torch_and_resets(exported_step):
+    recipe, model, step, report = exported_step
+    assert report.metadata.outputs[0].shape == ("batch", "window", 12)
+    stream = (np.random.default_rng(2).standard_normal(HOP * 90) * 0.1).astype(np.float32)
+    with OnnxRuntimeRunner(report.path, threads=1) as ort_runner, \
+            TorchRunner(step, report.metadata) as torch_runner:
+        ort_labeler = StreamingLabeler(ort_runner, report.metadata)
+        torch_labeler = StreamingLabeler(torch_runner, report.metadata)
+        a = _labeler_scores(ort_labeler, stream, 90)
+        b = _labeler_scores(torch_labeler, stream, 90)
+        tol = report.metadata.extra["onnx_export"]["atol"]
+        for x, y in zip(a, b):
+            np.testing.assert_allclose(x.scores, y.scores, atol=tol, rtol=0)
+            assert np.array_equal(x.times, y.times)
+        ort_labeler.reset()  # as at a stream's start: the same answers again
+        again = _labeler_scores(ort_labeler, stream, 5)
+        for x, y in zip(again, a[:5]):
+            np.testing.assert_array_equal(x.scores, y.scores)
+    s = report.metadata.extra["streaming"]
+    assert a[-1].frames == s["new_frames"] == 2
+    # with one frame of look-ahead, the newest frame given lies one frame before the newest computed
+    assert a[-1].times[-1] == pytest.approx(s["newest_frame_time"] - s["frame_seconds"])
+    # 90 hops fill the 5 s window (125 frames): the history is capped
+    assert ort_labeler.window_frames == 125
+
+
+def test_live_frames_are_the_offline_window_frames(exported_step):
+    """What the labeler gives for a frame equals the offline network's probability for that frame
+    over the same window of encoder frames (ONNX Runtime, within the export tolerance)."""
+    recipe, model, step, report = exported_step
+    stream = (np.random.default_rng(4).standard_normal(HOP * 30) * 0.1).astype(np.float32)
+    with OnnxRuntimeRunner(report.path, threads=1) as runner:
+        labeler = StreamingLabeler(runner, report.metadata, lookahead_frames=0)
+        given = _labeler_scores(labeler, stream, 30)
+    padded = pad_stream_start(torch.from_numpy(stream)[None], LITE_FRONTEND)
+    with torch.no_grad():
+        frames = full_stream_frames(step.model, LITE_FRONTEND, padded)[:, :60]
+        probs, _ = step.model.decode(frames)
+    np.testing.assert_allclose(given[-1].scores, probs[0, -2:].numpy(), atol=report.metadata.extra["onnx_export"]["atol"])
+
+
+def _run(*args, cwd, timeout=900):
+    done = subprocess.run(python_cmd(*args), cwd=cwd, env=subprocess_env(), capture_output=True, text=True,
+                          timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+TINY = ["strong_scenes=1", "weak_scenes=1", "unlabelled_scenes=1", "span_seconds=30", "val_scenes=1",
+        "items_per_epoch=8", "batch_size=4", "epochs=1", "max_steps=2", "num_workers=0", "threads=1", "warmup_steps=0"]
+
+
+def test_mean_teacher_run_trains_exports_and_runs_live(tmp_path):
+    run = tmp_path / "crnn"
+    _run("-m", "models.train", "--recipe", "crnn-lite", "--out", str(run), *TINY, "mean_teacher=true", "deploy=teacher",
+         cwd=tmp_path)
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    evals = [r for r in log if r["kind"] == "eval"]
+    assert evals and {"event_f1", "segment_f1", "tagging_f1", "teacher_event_f1", "student_event_f1"} <= set(evals[-1])
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model_state"]
+    assert any(k.startswith("teacher.") for k in state) and any(k.startswith("student.") for k in state)
+    _run("-m", "models.export", str(run), cwd=tmp_path)
+    out = tmp_path / "live.jsonl"
+    _run("-m", "apps.avlive", "--source", "synthetic:200000", "--duration", "4", "--no-realtime", "--headless",
+         "--threads", "1", "--labeler", str(run / "model.onnx"), "--localizer", "none", "--hop", "0.08",
+         "--jsonl", str(out), cwd=tmp_path)
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines) >= 45  # 4 s in hops of 0.08 s
+    assert all(r["top"] and r["top"][0]["model"] for r in lines[5:])
+    assert all(0.0 <= t["score"] <= 1.0 for r in lines for t in r["top"])
+
+
+def test_desed_layout_trains(tmp_path):
+    from models.datasets.from_world import write_desed_world
+    from models.world import split_seed
+
+    desed = write_desed_world(tmp_path / "desed", [split_seed("train", 0), split_seed("val", 0)], clips_per_seed=2,
+                              clip_seconds=4.0, strong_train_clips_per_seed=2)
+    assert set(desed.strong_tsvs) == {"validation", "public", "synthetic"}
+    run = tmp_path / "run"
+    _run("-m", "models.train", "--recipe", "crnn-lite", "--out", str(run), "--data", str(desed.root), *TINY,
+         "clip_seconds=4", cwd=tmp_path)
+    meta = json.loads((run / "metadata.json").read_text())
+    assert meta["family"] == "crnn" and set(meta["labels"]) == {label for c in desed.truth for label in c.labels}
