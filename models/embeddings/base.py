@@ -3,7 +3,7 @@
 An extractor turns one clip into a sequence of embeddings on a regular time grid: at ``rate_hz``
 embeddings per second, embedding ``k`` belongs to the instant ``(k + 0.5) / rate_hz`` seconds
 after the clip's start (the centre of the k-th ``1 / rate_hz`` step), for ``k < T`` with
-``T = max(1, floor(seconds · rate_hz))``. Every extractor at the same rate answers on the same
+``T = max(1, floor(seconds · rate_hz))`` (whole steps only: a last partial step gets none). Every extractor at the same rate answers on the same
 grid, whatever its window length or the video's frame rate, so a consumer can stack them.
 
 * **Auditory** extractors (:class:`WindowedAudioExtractor`) cut one window of their own length

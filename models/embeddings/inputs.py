@@ -79,7 +79,8 @@ def world_clip_inputs(scene: Scene, start: float, seconds: float, *, extractors:
     frames = times = None
     if frame_rate:
         fps = scene.config.fps
-        index = np.unique(np.round((start + grid_times(seconds, frame_rate)) * fps).astype(np.int64))
+        # the nearest frame, ties to the earlier one (as FrameExtractor picks among given frames)
+        index = np.unique(np.ceil((start + grid_times(seconds, frame_rate)) * fps - 0.5 - 1e-6).astype(np.int64))
         frames = np.stack([scene.render_frame(int(i))[0] for i in index])
         times = index / fps - start
     return Clip(seconds=float(seconds), audio=tuple(audio), frames=frames, frame_times=times,
