@@ -50,10 +50,18 @@ class WaveformSlowFast(nn.Module):
         self.register_buffer("input_shift", torch.tensor(-4.0), persistent=False)
         self.register_buffer("input_scale", torch.tensor(0.25), persistent=False)
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+    def network_input(self, wave: torch.Tensor) -> torch.Tensor:
+        """Waveform ``(B, samples)`` → the Slow-Fast input ``(B, 1, T, F)``: scaled log-mel, T a multiple of 16."""
         x = (self.frontend(wave) - self.input_shift) * self.input_scale  # (B, T, F)
-        x = pad_or_crop_frames(x, self.net.frame_multiple)
-        return self.net.forward_logits(x.unsqueeze(1))  # (B, K)
+        return pad_or_crop_frames(x, self.net.frame_multiple).unsqueeze(1)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return self.net.forward_logits(self.network_input(wave))  # (B, K)
+
+    def features(self, wave: torch.Tensor) -> torch.Tensor:
+        """Waveform ``(B, samples)`` → the pooled features before the classifier ``(B, feature_dim)``
+        (1152 at width 32; :meth:`SlowFast.forward_features`)."""
+        return self.net.forward_features(self.network_input(wave))
 
 
 class Sigmoid(nn.Module):
