@@ -2,8 +2,11 @@
 frame-level sigmoid scores and linear-softmax (or attention) pooling to clip level.
 
 The shape is the DCASE task-4 baseline's (``shared/REFERENCE.md`` 5.1): blocks of
-[3x3 convolution, batch norm (eps 1e-3, momentum 0.01 in torch's convention = Keras 0.99),
-channel gate, dropout, average pooling]; the gate is the baseline's "GLU": a linear map over the
+[3x3 convolution, batch norm (eps 1e-3), channel gate, dropout, average pooling] (the baseline
+passes momentum 0.99 to torch, whose convention makes the running statistics nearly the last
+batch's; here torch's default 0.1: with 0.01, the Keras reading of 0.99, the running statistics
+lagged so far behind that after 150 steps the eval-mode network told events from background no
+better than chance while the train-mode one did); the gate is the baseline's "GLU": a linear map over the
 channel axis multiplied by the sigmoid of the input (channels unchanged). The encoder's output
 (one frequency bin left) is one vector per frame for the GRUs.
 
@@ -154,7 +157,7 @@ class ConvBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, time_pool: int, freq_pool: int, dropout: float):
         super().__init__()
         self.conv = nn.Conv2d(c_in, c_out, kernel_size=3, padding=(0, 1))
-        self.bn = nn.BatchNorm2d(c_out, eps=1e-3, momentum=0.01)
+        self.bn = nn.BatchNorm2d(c_out, eps=1e-3, momentum=0.1)
         self.gate = ChannelGate(c_out)
         self.dropout = nn.Dropout(dropout)
         self.pool = (time_pool, freq_pool)
