@@ -391,7 +391,11 @@ def _file_class_statistics(s: np.ndarray, bounds: np.ndarray, target: np.ndarray
     lengths = target[:, 1] - target[:, 0]
     before = np.concatenate([[0.0], np.cumsum(lengths)[:-1]])
     need_gt = np.round(setting.gtc * lengths, decimals)
-    other_before = [np.concatenate([[0.0], np.cumsum(o[:, 1] - o[:, 0])[:-1]]) for o in others]
+    # seconds of the class's (and each other class's) events before every row boundary: a run
+    # from boundary i to boundary j holds covered[j] - covered[i] of them
+    covered = _covered(bounds, target, before)  # (T + 1,)
+    other_covered = [None if o.shape[0] == 0 else
+                     _covered(bounds, o, np.concatenate([[0.0], np.cumsum(o[:, 1] - o[:, 0])[:-1]])) for o in others]
     n = target.shape[0]
     block = max(1, _BLOCK_CELLS // max(1, s.size))
     for k0 in range(0, k_all, block):
@@ -403,7 +407,7 @@ def _file_class_statistics(s: np.ndarray, bounds: np.ndarray, target: np.ndarray
         _, stop = np.nonzero(edges == -1)  # ... and ends before row `stop`
         a, b = bounds[first], bounds[stop]
         length = b - a
-        inside = _covered(b, target, before) - _covered(a, target, before)
+        inside = covered[stop] - covered[first]
         relevant = np.round(inside, decimals) >= np.round(setting.dtc * length, decimals)
         stats[k0:k0 + kb, 1] = np.bincount(row[~relevant], minlength=kb)
 
@@ -430,10 +434,15 @@ def _file_class_statistics(s: np.ndarray, bounds: np.ndarray, target: np.ndarray
 
         if others:
             need_ct = np.round(setting.cttc * length, decimals)
-            for m, (spans, pre) in enumerate(zip(others, other_before)):
-                if spans.shape[0] == 0:
+            # a relevant detection has no cross-trigger share (0), which meets the criterion only
+            # when the criterion itself rounds to 0 (a detection shorter than a few microseconds)
+            zero_need = np.bincount(row[relevant & (need_ct <= 0)], minlength=kb)
+            irrelevant = ~relevant
+            nfirst, nstop, nrow, nneed = first[irrelevant], stop[irrelevant], row[irrelevant], need_ct[irrelevant]
+            for m, cum in enumerate(other_covered):
+                if cum is None:
                     continue
-                cross = np.where(relevant, 0.0, _covered(b, spans, pre) - _covered(a, spans, pre))
-                hit = np.round(cross, decimals) >= need_ct
-                stats[k0:k0 + kb, 2 + m] = np.bincount(row[hit], minlength=kb)
+                cross = cum[nstop] - cum[nfirst]
+                hit = np.round(cross, decimals) >= nneed
+                stats[k0:k0 + kb, 2 + m] = np.bincount(nrow[hit], minlength=kb) + zero_need
     return thresholds, stats
