@@ -336,3 +336,17 @@ def test_help_explains_the_hop_defaults_and_scores_out(capsys):
         main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "extra.hop_seconds, else 0.25" in text and "round(0.75 / hop)" in text and "--scores-out" in text
+
+
+@needs_demo
+def test_a_bad_preferred_hop_ends_in_one_line(tmp_path, capsys):
+    labeler = tmp_path / "labeler"
+    labeler.mkdir()
+    shutil.copy(DEMO / "labeler" / "model.onnx", labeler / "model.onnx")
+    meta = json.loads((DEMO / "labeler" / "model.onnx.json").read_text())
+    meta["extra"]["hop_seconds"] = -0.5
+    (labeler / "model.onnx.json").write_text(json.dumps(meta))
+    rc = main(["--source", "synthetic:200001", "--labeler", str(labeler), "--camera", "none", "--headless",
+               "--no-realtime", "--duration", "1", "--jsonl", "none"])
+    assert rc == 2
+    assert "extra.hop_seconds: expected seconds > 0, found -0.5" in one_line(capsys.readouterr().err)
