@@ -6,6 +6,7 @@
     avlive --models runs/baseline --mic default --camera none
     avlive --source clip.mp4 --models runs/baseline runs/l3 --record out.mp4 --events-out out.tsv
     avlive --source synthetic:200001 --models runs/baseline --no-realtime --duration 60 --jsonl out.jsonl
+    avlive --source synthetic:200001 --no-realtime --duration 60 --scores-out scores.tsv   (frame scores, for PSDS)
     avlive --list-devices
 
 With a display (``DISPLAY`` or ``WAYLAND_DISPLAY`` set, or ``QT_QPA_PLATFORM=offscreen``) avlive
@@ -14,14 +15,20 @@ timeline, a scrolling spectrogram, the status; keys space, s, r, q); ``--gui`` i
 exits with status 2 and one line suggesting ``--headless`` when there is no display. Headless
 (``--headless``, or no display, which avlive says in one line on stderr) it writes one JSON
 object per hop (``realtime.schema``) to stdout or ``--jsonl FILE``; with the window, JSON lines
-are written only when ``--jsonl`` is given. A summary goes to stderr at the end. Ctrl-C (or
-``q``) stops cleanly: every output is flushed and the exit status is 0. Bad input (a device that
-is not there, a model folder that lacks a file, a model that does not fit its use) ends with
-one line on stderr and exit status 2; a failure while running with status 1.
+are written only when ``--jsonl`` is given. A summary goes to stderr at the end.
+
+The hop (``--hop``) defaults to the labeler's preferred one (``extra.hop_seconds`` in its
+metadata), else 0.25 s; the localizer then runs about every 0.75 s (``--localizer-every``
+defaults to round(0.75 / hop)).
+
+Ctrl-C (or ``q``) stops cleanly: every output is flushed and the exit status is 0. Bad input (a
+device that is not there, a model folder that lacks a file, a model that does not fit its use)
+ends with one line on stderr and exit status 2; a failure while running with status 1.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
@@ -80,13 +87,21 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--backend", choices=BACKENDS, default="onnxruntime", help="inference backend")
     m.add_argument("--device", choices=DEVICES, default="cpu", help="inference device")
     m.add_argument("--threads", type=int, default=2, metavar="N", help="CPU threads per backend")
-    m.add_argument("--hop", type=float, default=0.25, metavar="S", help="seconds between inferences")
-    m.add_argument("--localizer-every", type=int, default=3, metavar="N", help="the localizer runs every N-th hop")
+    m.add_argument("--hop", type=float, default=None, metavar="S",
+                   help="seconds between inferences (default: the labeler's preferred hop, metadata "
+                        "extra.hop_seconds, else 0.25)")
+    m.add_argument("--localizer-every", type=int, default=None, metavar="N",
+                   help="the localizer runs every N-th hop (default: about every 0.75 s, N = round(0.75 / hop): "
+                        "3 at the 0.25 s hop)")
     o = p.add_argument_group("output")
     o.add_argument("--jsonl", default=None, metavar="FILE|-",
                    help="JSON lines, one per hop (- for stdout, none for none; default: stdout when headless, none "
                         "with the window)")
     o.add_argument("--events-out", default=None, metavar="FILE.tsv", help="events as a DCASE strong-label TSV")
+    o.add_argument("--scores-out", default=None, metavar="FILE.tsv",
+                   help="the (first) labeler's raw scores as a score table TSV: header onset, offset, its labels; "
+                        "one row per frame (frame-level labelers) or per run, in stream seconds, written as the run "
+                        "goes (for PSDS: models.evaluation.psds, sed_scores_eval)")
     o.add_argument("--record", default=None, metavar="OUT.mp4", help="record the camera with the overlay, and the audio")
     w = p.add_argument_group("window")
     d = w.add_mutually_exclusive_group()
@@ -199,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     from models.core.metadata import MetadataMismatch
     from realtime.devices import DeviceNotFound, PortAudioNotFound
     from realtime.models import ModelError, load_models
-    from realtime.pipeline import PipelineConfig, PipelineError, build_streams, check_sources, run_pipeline
+    from realtime.pipeline import (DEFAULT_HOP_S, PipelineConfig, PipelineError, build_streams, check_sources,
+                                   localizer_every_for, run_pipeline)
     from realtime.sources import SourceError
 
     jsonl = None if args.jsonl == "none" else args.jsonl or (None if window else "-")
@@ -208,14 +224,21 @@ def main(argv: list[str] | None = None) -> int:
     models = None
     previous_handlers = _stop_on_signals()
     try:
-        config = PipelineConfig(source=args.source, camera=args.camera, mic=args.mic, hop_s=args.hop,
-                                localizer_every=args.localizer_every, realtime=args.realtime,
-                                av_offset_ms=args.av_offset_ms, duration=args.duration, jsonl=jsonl,
-                                events_out=args.events_out, record=args.record)
+        hop = args.hop if args.hop is not None else DEFAULT_HOP_S  # the labeler may change the default below
+        every = args.localizer_every  # None: about every LOCALIZER_PERIOD_S seconds at the hop
+        config = PipelineConfig(source=args.source, camera=args.camera, mic=args.mic, hop_s=hop,
+                                localizer_every=every if every is not None else localizer_every_for(hop),
+                                realtime=args.realtime, av_offset_ms=args.av_offset_ms, duration=args.duration,
+                                jsonl=jsonl, events_out=args.events_out, scores_out=args.scores_out,
+                                record=args.record)
         check_sources(config)
         video = args.camera != "none"
         models, notes = load_models(labeler=args.labeler, localizer=args.localizer, models=args.models,
                                     backend=args.backend, device=args.device, threads=args.threads, video=video)
+        if args.hop is None and models.preferred_hop is not None:
+            hop = models.preferred_hop
+            config = dataclasses.replace(config, hop_s=hop,
+                                         localizer_every=every if every is not None else localizer_every_for(hop))
         for line in notes:
             print(f"avlive: {line}", file=sys.stderr)
         streams = build_streams(config, models)

@@ -3,9 +3,11 @@
     python -m apps.bench_live                                   # demo models, 3 test seeds × 150 s
     python -m apps.bench_live --seeds 200000 200001 200002 200003 --seconds 120 --out out/bench-live
     python -m apps.bench_live --models runs/slowfast-lite runs/l3-lite --threads 2
+    python -m apps.bench_live --labelers demo runs/crnn runs/baseline   # one table row per labeler
 
-For each seed it runs ``avlive --source synthetic:SEED --duration S --events-out … --jsonl …``
-as a user would (a subprocess, real-time pacing, ONNX Runtime by default), then prints:
+For each seed it runs ``avlive --source synthetic:SEED --duration S --events-out … --jsonl …
+--scores-out …`` as a user would (a subprocess, real-time pacing, ONNX Runtime by default), then
+prints:
 
 * **Sound event detection** of the events TSV against the world's reference events
   (``models.world.evalsets.reference_events``), scored with sed_eval when it is installed (the
@@ -26,6 +28,25 @@ as a user would (a subprocess, real-time pacing, ONNX Runtime by default), then 
   p95 of each ``latency_ms`` stage (copy = ring reads and resampling; model:NAME = front end +
   network, as the exported graphs include the front end; post = smoothing and hysteresis;
   sinks = writing the previous hop's outputs).
+* **PSDS1 and PSDS2** (``models.evaluation.psds``, DCASE task 4's two scenarios) of the
+  labeler's raw scores (``--scores-out``: one row per frame or per run) over all seeds together,
+  threshold-free, so they do not depend on the rolling-label setting. Reference events of one
+  class that overlap (the world has some) are joined first, as PSDS needs; classes without a
+  reference event in the run are left out (the number scored is printed); a labeler whose labels
+  are not the world's gets no PSDS.
+
+**Several labelers** (``--labelers A B ...``; each a run folder, a model file or ``demo``, the
+demo labeler): each runs through the same seeds, its files under ``OUT/<n>-<name>/``, and a table
+compares them, one row each: event-based F1 micro and macro (250 ms collar), segment-based F1
+micro, onset-only F1 micro, PSDS1, PSDS2, onset-to-label latency p50 / p95 and events missed.
+The first labeler runs with the localizer (``--localizer``, the demo localizer unless told), and
+the full report above (pointing game, per-stage latency) is for that run; the others run
+without it. Without ``--labelers`` the models are ``--models`` (default: the demo models), as
+before, and the table has one row.
+
+``--fast`` runs avlive with ``--no-realtime`` (every hop, as fast as the machine goes): the
+accuracy figures stay valid, but stream time is no longer wall time, so the latency figures mean
+nothing; it is for tests and quick comparisons, never for latency.
 """
 from __future__ import annotations
 
@@ -45,8 +66,10 @@ import numpy as np
 from models.core.events import LabeledEvent, read_strong_tsv
 from models.l3.evaluation import hop_truth, is_localization_hop
 from models.evaluation.metrics import event_based_metrics, segment_based_metrics
+from models.evaluation.psds import PSDS1, PSDS2, PsdsSetting, merge_overlapping, psds, read_score_tsv
 from models.world import CLASS_NAMES, Scene, get_preset, seed_split
 from models.world.evalsets import reference_events, source_name
+from realtime.models import DEMO_DIR
 
 ONSET_COLLAR_S = 0.25
 OFFSET_FRACTION = 0.2
@@ -63,20 +86,24 @@ class SeedRun:
     events_tsv: Path
     jsonl: Path
     wall_s: float
+    scores_tsv: Path | None = None
 
 
-def run_avlive(seed: int, seconds: float, out: Path, extra_args: Sequence[str]) -> SeedRun:
-    """``avlive --source synthetic:SEED`` for ``seconds`` of stream time at real-time pace."""
-    tsv, jsonl = out / f"{seed}.events.tsv", out / f"{seed}.jsonl"
+def run_avlive(seed: int, seconds: float, out: Path, extra_args: Sequence[str], *, fast: bool = False) -> SeedRun:
+    """``avlive --source synthetic:SEED`` for ``seconds`` of stream time at real-time pace
+    (``fast``: ``--no-realtime``, as fast as it goes), with the labeler's scores in
+    ``OUT/SEED.scores.tsv``."""
+    tsv, jsonl, scores = out / f"{seed}.events.tsv", out / f"{seed}.jsonl", out / f"{seed}.scores.tsv"
     cmd = [sys.executable, "-m", "apps.avlive", "--source", f"synthetic:{seed}", "--duration", f"{seconds:g}",
-           "--events-out", str(tsv), "--jsonl", str(jsonl), "--headless", *extra_args]
+           "--events-out", str(tsv), "--jsonl", str(jsonl), "--scores-out", str(scores), "--headless",
+           *(["--no-realtime"] if fast else []), *extra_args]
     print("$ " + " ".join(cmd[2:]), file=sys.stderr, flush=True)
     t0 = time.monotonic()
     done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.monotonic() - t0
     if done.returncode != 0:
         raise SystemExit(f"avlive exited {done.returncode} on seed {seed}:\n{done.stderr.strip()}")
-    return SeedRun(seed, seconds, tsv, jsonl, wall)
+    return SeedRun(seed, seconds, tsv, jsonl, wall, scores)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -132,6 +159,28 @@ def _sed_eval_scores(reference, estimated, files: dict[str, float]) -> dict[str,
     return {"scorer": "sed_eval", "segment_f1": f1(seg, "micro"), "segment_f1_macro": f1(seg, "macro"),
             "event_f1": f1(ev, "micro"), "event_f1_macro": f1(ev, "macro"), "onset_f1": f1(on, "micro"),
             "onset_f1_macro": f1(on, "macro")}
+
+
+# ------------------------------------------------------------------------------------ PSDS
+
+
+def psds_scores(score_files: dict[str, Path], reference: list[LabeledEvent], files: dict[str, float],
+                settings: Sequence[PsdsSetting] = (PSDS1, PSDS2)) -> tuple[list[float], int] | None:
+    """PSDS of each setting over all files together, and the number of classes scored; None when
+    the labeler's labels do not cover the reference's (a labeler of other classes).
+
+    Args:
+        score_files: file name (``synthetic:SEED``) → its ``--scores-out`` TSV.
+        reference: the reference events of those files.
+        files: file name → seconds.
+    """
+    tables = {name: read_score_tsv(path) for name, path in score_files.items()}
+    labels = next(iter(tables.values())).labels
+    if not {e.label for e in reference} <= set(labels):
+        return None
+    merged = merge_overlapping(reference)
+    results = [psds(tables, merged, files, s, drop_empty_classes=True) for s in settings]
+    return [r.value for r in results], len(results[0].labels)
 
 
 # ------------------------------------------------------------------------------------ pointing
@@ -193,6 +242,56 @@ def stage_breakdown(records: list[dict[str, Any]]) -> dict[str, tuple[float, flo
     return {k: (float(np.mean(v)), float(np.percentile(v, 95))) for k, v in stages.items()}
 
 
+@dataclass
+class LabelerRuns:
+    """What the runs of one labeler over all seeds gave."""
+
+    name: str
+    reference: list[LabeledEvent]
+    estimated: list[LabeledEvent]
+    files: dict[str, float]
+    score_files: dict[str, Path]
+    latencies: np.ndarray
+    records: list[dict[str, Any]]
+    hits: list[bool]
+
+
+def labeler_name(spec: str | None, index: int) -> str:
+    """A short name for a ``--labelers`` entry (the run folder's or file's name, or demo)."""
+    if spec is None:
+        return "models"
+    if spec == "demo":
+        return "demo"
+    p = Path(spec)
+    return (p.parent.name if p.name in ("model.onnx", "metadata.json") else p.stem if p.is_file() else p.name) or f"labeler{index}"
+
+
+def run_labeler(args, extra: list[str], out: Path, world) -> LabelerRuns:
+    """Every seed through avlive with ``extra`` arguments, files in ``out``; per-seed lines printed."""
+    out.mkdir(parents=True, exist_ok=True)
+    reference, estimated, files, score_files = [], [], {}, {}
+    hits: list[bool] = []
+    latencies, records_all = [], []
+    for seed in args.seeds:
+        run = run_avlive(seed, args.seconds, out, extra, fast=args.fast)
+        scene = Scene(world, seed)
+        ref = reference_events(scene, args.seconds)
+        records = [r for r in read_jsonl(run.jsonl) if not r["final"]]
+        est = read_strong_tsv(run.events_tsv) if run.events_tsv.stat().st_size else []
+        reference += ref
+        estimated += est
+        files[source_name(seed)] = args.seconds
+        score_files[source_name(seed)] = run.scores_tsv
+        seed_hits = pointing_hits(scene, records, args.localizer_window, args.frame_at == "centre")
+        hits += seed_hits
+        latencies.append(onset_latencies(ref, records))
+        records_all += records
+        last = records[-1]["counters"] if records else {}
+        print(f"seed {seed}: {len(ref)} reference / {len(est)} detected events, {len(seed_hits)} pointing hops, "
+              f"wall {run.wall_s:.1f} s for {args.seconds:g} s, counters {last}", flush=True)
+    return LabelerRuns("", reference, estimated, files, score_files, np.concatenate(latencies), records_all, hits)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m apps.bench_live", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -200,11 +299,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=150.0, help="stream seconds per seed")
     p.add_argument("--out", type=Path, default=Path("out/bench-live"), help="where the TSVs and JSON lines go")
     p.add_argument("--models", nargs="+", default=[], metavar="PATH", help="models (default: the demo models)")
+    p.add_argument("--labelers", nargs="+", default=[], metavar="PATH|demo",
+                   help="labelers to compare (run folders, model files, demo), each through the same seeds; the "
+                        "first runs with the localizer (not with --models)")
+    p.add_argument("--localizer", default=None, metavar="PATH|none",
+                   help="with --labelers: the localizer of the first labeler's runs (default: the demo localizer)")
     p.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "torch"))
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--hop", type=float, default=None, help="seconds between inferences (default: avlive's)")
     p.add_argument("--localizer-window", type=float, default=1.0, help="the localizer's audio window, seconds")
     p.add_argument("--frame-at", choices=("centre", "end"), default="centre", help="which instant the localizer's frame shows")
+    p.add_argument("--fast", action="store_true",
+                   help="run avlive with --no-realtime (as fast as it goes): accuracy figures only, the latency "
+                        "figures are not meaningful; for tests and quick comparisons")
     args = p.parse_args(argv)
 
     for seed in args.seeds:
@@ -214,54 +321,80 @@ def main(argv: list[str] | None = None) -> int:
             split = None
         if split != "test":
             p.error(f"--seeds: expected test seeds (200000-200999, never trained or tuned on), found {seed}")
+    if args.labelers and args.models:
+        p.error("--labelers and --models: give one (with --labelers, the localizer is --localizer)")
+    if args.localizer is not None and not args.labelers:
+        p.error("--localizer: only with --labelers (else give it in --models)")
+    for spec in [*args.labelers, *([args.localizer] if args.localizer not in (None, "none") else [])]:
+        if spec != "demo" and not Path(spec).exists():
+            p.error(f"{spec}: no such file or folder (expected a run folder, a model file or demo)")
     args.out.mkdir(parents=True, exist_ok=True)
-    extra = ["--backend", args.backend, "--threads", str(args.threads)]
+    common = ["--backend", args.backend, "--threads", str(args.threads)]
     if args.hop is not None:
-        extra += ["--hop", f"{args.hop:g}"]
-    if args.models:
-        extra += ["--models", *args.models]
+        common += ["--hop", f"{args.hop:g}"]
+
+    # (name, avlive arguments, output folder) per labeler
+    plans: list[tuple[str, list[str], Path]] = []
+    if not args.labelers:
+        plans.append((labeler_name(None, 0) if args.models else "demo",
+                      common + (["--models", *args.models] if args.models else []), args.out))
+    else:
+        demo_localizer = DEMO_DIR / "localizer"
+        localizer = args.localizer or (str(demo_localizer) if demo_localizer.exists() else "none")
+        for k, spec in enumerate(args.labelers):
+            path = str(DEMO_DIR / "labeler") if spec == "demo" else spec
+            name = labeler_name(spec, k)
+            plans.append((name, common + ["--labeler", path, "--localizer", localizer if k == 0 else "none"],
+                          args.out / f"{k + 1}-{name}"))
 
     world = get_preset("bench")
-    reference, estimated, files = [], [], {}
-    hits: list[bool] = []
-    latencies, records_all = [], []
-    for seed in args.seeds:
-        run = run_avlive(seed, args.seconds, args.out, extra)
-        scene = Scene(world, seed)
-        ref = reference_events(scene, args.seconds)
-        records = [r for r in read_jsonl(run.jsonl) if not r["final"]]
-        est = read_strong_tsv(run.events_tsv) if run.events_tsv.stat().st_size else []
-        reference += ref
-        estimated += est
-        files[source_name(seed)] = args.seconds
-        seed_hits = pointing_hits(scene, records, args.localizer_window, args.frame_at == "centre")
-        hits += seed_hits
-        lat = onset_latencies(ref, records)
-        latencies.append(lat)
-        records_all += records
-        last = records[-1]["counters"] if records else {}
-        print(f"seed {seed}: {len(ref)} reference / {len(est)} detected events, {len(seed_hits)} pointing hops, "
-              f"wall {run.wall_s:.1f} s for {args.seconds:g} s, counters {last}", flush=True)
+    results: list[LabelerRuns] = []
+    for name, extra, out in plans:
+        if len(plans) > 1:
+            print(f"\nlabeler {name}", flush=True)
+        runs = run_labeler(args, extra, out, world)
+        runs.name = name
+        results.append(runs)
 
-    s = sed_scores(reference, estimated, files)
-    lat = np.concatenate(latencies)
+    first = results[0]
+    s = sed_scores(first.reference, first.estimated, first.files)
+    lat = first.latencies
     missed = int(np.isinf(lat).sum())
-    print(f"\n{len(args.seeds)} unseen seeds × {args.seconds:g} s, {len(reference)} reference events "
-          f"(scored with {s['scorer']})")
+    show = lambda x: "inf" if math.isinf(x) else f"{1e3 * x:.0f} ms"  # noqa: E731
+    print(f"\n{len(args.seeds)} unseen seeds × {args.seconds:g} s, {len(first.reference)} reference events "
+          f"(scored with {s['scorer']}){', labeler ' + first.name if len(results) > 1 else ''}")
     print(f"segment-based F1 (1 s):      micro {s['segment_f1']:.3f}   macro {s['segment_f1_macro']:.3f}   (target micro ≥ 0.8)")
     print(f"event-based F1 (250 ms):     micro {s['event_f1']:.3f}   macro {s['event_f1_macro']:.3f}   (target micro ≥ 0.6)")
     print(f"onset-only event F1:         micro {s['onset_f1']:.3f}   macro {s['onset_f1_macro']:.3f}")
-    if hits:
-        print(f"pointing game (live heatmap): {np.mean(hits):.3f} on {len(hits)} localization hops   (target ≥ 0.8)")
+    ps = psds_scores(first.score_files, first.reference, first.files)
+    if ps is None:
+        print("PSDS: not scored (the labeler's labels are not the world's)")
+    else:
+        (p1, p2), n = ps
+        print(f"PSDS1 / PSDS2 (raw scores):  {p1:.3f} / {p2:.3f}   ({n} classes with reference events)")
+    if first.hits:
+        print(f"pointing game (live heatmap): {np.mean(first.hits):.3f} on {len(first.hits)} localization hops   (target ≥ 0.8)")
     else:
         print("pointing game: no localization hops (no localizer ran, or no hop qualified)")
     p50, p95 = (latency_percentile(lat, q) for q in (50, 95))
-    show = lambda x: "inf" if math.isinf(x) else f"{1e3 * x:.0f} ms"  # noqa: E731
     print(f"onset-to-label latency:      p50 {show(p50)}   p95 {show(p95)}   missed {missed} of {len(lat)}   "
-          f"(target p95 ≤ 350 ms)")
+          f"(target p95 ≤ 350 ms){'   [--fast: not real time, latency not meaningful]' if args.fast else ''}")
     print("per-stage latency (ms, mean / p95 over hops):")
-    for k, (mean, p95_stage) in sorted(stage_breakdown(records_all).items()):
+    for k, (mean, p95_stage) in sorted(stage_breakdown(first.records).items()):
         print(f"  {k:<28} {mean:7.2f} / {p95_stage:7.2f}")
+
+    print(f"\nlabelers compared (event F1 with a 250 ms collar; PSDS over all seeds; latency"
+          f"{' not meaningful with --fast' if args.fast else ''}):")
+    width = max(8, *(len(r.name) for r in results))
+    print(f"  {'labeler':<{width}}  event-F1 micro  macro  segment-F1  onset-F1   PSDS1   PSDS2   latency p50      p95  missed")
+    for r in results:
+        f = sed_scores(r.reference, r.estimated, r.files) if r is not first else s
+        ps = psds_scores(r.score_files, r.reference, r.files)
+        p1, p2 = ("    n/a", "    n/a") if ps is None else (f"{ps[0][0]:7.3f}", f"{ps[0][1]:7.3f}")
+        lo, hi = (latency_percentile(r.latencies, q) for q in (50, 95))
+        print(f"  {r.name:<{width}}  {f['event_f1']:14.3f}  {f['event_f1_macro']:5.3f}  {f['segment_f1']:10.3f}  "
+              f"{f['onset_f1']:8.3f}  {p1}  {p2}  {show(lo):>11}  {show(hi):>7}  {int(np.isinf(r.latencies).sum()):>3} "
+              f"of {len(r.latencies)}")
     return 0
 
 

@@ -34,6 +34,7 @@ used when they exist; otherwise :class:`NoModels` says what to pass.
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -179,6 +180,24 @@ class LiveModels:
     def sample_rate(self) -> int:
         """The highest model rate: the capture rate (models at lower rates get resampled streams)."""
         return max(m.model.window.sample_rate for m in self.all)
+
+    @property
+    def preferred_hop(self) -> float | None:
+        """The pipeline hop the first labeler that states one prefers (seconds,
+        ``metadata.extra["hop_seconds"]``), or None when none does.
+
+        Raises:
+            ModelError: a stated hop that is not a number of seconds > 0.
+        """
+        for m in self.labelers:
+            extra = m.metadata.extra if m.metadata is not None else {}
+            if "hop_seconds" not in extra:
+                continue
+            hop = extra["hop_seconds"]
+            if isinstance(hop, bool) or not isinstance(hop, (int, float)) or not math.isfinite(hop) or hop <= 0:
+                raise ModelError(f"labeler {m.name}: metadata extra.hop_seconds: expected seconds > 0, found {hop!r}")
+            return float(hop)
+        return None
 
     def close(self) -> None:
         for m in self.all:

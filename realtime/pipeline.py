@@ -6,7 +6,7 @@
                                         │
                                   Scheduler (inference thread: windows, models, rolling labels)
                                         │
-                  JsonLinesSink, EventsTsvSink, Mp4RecorderSink, SummarySink
+         JsonLinesSink, EventsTsvSink, ScoresTsvSink, Mp4RecorderSink, SummarySink
                   (+ LiveView, first, when a window watches: realtime.live_view)
                                                    │ bounded queue
                                    recorder thread (overlay + encoding)
@@ -52,11 +52,12 @@ from .devices import resolve_camera, resolve_input_device
 from .models import LiveModels
 from .rings import AudioRing, FrameRing
 from .scheduler import Scheduler, SchedulerConfig
-from .sinks import EventsTsvSink, JsonLinesSink, Mp4RecorderSink, RecorderConfig, RunSummary, SummarySink
+from .sinks import EventsTsvSink, JsonLinesSink, Mp4RecorderSink, RecorderConfig, RunSummary, ScoresTsvSink, SummarySink
 from .sources import CameraSource, FileSource, MicSource, SyntheticSource
 from .sources.base import Chunk, EndOfStream, Source
 
 __all__ = [
+    "DEFAULT_HOP_S",
     "DEFAULT_SEED",
     "DEFAULT_SOURCE",
     "PipelineConfig",
@@ -68,6 +69,8 @@ __all__ = [
     "check_sources",
     "frame_slots",
     "audio_capacity",
+    "localizer_every_for",
+    "LOCALIZER_PERIOD_S",
     "run_pipeline",
 ]
 
@@ -75,12 +78,23 @@ __all__ = [
 DEFAULT_SEED = 200000
 DEFAULT_SOURCE = f"synthetic:{DEFAULT_SEED}"
 
+#: The pipeline hop when neither the user nor the labeler (``metadata.extra["hop_seconds"]``) sets one.
+DEFAULT_HOP_S = 0.25
+#: How often the localizer runs when not told, in seconds: every third hop of the default hop.
+LOCALIZER_PERIOD_S = 0.75
+
 AUDIO_SLACK_S = 4.0  # audio ring seconds beyond what the windows need (room for a slow hop)
 FRAME_SLACK_S = 0.5
 
 
 class PipelineError(ValueError):
     """A source or option the pipeline cannot use; the message is one line for the user."""
+
+
+def localizer_every_for(hop_s: float) -> int:
+    """Hops between localizer runs so that it runs about every :data:`LOCALIZER_PERIOD_S`
+    seconds at a pipeline hop of ``hop_s`` (3 at 0.25 s, 1 at 0.75 s or more)."""
+    return max(1, int(round(LOCALIZER_PERIOD_S / hop_s)))
 
 
 @dataclass(frozen=True)
@@ -99,6 +113,8 @@ class PipelineConfig:
         duration: stop after this many seconds of stream time (None: at the end / Ctrl-C).
         jsonl: ``"-"`` (stdout), a file, or None for no JSON lines.
         events_out: DCASE strong-label TSV of the events, or None.
+        scores_out: the first labeler's raw scores as a score table TSV
+            (:class:`~realtime.sinks.ScoresTsvSink`), or None.
         record: mp4 of the camera with the overlay and the audio, or None.
         recorder: the recording's format and queue; ``when_full=None`` drops frames when the
             recorder falls behind in live runs and waits for it in offline runs.
@@ -116,6 +132,7 @@ class PipelineConfig:
     duration: float | None = None
     jsonl: str | None = "-"
     events_out: str | None = None
+    scores_out: str | None = None
     record: str | None = None
     recorder: RecorderConfig = RecorderConfig()
     summary: TextIO | str | None = field(default="stderr", compare=False)
@@ -129,7 +146,7 @@ class PipelineConfig:
             raise PipelineError(f"--duration: expected seconds > 0, found {self.duration!r}")
         if not math.isfinite(self.av_offset_ms):
             raise PipelineError(f"--av-offset-ms: expected a finite number of milliseconds, found {self.av_offset_ms!r}")
-        for flag, path in (("--events-out", self.events_out), ("--record", self.record),
+        for flag, path in (("--events-out", self.events_out), ("--scores-out", self.scores_out), ("--record", self.record),
                            ("--jsonl", None if self.jsonl == "-" else self.jsonl)):
             if path is not None and not Path(path).resolve().parent.is_dir():
                 raise PipelineError(f"{flag} {path}: the folder {Path(path).resolve().parent} does not exist")
@@ -338,6 +355,7 @@ def _make_sinks(config: PipelineConfig, view=None, offline: bool = False):
     sinks = []
     jsonl = JsonLinesSink(config.jsonl) if config.jsonl is not None else None
     events = EventsTsvSink(config.events_out) if config.events_out is not None else None
+    scores = ScoresTsvSink(config.scores_out) if config.scores_out is not None else None
     recorder = None
     if config.record is not None or view is not None:
         rc = config.recorder
@@ -347,7 +365,7 @@ def _make_sinks(config: PipelineConfig, view=None, offline: bool = False):
     summary = SummarySink(stream=sys.stderr if config.summary == "stderr" else config.summary)
     if view is not None:
         view.recorder = recorder
-    for s in (view, jsonl, events, recorder, summary):
+    for s in (view, jsonl, events, scores, recorder, summary):
         if s is not None:
             sinks.append(s)
     return sinks, jsonl, events, recorder, summary
@@ -374,6 +392,8 @@ def run_pipeline(config: PipelineConfig, models: LiveModels, streams: Streams | 
     Raises:
         Whatever a source, model or sink raised (after closing every sink and source).
     """
+    if config.scores_out is not None and not models.labelers:
+        raise PipelineError(f"--scores-out {config.scores_out}: this run has no labeler, so there are no scores to write")
     streams = streams or build_streams(config, models)
     stop = stop or threading.Event()
     log = sys.stderr if log == "stderr" else log

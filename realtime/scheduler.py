@@ -260,6 +260,11 @@ class HopResult:
         end_index: the newest captured sample when the hop began (the windows end there).
         scores: labeler name → (C,) float32 raw scores, for labelers run this hop (a labeler
             returning ``FrameScores``: its newest frame's).
+        frame_scores: labeler name → ``((T, C) float32 scores, (T,) float64 stream seconds of
+            each frame's centre)``, the whole ``FrameScores`` of the labelers that returned one
+            this hop (overlapping windows repeat frames: a sink keeps only those newer than it
+            has seen, as the rolling labels do). For sinks (``realtime.sinks.ScoresTsvSink``);
+            not in the JSON lines.
         smoothed: labeler name → (C,) float64 smoothed scores (every labeler, newest values).
         top: the ``top_k`` labels by smoothed score over all labelers, best first.
         active: events going on (longer than their ``min_duration_s``), over all labelers.
@@ -290,6 +295,7 @@ class HopResult:
     counters: Counters
     lag_ms: float
     final: bool = False
+    frame_scores: Mapping[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=lambda: MappingProxyType({}))
 
 
 # ------------------------------------------------------------------------------ internals
@@ -854,7 +860,7 @@ class Scheduler:
         latency["total"] = (t_post - t_start) * 1e3
 
         result = self._result(hop=hop, end=end, scores=scores, ended=tuple(ended), runs=tuple(runs), latency=latency,
-                              fresh=fresh, lag_ms=lag_ms)
+                              fresh=fresh, lag_ms=lag_ms, frame_scores=frame_scores)
         self._latest = result
         t0 = time.perf_counter()
         for sink in self.sinks:
@@ -863,7 +869,7 @@ class Scheduler:
         return result
 
     def _result(self, *, hop: int, end: int, scores, ended, runs, latency, fresh: bool, lag_ms: float,
-                final: bool = False) -> HopResult:
+                final: bool = False, frame_scores=None) -> HopResult:
         smoothed = {}
         candidates: list[LabelScore] = []
         active: list[ActiveEvent] = []
@@ -883,4 +889,4 @@ class Scheduler:
             scores=MappingProxyType(scores), smoothed=MappingProxyType(smoothed), top=tuple(candidates[:k]),
             active=tuple(active), ended=ended, heatmap=self._heatmap, heatmap_time=self._heatmap_time,
             heatmap_fresh=fresh, runs=runs, latency_ms=MappingProxyType(latency), counters=self.counters(),
-            lag_ms=float(lag_ms), final=final)
+            lag_ms=float(lag_ms), final=final, frame_scores=MappingProxyType(dict(frame_scores or {})))

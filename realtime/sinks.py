@@ -12,6 +12,8 @@ sink               writes
 ================== ==========================================================================
 JsonLinesSink      one JSON object per hop (``realtime.schema``), to stdout or a file
 EventsTsvSink      every ended event, DCASE strong-label TSV, at close (atomically)
+ScoresTsvSink      one labeler's raw scores, a score table TSV (one row per frame or per run),
+                   as they come
 Mp4RecorderSink    camera frames with the overlay + the captured audio, between
                    ``start_recording(path)`` and ``stop_recording()``, any number of times,
                    encoded on its own thread (frames dropped when it falls behind, counted)
@@ -48,6 +50,7 @@ __all__ = [
     "Mp4RecorderSink",
     "RecorderConfig",
     "RunSummary",
+    "ScoresTsvSink",
     "Sink",
     "SinkContext",
     "SummarySink",
@@ -168,6 +171,110 @@ class EventsTsvSink:
 
     def close(self) -> None:
         write_strong_tsv(self.path, self.events, self.decimals)
+
+
+# ------------------------------------------------------------------------------ scores TSV
+
+
+class ScoresTsvSink:
+    """One labeler's raw (unsmoothed) scores as a score table: the input of threshold-free
+    metrics (``models.evaluation.psds.read_score_tsv``, ``sed_scores_eval``).
+
+    The file has the header ``onset  offset  <label 1> ... <label C>`` (tab-separated, the
+    labeler's labels in score order) and one row per step of the labeler, times in stream
+    seconds as in the events TSV:
+
+    * a labeler returning ``FrameScores``: one row per frame, from its centre less half the
+      frame spacing to its centre plus half; of each window only the frames newer than those
+      written (more than half a spacing after the newest written), and none centred before
+      stream time 0, as the rolling labels take them;
+    * a labeler returning ``(C,)`` scores: one row per run, from its previous run's window end
+      to this run's (the first: one pipeline hop before it, not before 0).
+
+    Rows are contiguous: each starts where the previous one ended (after skipped hops a row
+    covers the gap, holding the scores that came after it), and none ends after the window it
+    came from, so every row lies within the stream. Times are written with ``decimals``
+    digits and a row that would end no later than the previous one (after rounding) is left
+    out. The file is written as the run goes, flushed after every hop (so it can be followed
+    while the run lasts), and closed at stop; it is not replaced atomically.
+
+    Args:
+        path: the ``.tsv`` file.
+        labeler: the labeler's name (``SinkContext.labels``); None: the first labeler.
+        decimals: digits after the point for onsets and offsets.
+    """
+
+    def __init__(self, path: str | os.PathLike, labeler: str | None = None, decimals: int = 6) -> None:
+        self.path = Path(path)
+        self.labeler = labeler
+        self.decimals = decimals
+        self.rows = 0
+        self._stream: TextIO | None = None
+        self._name = ""
+        self._hop_s = 0.0
+        self._end: float | None = None  # offset of the last row written (rounded)
+        self._consumed = -math.inf  # centre of the newest frame written
+        self._spacing = 0.0  # the frame spacing seen last
+
+    def open(self, context: SinkContext) -> None:
+        if not self.path.parent.is_dir():
+            raise FileNotFoundError(f"ScoresTsvSink: the folder {self.path.parent} does not exist")
+        if not context.labels:
+            raise ValueError("ScoresTsvSink: this run has no labeler, so there are no scores to write")
+        name = self.labeler if self.labeler is not None else next(iter(context.labels))
+        if name not in context.labels:
+            raise ValueError(f"ScoresTsvSink: no labeler {name!r} in this run (labelers: {list(context.labels)})")
+        self._name, self._hop_s = name, float(context.hop_s)
+        self._stream = open(self.path, "w", encoding="utf-8", newline="\n")
+        self._stream.write("\t".join(("onset", "offset", *context.labels[name])) + "\n")
+        self._stream.flush()
+
+    def write(self, result) -> None:
+        name = self._name
+        if self._stream is None or name not in result.scores:
+            return  # not run at this hop (or the final result)
+        run_end = next((r.end_time for r in result.runs if r.name == name), float(result.stream_time))
+        if name in result.frame_scores:
+            values, times = result.frame_scores[name]
+            if times.size > 1:
+                self._spacing = float(np.min(np.diff(times)))
+            spacing = self._spacing or self._hop_s
+            new = (times > self._consumed + 0.5 * spacing) & (times >= 0.0)
+            lines = []
+            for i in np.flatnonzero(new):
+                line = self._row(float(times[i]) - 0.5 * spacing, min(float(times[i]) + 0.5 * spacing, run_end),
+                                 values[i])
+                if line:
+                    lines.append(line)
+            if new.any():
+                self._consumed = float(times[-1])
+        else:
+            line = self._row(run_end - self._hop_s, run_end, result.scores[name])
+            lines = [line] if line else []
+        if lines:
+            self._stream.write("".join(lines))
+            self._stream.flush()
+
+    def _row(self, start: float, end: float, values: np.ndarray) -> str:
+        """One line for a row ending at ``end`` (starting where the previous row ended, else at
+        ``start``, not before 0), or "" when it would end no later than the previous one."""
+        d = self.decimals
+        end = round(end, d)
+        start = self._end if self._end is not None else round(max(0.0, start), d)
+        if not end > start:
+            return ""
+        self._end = end
+        self.rows += 1
+        return (f"{start:.{d}f}\t{end:.{d}f}\t" + "\t".join(f"{float(v):.7g}" for v in values) + "\n")
+
+    def close(self) -> None:
+        if self._stream is None:
+            return
+        try:
+            self._stream.flush()
+        finally:
+            self._stream.close()
+            self._stream = None
 
 
 # ------------------------------------------------------------------------------ mp4 recorder

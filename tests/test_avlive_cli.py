@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 from apps.avlive import main
@@ -254,3 +255,98 @@ def test_bad_models_name_what_is_wrong(tiny_run, tmp_path, capsys):
     assert main(["--localizer", str(tiny_run)]) == 2
     line = one_line(capsys.readouterr().err)
     assert "task" in line and "'localizer'" in line and "'labeler'" in line
+
+
+# ------------------------------------------------------------------------------ --scores-out, the labeler's hop
+
+DEMO = REPO / "models" / "demo"
+needs_demo = pytest.mark.skipif(not (DEMO / "labeler" / "model.onnx").is_file() or
+                                not (DEMO / "localizer" / "model.onnx").is_file(),
+                                reason=f"the demo models in {DEMO} are not in this checkout")
+
+
+def run_avlive(tmp_path: Path, *args: str) -> tuple[list[dict], str]:
+    """``avlive --source synthetic:200001 --duration 5 --headless --no-realtime`` in a subprocess;
+    its JSON lines and stderr."""
+    out = tmp_path / "out.jsonl"
+    done = subprocess.run(python_cmd("-m", "apps.avlive", "--source", "synthetic:200001", "--duration", "5",
+                                     "--headless", "--no-realtime", "--threads", "1", "--jsonl", str(out), *args),
+                          capture_output=True, text=True, env=subprocess_env(), timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""  # nothing new on stdout: the JSON lines went to the file
+    return read_jsonl(out), done.stderr
+
+
+def score_rows(path: Path, labels: list[str]) -> np.ndarray:
+    """The score TSV's rows (T, 2 + C), after the header check and both readers' own checks."""
+    import warnings
+
+    from models.evaluation.psds import read_score_tsv
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sed_eval, which it imports, imports the deprecated pkg_resources
+        from sed_scores_eval.base_modules.io import read_sed_scores
+    assert path.read_text().splitlines()[0].split("\t") == ["onset", "offset", *labels]
+    read_sed_scores(path)  # contiguous rows of positive length, or it raises
+    t = read_score_tsv(path)
+    return np.column_stack([t.onsets, t.offsets, t.scores])
+
+
+@needs_demo
+def test_scores_out_writes_the_labelers_scores_as_a_score_table(tmp_path):
+    scores = tmp_path / "scores.tsv"
+    records, err = run_avlive(tmp_path, "--scores-out", str(scores))
+    labels = json.loads((DEMO / "labeler" / "model.onnx.json").read_text())["labels"]
+    rows = score_rows(scores, labels)
+    hops = [r for r in records if not r["final"]]
+    assert len(hops) == 20 and "hop 0.25 s" in err  # the default hop, the demo labeler states none
+    assert sum(r["heatmap"]["fresh"] for r in hops if r["heatmap"]) == 7  # the localizer every third hop
+    # one row per labeler run, contiguous (checked above), within the 5 s stream, non-overlapping
+    assert rows.shape[0] == 20
+    assert rows[0, 0] == 0.0 and rows[-1, 1] <= 5.0
+    assert np.all(rows[:, 1] > rows[:, 0]) and np.array_equal(rows[1:, 0], rows[:-1, 1])
+    # each row ends at its run's window end: the hop's time less the 16 kHz resampler's hold-back (<= 40 ms)
+    ends = np.array([r["stream_time"] for r in hops])
+    assert np.all((ends - rows[:, 1] >= 0) & (ends - rows[:, 1] < 0.04))
+    assert np.all((rows[:, 2:] >= 0) & (rows[:, 2:] <= 1))
+
+
+@needs_demo
+def test_a_labelers_preferred_hop_is_the_default_and_the_localizer_keeps_its_pace(tmp_path):
+    labeler = tmp_path / "labeler"
+    labeler.mkdir()
+    shutil.copy(DEMO / "labeler" / "model.onnx", labeler / "model.onnx")
+    meta = json.loads((DEMO / "labeler" / "model.onnx.json").read_text())
+    meta["extra"]["hop_seconds"] = 0.5
+    (labeler / "model.onnx.json").write_text(json.dumps(meta))
+    scores = tmp_path / "scores.tsv"
+    records, err = run_avlive(tmp_path, "--labeler", str(labeler), "--localizer", str(DEMO / "localizer"),
+                              "--scores-out", str(scores))
+    hops = [r for r in records if not r["final"]]
+    assert "hop 0.5 s" in err
+    assert [r["hop"] for r in hops] == list(range(1, 11))  # 5 s / 0.5 s
+    # every round(0.75 / 0.5) = 2nd hop: at 1, 3, 5, 7, 9, about every second (0.75 s asked)
+    assert [r["hop"] for r in hops if r["heatmap"] and r["heatmap"]["fresh"]] == [1, 3, 5, 7, 9]
+    rows = score_rows(scores, meta["labels"])
+    assert rows.shape[0] == 10 and np.all(np.diff(rows[1:, 1]) > 0.45)  # one 0.5 s row per run
+
+
+def test_help_explains_the_hop_defaults_and_scores_out(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "extra.hop_seconds, else 0.25" in text and "round(0.75 / hop)" in text and "--scores-out" in text
+
+
+@needs_demo
+def test_a_bad_preferred_hop_ends_in_one_line(tmp_path, capsys):
+    labeler = tmp_path / "labeler"
+    labeler.mkdir()
+    shutil.copy(DEMO / "labeler" / "model.onnx", labeler / "model.onnx")
+    meta = json.loads((DEMO / "labeler" / "model.onnx.json").read_text())
+    meta["extra"]["hop_seconds"] = -0.5
+    (labeler / "model.onnx.json").write_text(json.dumps(meta))
+    rc = main(["--source", "synthetic:200001", "--labeler", str(labeler), "--camera", "none", "--headless",
+               "--no-realtime", "--duration", "1", "--jsonl", "none"])
+    assert rc == 2
+    assert "extra.hop_seconds: expected seconds > 0, found -0.5" in one_line(capsys.readouterr().err)

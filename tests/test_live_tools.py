@@ -128,7 +128,59 @@ def test_bench_live_runs_avlive_and_prints_every_figure(tmp_path):
                                      "--out", str(tmp_path), "--models", str(DEMO_LABELER)),
                           capture_output=True, text=True, env=subprocess_env(), timeout=180)
     assert done.returncode == 0, done.stderr
-    for figure in ("segment-based F1", "event-based F1", "onset-only event F1", "onset-to-label latency", "model:labeler"):
+    for figure in ("segment-based F1", "event-based F1", "onset-only event F1", "onset-to-label latency", "model:labeler",
+                   "PSDS1 / PSDS2", "labelers compared"):
         assert figure in done.stdout
     assert (tmp_path / "200001.events.tsv").is_file() and (tmp_path / "200001.jsonl").is_file()
     assert set(CLASS_NAMES) >= {e.label for e in bench_live.read_strong_tsv(tmp_path / "200001.events.tsv")}
+    assert bench_live.read_score_tsv(tmp_path / "200001.scores.tsv").labels == CLASS_NAMES
+
+
+@needs_demo_labeler
+def test_bench_live_compares_labelers_in_one_table(tmp_path):
+    """Two labelers (the demo one, named two ways) through one seed, --fast (offline): one table
+    row each with every figure, the first run with the localizer and the second without."""
+    done = subprocess.run(python_cmd("-m", "apps.bench_live", "--seeds", "200001", "--seconds", "8", "--fast",
+                                     "--out", str(tmp_path), "--labelers", "demo", str(DEMO_LABELER)),
+                          capture_output=True, text=True, env=subprocess_env(), timeout=180)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "latency not meaningful" in out  # --fast says so
+    table = out[out.index("labelers compared"):].splitlines()[2:]
+    assert [row.split()[0] for row in table] == ["demo", "labeler"]
+    for row in table:
+        event_micro, event_macro, segment, onset, psds1, psds2 = (float(x) for x in row.split()[1:7])
+        assert all(0.0 <= x <= 1.0 for x in (event_micro, event_macro, segment, onset, psds1, psds2))
+        missed, of, total = row.split()[-3:]  # missed of the reference events (3 in these 8 s)
+        assert of == "of" and int(total) == 3 and 0 <= int(missed) <= 3
+    with_localizer = [json.loads(line) for line in (tmp_path / "1-demo" / "200001.jsonl").read_text().splitlines()]
+    without = [json.loads(line) for line in (tmp_path / "2-labeler" / "200001.jsonl").read_text().splitlines()]
+    assert any(r["heatmap"] for r in with_localizer) and not any(r["heatmap"] for r in without)
+    for folder in ("1-demo", "2-labeler"):
+        assert bench_live.read_score_tsv(tmp_path / folder / "200001.scores.tsv").labels == CLASS_NAMES
+    # the figures of the first row are those of the full report above it
+    psds1, psds2 = (float(x) for x in out.split("PSDS1 / PSDS2 (raw scores):")[1].split()[:3:2])
+    assert float(table[0].split()[5]) == psds1 and float(table[0].split()[6]) == psds2
+
+
+def test_psds_scores_pool_the_seeds_and_skip_a_labeler_of_other_classes(tmp_path):
+    """bench_live's PSDS: the files of all seeds in one score, overlapping reference events of a
+    class joined; None for a labeler whose labels are not the reference's."""
+    ref = [LabeledEvent("synthetic:1", 1.0, 3.0, "beep"), LabeledEvent("synthetic:1", 2.0, 4.0, "beep"),
+           LabeledEvent("synthetic:2", 5.0, 6.0, "hiss")]
+    files = {"synthetic:1": 10.0, "synthetic:2": 10.0}
+    paths = {}
+    for name in files:
+        path = tmp_path / f"{name[-1]}.tsv"
+        rows = ["onset\toffset\tbeep\thiss"]
+        for k in range(100):
+            t0, t1 = k * 0.1, (k + 1) * 0.1
+            centre = t0 + 0.05
+            rows.append(f"{t0:.6f}\t{t1:.6f}\t" + "\t".join(
+                "1" if any(e.filename == name and e.label == lab and e.onset < centre < e.offset for e in ref) else "0"
+                for lab in ("beep", "hiss")))
+        path.write_text("\n".join(rows) + "\n")
+        paths[name] = path
+    (psds1, psds2), classes = bench_live.psds_scores(paths, ref, files)
+    assert classes == 2 and psds1 == pytest.approx(1.0) and psds2 == pytest.approx(1.0)
+    assert bench_live.psds_scores(paths, [LabeledEvent("synthetic:1", 1.0, 2.0, "organ")], files) is None

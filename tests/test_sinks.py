@@ -15,7 +15,7 @@ import torch
 
 from models.core.events import read_strong_tsv
 from models.l3.network import L3Localizer, l3_tiny
-from models.core.live import FunctionLabeler, Heatmap, WindowSpec
+from models.core.live import FrameScores, FunctionLabeler, Heatmap, WindowSpec
 from models.io.media import probe, read_audio, read_video_frames
 from models.evaluation.metrics import event_based_metrics
 from models.world import Scene, get_preset
@@ -28,7 +28,7 @@ from realtime.pipeline import PipelineConfig, frame_slots, run_pipeline
 from realtime.rings import AudioRing, FrameRing
 from realtime.rolling import HysteresisConfig
 from realtime.scheduler import ModelSlot, Scheduler, SchedulerConfig
-from realtime.sinks import EventsTsvSink, JsonLinesSink, Mp4RecorderSink, RecorderConfig, SummarySink
+from realtime.sinks import EventsTsvSink, JsonLinesSink, Mp4RecorderSink, RecorderConfig, ScoresTsvSink, SummarySink
 
 SR = 16000
 FPS = 30
@@ -503,3 +503,98 @@ def test_a_failure_taken_by_the_window_is_not_raised_again_at_stop(tmp_path):
     assert isinstance(taken, ValueError) and "no-such-encoder" in str(taken)
     scheduler.stop()  # nothing left to raise
     assert recorder.take_error() is None
+
+
+# ------------------------------------------------------------------------------ scores TSV
+
+
+class FrameLabeler:
+    """A frame-level labeler: frames every 50 ms, the newest centred 25 ms before the window's
+    end, each scored by a known function of its centre's stream time (:meth:`expected`)."""
+
+    labels = ("low", "high")
+    spacing = 0.05
+
+    def __init__(self, ring: AudioRing, seconds: float = 1.0):
+        self.ring = ring
+        self.window = WindowSpec(seconds, SR)
+
+    @staticmethod
+    def expected(t: np.ndarray) -> np.ndarray:
+        """(T, 2) the scores of frames centred at ``t`` (T,)."""
+        return np.stack([(t * 1.7) % 1.0, 0.5 + 0.5 * np.sin(t)], axis=1).astype(np.float32)
+
+    def __call__(self, audio, frame=None):
+        end = self.ring.total_written / SR
+        n = int(round(self.window.seconds / self.spacing))
+        relative = -0.5 * self.spacing - self.spacing * np.arange(n - 1, -1, -1)
+        return FrameScores(self.expected(end + relative), relative)
+
+
+def step_scheduler(model, seconds: float, hop: float, sinks) -> Scheduler:
+    ring = model.ring
+    scheduler = Scheduler(ring, None, [ModelSlot("frames", model)], list(sinks), SchedulerConfig(hop_s=hop),
+                          source_name="synthetic:1")
+    for _ in range(int(round(seconds / hop))):
+        ring.write(np.zeros(int(hop * SR), np.float32))
+        scheduler.step()
+    scheduler.stop()
+    return scheduler
+
+
+def check_score_table(path, labels, seconds: float) -> np.ndarray:
+    """The TSV's rows as (T, 2 + C) after checking what both of its readers require."""
+    import warnings
+
+    from models.evaluation.psds import read_score_tsv
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # it imports sed_eval, which imports the deprecated pkg_resources
+        from sed_scores_eval.base_modules.io import read_sed_scores
+
+    assert path.read_text().splitlines()[0].split("\t") == ["onset", "offset", *labels]
+    table = read_score_tsv(path)  # contiguous rows of positive length, or it raises
+    read_sed_scores(path)  # sed_scores_eval's own reader and checks
+    assert table.onsets[0] >= 0.0 and table.offsets[-1] <= seconds + 1e-9
+    return np.column_stack([table.onsets, table.offsets, table.scores])
+
+
+def test_scores_tsv_writes_each_frame_once_centred_on_its_time(tmp_path):
+    seconds, hop = 6.0, 0.25
+    model = FrameLabeler(AudioRing(3 * SR, SR))
+    sink = ScoresTsvSink(tmp_path / "scores.tsv")
+    step_scheduler(model, seconds, hop, [sink])
+    rows = check_score_table(tmp_path / "scores.tsv", FrameLabeler.labels, seconds)
+    # every frame centred in [0, 6 s) once: overlapping windows (1 s, every 0.25 s) repeat frames
+    centres = np.arange(0.025, seconds, 0.05)
+    assert sink.rows == rows.shape[0] == centres.size
+    np.testing.assert_allclose(0.5 * (rows[:, 0] + rows[:, 1]), centres, atol=1e-6)  # 6 decimals written
+    np.testing.assert_allclose(rows[:, 1] - rows[:, 0], 0.05, atol=2e-6)
+    np.testing.assert_allclose(rows[:, 2:], FrameLabeler.expected(centres), atol=1e-6)  # 7 digits written
+
+
+def test_scores_tsv_writes_one_row_per_run_of_a_window_labeler(tmp_path):
+    sink = ScoresTsvSink(tmp_path / "scores.tsv")
+    seconds = 12.0
+    scene, _ = run_world(tmp_path, seconds, hop=0.1, sinks=[sink])
+    rows = check_score_table(tmp_path / "scores.tsv", CLASS_NAMES, seconds)
+    assert rows.shape[0] == 120  # [hop time - hop, hop time] for each hop
+    np.testing.assert_allclose(rows[:, 0], np.arange(120) * 0.1, atol=1e-6)
+    np.testing.assert_allclose(rows[:, 1], np.arange(1, 121) * 0.1, atol=1e-6)
+    expected = np.full((120, len(CLASS_NAMES)), 0.05)  # what the oracle said at each row's end
+    for i, t in enumerate(rows[:, 1]):
+        for e in scene.events_between(t - 0.01, t):
+            if e.onset <= t < e.offset:
+                expected[i, e.class_index] = 0.95
+    assert (expected == 0.95).any()
+    np.testing.assert_allclose(rows[:, 2:], expected, atol=1e-7)
+
+
+def test_scores_tsv_refuses_a_run_without_a_labeler(tmp_path):
+    sink = ScoresTsvSink(tmp_path / "scores.tsv")
+    from realtime.sinks import SinkContext
+
+    with pytest.raises(ValueError, match="no labeler"):
+        sink.open(SinkContext("synthetic:1", SR, 0.25, None, None, {}))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        ScoresTsvSink(tmp_path / "nowhere" / "s.tsv").open(SinkContext("synthetic:1", SR, 0.25, None, None, {"a": ("x",)}))
