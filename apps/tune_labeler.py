@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from models.core.atomic import atomic_write_text
+from models.core.live import FrameScores
 from models.core.metadata import sidecar_path
 from models.evaluation.metrics import event_based_metrics, segment_based_metrics
 from models.world import Scene, get_preset, seed_split
@@ -41,8 +42,13 @@ COLLAR_S = 0.25
 LIVE_MIN_DURATIONS = (0.0, 0.1)
 
 
-def hop_scores(labeler, audio: np.ndarray, sample_rate: int, hop_s: float) -> tuple[np.ndarray, float]:
-    """Per-hop scores of ``labeler`` over a whole stream, as the live scheduler would ask for them.
+def hop_scores(labeler, audio: np.ndarray, sample_rate: int, hop_s: float) -> tuple[np.ndarray, float, float]:
+    """The score track of ``labeler`` over a whole stream, as the live scheduler would ask for it.
+
+    The labeler is reset first (a streaming labeler starts from its initial state) and called on
+    consecutive hops. A window labeler gives one row per hop; a frame-level labeler
+    (:class:`models.core.live.FrameScores`) gives its frames, each counted once (the frames newer
+    than those of the previous hops, as the rolling labels consume them).
 
     Args:
         labeler: a ``models.core.live.Labeler`` (``.window``, ``__call__(audio)``).
@@ -51,16 +57,33 @@ def hop_scores(labeler, audio: np.ndarray, sample_rate: int, hop_s: float) -> tu
         hop_s: seconds between hops.
 
     Returns:
-        ``(scores (T, C), t0)``: hop ``i`` ends at ``t0 + i * hop_s`` seconds; the first hop is
-        the first whose window lies wholly inside the stream.
+        ``(scores (T, C), t0, step)``: row ``i`` describes the time ``t0 + i * step`` seconds
+        (a hop's end, or a frame's centre); ``step`` is the hop, or the frame spacing.
     """
     n = labeler.window.samples
     hop = int(round(hop_s * sample_rate))
     ends = np.arange(n, len(audio) + 1, hop)
     if len(ends) == 0:
         raise ValueError(f"hop_scores: expected at least {n} samples (one window), found {len(audio)}")
-    scores = np.stack([np.asarray(labeler(audio[e - n : e]), np.float32) for e in ends])
-    return scores, float(ends[0]) / sample_rate
+    if hasattr(labeler, "reset"):
+        labeler.reset()
+    outputs = [labeler(audio[e - n : e]) for e in ends]
+    if not isinstance(outputs[0], FrameScores):
+        return np.stack([np.asarray(o, np.float32) for o in outputs]), float(ends[0]) / sample_rate, hop_s
+    rows, times, newest = [], [], -np.inf
+    for end, out in zip(ends, outputs):
+        t = end / sample_rate + out.times
+        spacing = float(np.median(np.diff(out.times))) if out.frames > 1 else hop_s
+        keep = t > newest + 0.5 * spacing
+        if keep.any():
+            rows.append(out.scores[keep])
+            times.append(t[keep])
+            newest = float(t[keep][-1])
+    times_all = np.concatenate(times)
+    step = float(np.median(np.diff(times_all)))
+    if not np.allclose(np.diff(times_all), step, atol=1e-6):
+        raise ValueError("hop_scores: the labeler's frames are not evenly spaced")
+    return np.concatenate(rows), float(times_all[0]), step
 
 
 def metadata_files(path: Path) -> list[Path]:
@@ -92,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=100_000, help="validation seed of the world (100000-100999)")
     p.add_argument("--preset", default="bench", help="world preset")
     p.add_argument("--seconds", type=float, default=600.0, help="seconds of the scene to tune on")
-    p.add_argument("--hop", type=float, default=SchedulerConfig().hop_s, help="live hop the setting is for, seconds")
+    p.add_argument("--hop", type=float, default=None,
+                   help="live hop the setting is for, seconds (default: the labeler's own hop, else "
+                        f"{SchedulerConfig().hop_s:g})")
     p.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "torch"))
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--min-durations", type=float, nargs="+", default=list(LIVE_MIN_DURATIONS), metavar="S",
@@ -117,15 +142,17 @@ def main(argv: list[str] | None = None) -> int:
     scene = Scene(get_preset(args.preset), args.seed)
     print(f"rendering {args.seconds:g} s of {source_name(args.seed)} at {sr} Hz ...", file=sys.stderr)
     audio = scene.render_audio(0, int(round(args.seconds * sr)), sr)
-    scores, t0 = hop_scores(labeler, audio, sr, args.hop)
+    hop = args.hop or labeler.window.hop_seconds or SchedulerConfig().hop_s
+    scores, t0, step = hop_scores(labeler, audio, sr, hop)
     reference = reference_events(scene, args.seconds)
     labels, name = list(labeler.labels), source_name(args.seed)
     before = HysteresisConfig.from_metadata(model.metadata) if model.metadata is not None else HysteresisConfig()
     grid = HysteresisGrid(min_duration_s=tuple(args.min_durations))
-    tuned = tune_hysteresis(scores, args.hop, reference, labels, grid, t0=t0, end_time=args.seconds, t_collar=COLLAR_S)
-    print(f"{len(scores)} hops of {args.hop:g} s, {len(reference)} reference events")
+    tuned = tune_hysteresis(scores, step, reference, labels, grid, t0=t0, end_time=args.seconds, t_collar=COLLAR_S)
+    what = "hops" if step == hop else f"frames ({hop:g} s hops)"
+    print(f"{len(scores)} {what} of {step:g} s, {len(reference)} reference events")
     for title, cfg in (("current", before), ("tuned", tuned)):
-        est = detect_events(scores, args.hop, labels, cfg, name, t0=t0, end_time=args.seconds)
+        est = detect_events(scores, step, labels, cfg, name, t0=t0, end_time=args.seconds)
         print(_figures(title, reference, est, labels, name))
     print("tuned setting:", json.dumps(tuned.to_dict()))
     model.close()

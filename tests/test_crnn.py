@@ -235,3 +235,20 @@ def test_desed_layout_trains(tmp_path):
     meta = json.loads((run / "metadata.json").read_text())
     labelled = {label for w in desed.weak for label in w.labels} | {e.label for s in desed.strong.values() for e in s.events}
     assert meta["family"] == "crnn" and meta["labels"] == sorted(labelled)  # the classes the TSVs name
+
+
+def test_tune_labeler_track_holds_each_frame_once(exported_step):
+    """apps.tune_labeler scores a frame-level labeler frame by frame: consecutive hops, each
+    frame once, evenly spaced at the frame rate, as the rolling labels consume them live."""
+    from apps.tune_labeler import hop_scores
+
+    recipe, model, step, report = exported_step
+    audio = (np.random.default_rng(5).standard_normal(16000 * 3) * 0.1).astype(np.float32)
+    with OnnxRuntimeRunner(report.path, threads=1) as runner:
+        labeler = StreamingLabeler(runner, report.metadata)
+        scores, t0, spacing = hop_scores(labeler, audio, 16000, 0.08)
+        hops = (len(audio) - labeler.window.samples) // HOP + 1
+    assert spacing == pytest.approx(0.04)
+    assert scores.shape == (2 * hops - 1, 12)  # the first hop after a reset gives one frame (look-ahead 1)
+    assert t0 == pytest.approx(labeler.window.samples / 16000 + report.metadata.extra["streaming"]["newest_frame_time"]
+                               - 0.04)

@@ -33,7 +33,8 @@ def test_hop_scores_give_each_hop_the_window_ending_at_it():
     sr, hop = 100, 0.25
     audio = np.arange(1000, dtype=np.float32)  # sample i holds i
     labeler = FunctionLabeler(WindowSpec(0.5, sr), ("last", "first"), lambda b: np.stack([b[:, -1], b[:, 0]], axis=1))
-    scores, t0 = tune_labeler.hop_scores(labeler, audio, sr, hop)
+    scores, t0, step = tune_labeler.hop_scores(labeler, audio, sr, hop)
+    assert step == hop
     assert t0 == pytest.approx(0.5)  # the first full window ends at 0.5 s
     ends = np.arange(50, 1001, 25)
     assert scores.shape == (len(ends), 2)
