@@ -27,11 +27,23 @@ from models.export.onnx import export_onnx
 HOP = 1280  # 0.08 s at 16 kHz: 8 mel frames, 2 encoder frames
 
 
+def _calibrate(model: CRNN, seed: int = 0) -> CRNN:
+    """Batch-norm running statistics from a few train-mode passes over random log-mels, then eval
+    mode: a freshly initialised network in eval mode shrinks its activations block by block to
+    ~1e-8, and a comparison of such outputs would prove little."""
+    g = torch.Generator().manual_seed(seed)
+    model.train()
+    with torch.no_grad():
+        for _ in range(30):
+            model(torch.randn(4, 64, model.config.n_mels, generator=g) * 3.0 - 4.0)
+    return model.eval()
+
+
 def _model(seed: int = 0, **overrides) -> CRNN:
     torch.manual_seed(seed)
-    model = CRNN(lite_config(5, **overrides)).eval()
+    model = CRNN(lite_config(5, **overrides))
     model.set_normalisation(torch.full((64,), -4.0), torch.full((64,), 3.0))
-    return model
+    return _calibrate(model, seed)
 
 
 def test_paper_size_is_the_dcase_2021_baseline_shape():
@@ -89,6 +101,7 @@ def test_streaming_encoder_equals_one_pass_over_the_stream():
         full = full_stream_frames(model, LITE_FRONTEND, padded)
         window_probs, _ = model.decode(full[:, :streamed.shape[1]])
     assert streamed.shape == (2, 2 * hops, 64)
+    assert streamed.abs().mean() > 0.01 and probs.std() > 0.001  # measured 0.050 and 0.011 (uncalibrated: ~1e-8)
     torch.testing.assert_close(streamed, full[:, :streamed.shape[1]], atol=1e-12, rtol=0)
     torch.testing.assert_close(probs, window_probs, atol=1e-12, rtol=0)
 
@@ -137,7 +150,10 @@ def exported_step(tmp_path_factory):
     """A freshly initialised lite SedModel's streaming step, exported to ONNX."""
     recipe = CRNNRecipe(CRNNTrainConfig())
     torch.manual_seed(3)
-    model = recipe.build_model().eval()
+    model = recipe.build_model()
+    model.student.set_normalisation(torch.full((64,), -4.0), torch.full((64,), 3.0))
+    _calibrate(model.student, 3)
+    model.eval()
     step, example, axes = recipe.export_module(model)
     path = tmp_path_factory.mktemp("crnn") / "model.onnx"
     report = export_onnx(step, recipe.metadata(model), example, path, dynamic_axes=axes)
@@ -160,6 +176,7 @@ def test_live_labeler_on_onnxruntime_equals_torch_and_resets(exported_step):
         torch_labeler = StreamingLabeler(torch_runner, report.metadata)
         a = _labeler_scores(ort_labeler, stream, 90)
         b = _labeler_scores(torch_labeler, stream, 90)
+        assert np.std([x.scores for x in a[10:]]) > 0.01  # scores that follow the input
         tol = report.metadata.extra["onnx_export"]["atol"]
         for x, y in zip(a, b):
             np.testing.assert_allclose(x.scores, y.scores, atol=tol, rtol=0)
@@ -252,3 +269,39 @@ def test_tune_labeler_track_holds_each_frame_once(exported_step):
     assert scores.shape == (2 * hops - 1, 12)  # the first hop after a reset gives one frame (look-ahead 1)
     assert t0 == pytest.approx(labeler.window.samples / 16000 + report.metadata.extra["streaming"]["newest_frame_time"]
                                - 0.04)
+
+
+def test_fused_embeddings_enter_the_input_image():
+    """Audio-visual transfer: each embedding (at the mel frame rate) is projected to 16 rows
+    appended to the mel bands; the encoder then pools the taller image to one bin per channel."""
+    # train mode (batch statistics) without dropout: an untrained net in eval mode shrinks its
+    # activations block by block until the GRU input is ~1e-8 and nothing reaches the output
+    net = CRNN(lite_config(4, fusion_dims=(64, 1280), freq_pools=(2, 2, 2, 2, 2, 3), dropout=0.0)).train()
+    assert net.config.input_bins == 64 + 2 * 16 and net.config.frame_dim == 64
+    mel = torch.randn(2, 40, 64)
+    audio_emb, visual_emb = torch.randn(2, 40, 64), torch.randn(2, 40, 1280)
+    strong, weak = net(mel, audio_emb, visual_emb)
+    assert strong.shape == (2, 10, 4) and weak.shape == (2, 4)
+    with torch.no_grad():
+        changed, _ = net(mel, audio_emb, visual_emb * 0)
+    assert (changed - strong).abs().max() > 1e-3  # the visual rows reach the output
+    with pytest.raises(ValueError, match="expected 2 fused embeddings"):
+        net(mel, audio_emb)
+
+
+def test_psds_of_the_reference_itself_is_near_one_and_of_shifted_scores_lower():
+    from models.crnn.evaluation import score_tables
+    from models.evaluation.psds import PSDS1, merge_overlapping, psds
+    from models.world import get_preset, split_seed
+    from models.crnn.data import WorldSedClips
+
+    grid = FrameGrid(LITE_FRONTEND, 4)
+    clips = WorldSedClips(get_preset("bench"), [split_seed("val", 1)], ["strong"], 60.0, 5.0, grid, fixed=True)
+    truth = np.stack([clips[i]["strong"].numpy() for i in range(len(clips))])
+    reference = merge_overlapping(clips.reference)
+    tables = score_tables(truth, grid, clips.names, clips.classes)
+    assert all(np.array_equal(t.offsets[:-1], t.onsets[1:]) for t in tables.values())
+    exact = psds(tables, reference, clips.durations, PSDS1, drop_empty_classes=True).value
+    late = psds(score_tables(np.roll(truth, 12, axis=1), grid, clips.names, clips.classes), reference,
+                clips.durations, PSDS1, drop_empty_classes=True).value
+    assert exact > 0.9 and late < exact

@@ -56,9 +56,8 @@ from models.core.train_config import TrainConfig
 from models.crnn.data import DESED_HELP, WorldSedClips, desed_datasets, world_roles
 from models.crnn.frames import FrameGrid
 from models.crnn.network import CRNN, CRNNConfig, lite_config, paper_config
-from models.crnn.postprocess import frames_to_events
+from models.crnn.evaluation import clip_figures
 from models.crnn.streaming import StreamingStep
-from models.evaluation.metrics import event_based_metrics, multilabel_f1, segment_based_metrics
 from models.world import CLASS_NAMES, get_preset, split_seed
 
 logger = logging.getLogger(__name__)
@@ -303,31 +302,10 @@ class CRNNRecipe(Recipe):
         return loss
 
     # --- evaluation -------------------------------------------------------------------
-    def predict(self, net: CRNN, frontend: FrontEnd, loader) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(frame probs (N, T', C), clip probs (N, C), weak targets (N, C)) over a loader."""
-        strong, weak, targets = [], [], []
-        with torch.no_grad():
-            for batch in loader:
-                mel = frontend(batch["audio"])
-                t = mel.shape[1] - mel.shape[1] % net.config.time_stride
-                s, w = net(mel[:, :t])
-                strong.append(s.numpy()), weak.append(w.numpy()), targets.append(batch["weak"].numpy())
-        return np.concatenate(strong), np.concatenate(weak), np.concatenate(targets)
-
-    def figures(self, net: CRNN, frontend: FrontEnd, loader) -> dict[str, float]:
-        """Event-F1, segment-F1 and tagging F1 of one network on the validation clips."""
-        c, dataset = self.config, loader.dataset
-        strong, weak, targets = self.predict(net, frontend, loader)
-        estimated = [e for name, probs in zip(dataset.names, strong)
-                     for e in frames_to_events(probs, self.grid, dataset.classes, name, thresholds=c.threshold,
-                                               median_frames=c.median_frames)]
-        event = event_based_metrics(dataset.reference, estimated, t_collar=0.2, percentage_of_length=0.2,
-                                    labels=dataset.classes, filenames=dataset.names)
-        segment = segment_based_metrics(dataset.reference, estimated, 1.0, labels=dataset.classes,
-                                        filenames=dataset.names, durations=dataset.durations)
-        tagging = multilabel_f1(weak >= 0.5, targets > 0)
-        return {"event_f1": float(event.f1), "event_f1_macro": float(np.nan_to_num(event.macro_f1)),
-                "segment_f1": float(segment.f1), "tagging_f1": float(tagging["micro"]), "clips": float(len(strong))}
+    def figures(self, net: CRNN, frontend: FrontEnd, loader, with_psds: bool = False) -> dict[str, float]:
+        """Event-F1, segment-F1 and tagging F1 (and PSDS) of one network on strongly labelled clips."""
+        return clip_figures(net, frontend, self.grid, loader, threshold=self.config.threshold,
+                            median_frames=self.config.median_frames, with_psds=with_psds)
 
     def evaluate(self, model: nn.Module, loader) -> dict[str, float]:
         net: SedModel = model
