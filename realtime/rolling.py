@@ -520,7 +520,9 @@ def tune_hysteresis(scores: np.ndarray, hop_s: float, reference: Sequence[Labele
     The search is coordinate ascent over ``grid``: starting from the grid's point nearest
     :class:`HysteresisConfig`'s defaults, each field in turn takes its best value with the
     others fixed (ties keep the current value, so the result is deterministic); rounds repeat
-    until nothing changes or ``rounds`` is spent. Smoothed tracks are computed once per
+    until nothing changes or ``rounds`` is spent. There is one such ascent per smoothing of the
+    grid, the smoothing held fixed in it (the default's first), and the best end point wins
+    (ties: the earliest). Smoothed tracks are computed once per
     smoothing choice. With ``exhaustive_limit`` at least the grid's size, every point is tried
     instead.
 
@@ -575,21 +577,30 @@ def tune_hysteresis(scores: np.ndarray, hop_s: float, reference: Sequence[Labele
     start = {"on": default.on, "off_ratio": default.off / default.on, "smoothing": (default.smoothing, default.smooth_hops),
              "min_duration_s": default.min_duration_s, "min_gap_s": default.min_gap_s,
              "onset_shift_s": default.onset_shift_s, "offset_shift_s": default.offset_shift_s}
-    point = {}
+    first = {}
     for name in names:  # nearest grid value to the default
         if name == "smoothing":
-            point[name] = start[name] if start[name] in values[name] else values[name][0]
+            first[name] = start[name] if start[name] in values[name] else values[name][0]
         else:
-            point[name] = min(values[name], key=lambda v: abs(v - start[name]))
-    best = f1_of(point)
-    for _ in range(rounds):
-        changed = False
-        for name in names:
-            for value in values[name]:
-                trial = dict(point, **{name: value})
-                f1 = f1_of(trial)
-                if f1 > best:
-                    point, best, changed = trial, f1, True
-        if not changed:
-            break
-    return _config_at(point)
+            first[name] = min(values[name], key=lambda v: abs(v - start[name]))
+    # One ascent per smoothing, the smoothing held: each smoothing moves the best thresholds
+    # and shifts, and an ascent over all fields settles on the first smoothing that helps (a
+    # frame-level CRNN: 0.769 with median 9 that way, where median 1 reaches 0.799).
+    others = [n for n in names if n != "smoothing"]
+    starts = [first] + [dict(first, smoothing=sm) for sm in values["smoothing"] if sm != first["smoothing"]]
+    best_point, best = None, -1.0
+    for point in starts:
+        f1 = f1_of(point)
+        for _ in range(rounds):
+            changed = False
+            for name in others:
+                for value in values[name]:
+                    trial = dict(point, **{name: value})
+                    trial_f1 = f1_of(trial)
+                    if trial_f1 > f1:
+                        point, f1, changed = trial, trial_f1, True
+            if not changed:
+                break
+        if f1 > best:
+            best_point, best = point, f1
+    return _config_at(best_point)
