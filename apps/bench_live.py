@@ -39,9 +39,9 @@ prints:
 demo labeler): each runs through the same seeds, its files under ``OUT/<n>-<name>/``, and a table
 compares them, one row each: event-based F1 micro and macro (250 ms collar), segment-based F1
 micro, onset-only F1 micro, PSDS1, PSDS2, onset-to-label latency p50 / p95 and events missed.
-The first labeler runs with the localizer (``--localizer``, the demo localizer unless told), and
-the full report above (pointing game, per-stage latency) is for that run; the others run
-without it. Without ``--labelers`` the models are ``--models`` (default: the demo models), as
+Every labeler runs with the same localizer (``--localizer``, the demo localizer unless told;
+``none`` for none), so each row has the load and the capture rate a user's ``avlive`` run has;
+the full report above (pointing game, per-stage latency) is for the first labeler's runs. Without ``--labelers`` the models are ``--models`` (default: the demo models), as
 before, and the table has one row.
 
 ``--fast`` runs avlive with ``--no-realtime`` (every hop, as fast as the machine goes): the
@@ -300,10 +300,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("out/bench-live"), help="where the TSVs and JSON lines go")
     p.add_argument("--models", nargs="+", default=[], metavar="PATH", help="models (default: the demo models)")
     p.add_argument("--labelers", nargs="+", default=[], metavar="PATH|demo",
-                   help="labelers to compare (run folders, model files, demo), each through the same seeds; the "
-                        "first runs with the localizer (not with --models)")
+                   help="labelers to compare (run folders, model files, demo), each through the same seeds and "
+                        "with --localizer (not with --models)")
     p.add_argument("--localizer", default=None, metavar="PATH|none",
-                   help="with --labelers: the localizer of the first labeler's runs (default: the demo localizer)")
+                   help="with --labelers: the localizer every labeler runs with (default: the demo localizer)")
     p.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "torch"))
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--hop", type=float, default=None, help="seconds between inferences (default: avlive's)")
@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         for k, spec in enumerate(args.labelers):
             path = str(DEMO_DIR / "labeler") if spec == "demo" else spec
             name = labeler_name(spec, k)
-            plans.append((name, common + ["--labeler", path, "--localizer", localizer if k == 0 else "none"],
+            plans.append((name, common + ["--labeler", path, "--localizer", localizer],
                           args.out / f"{k + 1}-{name}"))
 
     world = get_preset("bench")

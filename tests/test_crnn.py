@@ -305,3 +305,22 @@ def test_psds_of_the_reference_itself_is_near_one_and_of_shifted_scores_lower():
     late = psds(score_tables(np.roll(truth, 12, axis=1), grid, clips.names, clips.classes), reference,
                 clips.durations, PSDS1, drop_empty_classes=True).value
     assert exact > 0.9 and late < exact
+
+
+def test_mixup_keeps_every_clip_with_partners_of_its_kind():
+    recipe = CRNNRecipe(CRNNTrainConfig(mixup=1.0))
+    n = 12
+    kinds = np.array([2, 1, 0] * 4)  # strong (both masks), weak, unlabelled
+    batch = {"audio": torch.eye(n), "strong": torch.zeros(n, 3, 2), "weak": torch.zeros(n, 2),
+             "strong_mask": torch.from_numpy((kinds == 2).astype(np.float32)),
+             "weak_mask": torch.from_numpy((kinds >= 1).astype(np.float32))}
+    partners_seen = set()
+    for step in range(8):
+        recipe.step = step
+        out = recipe._augment(batch)
+        assert torch.equal(out["strong_mask"], batch["strong_mask"]) and torch.equal(out["weak_mask"], batch["weak_mask"])
+        for i in range(n):  # row i = lam e_i + (1 - lam) e_partner: the partner is of the same kind
+            partners = {int(j) for j in torch.nonzero(out["audio"][i] > 1e-6)} - {i}
+            assert all(kinds[j] == kinds[i] for j in partners)
+            partners_seen |= partners
+    assert partners_seen  # some clips did get another partner

@@ -46,6 +46,9 @@ from models.world.scene import WorldConfig
 logger = logging.getLogger(__name__)
 
 ROLES = ("strong", "weak", "unlabelled")
+#: A scene rendered but never drawn from (the supervised-only twin of a mean-teacher run keeps
+#: the same scenes, and so the same rendering, and leaves its unlabelled ones out).
+UNUSED = "unused"
 
 
 def clip_item(audio: np.ndarray, events: Sequence[LabeledEvent] | None, weak_labels: Sequence[str] | None,
@@ -93,7 +96,7 @@ class WorldSedClips(Dataset, EvaluationClips):
     Args:
         config: the world preset.
         seeds: scene seeds.
-        roles: one of :data:`ROLES` per seed.
+        roles: one of :data:`ROLES` (or :data:`UNUSED`) per seed.
         span_seconds: the first seconds of each scene rendered and cropped from.
         clip_seconds: length of a clip.
         grid: the network's frame grid (its front end gives the sample rate).
@@ -108,7 +111,7 @@ class WorldSedClips(Dataset, EvaluationClips):
                  gain_db: float = 0.0, desc: str = "rendering world scenes"):
         if len(roles) != len(seeds):
             raise ValueError(f"WorldSedClips: {len(seeds)} seeds but {len(roles)} roles")
-        bad = sorted(set(roles) - set(ROLES))
+        bad = sorted(set(roles) - set(ROLES) - {UNUSED})
         if bad:
             raise ValueError(f"WorldSedClips: unknown roles {bad}; expected {ROLES}")
         if clip_seconds > span_seconds:
@@ -124,6 +127,9 @@ class WorldSedClips(Dataset, EvaluationClips):
         self.events = [Scene(config, s).events_between(0.0, span_seconds) for s in self.seeds]
         per_scene = self.span_samples // self.clip_samples
         self.grid_items = [(i, j * self.clip_samples) for i in range(len(self.seeds)) for j in range(per_scene)]
+        self.drawn = [i for i, r in enumerate(self.roles) if r != UNUSED]
+        if not self.drawn:
+            raise ValueError("WorldSedClips: every scene is unused")
         self.size = len(self.grid_items) if fixed else size
         self.names = tuple(self._name(i, start) for i, start in self.grid_items) if fixed else ()
         self.reference = tuple(e for (i, start), name in zip(self.grid_items, self.names)
@@ -150,7 +156,7 @@ class WorldSedClips(Dataset, EvaluationClips):
         if self.fixed:
             return self.grid_items[index]
         rng = np.random.default_rng([self.seed, epoch, index])
-        scene = int(rng.integers(len(self.seeds)))
+        scene = self.drawn[int(rng.integers(len(self.drawn)))]
         return scene, int(rng.integers(0, self.span_samples - self.clip_samples + 1))
 
     def __getitem__(self, address) -> dict[str, torch.Tensor]:

@@ -8,7 +8,8 @@
   by scene (``strong_scenes``, ``weak_scenes``, ``unlabelled_scenes``). The defaults label every
   world scene strongly (the live labeler); the DESED-like split for the mean-teacher comparison
   is ``strong_scenes=8 weak_scenes=4 unlabelled_scenes=28`` (weak labels on 10 % of the clips,
-  strong on a 20 % "synthetic" subset, the rest unlabelled).
+  strong on a 20 % "synthetic" subset, the rest unlabelled), and its supervised-only twin adds
+  ``use_unlabelled=false`` (the same labelled scenes, the unlabelled ones left out).
 * **Losses**: binary cross-entropy of the frame probabilities on strong clips and of the clip
   probabilities on every clip whose classes are known (strong clips imply theirs); with
   ``mean_teacher`` an EMA teacher (decay ``min(1 - 1/(step + 1), ema_decay)``, after every
@@ -16,8 +17,8 @@
   frame and clip probabilities on every clip, weighted by ``consistency_weight * exp(-5 (1 -
   t)^2)`` with ``t`` rising linearly to 1 over the first ``rampup_fraction`` of the steps.
 * **Augmentation**: a random gain per clip; mixup on a fraction ``mixup`` of the batches
-  (waveforms mixed with a permutation of the batch, ``lam ~ Beta(mixup_alpha, mixup_alpha)``,
-  soft targets, a label kind kept only where both clips had it); SpecAugment frequency and
+  (waveforms mixed with a partner of the same kind, strong, weak or unlabelled, ``lam ~
+  Beta(mixup_alpha, mixup_alpha)``, soft targets); SpecAugment frequency and
   time masks without time warping (warping would move the frame targets).
 * **Normalisation**: per-mel-band mean and standard deviation of the training log-mels
   (buffers of the network, so live inference needs no statistics from the data). The DCASE 2021
@@ -53,7 +54,7 @@ from models.audio.specaugment import SpecAugmentConfig, spec_augment
 from models.core.metadata import ModelMetadata, TensorSpec
 from models.core.recipe import Recipe
 from models.core.train_config import TrainConfig
-from models.crnn.data import DESED_HELP, WorldSedClips, desed_datasets, world_roles
+from models.crnn.data import DESED_HELP, UNUSED, WorldSedClips, desed_datasets, world_roles
 from models.crnn.frames import FrameGrid
 from models.crnn.network import CRNN, CRNNConfig, lite_config, paper_config
 from models.crnn.evaluation import clip_figures
@@ -95,6 +96,7 @@ class CRNNTrainConfig(TrainConfig):
     strong_scenes: int = 32
     weak_scenes: int = 0
     unlabelled_scenes: int = 0
+    use_unlabelled: bool = True  # false: the same scenes, the unlabelled ones left out (supervised-only twin)
     items_per_epoch: int = 3000
     val_scenes: int = 4
     gain_db: float = 6.0
@@ -227,6 +229,8 @@ class CRNNRecipe(Recipe):
         else:
             world = get_preset(c.world)
             roles = world_roles(c.strong_scenes, c.weak_scenes, c.unlabelled_scenes)
+            if not c.use_unlabelled:
+                roles = tuple(UNUSED if r == "unlabelled" else r for r in roles)
             seeds = [split_seed("train", i) for i in range(len(roles))]
             train = WorldSedClips(world, seeds, roles, c.span_seconds, c.clip_seconds, self.grid,
                                   size=c.items_per_epoch, seed=c.seed, gain_db=c.gain_db,
@@ -273,11 +277,16 @@ class CRNNRecipe(Recipe):
         out = dict(batch)
         if c.mixup > 0 and rng.random() < c.mixup and len(batch["audio"]) > 1:
             lam = float(rng.beta(c.mixup_alpha, c.mixup_alpha))
-            perm = torch.from_numpy(rng.permutation(len(batch["audio"])))
+            # partners of the same kind (strong, weak-only, unlabelled), as the baseline mixes each
+            # labelled subset apart: mixed across kinds, a labelled clip would lose its labels
+            kind = (batch["strong_mask"] * 2 + batch["weak_mask"]).numpy()
+            perm = np.arange(len(kind))
+            for k in np.unique(kind):
+                members = np.flatnonzero(kind == k)
+                perm[members] = members[rng.permutation(len(members))]
+            perm = torch.from_numpy(perm)
             for key in ("audio", "strong", "weak"):
                 out[key] = lam * batch[key] + (1 - lam) * batch[key][perm]
-            for key in ("strong_mask", "weak_mask"):
-                out[key] = batch[key] * batch[key][perm]
         return out
 
     def _features(self, model: SedModel, audio: torch.Tensor) -> torch.Tensor:
