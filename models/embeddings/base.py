@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
+import torch
 
 __all__ = ["AUDITORY", "VISUAL", "KINDS", "ClipAudio", "Clip", "Embeddings", "Extractor", "EmbeddingInputError",
            "MissingExtraError", "FrameExtractor", "WindowedAudioExtractor", "grid_times", "audio_windows"]
@@ -240,3 +241,13 @@ class FrameExtractor(Extractor):
         for i in range(0, len(times), self.batch_size):
             out[i:i + self.batch_size] = self.embed_frames(clip.frames[right[i:i + self.batch_size]])
         return Embeddings(out, times)
+
+
+def run_tap_or_module(session, module, forward, batch: np.ndarray) -> np.ndarray:
+    """The embeddings of ``batch``: through the ONNX tap ``session`` when there is one, else
+    ``forward(tensor)`` of the torch ``module`` on its device, in inference mode (float32 numpy)."""
+    if session is not None:
+        return session(batch)
+    device = next(module.parameters()).device
+    with torch.inference_mode():
+        return forward(torch.from_numpy(batch).to(device)).float().cpu().numpy()

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.embeddings.base import FrameExtractor, WindowedAudioExtractor
+from models.embeddings.base import FrameExtractor, WindowedAudioExtractor, run_tap_or_module
 from models.embeddings.onnx_taps import TappedSession, l3_embedding_tap, model_path
 from models.embeddings.weights import DEMO_LOCALIZER, describe, file_fingerprint, rebuild_from_run, state_fingerprint
 from models.l3.network import SAMPLE_RATE, WINDOW_SAMPLES, L3Net, load_checkpoint, preprocess_frames
@@ -84,11 +84,7 @@ class L3AudioExtractor(WindowedAudioExtractor):
             self.dim = self._session.dim
 
     def embed_windows(self, windows: np.ndarray) -> np.ndarray:
-        if self._session is not None:
-            return self._session(windows)
-        device = next(self._model.parameters()).device
-        with torch.inference_mode():
-            return self._model.embed_audio(torch.from_numpy(windows).to(device)).float().cpu().numpy()
+        return run_tap_or_module(self._session, self._model, lambda x: self._model.embed_audio(x), windows)
 
 
 class L3VisionExtractor(FrameExtractor):
@@ -116,8 +112,4 @@ class L3VisionExtractor(FrameExtractor):
 
     def embed_frames(self, frames: np.ndarray) -> np.ndarray:
         x = preprocess_frames(frames, self.image_size)  # (B, 3, S, S)
-        if self._session is not None:
-            return self._session(x.numpy())
-        device = next(self._model.parameters()).device
-        with torch.inference_mode():
-            return self._model.embed_vision(x.to(device)).float().cpu().numpy()
+        return run_tap_or_module(self._session, self._model, lambda t: self._model.embed_vision(t), x.numpy())

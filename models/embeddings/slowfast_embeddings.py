@@ -15,10 +15,9 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from models.core.metadata import ModelMetadata, sidecar_path
-from models.embeddings.base import WindowedAudioExtractor
+from models.embeddings.base import WindowedAudioExtractor, run_tap_or_module
 from models.embeddings.onnx_taps import TappedSession, model_path, slowfast_features_tap
 from models.embeddings.weights import DEMO_LABELER, describe, file_fingerprint, rebuild_from_run, state_fingerprint
 from models.slowfast.lite import LITE_WINDOW_SECONDS, SlowFastLiteRecipe, WaveformSlowFast
@@ -73,8 +72,4 @@ class SlowFastLiteExtractor(WindowedAudioExtractor):
             self.dim = self._session.dim
 
     def embed_windows(self, windows: np.ndarray) -> np.ndarray:
-        if self._session is not None:
-            return self._session(windows)
-        device = next(self._model.parameters()).device
-        with torch.inference_mode():
-            return self._model.features(torch.from_numpy(windows).to(device)).float().cpu().numpy()
+        return run_tap_or_module(self._session, self._model, lambda x: self._model.features(x), windows)
