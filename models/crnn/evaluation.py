@@ -69,8 +69,9 @@ def clip_figures(net: CRNN, frontend: FrontEnd, grid: FrameGrid, loader, *, thre
                                 labels=dataset.classes, filenames=dataset.names)
     segment = segment_based_metrics(dataset.reference, estimated, 1.0, labels=dataset.classes,
                                     filenames=dataset.names, durations=dataset.durations)
-    out = {"event_f1": float(event.f1), "event_f1_macro": float(np.nan_to_num(event.macro_f1)),
-           "segment_f1": float(segment.f1), "tagging_f1": float(multilabel_f1(weak >= 0.5, targets > 0)["micro"]),
+    # sed_eval's F1 is NaN when nothing is detected; 0 here, so that "best" stays comparable
+    out = {"event_f1": float(np.nan_to_num(event.f1)), "event_f1_macro": float(np.nan_to_num(event.macro_f1)),
+           "segment_f1": float(np.nan_to_num(segment.f1)), "tagging_f1": float(multilabel_f1(weak >= 0.5, targets > 0)["micro"]),
            "clips": float(len(strong))}
     if with_psds:
         tables = score_tables(strong, grid, dataset.names, dataset.classes)
