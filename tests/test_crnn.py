@@ -324,3 +324,31 @@ def test_mixup_keeps_every_clip_with_partners_of_its_kind():
             assert all(kinds[j] == kinds[i] for j in partners)
             partners_seen |= partners
     assert partners_seen  # some clips did get another partner
+
+
+def test_teacher_is_the_ema_of_the_student_and_the_trainer_updates_it(tmp_path):
+    from models.crnn.recipe import SedModel
+    from models.train.loop import train
+
+    model = SedModel(lite_config(3), LITE_FRONTEND, mean_teacher=True, deploy="teacher")
+    t0 = [p.detach().clone() for p in model.teacher.parameters()]
+    with torch.no_grad():
+        for p in model.student.parameters():
+            p.add_(1.0)
+    model.update_teacher(step=1, decay=0.999)  # alpha = min(1 - 1/2, 0.999) = 0.5
+    for t, s, before in zip(model.teacher.parameters(), model.student.parameters(), t0):
+        torch.testing.assert_close(t, 0.5 * before + 0.5 * s)
+    model.update_teacher(step=10_000, decay=0.99)  # alpha capped at the decay
+    assert not any(p.requires_grad for p in model.teacher.parameters())
+
+    calls = []
+
+    class Counting(CRNNRecipe):
+        def after_step(self, model, step):
+            calls.append(step)
+            super().after_step(model, step)
+
+    from models.core.train_config import apply_overrides
+    config = apply_overrides(CRNNTrainConfig(), [*TINY, "mean_teacher=true", "deploy=teacher"])
+    train(Counting(config), tmp_path / "run", argv=["test"])
+    assert calls == [1, 2]  # once after every optimiser step
