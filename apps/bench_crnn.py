@@ -23,24 +23,17 @@ delay.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from models.evaluation.benchmark import time_callable
 
-def _median_ms(fn, repeats: int, warmup: int = 5) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
+
+def _median_ms(fn, repeats: int) -> float:
+    return time_callable(fn, warmup=5, iters=repeats).p50_ms
 
 
 def _model(run: str | None):

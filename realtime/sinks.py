@@ -91,6 +91,15 @@ class Sink(Protocol):
         ...
 
 
+def _flush_and_close(stream: TextIO, owned: bool) -> None:
+    """Flush a text sink's stream, and close it when the sink opened it (not stdout)."""
+    try:
+        stream.flush()
+    finally:
+        if owned:
+            stream.close()
+
+
 # ------------------------------------------------------------------------------ JSON lines
 
 
@@ -135,13 +144,8 @@ class JsonLinesSink:
             self._stream.flush()
 
     def close(self) -> None:
-        if self._stream is None:
-            return
-        try:
-            self._stream.flush()
-        finally:
-            if self._owned:
-                self._stream.close()
+        if self._stream is not None:
+            _flush_and_close(self._stream, self._owned)
             self._stream = None
 
 
@@ -268,12 +272,8 @@ class ScoresTsvSink:
         return (f"{start:.{d}f}\t{end:.{d}f}\t" + "\t".join(f"{float(v):.7g}" for v in values) + "\n")
 
     def close(self) -> None:
-        if self._stream is None:
-            return
-        try:
-            self._stream.flush()
-        finally:
-            self._stream.close()
+        if self._stream is not None:
+            _flush_and_close(self._stream, owned=True)
             self._stream = None
 
 

@@ -25,6 +25,7 @@ a hop in a few milliseconds on two CPU cores.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -92,17 +93,12 @@ class CRNNConfig:
     @property
     def time_stride(self) -> int:
         """Mel frames per encoder frame."""
-        out = 1
-        for p in self.time_pools:
-            out *= p
-        return out
+        return math.prod(self.time_pools)
 
     @property
     def freq_stride(self) -> int:
-        out = 1
-        for p in self.freq_pools:
-            out *= p
-        return out
+        """Input bins pooled into one output bin."""
+        return math.prod(self.freq_pools)
 
     @property
     def frame_dim(self) -> int:

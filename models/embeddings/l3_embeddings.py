@@ -56,6 +56,21 @@ def load_l3(source: str | os.PathLike | L3Net | None) -> tuple[L3Net | Path, str
     return model, file_fingerprint(checkpoint), describe(checkpoint)
 
 
+def _open_l3(extractor, source, rate_hz: float, threads: int | None, batch_size: int, branch: str):
+    """Load the L³ weights of ``source`` into ``extractor`` (fingerprint, weights, rate, batch
+    size, and a torch ``_model`` or an ONNX ``_session`` tapping ``branch``); returns what
+    :func:`load_l3` gave (an ``L3Net`` or an ONNX model)."""
+    if not rate_hz > 0:
+        raise ValueError(f"{extractor.name}: expected rate_hz > 0, found {rate_hz!r}")
+    net, extractor.fingerprint, extractor.weights = load_l3(source)
+    extractor.rate_hz, extractor.batch_size = float(rate_hz), int(batch_size)
+    if isinstance(net, L3Net):
+        extractor._model, extractor._session = net, None
+    else:
+        extractor._model, extractor._session = None, TappedSession(l3_embedding_tap(net, branch), threads)
+    return net
+
+
 class L3AudioExtractor(WindowedAudioExtractor):
     """``l3-audio``: the L³ audio embedding of 1 s windows at 48 kHz, ``rate_hz`` per second.
 
@@ -72,16 +87,8 @@ class L3AudioExtractor(WindowedAudioExtractor):
 
     def __init__(self, source: str | os.PathLike | L3Net | None = None, rate_hz: float = 10.0,
                  threads: int | None = None, batch_size: int = 32) -> None:
-        if not rate_hz > 0:
-            raise ValueError(f"{self.name}: expected rate_hz > 0, found {rate_hz!r}")
-        net, self.fingerprint, self.weights = load_l3(source)
-        self.rate_hz, self.batch_size = float(rate_hz), int(batch_size)
-        if isinstance(net, L3Net):
-            self._model, self._session = net, None
-            self.dim = net.config.audio_dim
-        else:
-            self._model, self._session = None, TappedSession(l3_embedding_tap(net, "audio"), threads)
-            self.dim = self._session.dim
+        net = _open_l3(self, source, rate_hz, threads, batch_size, "audio")
+        self.dim = net.config.audio_dim if self._model is not None else self._session.dim
 
     def embed_windows(self, windows: np.ndarray) -> np.ndarray:
         return run_tap_or_module(self._session, self._model, lambda x: self._model.embed_audio(x), windows)
@@ -97,16 +104,10 @@ class L3VisionExtractor(FrameExtractor):
 
     def __init__(self, source: str | os.PathLike | L3Net | None = None, rate_hz: float = 2.0,
                  threads: int | None = None, batch_size: int = 16) -> None:
-        if not rate_hz > 0:
-            raise ValueError(f"{self.name}: expected rate_hz > 0, found {rate_hz!r}")
-        net, self.fingerprint, self.weights = load_l3(source)
-        self.rate_hz, self.batch_size = float(rate_hz), int(batch_size)
-        if isinstance(net, L3Net):
-            self._model, self._session = net, None
+        net = _open_l3(self, source, rate_hz, threads, batch_size, "vision")
+        if self._model is not None:
             self.dim, self.image_size = net.config.vision_dim, net.config.image_size
         else:
-            tap = l3_embedding_tap(net, "vision")
-            self._model, self._session = None, TappedSession(tap, threads)
             self.dim = self._session.dim
             self.image_size = int(self._session._session.get_inputs()[0].shape[-1])
 
