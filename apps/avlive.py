@@ -79,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pace files and the world in real time; --no-realtime: as fast as possible, every hop "
                         "(live devices are never throttled)")
     g.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds of stream time")
+    g.add_argument("--loss-after", type=float, default=0.75, metavar="S",
+                   help="a live microphone or camera that delivers nothing for S seconds is lost: reported, "
+                        "reopened until it is back (meanwhile the models hear silence / run no localizer)")
+    g.add_argument("--give-up-after", type=float, default=None, metavar="S",
+                   help="end the run (status 1) when a lost device is not back after S seconds (default: wait)")
     m = p.add_argument_group("models")
     m.add_argument("--labeler", metavar="NAME|PATH", default=None, help="the labeler (a model path, or none)")
     m.add_argument("--localizer", metavar="NAME|PATH", default=None, help="the localizer (a model path, or none)")
@@ -150,6 +155,17 @@ def _stop_on_signals() -> dict:
 def _restore_signals(previous: dict) -> None:
     for sig, handler in previous.items():
         signal.signal(sig, handler)
+
+
+def _recovery(args):
+    from realtime.capture import RecoveryPolicy
+    from realtime.pipeline import PipelineError
+
+    try:
+        return RecoveryPolicy(loss_after_s=args.loss_after, give_up_after_s=args.give_up_after)
+    except ValueError as e:
+        flag = "--give-up-after" if "give_up" in str(e) else "--loss-after"
+        raise PipelineError(f"{flag}: {str(e).split(': ', 1)[1]}") from None
 
 
 def _run_with_window(args, config, models, streams) -> None:
@@ -226,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         hop = args.hop if args.hop is not None else DEFAULT_HOP_S  # the labeler may change the default below
         every = args.localizer_every  # None: about every LOCALIZER_PERIOD_S seconds at the hop
-        config = PipelineConfig(source=args.source, camera=args.camera, mic=args.mic, hop_s=hop,
+        recovery = _recovery(args)
+        config = PipelineConfig(source=args.source, camera=args.camera, mic=args.mic, hop_s=hop, recovery=recovery,
                                 localizer_every=every if every is not None else localizer_every_for(hop),
                                 realtime=args.realtime, av_offset_ms=args.av_offset_ms, duration=args.duration,
                                 jsonl=jsonl, events_out=args.events_out, scores_out=args.scores_out,

@@ -428,8 +428,12 @@ class AvliveWindow(QtWidgets.QWidget):
         if result is None:
             return "waiting for the first hop"
         c = result.counters
-        return (f"dropped/late: hops skipped {c.skips} · late reads {c.late_reads} · frame overwrites "
+        lost = f"LOST: {', '.join(result.lost)} (reconnecting) · " if result.lost else ""
+        devices = (f"devices lost {c.device_losses}, back {c.device_recoveries} · "
+                   if c.device_losses else "")
+        return (f"{lost}dropped/late: hops skipped {c.skips} · late reads {c.late_reads} · frame overwrites "
                 f"{c.frame_overwrites} · missing frames {c.missing_frames} · resyncs {c.resyncs} · "
+                f"{devices}audio gaps {c.gap_samples} samples · input overflows {c.input_overflows} · "
                 f"frames not displayed {self.frames_skipped} · spectrogram columns dropped "
                 f"{self.view.spectrogram.dropped}")
 

@@ -19,19 +19,64 @@ onto the stream clock through the microphone's estimated start (sample 0), or th
 for a paced audio source, or the first frame when there is no audio. ``av_offset_ms`` is then
 added to every frame time: a camera whose pictures lag the sound by 70 ms needs ``-70``.
 Frames that land before stream time 0 are dropped (counted).
+
+Devices that go away. A live source (microphone, camera) that delivers nothing for
+``RecoveryPolicy.loss_after_s`` seconds, or reports that its device is gone
+(:class:`~realtime.sources.SourceLost`, a failed stream), is *lost*, not fatal: the capture
+says so (``on_status``, one line), keeps the stream clock going, reopens the source with
+backoff and carries on when it delivers again (``device_losses`` / ``device_recoveries`` in
+:class:`CaptureStats`). While the microphone is lost, silence is written at real-time pace
+(counted in ``gap_samples``), so hops go on and the labels fall; while the camera is lost no
+frame is written, so the scheduler finds none near the window and runs no localizer on a stale
+picture. The first audio after a recovery lands at its wall-clock position (silence fills the
+rest of the gap). ``give_up_after_s`` ends the run instead after that long without the device.
+Files and the world are never retried: their errors end the run.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from .rings import AudioRing, FrameRing
-from .sources.base import CLOCK_STREAM, Chunk, EndOfStream, Source, SourceTimeout
+from .sources.base import CLOCK_STREAM, Chunk, EndOfStream, Source, SourceError, SourceLost, SourceTimeout
 
-__all__ = ["Capture", "CaptureStats"]
+__all__ = ["Capture", "CaptureStats", "RecoveryPolicy"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RecoveryPolicy:
+    """What the capture does when a live device stops delivering.
+
+    Attributes:
+        loss_after_s: A live source silent this long counts as lost (a device that reports
+            its loss counts at once).
+        retry_min_s, retry_max_s: Backoff between attempts to reopen it (doubling from the
+            first to the second; the second bounds how late a returning device is noticed).
+        give_up_after_s: End the run (:class:`~realtime.sources.SourceLost`) after this long
+            without the device; None: keep trying until stopped.
+    """
+
+    loss_after_s: float = 0.75
+    retry_min_s: float = 0.1
+    retry_max_s: float = 0.5
+    give_up_after_s: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("loss_after_s", "retry_min_s", "retry_max_s"):
+            value = getattr(self, name)
+            if not (value > 0 and value == value and value != float("inf")):
+                raise ValueError(f"RecoveryPolicy.{name}: expected seconds > 0, found {value!r}")
+        if self.retry_max_s < self.retry_min_s:
+            raise ValueError(f"RecoveryPolicy: retry_max_s ({self.retry_max_s}) < retry_min_s ({self.retry_min_s})")
+        if self.give_up_after_s is not None and not self.give_up_after_s > 0:
+            raise ValueError(f"RecoveryPolicy.give_up_after_s: expected seconds > 0 or None, found {self.give_up_after_s!r}")
 
 
 @dataclass(frozen=True)
@@ -51,6 +96,10 @@ class CaptureStats:
         audio_overwrites: The audio ring's ``overwrites`` (samples no reader reached).
         frame_overwrites: The frame ring's ``overwrites`` (frames no reader took).
         errors: One line per source error.
+        device_losses: Times a live source was lost (see :class:`RecoveryPolicy`).
+        device_recoveries: Times a lost source delivered again.
+        lost: Names of the sources lost right now.
+        video_lost: Whether the video source is lost right now (its last frame is stale).
     """
 
     samples_captured: int
@@ -63,6 +112,10 @@ class CaptureStats:
     audio_overwrites: int
     frame_overwrites: int
     errors: tuple[str, ...]
+    device_losses: int = 0
+    device_recoveries: int = 0
+    lost: tuple[str, ...] = ()
+    video_lost: bool = False
 
 
 class _Feed:
@@ -75,6 +128,9 @@ class _Feed:
         self.opened = threading.Event()
         self.open_error: BaseException | None = None
         self.thread: threading.Thread | None = None
+        self.audio_offset = 0  # added to the source's audio indices (moves at each recovery)
+        self.lost_since: float | None = None  # time.monotonic() when it was lost; None: delivering
+        self.delivered = False  # a first chunk came (before it, silence is an error, not a loss)
 
 
 class Capture:
@@ -91,9 +147,13 @@ class Capture:
         av_offset_ms: Added to every frame's stream time (negative when the picture lags).
         duration: Stop after this many stream seconds (audio is cut to exactly
             ``round(duration × rate)`` samples, frames at or after it are not written).
-        read_timeout: Seconds a live source may deliver nothing before the capture fails with
+        read_timeout: Seconds a source that is not live (a file, the world), or a live one before
+            its first chunk, may deliver nothing before the capture fails with
             :class:`~realtime.sources.SourceTimeout`.
         open_timeout: Seconds :meth:`start` waits for every source to open.
+        recovery: What happens when a live source stops delivering (:class:`RecoveryPolicy`).
+        on_status: Called with one line (from a capture thread) when a device is lost or
+            delivers again; None: logged as a warning.
 
     Example:
         >>> src = SyntheticSource(200000)
@@ -114,6 +174,8 @@ class Capture:
         duration: float | None = None,
         read_timeout: float = 2.0,
         open_timeout: float = 10.0,
+        recovery: RecoveryPolicy = RecoveryPolicy(),
+        on_status: Callable[[str], None] | None = None,
     ) -> None:
         if audio_source is None and video_source is None:
             raise ValueError("Capture: expected an audio source, a video source or both, found neither")
@@ -132,6 +194,8 @@ class Capture:
         self.duration = duration
         self.read_timeout = float(read_timeout)
         self.open_timeout = float(open_timeout)
+        self.recovery = recovery
+        self._on_status = on_status
         if audio_source is not None and audio_source is video_source:
             self._feeds = [_Feed(audio_source, True, True)]
         else:
@@ -149,6 +213,9 @@ class Capture:
         self.gap_samples = 0
         self.resampler_latency = 0.0  # seconds, updated by the audio thread after each block
         self._first_frame_time: float | None = None  # arrival of the first live frame without audio
+        self._audio_anchor: float | None = None  # time.monotonic() of stream sample 0 (a live microphone)
+        self.device_losses = 0
+        self.device_recoveries = 0
 
     # ------------------------------------------------------------------------------ control
     def start(self) -> "Capture":
@@ -253,6 +320,10 @@ class Capture:
             audio_overwrites=self.audio_ring.overwrites if self.audio_ring is not None else 0,
             frame_overwrites=self.frame_ring.overwrites if self.frame_ring is not None else 0,
             errors=errors,
+            device_losses=self.device_losses,
+            device_recoveries=self.device_recoveries,
+            lost=tuple(f.source.name for f in self._feeds if f.lost_since is not None),
+            video_lost=any(f.video and f.lost_since is not None for f in self._feeds),
         )
 
     def __enter__(self) -> "Capture":
@@ -316,17 +387,134 @@ class Capture:
             except Exception as e:
                 self._fail(feed, e)
 
-    def _read(self, src: Source) -> Chunk | None:
-        """The next chunk; None once stopped. Waits in short slices so stop() is prompt."""
+    def _read(self, feed: _Feed, limit: int | None) -> Chunk | None:
+        """The next chunk; None once stopped. Waits in short slices so stop() is prompt.
+
+        Raises:
+            EndOfStream: a file or the world ended.
+            SourceTimeout: a source that is not live delivered nothing for ``read_timeout``.
+            SourceLost: a live source stayed lost for ``recovery.give_up_after_s``.
+        """
+        src = feed.source
+        if src.live and feed.delivered:
+            return self._read_live(feed, limit)
         deadline = time.monotonic() + self.read_timeout
         while not self._stop.is_set():
             remaining = deadline - time.monotonic()
             try:
-                return src.read(timeout=min(0.2, max(remaining, 0.001)))
+                chunk = src.read(timeout=min(0.2, max(remaining, 0.001)))
+                feed.delivered = True
+                return chunk
             except SourceTimeout as e:
                 if time.monotonic() >= deadline:
                     raise SourceTimeout(f"{src.name} delivered nothing for {self.read_timeout:g} s") from e
         return None
+
+    def _read_live(self, feed: _Feed, limit: int | None) -> Chunk | None:
+        src = feed.source
+        deadline = time.monotonic() + self.recovery.loss_after_s
+        while not self._stop.is_set():
+            try:
+                return src.read(timeout=min(0.1, max(deadline - time.monotonic(), 0.001)))
+            except SourceTimeout:
+                if time.monotonic() >= deadline:
+                    return self._ride_out_loss(feed, limit, f"delivered nothing for {self.recovery.loss_after_s:g} s",
+                                               reopen=False)
+            except (SourceError, EndOfStream) as e:  # SourceLost included; the end of a live stream is a loss
+                return self._ride_out_loss(feed, limit, " ".join(str(e).split()) or type(e).__name__, reopen=True)
+        return None
+
+    def _status(self, line: str) -> None:
+        if self._on_status is not None:
+            self._on_status(line)
+        else:
+            logger.warning("%s", line)
+
+    def _ride_out_loss(self, feed: _Feed, limit: int | None, reason: str, *, reopen: bool) -> Chunk | None:
+        """Wait for a lost live source to deliver again (reopening it with backoff when it
+        failed, unless it reconnects by itself) while the stream clock goes on; the first chunk
+        after the loss, or None once stopped.
+
+        Raises:
+            SourceLost: lost for longer than ``recovery.give_up_after_s``.
+        """
+        src, policy = feed.source, self.recovery
+        lost_at = feed.lost_since = time.monotonic()
+        self.device_losses += 1
+        give_up = policy.give_up_after_s
+        self._status(f"{src.name} lost: {reason}; " + ("waiting for it" if src.reconnects_itself else "reopening it")
+                     + (f" for up to {give_up:g} s" if give_up is not None else " until it is back"))
+        must_reopen = reopen and not src.reconnects_itself
+        delay, next_try, last_error = policy.retry_min_s, lost_at, None
+        chunk = None
+        while chunk is None:
+            if self._stop.is_set():
+                return None
+            now = time.monotonic()
+            if give_up is not None and now - lost_at >= give_up:
+                detail = f" (last attempt: {type(last_error).__name__}: {last_error})" if last_error is not None else ""
+                raise SourceLost(f"{src.name} lost for {give_up:g} s, giving up (give_up_after_s){detail}")
+            if feed.audio:
+                self._fill_lost_audio(now, limit)
+            if must_reopen:
+                if now < next_try:
+                    self._stop.wait(min(0.05, next_try - now))
+                    continue
+                try:
+                    src.reopen()
+                    self._check_source(feed)
+                    must_reopen = False
+                except Exception as e:  # not back yet (DeviceNotFound, SourceError, PortAudio errors ...)
+                    last_error = e
+                    next_try = time.monotonic() + delay
+                    delay = min(2 * delay, policy.retry_max_s)
+                continue
+            try:
+                chunk = src.read(timeout=0.05)
+            except SourceTimeout:
+                continue
+            except (SourceError, EndOfStream) as e:
+                last_error = e
+                if src.reconnects_itself:
+                    self._stop.wait(0.05)
+                else:
+                    must_reopen, next_try = True, time.monotonic()
+        feed.lost_since = None
+        self.device_recoveries += 1
+        if feed.audio and chunk.audio is not None:
+            self._place_after_loss(feed, chunk)
+        self._status(f"{src.name} is back after {time.monotonic() - lost_at:.1f} s")
+        return chunk
+
+    def _wall_index(self, now: float) -> int | None:
+        """The stream sample index recorded at ``now`` (from the microphone's sample 0)."""
+        anchor = self._audio_anchor if self._audio_anchor is not None else self._t0
+        if anchor is None or self.audio_ring is None:
+            return None
+        return int((now - anchor) * self.audio_ring.sample_rate)
+
+    def _fill_lost_audio(self, now: float, limit: int | None) -> None:
+        """Silence up to a quarter second before now: the clock (and the hops) go on while the
+        microphone is lost; the quarter second is left for the audio that brings it back."""
+        wall = self._wall_index(now)
+        if wall is None:
+            return
+        target = wall - self.audio_ring.sample_rate // 4
+        if limit is not None:
+            target = min(target, limit)
+        n = target - self.audio_ring.total_written
+        if n > 0:
+            self._write_silence(n)
+
+    def _place_after_loss(self, feed: _Feed, chunk: Chunk) -> None:
+        """Move the source's indices so its first block after a loss starts where it was
+        recorded on the stream clock (or right after what is written, if that is later)."""
+        pos = self.audio_ring.total_written
+        wall = self._wall_index(time.monotonic())
+        start = pos
+        if wall is not None:
+            start = max(pos, wall - chunk.audio.shape[0] - feed.source.resampler_delay)
+        feed.audio_offset = start - chunk.audio_start
 
     def _loop(self, feed: _Feed) -> None:
         src = feed.source
@@ -338,7 +526,7 @@ class Capture:
         video_done = not feed.video
         while not (audio_done and video_done):
             try:
-                chunk = self._read(src)
+                chunk = self._read(feed, limit)
             except EndOfStream:
                 return
             if chunk is None:
@@ -349,10 +537,13 @@ class Capture:
             if not audio_done and chunk.audio is not None and chunk.audio.shape[0]:
                 audio = chunk.audio
                 pos = ring.total_written
-                if chunk.audio_start > pos:  # the source skipped samples
-                    gap = chunk.audio_start - pos
-                elif chunk.audio_start < pos:  # overlap with what was written: drop it
-                    audio = audio[pos - chunk.audio_start :]
+                start = chunk.audio_start + feed.audio_offset
+                if self._audio_anchor is None and src.live:
+                    self._audio_anchor = src.start_monotonic
+                if start > pos:  # the source skipped samples
+                    gap = start - pos
+                elif start < pos:  # overlap with what was written: drop it
+                    audio = audio[pos - start :]
                 if limit is not None:
                     room = limit - pos
                     gap = min(gap, room)
@@ -401,7 +592,8 @@ class Capture:
             return chunk.frame_time + self.av_offset
         a = self.audio_source
         if a is not None and a is not src and a.live:
-            anchor = a.start_monotonic  # the microphone's sample 0
+            # the microphone's sample 0 (its first opening: a reopened device restarts its own count)
+            anchor = self._audio_anchor if self._audio_anchor is not None else a.start_monotonic
         elif a is not None and a is not src and self.realtime:
             anchor = self._t0  # a paced audio source starts at the pacing start
         else:

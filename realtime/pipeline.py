@@ -47,7 +47,7 @@ from typing import TextIO
 
 import numpy as np
 
-from .capture import Capture
+from .capture import Capture, RecoveryPolicy
 from .devices import resolve_camera, resolve_input_device
 from .models import LiveModels
 from .rings import AudioRing, FrameRing
@@ -120,6 +120,9 @@ class PipelineConfig:
             recorder falls behind in live runs and waits for it in offline runs.
         summary: stream the summary is printed to at the end; ``"stderr"`` (the default):
             ``sys.stderr`` at that moment; None: not printed.
+        recovery: what happens when a live microphone or camera stops delivering
+            (``realtime.capture.RecoveryPolicy``: counted as lost after ``loss_after_s``, reopened
+            with backoff, given up after ``give_up_after_s``, None: never).
     """
 
     source: str | None = None
@@ -136,6 +139,7 @@ class PipelineConfig:
     record: str | None = None
     recorder: RecorderConfig = RecorderConfig()
     summary: TextIO | str | None = field(default="stderr", compare=False)
+    recovery: RecoveryPolicy = RecoveryPolicy()
 
     def __post_init__(self) -> None:
         if not (isinstance(self.hop_s, (int, float)) and math.isfinite(self.hop_s) and self.hop_s > 0):
@@ -431,19 +435,21 @@ def run_pipeline(config: PipelineConfig, models: LiveModels, streams: Streams | 
         if offline:
             interrupted = _run_offline(streams, audio_ring, frame_ring, scheduler, config, stop)
         else:
-            interrupted = _run_threaded(streams, audio_ring, frame_ring, scheduler, config, stop)
+            interrupted = _run_threaded(streams, audio_ring, frame_ring, scheduler, config, stop, note)
     finally:
         streams.close()
     if interrupted:
         note("Interrupted by user: stopped, every output flushed")
     return RunOutcome(summary.summary, interrupted, tuple(recorder.recordings) if recorder else (),
-                      jsonl.lines if jsonl else 0, len(events.events) if events else 0)
+                      jsonl.lines if jsonl else 0, events.count if events else 0)
 
 
 def _run_threaded(streams: Streams, audio_ring, frame_ring, scheduler: Scheduler, config: PipelineConfig,
-                  stop: threading.Event) -> bool:
+                  stop: threading.Event, note) -> bool:
     capture = Capture(streams.audio, streams.video, audio_ring, frame_ring, realtime=config.realtime,
-                      av_offset_ms=config.av_offset_ms, duration=config.duration)
+                      av_offset_ms=config.av_offset_ms, duration=config.duration, recovery=config.recovery,
+                      on_status=note)
+    scheduler.watch_capture(capture.stats)
     interrupted = False
     try:
         capture.start()

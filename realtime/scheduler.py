@@ -114,6 +114,10 @@ class SchedulerConfig:
         rate_ring_margin_s: seconds each per-rate ring holds beyond the longest window at its rate.
         min_wait_s: shortest sleep while waiting for the next hop's audio (capture delivers blocks of
             10–33 ms, so waking more often only polls).
+        max_frame_age_s: a model's frame (or a clip's newest frame) farther than this from the
+            time it should show is stale: the run is dropped (``missing_frames``), so a camera
+            that stalls leaves no heatmap computed from its last picture (nor does a camera the
+            capture reports lost, at once: ``watch_capture``).
         thread_name: the inference thread's name.
     """
 
@@ -122,6 +126,7 @@ class SchedulerConfig:
     resample_quality: str = "HQ"
     rate_ring_margin_s: float = 1.0
     min_wait_s: float = 0.005
+    max_frame_age_s: float = 1.0
     thread_name: str = "avlive-inference"
 
     def __post_init__(self) -> None:
@@ -133,6 +138,8 @@ class SchedulerConfig:
             raise ValueError(f"SchedulerConfig.resample_quality: expected a soxr quality, found {self.resample_quality!r}")
         if not self.rate_ring_margin_s > 0:
             raise ValueError(f"SchedulerConfig.rate_ring_margin_s: expected seconds > 0, found {self.rate_ring_margin_s!r}")
+        if not self.max_frame_age_s > 0:
+            raise ValueError(f"SchedulerConfig.max_frame_age_s: expected seconds > 0, found {self.max_frame_age_s!r}")
 
 
 @dataclass(frozen=True)
@@ -235,6 +242,9 @@ class Counters:
             queue was full (``Mp4RecorderSink.dropped_frames``), as of the previous hop's sinks.
         resets: ``reset()`` calls of stateful models (at their first run and after gaps); in the
             JSON lines since schema 1.2 (``realtime.schema.COUNTERS``).
+        gap_samples, input_overflows, device_losses, device_recoveries: the capture's
+            (``realtime.capture.CaptureStats``; 0 without one): silence written for missing
+            audio, input the devices lost, live devices lost and back (schema 1.3).
     """
 
     hops: int = 0
@@ -245,6 +255,10 @@ class Counters:
     resyncs: int = 0
     recorder_dropped_frames: int = 0
     resets: int = 0
+    gap_samples: int = 0
+    input_overflows: int = 0
+    device_losses: int = 0
+    device_recoveries: int = 0
 
 
 @dataclass(frozen=True)
@@ -277,6 +291,7 @@ class HopResult:
         counters: totals so far.
         lag_ms: audio that arrived while this hop computed (how far behind real time it ends).
         final: True for the last result, made at stop, that closes the open events.
+        lost: names of the live sources lost at this hop (the capture's ``lost``).
     """
 
     hop: int
@@ -295,6 +310,7 @@ class HopResult:
     counters: Counters
     lag_ms: float
     final: bool = False
+    lost: tuple[str, ...] = ()
     frame_scores: Mapping[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=lambda: MappingProxyType({}))
 
 
@@ -521,6 +537,7 @@ class Scheduler:
         self._sinks_ms = 0.0
         self._heatmap: Heatmap | None = None
         self._heatmap_time: float | None = None
+        self._capture_stats = None  # () -> realtime.capture.CaptureStats, see watch_capture
 
     def _ticks(self, m: ModelSlot) -> int:
         """Base hops between the runs of ``m``: ``every``, or its own hop in pipeline hops."""
@@ -547,15 +564,27 @@ class Scheduler:
         """The newest result (safe from any thread: one reference, replaced whole each hop)."""
         return self._latest
 
-    def counters(self) -> Counters:
-        """Totals so far."""
+    def watch_capture(self, stats) -> None:
+        """Report the capture's counters and lost devices in every result: ``stats()`` returns a
+        ``realtime.capture.CaptureStats`` (``Capture.stats``); call before :meth:`start`."""
+        self._capture_stats = stats
+
+    def _capture_now(self):
+        return self._capture_stats() if self._capture_stats is not None else None
+
+    def counters(self, capture=None) -> Counters:
+        """Totals so far (``capture``: a ``CaptureStats`` already taken this hop)."""
+        capture = capture if capture is not None else self._capture_now()
         return Counters(
             hops=self._hops, skips=self._skips,
             late_reads=int(getattr(self.audio_ring, "late_reads", 0)),
             frame_overwrites=int(getattr(self.frame_ring, "overwrites", 0)) if self.frame_ring is not None else 0,
             missing_frames=self._missing_frames, resyncs=sum(s.resyncs for s in self._streams.values()),
             recorder_dropped_frames=sum(int(getattr(r, "dropped_frames", 0)) for r in self._recorders),
-            resets=self._resets)
+            resets=self._resets,
+            **({} if capture is None else dict(gap_samples=capture.gap_samples, input_overflows=capture.source_overflows,
+                                               device_losses=capture.device_losses,
+                                               device_recoveries=capture.device_recoveries)))
 
     def model_runs(self) -> dict[str, int]:
         """Model name → how many times it ran."""
@@ -707,12 +736,16 @@ class Scheduler:
         its buffer; ``(time, index)`` of the (newest) frame, or None when the model cannot run."""
         ring = self.frame_ring
         if slot.clip_index is None:
-            return ring.nearest(end_time + slot.offsets[0], slot.frame)
+            target = end_time + slot.offsets[0]
+            got = ring.nearest(target, slot.frame)
+            return None if got is None or abs(got[0] - target) > self.config.max_frame_age_s else got
         for i in range(slot.offsets.size):
             got = ring.nearest(end_time + slot.offsets[i], slot.frame[i], take=False)
             if got is None:
                 return None
             slot.clip_times[i], slot.clip_index[i] = got
+        if abs(slot.clip_times[-1] - (end_time + slot.offsets[-1])) > self.config.max_frame_age_s:
+            return None
         if not self._clip_in_reach(slot, end_time + slot.offsets[0]):
             return None
         for k in slot.clip_index:  # the model gets them all: now they count as taken
@@ -743,6 +776,8 @@ class Scheduler:
         """The models due at ``hop`` with their windows and pictures cut (windows ending at
         capture index ``end``)."""
         due: list[_Due] = []
+        capture = self._capture_now()
+        camera_lost = capture is not None and capture.video_lost
         for slot in self._slots:
             if slot.next_hop is not None and hop < slot.next_hop:
                 continue
@@ -758,7 +793,7 @@ class Scheduler:
             end_time = end_index / slot.window.sample_rate
             frame_info = None
             if slot.frame is not None:
-                frame_info = self._read_pictures(slot, end_time)
+                frame_info = None if camera_lost else self._read_pictures(slot, end_time)
                 if frame_info is None:
                     self._missing_frames += 1
                     continue
@@ -884,9 +919,10 @@ class Scheduler:
                 best = np.argsort(-s, kind="stable")[:k]
                 candidates.extend(LabelScore(slot.labels[i], float(s[i]), slot.spec.name) for i in best)
         candidates.sort(key=lambda x: -x.score)
+        capture = self._capture_now()
         return HopResult(
             hop=int(hop), stream_time=end / self.sample_rate, end_index=int(end),
             scores=MappingProxyType(scores), smoothed=MappingProxyType(smoothed), top=tuple(candidates[:k]),
             active=tuple(active), ended=ended, heatmap=self._heatmap, heatmap_time=self._heatmap_time,
-            heatmap_fresh=fresh, runs=runs, latency_ms=MappingProxyType(latency), counters=self.counters(),
-            lag_ms=float(lag_ms), final=final, frame_scores=MappingProxyType(dict(frame_scores or {})))
+            heatmap_fresh=fresh, runs=runs, latency_ms=MappingProxyType(latency), counters=self.counters(capture),
+            lag_ms=float(lag_ms), final=final, lost=capture.lost if capture is not None else (), frame_scores=MappingProxyType(dict(frame_scores or {})))

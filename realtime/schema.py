@@ -1,13 +1,13 @@
 """The JSON-lines schema: one object per hop, as ``realtime.sinks.JsonLinesSink`` writes it.
 
-Version 1.1 (``schema_version`` 1, ``schema_minor`` 1). Every record has exactly these fields
+Version 1.3 (``schema_version`` 1, ``schema_minor`` 3). Every record has exactly these fields
 (times in stream seconds from the start of the capture, scores in [0, 1]):
 
 ==================  ===========================================================================
 field               meaning
 ==================  ===========================================================================
 ``schema_version``  1, the major version
-``schema_minor``    1, the minor version (since 1.1; a record without it is 1.0)
+``schema_minor``    3, the minor version (since 1.1; a record without it is 1.0)
 ``source``          the source name (``synthetic:SEED``, a media file's basename, ``mic``)
 ``hop``             hop index k: the windows end in [k, k+1) × hop seconds
 ``stream_time``     seconds: end of this hop's windows (the newest captured sample)
@@ -26,8 +26,15 @@ field               meaning
                     (non-negative ints); ``recorder_dropped_frames`` (since 1.1): video frames
                     the mp4 recorder dropped because its queue was full (0 when not recording);
                     ``resets`` (since 1.2): times a stateful model was reset before a run
-                    (at its first run and after a gap in its hops)
+                    (at its first run and after a gap in its hops); since 1.3:
+                    ``gap_samples`` (silence the capture wrote where audio was missing: a
+                    source that skipped samples, a microphone lost), ``input_overflows``
+                    (input the devices lost before capture read it), ``device_losses`` and
+                    ``device_recoveries`` (live devices lost / back)
 ``lag_ms``          milliseconds of audio that arrived while this hop computed
+``lost``            (since 1.3) names of the live sources lost at this hop (``[]`` normally):
+                    while the microphone is lost the models hear silence, while the camera is
+                    lost no localizer runs (``heatmap.fresh`` stays false)
 ==================  ===========================================================================
 
 :func:`validate` checks a decoded object against this by hand (jsonschema is not a
@@ -50,10 +57,12 @@ from typing import Any, Mapping
 __all__ = ["ADDED_IN", "SCHEMA_MINOR", "SCHEMA_VERSION", "FIELDS", "COUNTERS", "SchemaError", "record", "validate"]
 
 SCHEMA_VERSION = 1
-SCHEMA_MINOR = 2
+SCHEMA_MINOR = 3
 
 #: Minor version → the fields it added (``"counters.<name>"`` for a counter).
-ADDED_IN: dict[int, tuple[str, ...]] = {1: ("schema_minor", "counters.recorder_dropped_frames"), 2: ("counters.resets",)}
+ADDED_IN: dict[int, tuple[str, ...]] = {1: ("schema_minor", "counters.recorder_dropped_frames"), 2: ("counters.resets",),
+                                      3: ("lost", "counters.gap_samples", "counters.input_overflows",
+                                          "counters.device_losses", "counters.device_recoveries")}
 
 #: Field → one-line description (the table above).
 FIELDS: dict[str, str] = {
@@ -68,12 +77,14 @@ FIELDS: dict[str, str] = {
     "ended": "[{label, onset, offset}] events ended at this hop",
     "heatmap": "null or {peak: [x, y], score, has_source, stream_time, fresh}",
     "latency_ms": "{stage: ms}: copy, model:<name>, post, sinks (previous hop), total",
-    "counters": "{hops, skips, late_reads, frame_overwrites, missing_frames, resyncs, recorder_dropped_frames, resets}",
+    "counters": "{hops, skips, late_reads, frame_overwrites, missing_frames, resyncs, recorder_dropped_frames, resets, "
+                "gap_samples, input_overflows, device_losses, device_recoveries}",
     "lag_ms": "ms of audio that arrived while this hop computed",
+    "lost": "[source name] live sources lost at this hop",
 }
 
 COUNTERS = ("hops", "skips", "late_reads", "frame_overwrites", "missing_frames", "resyncs", "recorder_dropped_frames",
-            "resets")
+            "resets", "gap_samples", "input_overflows", "device_losses", "device_recoveries")
 
 
 def _since(name: str) -> int:
@@ -118,6 +129,7 @@ def record(result, source: str) -> dict[str, Any]:
         "latency_ms": {k: _r(v, 3) for k, v in result.latency_ms.items()},
         "counters": {name: int(getattr(c, name)) for name in COUNTERS},
         "lag_ms": _r(result.lag_ms, 3),
+        "lost": list(result.lost),
     }
 
 
@@ -238,3 +250,7 @@ def validate(obj: Any) -> None:
         if not _is_int(counters[name]) or counters[name] < 0:
             raise SchemaError(f"counters.{name}", "an int >= 0", counters[name])
     _number(obj, "lag_ms", "", low=0.0)
+    if _since("lost") <= minor:
+        for i, name in enumerate(_list(obj, "lost")):
+            if not isinstance(name, str) or not name:
+                raise SchemaError(f"lost[{i}]", "a source name", name)

@@ -99,7 +99,13 @@ def _qt_libraries_missing() -> str | None:
     return None
 
 
+@functools.cache
+def _ffmpeg_missing() -> str | None:
+    return None if shutil.which("ffmpeg") else "ffmpeg not on PATH"
+
+
 PORTAUDIO = SystemNeed(("libportaudio2",), _portaudio_missing)
+FFMPEG = SystemNeed(("ffmpeg",), _ffmpeg_missing)
 PULSEAUDIO = SystemNeed(("pulseaudio", "pulseaudio-utils"), _pulseaudio_missing)
 # The same list .ci/run installs for Qt.
 QT_OFFSCREEN = SystemNeed(("libegl1", "libgl1", "libxkbcommon0", "libfontconfig1", "libdbus-1-3", "libglib2.0-0"),

@@ -120,7 +120,16 @@ def test_json_lines_validate_and_the_events_tsv_scores_against_the_reference(tmp
 
 
 def good_record() -> dict:
-    """A record of the current schema, 1.2."""
+    """A record of the current schema, 1.3 (the capture's counters, the lost devices)."""
+    obj = good_record_1_2()
+    obj["schema_minor"] = 3
+    obj["counters"].update(gap_samples=1600, input_overflows=0, device_losses=1, device_recoveries=1)
+    obj["lost"] = []
+    return obj
+
+
+def good_record_1_2() -> dict:
+    """A record of schema 1.2 (resets)."""
     obj = good_record_1_1()
     obj["schema_minor"] = 2
     obj["counters"]["resets"] = 1
@@ -159,6 +168,8 @@ def good_record_1_0() -> dict:
     (("schema_version",), 2, "schema_version"),
     (("stream_time",), float("nan"), "stream_time"),
     (("active",), {}, "active"),
+    (("lost",), [""], "lost[0]"),
+    (("counters", "device_losses"), -1, "counters.device_losses"),
 ])
 def test_broken_records_fail_naming_the_field(path, value, field):
     schema.validate(good_record())
@@ -191,6 +202,7 @@ def test_missing_and_unknown_fields_are_named():
 def test_schema_1_1_reads_1_0_records_and_a_1_0_reader_keeps_working_on_1_1():
     schema.validate(good_record_1_0())  # what earlier versions wrote still validates
     schema.validate(good_record_1_1())
+    schema.validate(good_record_1_2())
     newer_field = good_record_1_1()
     newer_field["counters"]["resets"] = 0  # 1.2's counter in a record that says 1.1
     with pytest.raises(schema.SchemaError, match="counters.resets"):
@@ -598,3 +610,36 @@ def test_scores_tsv_refuses_a_run_without_a_labeler(tmp_path):
         sink.open(SinkContext("synthetic:1", SR, 0.25, None, None, {}))
     with pytest.raises(FileNotFoundError, match="does not exist"):
         ScoresTsvSink(tmp_path / "nowhere" / "s.tsv").open(SinkContext("synthetic:1", SR, 0.25, None, None, {"a": ("x",)}))
+
+
+def test_latency_histogram_percentiles_are_within_one_percent_in_constant_memory():
+    from realtime.sinks import LatencyHistogram
+
+    rng = np.random.default_rng(5)
+    for values in (rng.lognormal(2.0, 1.0, 20000), rng.uniform(0.5, 3.0, 777), np.full(10, 7.25)):
+        h = LatencyHistogram()
+        size = h.counts.nbytes
+        for v in values:
+            h.add(float(v))
+        exact = np.sort(values)[int(np.ceil(0.95 * values.size)) - 1]  # nearest rank, as the histogram ranks
+        stats = h.stats()
+        assert abs(stats["p95"] - exact) <= 0.01 * exact
+        assert stats["mean"] == pytest.approx(values.mean(), rel=1e-12) and stats["max"] == values.max()
+        assert stats["n"] == values.size and h.counts.nbytes == size
+
+
+def test_events_reach_the_tsv_as_they_end_and_the_closed_file_is_sorted(tmp_path):
+    from types import SimpleNamespace
+
+    from models.core.events import LabeledEvent, read_strong_tsv
+
+    path = tmp_path / "events.tsv"
+    sink = EventsTsvSink(path)
+    sink.open(SimpleNamespace(source_name="mic"))
+    late = LabeledEvent("mic", 2.0, 3.0, "bell")
+    early = LabeledEvent("mic", 0.5, 3.5, "hiss")
+    sink.write(SimpleNamespace(ended=(late,)))
+    assert read_strong_tsv(path) == [late]  # on disk before the run ends (a kill keeps it)
+    sink.write(SimpleNamespace(ended=(early,)))
+    sink.close()
+    assert read_strong_tsv(path) == [early, late] and sink.count == 2

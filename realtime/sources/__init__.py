@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-from .base import Chunk, EndOfStream, Source, SourceError, SourceTimeout
+from .base import Chunk, EndOfStream, Source, SourceError, SourceLost, SourceTimeout
 from .camera import CameraSource
 from .file import FileSource
 from .mic import MicSource
@@ -30,6 +30,7 @@ __all__ = [
     "SOURCE_USAGE",
     "Source",
     "SourceError",
+    "SourceLost",
     "SourceTimeout",
     "SyntheticSource",
     "make_source",

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Chunk", "EndOfStream", "Source", "SourceError", "SourceTimeout"]
+__all__ = ["Chunk", "EndOfStream", "Source", "SourceError", "SourceLost", "SourceTimeout"]
 
 CLOCK_STREAM = "stream"
 CLOCK_MONOTONIC = "monotonic"
@@ -27,6 +27,11 @@ CLOCK_MONOTONIC = "monotonic"
 
 class SourceError(RuntimeError):
     """A source failed while running (device lost, decoder error, callback exception)."""
+
+
+class SourceLost(SourceError):
+    """A live device went away (unplugged, its server died, a stream's sender stopped); it may
+    come back: the capture keeps trying (``realtime.capture.RecoveryPolicy``)."""
 
 
 class SourceTimeout(SourceError, TimeoutError):
@@ -78,6 +83,9 @@ class Source(abc.ABC):
         frame_size: ``(width, height)`` of delivered frames, None without video (or until open).
         live: A device with its own clock: the capture never paces or throttles it.
         clock: ``"stream"`` or ``"monotonic"``: what ``Chunk.frame_time`` is measured on.
+        reconnects_itself: A live source that gets its device back on its own after a loss
+            (its reads raise :class:`SourceLost` or time out meanwhile): the capture waits
+            instead of reopening it.
     """
 
     name: str = "source"
@@ -87,6 +95,7 @@ class Source(abc.ABC):
     frame_size: tuple[int, int] | None = None
     live: bool = False
     clock: str = CLOCK_STREAM
+    reconnects_itself: bool = False
 
     _is_open: bool = False
 
@@ -129,6 +138,11 @@ class Source(abc.ABC):
         if self._is_open:
             self._is_open = False
             self._close()
+
+    def reopen(self) -> "Source":
+        """Close and open again, after the device was lost (subclasses re-scan devices here)."""
+        self.close()
+        return self.open()
 
     @abc.abstractmethod
     def read(self, timeout: float | None = None) -> Chunk:

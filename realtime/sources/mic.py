@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 
-from ..devices import AudioDevice, import_sounddevice, resolve_input_device
-from .base import Chunk, Source, SourceError, SourceTimeout
+from ..devices import AudioDevice, import_sounddevice, refresh_audio_devices, resolve_input_device
+from .base import Chunk, Source, SourceError, SourceLost, SourceTimeout
 
 __all__ = ["MicSource"]
 
@@ -152,6 +152,15 @@ class MicSource(Source):
             self._close()
             raise SourceError(f"cannot start microphone {dev} at {rate} Hz, {channels} ch: {e}") from e
 
+    def reopen(self) -> "MicSource":
+        """Close, re-scan the audio devices (PortAudio lists them once; a sound server or USB
+        microphone that came back is a new device to it) and open the same ``--mic`` spec."""
+        self.close()
+        refresh_audio_devices()
+        if isinstance(self.spec, AudioDevice):  # resolved once: find it again by name
+            self.spec = self.spec.name
+        return self.open()
+
     def _close(self) -> None:
         s, self._stream = self._stream, None
         if s is not None:
@@ -212,7 +221,7 @@ class MicSource(Source):
         deadline = time.monotonic() + wait
         while True:
             if self._error is not None:
-                raise SourceError(f"microphone {self.device} failed in its callback: {self._error!r}") from self._error
+                raise SourceLost(f"microphone {self.device} failed in its callback: {self._error!r}") from self._error
             with self._lock:
                 w, r = self._w, self._r
             gap = self._dropped - self._gap_done
@@ -225,7 +234,7 @@ class MicSource(Source):
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self._ready.wait(remaining):
                 if not self._stream.active:
-                    raise SourceError(f"microphone {self.device} stopped")
+                    raise SourceLost(f"microphone {self.device} stopped")
                 raise SourceTimeout(
                     f"microphone {self.device} delivered no audio in {wait:g} s "
                     "(muted, unplugged, or the sound server is idle?)"

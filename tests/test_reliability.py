@@ -1,0 +1,162 @@
+"""Devices that go away and come back: a private PulseAudio microphone killed or unplugged, an
+ffmpeg camera whose writer dies. Counts only (losses, recoveries, errors, where the audio
+resumes); the timings are printed by ``python -m apps.reliability``."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import FFMPEG, PORTAUDIO, PULSEAUDIO, REPO, require_system
+
+RATE = 16000
+
+
+class StatusLog:
+    """Collects the capture's status lines with their arrival time."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[float, str]] = []
+
+    def __call__(self, line: str) -> None:
+        self.lines.append((time.monotonic(), line))
+
+    def first(self, word: str) -> float:
+        return next(t for t, line in self.lines if word in line)
+
+
+def _tone(path, seconds: float, rate: int = 48000) -> None:
+    from apps.virtual_devices import write_wav_int16
+
+    t = np.arange(int(seconds * rate)) / rate
+    write_wav_int16(path, 0.3 * np.sin(2 * np.pi * 440.0 * t), rate)
+
+
+def _wait_for(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.parametrize("how", ["daemon killed", "sink unloaded"])
+def test_a_lost_microphone_is_reported_bridged_with_silence_and_recovered(tmp_path, how):
+    require_system(PULSEAUDIO, PORTAUDIO)
+    from apps.virtual_devices import PrivatePulse
+    from realtime.capture import Capture
+    from realtime.rings import AudioRing
+    from realtime.sources import MicSource
+
+    _tone(tmp_path / "tone.wav", 30.0)
+    status = StatusLog()
+    with PrivatePulse() as pulse:
+        pulse.play(tmp_path / "tone.wav")
+        ring = AudioRing(RATE * 30, RATE)
+        capture = Capture(MicSource("pulse", RATE, device_rate=pulse.rate, channels=1), None, ring, None,
+                          on_status=status)
+        capture.start()
+        try:
+            assert _wait_for(lambda: ring.total_written > RATE, 10.0), "the virtual microphone delivered nothing"
+            lost_at = time.monotonic()
+            if how == "daemon killed":
+                pulse.kill()
+            else:
+                pulse.unload_sink()
+            assert _wait_for(lambda: capture.stats().lost, 3.0), f"the loss was not noticed: {status.lines}"
+            written_while_lost = ring.total_written
+            time.sleep(1.0)
+            assert ring.total_written > written_while_lost, "the stream clock stopped while the microphone was lost"
+            if how == "daemon killed":
+                pulse.start()
+            else:
+                pulse.load_sink()
+            pulse.play(tmp_path / "tone.wav")
+            assert _wait_for(lambda: capture.stats().device_recoveries == 1, 15.0), f"not recovered: {status.lines}"
+            time.sleep(0.5)
+            stats = capture.stats()
+            wall = capture._wall_index(time.monotonic())
+        finally:
+            capture.stop()
+    assert capture.error is None
+    assert (stats.device_losses, stats.device_recoveries, stats.lost) == (1, 1, ())
+    assert stats.gap_samples > 0  # the silence that bridged the loss is counted
+    assert status.first("lost") >= lost_at and "back after" in status.lines[-1][1]
+    # the audio after the recovery sits at its wall-clock place on the stream: the ring holds
+    # what was recorded up to now, less what is still in flight (PortAudio's blocks, soxr)
+    assert 0 <= wall - ring.total_written < 0.5 * RATE, (wall, ring.total_written)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "tcp"])
+def test_a_camera_whose_stream_dies_is_reported_and_picked_up_again(kind):
+    require_system(FFMPEG)
+    from apps.virtual_devices import FfmpegCamera
+    from realtime.capture import Capture
+    from realtime.rings import FrameRing
+    from realtime.sources import CameraSource
+
+    status = StatusLog()
+    with FfmpegCamera(kind, size=(96, 96), fps=10) as camera:
+        source = CameraSource(camera.url, size=(96, 96), timeout=10.0)
+        ring = FrameRing(8, 96, 96)
+        capture = Capture(None, source, None, ring, on_status=status)
+        capture.start()
+        try:
+            assert _wait_for(lambda: capture.frames_captured >= 5, 10.0)
+            killed = time.monotonic()
+            camera.kill()
+            assert _wait_for(lambda: capture.stats().lost, 5.0), f"the loss was not noticed: {status.lines}"
+            frames_at_loss = capture.frames_captured
+            time.sleep(1.0)
+            assert capture.frames_captured == frames_at_loss  # no stale frame is written while it is gone
+            camera.start()
+            assert _wait_for(lambda: capture.stats().device_recoveries == 1, 15.0), f"not recovered: {status.lines}"
+            assert _wait_for(lambda: capture.frames_captured >= frames_at_loss + 5, 5.0)
+            stats = capture.stats()
+        finally:
+            capture.stop()
+    assert capture.error is None
+    assert (stats.device_losses, stats.device_recoveries, stats.lost) == (1, 1, ())
+    assert status.first("lost") - killed < 2.0  # detected within 2 s (a stream's end is seen at once)
+
+
+def test_avlive_keeps_running_while_its_camera_is_gone_and_says_so(tmp_path):
+    """The world's sound with a live FIFO camera whose writer dies for 3 s: avlive reports the
+    loss on stderr and in the JSON lines, runs no localizer on the last picture, and goes on."""
+    require_system(FFMPEG)
+    from apps.virtual_devices import FfmpegCamera
+    from realtime import schema
+
+    with FfmpegCamera("fifo", size=(160, 120), fps=10) as camera:
+        out = tmp_path / "hops.jsonl"
+        run = subprocess.Popen([sys.executable, "-m", "apps.avlive", "--source", "synthetic:200000", "--camera",
+                                camera.url, "--headless", "--duration", "10", "--jsonl", str(out), "--threads", "1"],
+                               cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        try:
+            assert _wait_for(lambda: out.exists() and out.stat().st_size > 0 and len(out.read_text().splitlines()) >= 12,
+                             60.0), "avlive wrote no JSON lines"
+            camera.kill()
+            time.sleep(3.0)
+            camera.start()
+            _, stderr = run.communicate(timeout=90)
+        finally:
+            if run.poll() is None:
+                run.kill()
+    assert run.returncode == 0, stderr
+    assert "lost" in stderr and "is back after" in stderr, stderr
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    for obj in records:
+        schema.validate(obj)
+    lost = [r for r in records if r["lost"]]
+    assert lost, "no record says the camera was lost"
+    assert all(not (r["heatmap"] or {}).get("fresh", False) for r in lost)  # no heatmap from a stale picture
+    final = records[-1]["counters"]
+    assert (final["device_losses"], final["device_recoveries"]) == (1, 1)
+    assert final["missing_frames"] > 0 and not records[-1]["lost"]
