@@ -38,7 +38,7 @@ from typing import Any, Mapping, Protocol, TextIO
 
 import numpy as np
 
-from models.core.events import LabeledEvent, format_strong_tsv, read_strong_tsv, write_strong_tsv
+from models.core.events import format_strong_tsv, read_strong_tsv, write_strong_tsv
 
 from . import schema
 from .overlay import Overlay, OverlayConfig
