@@ -468,10 +468,29 @@ def _run_threaded(streams: Streams, audio_ring, frame_ring, scheduler: Scheduler
         try:
             capture.stop()
         finally:
-            scheduler.stop()  # final result, every sink flushed and closed (a no-op if never started)
+            _stop_scheduler(scheduler, note)  # final result, every sink flushed and closed
     if stop.is_set():
         interrupted = True
     return interrupted
+
+
+def _stop_scheduler(scheduler: Scheduler, note, timeout: float = 10.0) -> None:
+    """Stop the inference thread and let it finish every output, however long that takes: the
+    interpreter must not exit while it is inside native code (an encoder, a model). A second
+    Ctrl-C while waiting abandons what is still being written (the process ends at once,
+    status 130, without running the interpreter's teardown under a busy thread)."""
+    try:
+        scheduler.stop(timeout=timeout)
+        return
+    except TimeoutError:
+        note(f"the outputs are still being written after {timeout:g} s (the recorder's queue, a slow model); "
+             "waiting for them; Ctrl-C again abandons them")
+    try:
+        scheduler.stop(timeout=None)
+    except KeyboardInterrupt:
+        note("abandoned the outputs still being written")
+        sys.stderr.flush()
+        os._exit(130)
 
 
 def _drain(scheduler: Scheduler, audio_ring, timeout: float = 5.0) -> None:

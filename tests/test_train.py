@@ -66,6 +66,9 @@ def test_resume_keeps_the_runs_own_settings(tiny_run):
     conflict = train_cmd("--show-config", "width=8")
     assert conflict.returncode == 2
     assert f"started with width={stored['width']}" in conflict.stderr and "width=8" in conflict.stderr
+    empty = python_cmd("-m", "models.train", "--recipe", "baseline", "--out", str(tiny_run / "nothing"), "--resume")
+    refused = subprocess.run(empty, cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "has no config.json" in refused.stderr  # not the recipe's defaults, silently
     other = python_cmd("-m", "models.train", "--recipe", "l3", "--out", str(tiny_run), "--resume", "--show-config")
     wrong = subprocess.run(other, cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=120)
     assert wrong.returncode == 2 and "'baseline' run" in wrong.stderr
@@ -97,6 +100,32 @@ def test_sigkill_mid_epoch_resumes_bit_identically(tmp_path):
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), f"{key} differs after resuming from step {step_at_kill}"
+
+
+def test_resume_after_the_last_steps_checkpoint_runs_the_final_evaluation(tmp_path):
+    """Killed after the checkpoint of the last step but before the evaluation that follows it
+    (made here by rewinding a finished run's record of its newest evaluation and removing what
+    that evaluation wrote): --resume evaluates, and best.pt is that model."""
+    from models.core.checkpoint import save_checkpoint
+
+    out = tmp_path / "run"
+    run_train(out, "epochs=1", "num_workers=0", "checkpoint_every=1")
+    last = out / "checkpoints" / "last.pt"
+    state = load_checkpoint(last)
+    ts = state["train_state"]
+    assert ts["evaluated_at"] == ts["step"] > 0
+    ts["evaluated_at"], ts["best"] = -1, float("-inf")
+    save_checkpoint(last, **{k: state[k] for k in ("recipe", "config", "model_state", "metadata", "train_state")})
+    (out / "checkpoints" / "best.pt").unlink()
+    evals_before = (out / "metrics.jsonl").read_text().count('"kind": "eval"')
+
+    resumed = run_train(out, "epochs=1", "num_workers=0", "checkpoint_every=1", extra_args=("--resume",))
+    assert f"step {ts['step']} epoch" in resumed.stderr
+    assert (out / "metrics.jsonl").read_text().count('"kind": "eval"') == evals_before + 1
+    best = load_checkpoint(out / "checkpoints" / "best.pt")
+    assert best["train_state"]["step"] == ts["step"]
+    assert all(torch.equal(best["model_state"][k], v) for k, v in state["model_state"].items())
+    assert load_checkpoint(last)["train_state"]["evaluated_at"] == ts["step"]
 
 
 @pytest.mark.slow

@@ -79,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         recipe_cls = RECIPES.get(args.recipe).factory
         stored = stored_config(recipe_cls, out) if args.resume else None
+        if args.resume and stored is None:
+            raise ValueError(f"--resume: {out} has no config.json, so it holds no run to continue (a run folder has "
+                             f"config.json and checkpoints/); leave out --resume to start one there")
         config = apply_overrides(stored if stored is not None else recipe_cls.config_class(), args.overrides)
         if stored is not None:
             check_resume_overrides(stored, config, out)

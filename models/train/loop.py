@@ -177,6 +177,7 @@ def train(recipe: Recipe, out: Path, *, data: Path | None = None, resume: bool =
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, recipe.lr_lambda(sampler.batches_per_epoch, total_steps))
 
     epoch, batch_pos, step, best, elapsed_before = 0, 0, 0, -math.inf, 0.0
+    evaluated_at = -1  # the step of the newest evaluation (a run killed before its last one repeats it)
     if resume and (ckpt_dir / LAST).exists():
         state = load_checkpoint(ckpt_dir / LAST)
         model.load_state_dict(state["model_state"])
@@ -185,6 +186,7 @@ def train(recipe: Recipe, out: Path, *, data: Path | None = None, resume: bool =
         scheduler.load_state_dict(ts["scheduler"])
         epoch, batch_pos, step, best = ts["epoch"], ts["batch"], ts["step"], ts["best"]
         elapsed_before = float(ts.get("elapsed_s", 0.0))
+        evaluated_at = int(ts.get("evaluated_at", -1))
         set_rng_state(ts["rng"])
         if info.is_main:
             print(f"resuming {out} at epoch {epoch}, batch {batch_pos}, step {step}", file=sys.stderr)
@@ -206,6 +208,7 @@ def train(recipe: Recipe, out: Path, *, data: Path | None = None, resume: bool =
             return
         train_state = {
             "epoch": epoch, "batch": batch_pos, "step": step, "best": best, "elapsed_s": elapsed(),
+            "evaluated_at": evaluated_at,
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state(),
         }
         save_checkpoint(ckpt_dir / kind, recipe=recipe.name, config=config_dict, model_state=_unwrap(model).state_dict(), metadata=metadata, train_state=train_state)
@@ -216,6 +219,25 @@ def train(recipe: Recipe, out: Path, *, data: Path | None = None, resume: bool =
     def elapsed() -> float:
         """Training wall time in seconds, including the runs this one resumes."""
         return elapsed_before + time.perf_counter() - started
+
+    def evaluate() -> None:
+        """Validate, log, keep the best checkpoint (main process; the others wait)."""
+        nonlocal last_figures, best, evaluated_at
+        if info.is_main:
+            _unwrap(model).eval()
+            val_loader = DataLoader(val_set, batch_size=max(1, cfg.batch_size), num_workers=cfg.num_workers, collate_fn=recipe.collate, generator=torch.Generator().manual_seed(0))
+            with torch.inference_mode():
+                last_figures = recipe.evaluate(_unwrap(model), val_loader)
+            record = {"kind": "eval", "step": step, "epoch": epoch, "elapsed_s": round(elapsed(), 1), **last_figures}
+            logger.log(record)
+            summary = ", ".join(f"{k} {v:.4f}" for k, v in last_figures.items() if isinstance(v, float))
+            print(f"step {step} epoch {epoch}: {summary}", file=sys.stderr)
+            evaluated_at = step
+            if last_figures[recipe.primary_metric] > best:
+                best = last_figures[recipe.primary_metric]
+                checkpoint(BEST)
+        if info.world_size > 1:
+            dist.barrier()
 
     done = step >= total_steps
     timed_out = False
@@ -256,20 +278,10 @@ def train(recipe: Recipe, out: Path, *, data: Path | None = None, resume: bool =
         if epoch_finished:
             epoch, batch_pos = epoch + 1, 0
         if epoch % cfg.eval_every == 0 or done or epoch == cfg.epochs:
-            if info.is_main:
-                _unwrap(model).eval()
-                val_loader = DataLoader(val_set, batch_size=max(1, cfg.batch_size), num_workers=cfg.num_workers, collate_fn=recipe.collate, generator=torch.Generator().manual_seed(0))
-                with torch.inference_mode():
-                    last_figures = recipe.evaluate(_unwrap(model), val_loader)
-                record = {"kind": "eval", "step": step, "epoch": epoch, "elapsed_s": round(elapsed(), 1), **last_figures}
-                logger.log(record)
-                summary = ", ".join(f"{k} {v:.4f}" for k, v in last_figures.items() if isinstance(v, float))
-                print(f"step {step} epoch {epoch}: {summary}", file=sys.stderr)
-                if last_figures[recipe.primary_metric] > best:
-                    best = last_figures[recipe.primary_metric]
-                    checkpoint(BEST)
-            if info.world_size > 1:
-                dist.barrier()
+            evaluate()
+        checkpoint(LAST)
+    if done and evaluated_at != step:  # resumed after the last step's checkpoint, before its evaluation
+        evaluate()
         checkpoint(LAST)
     if info.is_main:
         logger.close()
