@@ -214,8 +214,10 @@ def main(argv: list[str] | None = None) -> int:
         print("avlive: --gui: no display (DISPLAY and WAYLAND_DISPLAY are not set); run with --headless "
               "(JSON lines on stdout)", file=sys.stderr)
         return 2
-    if args.threads < 1:
-        print(f"avlive: --threads: expected an int >= 1, found {args.threads}", file=sys.stderr)
+    most_threads = 4 * (os.cpu_count() or 1)
+    if not 1 <= args.threads <= most_threads:
+        print(f"avlive: --threads: expected an int in [1, {most_threads}] (4 per CPU core here), found {args.threads}",
+              file=sys.stderr)
         return 2
     if not 0.0 <= args.opacity <= 1.0:
         print(f"avlive: --opacity: expected a value in [0, 1], found {args.opacity}", file=sys.stderr)
@@ -256,9 +258,9 @@ def main(argv: list[str] | None = None) -> int:
             hop = models.preferred_hop
             config = dataclasses.replace(config, hop_s=hop,
                                          localizer_every=every if every is not None else localizer_every_for(hop))
-        for line in notes:
-            print(f"avlive: {line}", file=sys.stderr)
         streams = build_streams(config, models)
+        for line in notes:  # after every check: a run that cannot start prints its one error line only
+            print(f"avlive: {line}", file=sys.stderr)
         if window:
             _run_with_window(args, config, models, streams)
         else:

@@ -41,6 +41,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
+
+from engines.base import NonFiniteOutputError
+from models.core.atomic import is_temp_file, sha256_file
 from models.core.metadata import MetadataMismatch, ModelMetadata, sidecar_path
 from models.families import MODEL_FILES, exportable, live_adapter, model_file_for
 
@@ -251,7 +255,7 @@ def inspect_model(path: str | os.PathLike) -> ModelSource:
             return ModelSource(p, "run", m.task, m)
         if (p / "model.onnx").is_file():
             return inspect_model(p / "model.onnx")
-        files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.endswith(".json")
+        files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.endswith(".json") and not is_temp_file(f)
                        and (f.suffix in _MODEL_SUFFIXES or model_file_for(f) is not None))
         if len(files) == 1:
             return inspect_model(files[0])
@@ -337,6 +341,29 @@ def _cached_onnx(src: ModelSource) -> tuple[Path, ModelMetadata]:
     return out, _load_sidecar(sidecar_path(out), f"cached export {out}")
 
 
+def _first_line(e: BaseException) -> str:
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return f"{type(e).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+
+
+def check_onnx_pair(onnx: Path, meta: ModelMetadata) -> None:
+    """Refuse an ONNX file beside a sidecar written for another export (the sidecar records the
+    file's SHA-256 since the export that added it; older sidecars are taken as they are).
+
+    Raises:
+        ModelError: the hashes differ (an export interrupted between its two files, or files
+            copied from two exports).
+    """
+    expected = meta.extra.get("onnx_sha256")
+    if expected is None:
+        return
+    found = sha256_file(onnx)
+    if found != expected:
+        raise ModelError(f"{onnx}: the file does not match its sidecar {sidecar_path(onnx).name} (onnx_sha256 "
+                         f"{expected[:12]}..., file {found[:12]}...): the two come from different exports; export "
+                         f"again: python -m models.export RUN_FOLDER")
+
+
 def _open_runner(src: ModelSource, backend: str, device: str, threads: int):
     """(runner, metadata) for ``src`` on ``backend``."""
     from engines import open_runner
@@ -353,7 +380,14 @@ def _open_runner(src: ModelSource, backend: str, device: str, threads: int):
         else:
             onnx, meta = _cached_onnx(src)
         _check_use(ModelSource(onnx, "onnx", meta.task, meta), src.task)
-        return open_runner("onnxruntime", onnx, device=device, threads=threads, metadata=meta), meta
+        check_onnx_pair(onnx, meta)
+        try:
+            return open_runner("onnxruntime", onnx, device=device, threads=threads, metadata=meta), meta
+        except Exception as e:  # a truncated, empty or foreign file: ONNX Runtime's own message, one line
+            if isinstance(e, ModelError):
+                raise
+            raise ModelError(f"{onnx}: ONNX Runtime cannot load it ({_first_line(e)}); export it again: "
+                             f"python -m models.export RUN_FOLDER") from None
     if backend == "tensorrt":
         if src.kind == "run":
             engine = _run_file(src, ["model*.engine", "model*.plan"], "a TensorRT engine (model.*.engine)",
@@ -393,6 +427,39 @@ def _open_runner(src: ModelSource, backend: str, device: str, threads: int):
     return open_runner("torch", model.module, device=device, threads=threads, metadata=meta), meta
 
 
+def _probe_labeler(model, meta: ModelMetadata) -> None:
+    """One call on quiet noise before the run, so a model that cannot work fails at load with
+    its reason instead of at the first hop: scores that do not match its labels (a sidecar from
+    another export), non-finite scores (corrupt weights). Labelers that take pictures are probed
+    by their first hop. A stateful labeler is reset afterwards.
+
+    Raises:
+        ValueError: what the model got wrong, and what to do.
+    """
+    window = model.window
+    if window.needs_frame:
+        return
+    noise = np.random.default_rng(0).normal(0.0, 1e-3, window.samples).astype(np.float32)
+    n = len(meta.labels)
+    try:
+        out = model(noise, None)
+    except ValueError as e:
+        raise ValueError(f"{e} (the sidecar names {n} labels; a sidecar from another export? export again: "
+                         f"python -m models.export RUN_FOLDER)") from None
+    except NonFiniteOutputError as e:
+        raise ValueError(f"non-finite scores on quiet input ({e}): corrupt weights? export or train it again") from None
+    scores = np.asarray(getattr(out, "scores", out))
+    if scores.shape[-1] != n:
+        raise ValueError(f"the model gives {scores.shape[-1]} scores per step, its sidecar names {n} labels; "
+                         f"the sidecar belongs to another export: export again (python -m models.export RUN_FOLDER)")
+    if not np.all(np.isfinite(scores)):
+        raise ValueError(f"non-finite scores on quiet input ({int(np.size(scores) - np.isfinite(scores).sum())} of "
+                         f"{np.size(scores)}): corrupt weights? export or train it again")
+    reset = getattr(model, "reset", None)
+    if callable(reset):
+        reset()
+
+
 def open_model(src: ModelSource, kind: str, *, backend: str = "onnxruntime", device: str = "cpu",
                threads: int = 2, name: str | None = None) -> LiveModel:
     """Load one model for one use: open the runner for ``backend``, then the family's live adapter.
@@ -422,7 +489,15 @@ def open_model(src: ModelSource, kind: str, *, backend: str = "onnxruntime", dev
         if isinstance(e, (KeyError, ValueError)):
             raise ModelError(f"{src.path}: {str(e).strip(chr(34) + chr(39))}") from None
         raise
-    hysteresis = HysteresisConfig.from_metadata(meta) if kind == "labeler" else None
+    try:
+        hysteresis = HysteresisConfig.from_metadata(meta) if kind == "labeler" else None
+        if kind == "labeler":
+            _probe_labeler(model, meta)
+    except BaseException as e:
+        runner.close()
+        if isinstance(e, ValueError):
+            raise ModelError(f"{src.path}: {e}") from None
+        raise
     if not hasattr(model, "metadata"):
         try:
             model.metadata = meta

@@ -39,6 +39,7 @@ import dataclasses
 import math
 import os
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -150,10 +151,42 @@ class PipelineConfig:
             raise PipelineError(f"--duration: expected seconds > 0, found {self.duration!r}")
         if not math.isfinite(self.av_offset_ms):
             raise PipelineError(f"--av-offset-ms: expected a finite number of milliseconds, found {self.av_offset_ms!r}")
+        if not MIN_HOP_S <= self.hop_s <= MAX_HOP_S:
+            raise PipelineError(f"--hop: expected seconds in [{MIN_HOP_S:g}, {MAX_HOP_S:g}] (a hop is how often the "
+                                f"labels update), found {self.hop_s!r}")
+        if self.duration is not None and self.duration < self.hop_s:
+            raise PipelineError(f"--duration {self.duration:g}: shorter than one hop (--hop {self.hop_s:g} s), so "
+                                f"nothing would run")
         for flag, path in (("--events-out", self.events_out), ("--scores-out", self.scores_out), ("--record", self.record),
                            ("--jsonl", None if self.jsonl == "-" else self.jsonl)):
-            if path is not None and not Path(path).resolve().parent.is_dir():
-                raise PipelineError(f"{flag} {path}: the folder {Path(path).resolve().parent} does not exist")
+            if path is not None:
+                _check_output_path(flag, Path(path))
+        if self.record is not None and Path(self.record).suffix.lower() not in RECORD_SUFFIXES:
+            raise PipelineError(f"--record {self.record}: expected a video file name ending in "
+                                f"{', '.join(RECORD_SUFFIXES)}, found {Path(self.record).suffix or 'no suffix'}")
+
+
+#: Limits of --hop: below 10 ms the per-hop overhead is all there is; above 5 s labels are stale.
+MIN_HOP_S, MAX_HOP_S = 0.01, 5.0
+#: Containers the recorder writes (PyAV picks the muxer from the suffix).
+RECORD_SUFFIXES = (".mp4", ".mkv", ".mov")
+
+
+def _check_output_path(flag: str, path: Path) -> None:
+    """Refuse, before the run, an output that could not be written at its end."""
+    folder = path.resolve().parent
+    if not folder.is_dir():
+        raise PipelineError(f"{flag} {path}: the folder {folder} does not exist")
+    if path.is_dir():
+        raise PipelineError(f"{flag} {path}: is a folder; expected a file name in it")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise PipelineError(f"{flag} {path}: not writable here (permissions of {folder if not path.exists() else path})")
+    try:  # a folder that says writable but is not (/proc, a read-only mount)
+        fd, probe = tempfile.mkstemp(prefix=".avlive-probe-", dir=folder)
+    except OSError as e:
+        raise PipelineError(f"{flag} {path}: cannot write in {folder} ({e.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 class SilenceSource(Source):
@@ -268,13 +301,22 @@ def build_streams(config: PipelineConfig, models: LiveModels) -> Streams:
             except ValueError as e:
                 raise PipelineError(f"--source {source}: {e}") from None
             native = main.info.sample_rate
-            if main.has_audio and native:
+            sees_video = want_video and (config.camera is not None or main.has_video)
+            if main.has_audio and native and config.mic is None:
                 for m in models.all:
+                    if m.kind == "localizer" and not sees_video:
+                        continue  # no picture: the localizer will not run
                     need = m.model.window.sample_rate
                     if native < 0.9 * need:
+                        hint = "; run without it: --localizer none" if m.kind == "localizer" else ""
                         raise PipelineError(
-                            f"--source {source}: its audio is {native} Hz, below what model {m.name} needs "
-                            f"(metadata sample_rate {need} Hz): its upper bands would be empty")
+                            f"--source {source}: its audio is {native} Hz, below what {m.kind} {m.name} needs "
+                            f"(metadata sample_rate {need} Hz): its upper bands would be empty{hint}")
+            if not main.has_audio and main.has_video and not main.info.duration and _is_still_image(main.info):
+                raise PipelineError(
+                    f"--source {source}: a still image ({main.info.video_codec}, no duration), not a stream; for a "
+                    f"picture with sound make a video: ffmpeg -loop 1 -i IMAGE -i SOUND.wav -shortest -pix_fmt "
+                    f"yuv420p OUT.mp4")
     audio: Source | None = None
     if config.mic is not None:
         audio = MicSource(resolve_input_device(config.mic), rate)
@@ -311,6 +353,14 @@ def build_streams(config: PipelineConfig, models: LiveModels) -> Streams:
         notes.append(f"{video.name} has no audio: video only (the models hear silence)")
     name = audio.name if not isinstance(audio, SilenceSource) else video.name
     return Streams(audio, video, name, rate, frame_size, fps, live, notes)
+
+
+#: FFmpeg decoders of single pictures (a file of one of these with no duration is a still image).
+_IMAGE_CODECS = {"png", "mjpeg", "jpeg2000", "bmp", "tiff", "webp", "gif", "ppm", "pgm", "pam", "qoi", "jpegls"}
+
+
+def _is_still_image(info) -> bool:
+    return (info.video_codec or "") in _IMAGE_CODECS
 
 
 def audio_capacity(models: LiveModels, hop_s: float, sample_rate: int) -> int:

@@ -160,3 +160,99 @@ def test_avlive_keeps_running_while_its_camera_is_gone_and_says_so(tmp_path):
     final = records[-1]["counters"]
     assert (final["device_losses"], final["device_recoveries"]) == (1, 1)
     assert final["missing_frames"] > 0 and not records[-1]["lost"]
+
+
+# ------------------------------------------------------------------------------ bad input
+
+
+def _demo_copy(tmp_path, name: str):
+    import shutil
+
+    folder = tmp_path / name
+    shutil.copytree(REPO / "models" / "demo" / "labeler", folder)
+    return folder
+
+
+def _truncated(folder):
+    onnx = folder / "model.onnx"
+    onnx.write_bytes(onnx.read_bytes()[: onnx.stat().st_size // 2])
+
+
+def _empty(folder):
+    (folder / "model.onnx").write_bytes(b"")
+
+
+def _scrambled_weights(folder):
+    onnx = folder / "model.onnx"
+    data = bytearray(onnx.read_bytes())
+    start = len(data) // 3  # inside the weights: the graph's header and node list come first
+    data[start:start + 4000] = np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes()
+    onnx.write_bytes(bytes(data))
+
+
+def _sidecar(edit):
+    def apply(folder):
+        path = folder / "model.onnx.json"
+        meta = json.loads(path.read_text())
+        edit(meta)
+        path.write_text(json.dumps(meta))
+    return apply
+
+
+BAD_MODELS = {
+    "truncated model.onnx": (_truncated, "ONNX Runtime cannot load it"),
+    "empty model.onnx": (_empty, "ONNX Runtime cannot load it"),
+    "random bytes in the weights": (_scrambled_weights, "non-finite scores on quiet input"),
+    "11 labels for 12 outputs": (_sidecar(lambda m: m.update(labels=m["labels"][:11])), "sidecar names 11 labels"),
+    "13 labels for 12 outputs": (_sidecar(lambda m: m.update(labels=m["labels"] + ["extra"])), "sidecar names 13 labels"),
+    "negative hysteresis": (_sidecar(lambda m: m["extra"]["hysteresis"].update(on=-0.5)), "HysteresisConfig.on"),
+    "sidecar of another export": (_sidecar(lambda m: m["extra"].update(onnx_sha256="0" * 64)),
+                                  "does not match its sidecar"),
+}
+
+
+def _one_line_rc2(argv, capsys) -> str:
+    from apps.avlive import main
+
+    # the case's own options come last, so they win; --duration bounds a case that wrongly runs
+    rc = main(["--headless", "--no-realtime", "--jsonl", "none", "--threads", "1", "--duration", "3", *argv])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert rc == 2, err
+    assert len(lines) == 1 and lines[0].startswith("avlive: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("case", sorted(BAD_MODELS))
+def test_a_corrupt_or_inconsistent_model_is_one_line_and_status_2(tmp_path, capsys, case):
+    spoil, expected = BAD_MODELS[case]
+    folder = _demo_copy(tmp_path, "labeler")
+    spoil(folder)
+    line = _one_line_rc2(["--labeler", str(folder), "--localizer", "none", "--duration", "2"], capsys)
+    assert expected in line and str(folder) in line
+
+
+def test_bad_options_and_sources_are_one_line_and_status_2_before_anything_runs(tmp_path, capsys):
+    import cv2
+    import soundfile
+
+    image = tmp_path / "picture.png"
+    cv2.imwrite(str(image), np.zeros((32, 32, 3), np.uint8))
+    low = tmp_path / "low.wav"
+    soundfile.write(low, np.zeros(3 * 8000, np.float32), 8000)
+    cases = {
+        ("--source", str(image)): "a still image",
+        ("--threads", "1000"): "--threads",
+        ("--hop", "0.0001"): "--hop",
+        ("--hop", "100"): "--hop",
+        ("--duration", "0.1", "--hop", "0.25"): "shorter than one hop",
+        ("--events-out", str(tmp_path)): "is a folder",
+        ("--record", "/proc/avlive-test.mp4"): "cannot write",
+        ("--record", str(tmp_path / "out.txt")): "expected a video file name",
+        ("--source", str(low), "--localizer", "none"): "8000 Hz, below what labeler",
+        ("--loss-after", "-1"): "--loss-after",
+        ("--give-up-after", "0"): "--give-up-after",
+    }
+    for argv, expected in cases.items():
+        assert expected in _one_line_rc2(list(argv), capsys), argv
+    assert not (tmp_path / "out.txt").exists()

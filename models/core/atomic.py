@@ -171,3 +171,23 @@ def sha256_file(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: f.read(_CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def is_temp_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is one of :func:`atomic_path`'s temporary files (``.NAME.HEX.tmp.SUFFIX``):
+    never a finished artefact, whatever its suffix says."""
+    name = Path(path).name
+    return name.startswith(".") and TEMP_MARKER + "." in name or name.endswith(TEMP_MARKER)
+
+
+def remove_stale_temps(target: str | os.PathLike) -> int:
+    """Remove the temporary files an interrupted write of ``target`` left beside it (a writer
+    killed inside :func:`atomic_path`); returns how many. Call before writing ``target`` anew."""
+    target = Path(target)
+    removed = 0
+    if target.parent.is_dir():
+        for p in target.parent.glob(f".{target.name}.*{TEMP_MARKER}*"):
+            if is_temp_file(p):
+                _remove_quietly(p)
+                removed += 1
+    return removed

@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.core.atomic import atomic_path
+from models.core.atomic import atomic_path, remove_stale_temps, sha256_file
 from models.audio.frontend import FrontEnd, stft_dtype_override
 from models.core.metadata import ModelMetadata, TensorSpec, sidecar_path
 
@@ -604,6 +604,8 @@ def export_onnx(
     output_names = [s.name for s in metadata.outputs]
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(target)
+    remove_stale_temps(sidecar_path(target))
     model.eval()
     dims = {name: torch.export.Dim(name) for spec in axes.values() for name in spec.values()}
     args = tuple(example_inputs[n] for n in input_names)
@@ -674,6 +676,9 @@ def export_onnx(
         sidecar_meta = metadata.replace(
             inputs=graph_inputs, outputs=graph_outputs, extra={**metadata.extra, "onnx_export": record},
             created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    # the sidecar names the file it describes: written after the model, so an export killed between
+    # the two renames leaves a pair whose hashes disagree, which loading refuses (check_onnx_pair)
+    sidecar_meta = sidecar_meta.replace(extra={**sidecar_meta.extra, "onnx_sha256": sha256_file(target)})
     side = sidecar_path(target)
     sidecar_meta.save(side)
     return ExportReport(path=target, sidecar=side, opset=found_opset, metadata=sidecar_meta, checks=tuple(checks),
