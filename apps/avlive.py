@@ -102,12 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--jsonl", default=None, metavar="FILE|-",
                    help="JSON lines, one per hop (- for stdout, none for none; default: stdout when headless, none "
                         "with the window)")
-    o.add_argument("--events-out", default=None, metavar="FILE.tsv", help="events as a DCASE strong-label TSV")
+    o.add_argument("--events-out", default=None, metavar="FILE.tsv",
+                   help="events as a DCASE strong-label TSV, appended as they end (on disk within 1 s), sorted at the end")
     o.add_argument("--scores-out", default=None, metavar="FILE.tsv",
                    help="the (first) labeler's raw scores as a score table TSV: header onset, offset, its labels; "
                         "one row per frame (frame-level labelers) or per run, in stream seconds, written as the run "
                         "goes (for PSDS: models.evaluation.psds, sed_scores_eval)")
-    o.add_argument("--record", default=None, metavar="OUT.mp4", help="record the camera with the overlay, and the audio")
+    o.add_argument("--record", default=None, metavar="OUT.mp4",
+                   help="record the camera with the overlay, and the audio (.mp4, .mkv or .mov); written as "
+                        "OUT.partial.mp4 (fragmented: a killed run leaves a file that plays to its last second) and "
+                        "renamed at the end")
     w = p.add_argument_group("window")
     d = w.add_mutually_exclusive_group()
     d.add_argument("--headless", action="store_true", help="no window: JSON lines (the default without a display)")

@@ -256,3 +256,48 @@ def test_bad_options_and_sources_are_one_line_and_status_2_before_anything_runs(
     for argv, expected in cases.items():
         assert expected in _one_line_rc2(list(argv), capsys), argv
     assert not (tmp_path / "out.txt").exists()
+
+
+# ------------------------------------------------------------------------------ killed runs
+
+
+def test_a_killed_run_leaves_its_events_json_lines_and_a_playable_recording(tmp_path):
+    """SIGKILL a real-time run: the TSV holds every event that ended 2 s before the kill, every
+    JSON line is whole, and the recording (still under its .partial name) plays to within 2 s
+    of the kill."""
+    import signal
+
+    from models.core.events import read_strong_tsv
+    from models.io.media import read_video_frames
+    from realtime import schema
+
+    jsonl, events, video = tmp_path / "hops.jsonl", tmp_path / "events.tsv", tmp_path / "run.mp4"
+    run = subprocess.Popen([sys.executable, "-m", "apps.avlive", "--source", "synthetic:200001", "--headless",
+                            "--jsonl", str(jsonl), "--events-out", str(events), "--record", str(video),
+                            "--threads", "1"], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        def stream_time() -> float:
+            lines = jsonl.read_text().splitlines() if jsonl.exists() else []
+            return json.loads(lines[-1])["stream_time"] if lines else 0.0
+
+        assert _wait_for(lambda: stream_time() >= 12.0, 120.0), "avlive did not get 12 s into the stream"
+        run.send_signal(signal.SIGKILL)
+        run.wait(timeout=30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]  # every line whole
+    for obj in records:
+        schema.validate(obj)
+    killed_at = records[-1]["stream_time"]
+    ended = {(e["label"], round(e["onset"], 3), round(e["offset"], 3))
+             for r in records if r["stream_time"] <= killed_at - 2.0 for e in r["ended"]}
+    assert ended, "no event ended in the first 10 s of the scene; pick a busier seed"
+    kept = {(e.label, round(e.onset, 3), round(e.offset, 3)) for e in read_strong_tsv(events)}
+    assert ended <= kept
+    partial = tmp_path / "run.partial.mp4"
+    assert partial.is_file() and not video.exists()
+    frames, times = read_video_frames(partial)
+    started = records[0]["stream_time"]  # the recording begins with the first hop
+    assert len(frames) and started + times[-1] >= killed_at - 2.0, (started, times[-1], killed_at)

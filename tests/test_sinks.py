@@ -284,7 +284,11 @@ def test_recorder_started_and_stopped_mid_stream(tmp_path):
         # (row 42 lies between the label lines at the top and the "no source" note at the bottom)
         assert abs(int(frames[j][42, size // 2, 0]) - int(grey_frame(k)[0, 0, 0])) <= 3
     audio, rate = read_audio(path)
-    assert rate == SR and abs(len(audio) - (t1 - t0) * SR) <= 1
+    # The recording is a fragmented MP4 (a killed run leaves a playable file), whose header is
+    # written before the end is known: the start is trimmed exactly (the priming samples), the
+    # last AAC frame's padding is not, so up to 1023 samples of silence follow the stream's end.
+    extra = len(audio) - round((t1 - t0) * SR)
+    assert rate == SR and 0 <= extra < 1024, extra
     want = tone(len(audio), int(t0 * SR))
     assert np.corrcoef(audio[2048:-2048], want[2048:-2048])[0, 1] > 0.98  # the right span of audio, in sync
 

@@ -230,10 +230,19 @@ class AvFileWriter:
             front) or ``{"movflags": "+frag_keyframe+empty_moov"}`` (fragmented MP4: what was
             written stays playable if the process dies before close; the temporary file then
             holds it).
+        partial_name: Write to ``<stem>.partial<suffix>`` beside ``path`` (visible, replaced if
+            there) instead of a hidden temporary file: with a fragmented MP4, a killed process
+            leaves a playable file a user can find.
 
     Raises:
         ValueError: Bad sizes/rates, neither audio nor video, or no such encoder.
     """
+
+    @staticmethod
+    def partial_path(path: str | os.PathLike[str]) -> Path:
+        """Where a writer with ``partial_name=True`` writes until it closes."""
+        p = Path(path)
+        return p.with_name(f"{p.stem}.partial{p.suffix}")
 
     def __init__(
         self,
@@ -254,6 +263,7 @@ class AvFileWriter:
         video_options: dict[str, str] | None = None,
         pix_fmt: str = "yuv420p",
         container_options: dict[str, str] | None = None,
+        partial_name: bool = False,
     ) -> None:
         self.path = Path(path)
         if fps is None and sample_rate is None:
@@ -285,8 +295,12 @@ class AvFileWriter:
         folder = self.path.parent if str(self.path.parent) else Path(".")
         if not folder.is_dir():
             raise FileNotFoundError(errno.ENOENT, "output folder does not exist", str(folder))
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{self.path.stem}.", suffix=f".tmp{self.path.suffix}")
-        os.close(fd)
+        if partial_name:
+            tmp = str(self.partial_path(self.path))
+            open(tmp, "wb").close()
+        else:
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{self.path.stem}.", suffix=f".tmp{self.path.suffix}")
+            os.close(fd)
         self._tmp_path = tmp
         self._closed = False
         self._container = None
