@@ -24,9 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FfmpegCamera", "PrivatePulse", "write_wav_int16"]
+__all__ = ["KINDS", "FfmpegCamera", "PrivatePulse", "write_wav_int16"]
 
 SINK_RATE = 48000
+#: How an :class:`FfmpegCamera` delivers its stream.
+KINDS = ("fifo", "tcp", "http")
 
 
 def write_wav_int16(path: str | os.PathLike[str], x: np.ndarray, rate: int) -> np.ndarray:
@@ -149,7 +151,8 @@ class PrivatePulse:
 class FfmpegCamera:
     """A fake live camera: ffmpeg encodes a test pattern (MPEG-4 in NUT, which OpenCV opens at
     once and reads at camera pace: shared/notes/video-test-files.md) in real time, into a FIFO
-    (``kind="fifo"``) or served on ``tcp://127.0.0.1:PORT`` (``kind="tcp"``, ffmpeg listens).
+    (``kind="fifo"``) or served on ``tcp://127.0.0.1:PORT`` (``kind="tcp"``) or
+    ``http://127.0.0.1:PORT/camera.nut`` (``kind="http"``), ffmpeg listening for one reader.
 
     :attr:`url` is what ``--camera`` takes. :meth:`start` / :meth:`kill` make it appear and
     disappear (the reader sees the end of its stream).
@@ -159,8 +162,8 @@ class FfmpegCamera:
                  port: int = 0, folder: str | os.PathLike[str] | None = None) -> None:
         if shutil.which("ffmpeg") is None:
             raise FileNotFoundError("the fake camera needs ffmpeg: sudo apt-get install ffmpeg")
-        if kind not in ("fifo", "tcp"):
-            raise ValueError(f"FfmpegCamera kind: expected 'fifo' or 'tcp', found {kind!r}")
+        if kind not in KINDS:
+            raise ValueError(f"FfmpegCamera kind: expected one of {', '.join(KINDS)}, found {kind!r}")
         self.kind, self.size, self.fps = kind, size, int(fps)
         self._proc: subprocess.Popen | None = None
         if kind == "fifo":
@@ -171,16 +174,17 @@ class FfmpegCamera:
             self.url = str(self.path)
         else:
             self.port = port or _free_port()
-            self.url = f"tcp://127.0.0.1:{self.port}"
+            self.url = f"tcp://127.0.0.1:{self.port}" if kind == "tcp" else f"http://127.0.0.1:{self.port}/camera.nut"
 
     def start(self) -> None:
         w, h = self.size
-        out = ([str(self.path)] if self.kind == "fifo" else [f"tcp://127.0.0.1:{self.port}?listen=1"])
+        out = {"fifo": [str(getattr(self, "path", ""))], "tcp": [f"{self.url}?listen=1"],
+               "http": ["-listen", "1", self.url]}[self.kind]
         self._proc = subprocess.Popen(
             ["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-f", "lavfi",
              "-i", f"testsrc2=size={w}x{h}:rate={self.fps}", "-c:v", "mpeg4", "-q:v", "5", "-f", "nut", "-y", *out],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if self.kind == "tcp":  # a reader that connects before ffmpeg listens is refused
+        if self.kind != "fifo":  # a reader that connects before ffmpeg listens is refused
             deadline = time.monotonic() + 10.0
             while not _listening(self.port) and time.monotonic() < deadline:
                 time.sleep(0.02)

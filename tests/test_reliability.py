@@ -93,7 +93,7 @@ def test_a_lost_microphone_is_reported_bridged_with_silence_and_recovered(tmp_pa
     assert 0 <= wall - ring.total_written < 0.5 * RATE, (wall, ring.total_written)
 
 
-@pytest.mark.parametrize("kind", ["fifo", "tcp"])
+@pytest.mark.parametrize("kind", ["fifo", "tcp", "http"])
 def test_a_camera_whose_stream_dies_is_reported_and_picked_up_again(kind):
     require_system(FFMPEG)
     from apps.virtual_devices import FfmpegCamera
