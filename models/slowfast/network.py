@@ -649,10 +649,11 @@ def pad_or_crop_frames(logmel: Any, multiple: int = 16) -> Any:
     return pad_frames_edge(logmel, frames + multiple - rest)
 
 
-def count_macs(model: nn.Module, x: torch.Tensor) -> int:
-    """Multiply-adds of every Conv2d and Linear for one forward of ``x`` (BN, pooling and
-    activations excluded: what fvcore reports as "GFLOPs"). Runs on the meta device (shapes
-    only, no arithmetic); a model not already there is copied first, never modified.
+def count_macs(model: nn.Module, *inputs: torch.Tensor | None) -> int:
+    """Multiply-adds of every convolution (1-, 2- or 3-D) and Linear for one forward of
+    ``model(*inputs)`` (BN, pooling and activations excluded: what fvcore reports as "GFLOPs").
+    Runs on the meta device (shapes only, no arithmetic); a model not already there is copied
+    first, never modified. ``None`` inputs are passed through (a network's absent pathway).
     """
     import copy
 
@@ -662,16 +663,16 @@ def count_macs(model: nn.Module, x: torch.Tensor) -> int:
 
     def hook(module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
         nonlocal total
-        if isinstance(module, nn.Conv2d):
-            per_output = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
-            total += output.numel() * per_output
+        if isinstance(module, nn.modules.conv._ConvNd):
+            total += output.numel() * (module.in_channels // module.groups) * math.prod(module.kernel_size)
         else:
             total += output.numel() * module.in_features
 
-    handles = [m.register_forward_hook(hook) for m in meta.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    layers = (nn.modules.conv._ConvNd, nn.Linear)
+    handles = [m.register_forward_hook(hook) for m in meta.modules() if isinstance(m, layers)]
     try:
         with torch.no_grad():
-            meta(x.to("meta"))
+            meta(*(None if x is None else x.to("meta") for x in inputs))
     finally:
         for h in handles:
             h.remove()
