@@ -14,7 +14,11 @@ module          job
 """
 from models.avslowfast.live import ClipLabeler
 from models.avslowfast.network import NETWORK_ENTRIES
-from models.avslowfast.recipe import AudioOnlyLiteRecipe, AVSlowFastLiteRecipe, VisualSlowFastLiteRecipe
+from models.avslowfast.recipe import (
+    AudioOnlyLiteRecipe,
+    AVSlowFastLiteRecipe,
+    VisualSlowFastLiteRecipe,
+)
 from models.core.family import Family
 
 FAMILY = Family(

@@ -35,8 +35,16 @@ from models.world.cache import WORLD_CODE_VERSION, cache_dir, cached_window_audi
 from models.world.evalsets import WindowSpan
 from models.world.presets import config_fingerprint
 
-__all__ = ["AUDIO_FRONTEND", "LOGMEL_SHIFT", "LOGMEL_SCALE", "ClipSpec", "LogMel", "preprocess_clip",
-           "WorldClips", "HARD_NEGATIVE_GAP_S"]
+__all__ = [
+    "AUDIO_FRONTEND",
+    "HARD_NEGATIVE_GAP_S",
+    "LOGMEL_SCALE",
+    "LOGMEL_SHIFT",
+    "ClipSpec",
+    "LogMel",
+    "WorldClips",
+    "preprocess_clip",
+]
 
 #: The authors' audio features (16 kHz, 512/256, 80 HTK mels of the power spectrum, log(S + 1e-8)).
 AUDIO_FRONTEND = FrontEndConfig(sample_rate=16000, n_fft=512, win_length=512, hop_length=256, center=False,

@@ -39,8 +39,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -49,8 +50,19 @@ from torch import nn
 from models.core.family import NetworkEntry
 from models.slowfast.network import slow_frame_index
 
-__all__ = ["PATHWAYS", "FUSION_POINTS", "VISUAL_TEMPORAL_KERNELS", "AUDIO_BLOCK_KINDS", "TF_MERGES",
-           "AVSlowFastConfig", "AVSlowFast", "Taps", "VARIANTS", "PYTORCHVIDEO_8X8", "NETWORK_ENTRIES"]
+__all__ = [
+    "AUDIO_BLOCK_KINDS",
+    "FUSION_POINTS",
+    "NETWORK_ENTRIES",
+    "PATHWAYS",
+    "PYTORCHVIDEO_8X8",
+    "TF_MERGES",
+    "VARIANTS",
+    "VISUAL_TEMPORAL_KERNELS",
+    "AVSlowFast",
+    "AVSlowFastConfig",
+    "Taps",
+]
 
 # ---------------------------------------------------------------------------------- tables
 
@@ -162,10 +174,9 @@ class AVSlowFastConfig:
                 fail(name, "an odd int (padded by k // 2 on both sides)")
         if self.tf_merge not in TF_MERGES:
             fail("tf_merge", " or ".join(map(repr, TF_MERGES)))
-        if self.uses_audio:
-            if self.audio_frames % 8 or self.audio_mels % 8:
-                fail("audio_frames", f"audio_frames and audio_mels multiples of 8 (three stride-2 stages), "
-                                     f"found {self.audio_frames} x {self.audio_mels}")
+        if self.uses_audio and (self.audio_frames % 8 or self.audio_mels % 8):
+            fail("audio_frames", f"audio_frames and audio_mels multiples of 8 (three stride-2 stages), "
+                                 f"found {self.audio_frames} x {self.audio_mels}")
         if self.pathways == "av":
             for k, point in enumerate(FUSION_POINTS):
                 steps = self.audio_steps_at(k)
@@ -451,7 +462,7 @@ class AVSlowFast(nn.Module):
         super().__init__()
         cfg = config if config is not None else AVSlowFastConfig()
         if not isinstance(cfg, AVSlowFastConfig):
-            raise ValueError(f"AVSlowFast: expected an AVSlowFastConfig, found {type(cfg).__name__}")
+            raise TypeError(f"AVSlowFast: expected an AVSlowFastConfig, found {type(cfg).__name__}")
         self.config = cfg
         ch: dict[str, int] = {}  # channels entering the next stage, per pathway
         stems = {}
@@ -468,10 +479,10 @@ class AVSlowFast(nn.Module):
             if cfg.uses_visual:
                 self._build_fusion(stage, ch)
             blocks: dict[str, list[nn.Module]] = {}
-            for name in ch:
+            for name, cin in list(ch.items()):
                 width = {"slow": cfg.width, "fast": cfg.fast_width, "audio": cfg.audio_width}[name]
                 inner, out = width * 2**stage, 4 * width * 2**stage
-                blocks[name] = [self._block(name, stage, ch[name] if i == 0 else out, out, inner, i == 0)
+                blocks[name] = [self._block(name, stage, cin if i == 0 else out, out, inner, i == 0)
                                 for i in range(cfg.blocks[stage])]
                 ch[name] = out
             self.add_module(f"s{stage + 2}", Stage(blocks))
@@ -583,8 +594,7 @@ class AVSlowFast(nn.Module):
                 if trace is not None:
                     trace.append((f"fuse{stage}", tuple(xs["slow"].shape)))
             stage_module = getattr(self, f"s{stage + 2}")
-            for name in xs:
-                xs[name] = getattr(stage_module, name)(xs[name])
+            xs = {name: getattr(stage_module, name)(x) for name, x in xs.items()}
             if trace is not None:
                 trace.extend((f"res{stage + 2}_{name}", tuple(x.shape)) for name, x in xs.items())
         if taps:

@@ -33,18 +33,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.audio.frontend import FrontEndConfig
 from models.avslowfast.data import AUDIO_FRONTEND, ClipSpec, LogMel, WorldClips
 from models.avslowfast.network import VARIANTS, AVSlowFast, AVSlowFastConfig
 from models.avslowfast.sync import DropPathway, SyncConfig, choose_negatives, sync_loss
-from models.audio.frontend import FrontEndConfig
 from models.core.metadata import ModelMetadata, TensorSpec
 from models.core.recipe import Recipe
 from models.core.train_config import TrainConfig
 from models.evaluation.metrics import mean_average_precision
 from models.world import CLASS_NAMES, get_preset, split_seed
 
-__all__ = ["AVSlowFastLiteConfig", "AVSlowFastClassifier", "AVSlowFastLiteRecipe", "VisualSlowFastLiteRecipe",
-           "AudioOnlyLiteRecipe", "FRAME_RATE"]
+__all__ = [
+    "FRAME_RATE",
+    "AVSlowFastClassifier",
+    "AVSlowFastLiteConfig",
+    "AVSlowFastLiteRecipe",
+    "AudioOnlyLiteRecipe",
+    "VisualSlowFastLiteRecipe",
+]
 
 #: Pictures per second of the lite clip (8 pictures span 0.93 s, under the 1.04 s of audio).
 FRAME_RATE = 7.5

@@ -33,8 +33,15 @@ import torch
 
 from models.avslowfast.network import SYNC_STAGES, Taps
 
-__all__ = ["DropPathway", "SyncConfig", "silent_mask", "duplicate_mask", "stage_weights", "contrastive_terms",
-           "choose_negatives"]
+__all__ = [
+    "DropPathway",
+    "SyncConfig",
+    "choose_negatives",
+    "contrastive_terms",
+    "duplicate_mask",
+    "silent_mask",
+    "stage_weights",
+]
 
 
 class DropPathway:
