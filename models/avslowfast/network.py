@@ -37,7 +37,6 @@ Example:
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,7 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.core.family import NetworkEntry
+from models.core.family import NetworkEntry, variant_entries
 from models.slowfast.network import slow_frame_index
 
 __all__ = [
@@ -667,17 +666,5 @@ _DESCRIPTIONS = {
 }
 
 
-def _variant_factory(name: str):
-    config = VARIANTS[name]
-
-    def factory(**overrides: Any) -> AVSlowFast:
-        return AVSlowFast(dataclasses.replace(config, **overrides))
-
-    factory.__name__ = name.replace("-", "_")
-    factory.__doc__ = f"{_DESCRIPTIONS[name]}; keyword overrides replace AVSlowFastConfig fields."
-    return factory
-
-
-#: The variants as the family declares them.
-NETWORK_ENTRIES: tuple[NetworkEntry, ...] = tuple(
-    NetworkEntry(name, _variant_factory(name), _DESCRIPTIONS[name]) for name in VARIANTS)
+#: The variants as the family declares them (``models.families.NETWORKS`` is built from these).
+NETWORK_ENTRIES: tuple[NetworkEntry, ...] = variant_entries(VARIANTS, _DESCRIPTIONS, AVSlowFast)

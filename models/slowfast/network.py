@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.audio.frontend import FrontEnd, FrontEndConfig
-from models.core.family import NetworkEntry
+from models.core.family import NetworkEntry, variant_entries
 from models.core.live import WindowSpec
 
 __all__ = [
@@ -834,10 +834,6 @@ class SlowFastLabeler:
 # ------------------------------------------------------------------------ registered variants
 
 
-def _build(config: SlowFastConfig, overrides: dict[str, Any]) -> SlowFast:
-    return SlowFast(dataclasses.replace(config, **overrides))
-
-
 #: The registered variants' configs (``NETWORKS`` name -> config).
 VARIANTS: dict[str, SlowFastConfig] = {
     "slowfast-vggsound": SlowFastConfig(num_classes=(309,), num_frames=512),
@@ -861,17 +857,5 @@ _DESCRIPTIONS = {
 }
 
 
-def _variant_factory(name: str):
-    config = VARIANTS[name]
-
-    def factory(**overrides: Any) -> SlowFast:
-        return _build(config, overrides)
-
-    factory.__name__ = name.replace("-", "_")
-    factory.__doc__ = f"{_DESCRIPTIONS[name]}; keyword overrides replace SlowFastConfig fields."
-    return factory
-
-
 #: The variants as the family declares them (``models.families.NETWORKS`` is built from these).
-NETWORK_ENTRIES: tuple[NetworkEntry, ...] = tuple(
-    NetworkEntry(name, _variant_factory(name), _DESCRIPTIONS[name]) for name in VARIANTS)
+NETWORK_ENTRIES: tuple[NetworkEntry, ...] = variant_entries(VARIANTS, _DESCRIPTIONS, SlowFast)
