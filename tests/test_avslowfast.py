@@ -84,6 +84,11 @@ def test_paper_size_matches_pytorchvideo():
         model = AVSlowFast(cfg)
         assert sum(p.numel() for p in model.parameters()) == params
         assert count_macs(model, fr, lm) == macs
+        trace: list = []  # pytorchvideo's FuseAudioToFastSlow prints the same fused Slow shapes
+        model.to("meta").forward_maps(fr.to("meta"), lm.to("meta"), trace=trace)
+        t = cfg.slow_frames
+        assert [shape for name, shape in trace if name.startswith("fuse")] == [
+            (1, 80, t, 56, 56), (1, 320, t, 56, 56), (1, 640, t, 28, 28), (1, 1280, t, 14, 14)]
     visual = AVSlowFast(dataclasses.replace(PYTORCHVIDEO_8X8, pathways="visual"))  # pytorchvideo create_slowfast
     assert sum(p.numel() for p in visual.parameters()) == 34_566_488
     assert count_macs(visual, fr, None) == 50_308_583_424
