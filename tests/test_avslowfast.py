@@ -14,6 +14,7 @@ from models.avslowfast.network import PYTORCHVIDEO_8X8, VARIANTS, AVSlowFast
 from models.avslowfast.recipe import (
     AudioOnlyLiteRecipe,
     AVSlowFastLiteConfig,
+    SyncPretrainLiteRecipe,
     VisualSlowFastLiteRecipe,
 )
 from models.avslowfast.sync import (
@@ -219,14 +220,18 @@ def _run(*args, cwd, timeout=600):
     return done
 
 
-@pytest.mark.parametrize("recipe_cls", [VisualSlowFastLiteRecipe, AudioOnlyLiteRecipe])
+@pytest.mark.parametrize("recipe_cls", [VisualSlowFastLiteRecipe, AudioOnlyLiteRecipe, SyncPretrainLiteRecipe])
 def test_ablation_recipes_train_two_steps(tmp_path, recipe_cls, _private_world_cache):
-    """The one-modality rows through the trainer, in-process (the CLI is the avslowfast-lite test's)."""
+    """The one-modality rows and sync pretraining through the trainer, in-process (the CLI is the
+    avslowfast-lite test's)."""
     run = tmp_path / "run"
     config = apply_overrides(AVSlowFastLiteConfig(), TINY_RUN)
     figures = train(recipe_cls(config), run, argv=["python", "-m", "models.train", "--recipe", recipe_cls.name, *TINY_RUN])
     meta = json.loads((run / "metadata.json").read_text())
     assert meta["family"] == "avslowfast" and len(meta["labels"]) == 12 and 0.0 <= figures["mAP"] <= 1.0
+    if recipe_cls is SyncPretrainLiteRecipe:  # no labels: the figure is the synchronisation's
+        assert [i["name"] for i in meta["inputs"]] == ["frames", "audio"] and 0.0 <= figures["avs_acc"] <= 1.0
+        return
     visual = recipe_cls is VisualSlowFastLiteRecipe
     assert [i["name"] for i in meta["inputs"]] == (["frames"] if visual else ["audio"])
     assert meta["extra"]["pathways"] == ("visual" if visual else "audio")

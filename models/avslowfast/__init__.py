@@ -8,7 +8,7 @@ module          job
 ``network``     the network (paper 8x8 / 4x16 R50, lite, test), its laterals and AVS taps
 ``sync``        DropPathway and the synchronisation loss (negatives, masks, stage rule)
 ``data``        the audio front end, frame preprocessing, cached world clips
-``recipe``      ``avslowfast-lite`` and the ablation rows (visual-only, audio-only)
+``recipe``      ``avslowfast-lite``, the ablation rows (visual-only, audio-only), sync pretraining
 ``live``        the clip labeler adapter over any runner
 ==============  ===========================================================================
 """
@@ -17,6 +17,7 @@ from models.avslowfast.network import NETWORK_ENTRIES
 from models.avslowfast.recipe import (
     AudioOnlyLiteRecipe,
     AVSlowFastLiteRecipe,
+    SyncPretrainLiteRecipe,
     VisualSlowFastLiteRecipe,
 )
 from models.core.family import Family
@@ -25,6 +26,6 @@ FAMILY = Family(
     name="avslowfast",
     description="Audiovisual SlowFast: visual Slow/Fast + Faster Audio pathways on clips (labelers)",
     networks=NETWORK_ENTRIES,
-    recipes=(AVSlowFastLiteRecipe, VisualSlowFastLiteRecipe, AudioOnlyLiteRecipe),
+    recipes=(AVSlowFastLiteRecipe, VisualSlowFastLiteRecipe, AudioOnlyLiteRecipe, SyncPretrainLiteRecipe),
     live=ClipLabeler,
 )

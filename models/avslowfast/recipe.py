@@ -12,6 +12,8 @@ recipe                      network
                             ``drop_pathway=RATE`` (0.8; 0 = off), ``sync=true`` adds the AVS loss
 ``slowfast-visual-lite``    Slow + Fast alone (the audio pathway off)
 ``avslowfast-audio-lite``   the Faster Audio pathway alone
+``avslowfast-sync-lite``    self-supervised: the synchronisation loss alone, no labels
+                            (figure: ``avs_acc``, aligned audio nearer than another clip's)
 ==========================  ================================================================
 
 ``size=test`` swaps in the tiny network (for tests). The export takes ``frames (B, 3, 8, 56, 56)``
@@ -36,7 +38,13 @@ from torch import nn
 from models.audio.frontend import FrontEndConfig
 from models.avslowfast.data import AUDIO_FRONTEND, ClipSpec, LogMel, WorldClips
 from models.avslowfast.network import VARIANTS, AVSlowFast, AVSlowFastConfig
-from models.avslowfast.sync import DropPathway, SyncConfig, choose_negatives, sync_loss
+from models.avslowfast.sync import (
+    DropPathway,
+    SyncConfig,
+    choose_negatives,
+    silent_mask,
+    sync_loss,
+)
 from models.core.metadata import ModelMetadata, TensorSpec
 from models.core.recipe import Recipe
 from models.core.train_config import TrainConfig
@@ -49,6 +57,7 @@ __all__ = [
     "AVSlowFastLiteConfig",
     "AVSlowFastLiteRecipe",
     "AudioOnlyLiteRecipe",
+    "SyncPretrainLiteRecipe",
     "VisualSlowFastLiteRecipe",
 ]
 
@@ -75,6 +84,7 @@ class AVSlowFastLiteConfig(TrainConfig):
     drop_pathway: float = 0.8  # DropPathway rate (0 = off); av only
     sync: bool = False  # add the hierarchical AV synchronisation loss; av only
     sync_weight: float = 1.0
+    supervised: bool = True  # false: the synchronisation loss alone (self-supervised; needs sync=true)
     easy_ratio: float = 0.75  # share of easy negatives once hard ones are mixed in
     mix_epoch: int = 1  # epochs of easy negatives only (the authors: 96 of 196)
 
@@ -87,6 +97,8 @@ class AVSlowFastLiteConfig(TrainConfig):
             raise ValueError(f"pathways: expected 'av', 'visual' or 'audio', found {self.pathways!r}")
         if self.sync and self.pathways != "av":
             raise ValueError("sync: expected false unless pathways=av (synchronisation needs both modalities)")
+        if not self.supervised and not self.sync:
+            raise ValueError("supervised=false: expected sync=true (the synchronisation loss is then the only loss)")
         if not 0.0 <= self.drop_pathway <= 1.0:
             raise ValueError(f"drop_pathway: expected a rate in [0, 1], found {self.drop_pathway}")
 
@@ -199,7 +211,7 @@ class AVSlowFastLiteRecipe(Recipe):
                                         c.sync_config(), self._negatives)
         avs = sync_loss(net, taps, logmel, negatives, c.sync_config())
         self.last_terms = {"bce": float(bce.detach()), "avs": float(avs.detach()), "audio_laterals": float(keep)}
-        return bce + c.sync_weight * avs
+        return (bce if c.supervised else 0.0) + c.sync_weight * avs
 
     @torch.no_grad()
     def predict(self, model: nn.Module, loader) -> tuple[np.ndarray, np.ndarray]:
@@ -212,7 +224,27 @@ class AVSlowFastLiteRecipe(Recipe):
 
     def evaluate(self, model: nn.Module, loader) -> dict[str, float]:
         p, t = self.predict(model, loader)
-        return figures(p, t)
+        out = figures(p, t)
+        if self.config.sync:
+            out.update(self.sync_figures(model, loader))
+        return out
+
+    @torch.no_grad()
+    def sync_figures(self, model: nn.Module, loader) -> dict[str, float]:
+        """At res3 (the term that counts): ``avs_acc``, the share of clips whose own audio embeds
+        nearer their pictures than another clip's (the batch rotated by one), and ``avs_gap``, the
+        mean distance misaligned minus aligned. Silent clips are left out."""
+        wins, gaps = [], []
+        for b in loader:
+            logmel = model.logmel(b["audio"])
+            _, taps = model.net.forward_maps(b["frames"], logmel, taps=True)
+            vs, a_pos = model.net.sync_embeddings(taps)
+            _, a_neg = model.net.sync_embeddings(taps._replace(audio=model.net.audio_taps(torch.roll(logmel, 1, 0))))
+            keep = ~silent_mask(logmel, self.config.sync_config().silent_var)
+            pos, neg = (vs[0] - a_pos[0]).norm(dim=1)[keep], (vs[0] - a_neg[0]).norm(dim=1)[keep]
+            wins.append(neg > pos)
+            gaps.append(neg - pos)
+        return {"avs_acc": float(torch.cat(wins).float().mean()), "avs_gap": float(torch.cat(gaps).mean())}
 
     def metadata(self, model: nn.Module) -> ModelMetadata:
         c = self.config
@@ -267,6 +299,15 @@ class AudioOnlyLiteRecipe(AVSlowFastLiteRecipe):
 
     def __init__(self, config: AVSlowFastLiteConfig) -> None:
         super().__init__(dataclasses.replace(config, pathways="audio", drop_pathway=0.0))
+
+
+class SyncPretrainLiteRecipe(AVSlowFastLiteRecipe):
+    name = "avslowfast-sync-lite"
+    description = "self-supervised AVSlowFast lite on world clips: the synchronisation loss alone (no labels)"
+    primary_metric = "avs_acc"
+
+    def __init__(self, config: AVSlowFastLiteConfig) -> None:
+        super().__init__(dataclasses.replace(config, pathways="av", sync=True, supervised=False))
 
 
 def figures(probs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
