@@ -14,6 +14,7 @@ from models.avslowfast.network import PYTORCHVIDEO_8X8, VARIANTS, AVSlowFast
 from models.avslowfast.recipe import (
     AudioOnlyLiteRecipe,
     AVSlowFastLiteConfig,
+    FolderRecipe,
     SyncPretrainLiteRecipe,
     VisualSlowFastLiteRecipe,
 )
@@ -258,3 +259,28 @@ def test_avslowfast_trains_with_drop_pathway_and_sync_exports_and_runs_live(tmp_
     assert lines[-1]["counters"]["missing_frames"] == 0  # every run got its 8-frame clip
     assert all(r["top"] and r["top"][0]["model"] == "avsf" for r in lines[5:])
     assert all(0.0 <= t["score"] <= 1.0 for r in lines for t in r["top"])
+
+
+def test_folder_per_class_videos_train(tmp_path, _private_world_cache):
+    """``avslowfast-folder`` on world clips written as mp4 files and sorted into class folders."""
+    from models.avslowfast.folder import folder_splits
+    from models.datasets.from_world import write_vggsound_world
+    from models.world import split_seed
+
+    world = write_vggsound_world(tmp_path / "vgg", [split_seed("train", 0), split_seed("test", 0)], clips_per_seed=2,
+                                 clip_seconds=2, preset="tiny", search_seconds=120.0)
+    root = tmp_path / "folder"
+    for clip in world.clips:
+        target = root / ("train" if clip.split == "train" else "val") / clip.label / clip.filename
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (world.video_dir / clip.filename).rename(target)
+    classes, train_rows, val_rows = folder_splits(root)
+    assert classes == tuple(sorted({c.label for c in world.clips})) and len(train_rows) == len(val_rows) == 2
+    overrides = [*TINY_RUN, f"num_classes={len(classes)}", "batch_size=2"]
+    recipe = FolderRecipe(apply_overrides(AVSlowFastLiteConfig(), overrides))
+    figures = train(recipe, tmp_path / "run", data=root, argv=["test"])
+    assert 0.0 <= figures["mAP"] <= 1.0 and figures["n"] == 2
+    meta = json.loads((tmp_path / "run" / "metadata.json").read_text())
+    assert tuple(meta["labels"]) == classes and meta["outputs"][0]["shape"][1] == len(classes)
+    with pytest.raises(ValueError, match="num_classes"):
+        FolderRecipe(apply_overrides(AVSlowFastLiteConfig(), [*TINY_RUN, "num_classes=99"])).build_datasets(root)

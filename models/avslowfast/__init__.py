@@ -8,6 +8,7 @@ module          job
 ``network``     the network (paper 8x8 / 4x16 R50, lite, test), its laterals and AVS taps
 ``sync``        DropPathway and the synchronisation loss (negatives, masks, stage rule)
 ``data``        the audio front end, frame preprocessing, cached world clips
+``folder``      a folder-per-class video dataset (``avslowfast-folder``)
 ``recipe``      ``avslowfast-lite``, the ablation rows (visual-only, audio-only), sync pretraining
 ``live``        the clip labeler adapter over any runner
 ==============  ===========================================================================
@@ -17,6 +18,7 @@ from models.avslowfast.network import NETWORK_ENTRIES
 from models.avslowfast.recipe import (
     AudioOnlyLiteRecipe,
     AVSlowFastLiteRecipe,
+    FolderRecipe,
     SyncPretrainLiteRecipe,
     VisualSlowFastLiteRecipe,
 )
@@ -26,6 +28,7 @@ FAMILY = Family(
     name="avslowfast",
     description="Audiovisual SlowFast: visual Slow/Fast + Faster Audio pathways on clips (labelers)",
     networks=NETWORK_ENTRIES,
-    recipes=(AVSlowFastLiteRecipe, VisualSlowFastLiteRecipe, AudioOnlyLiteRecipe, SyncPretrainLiteRecipe),
+    recipes=(AVSlowFastLiteRecipe, VisualSlowFastLiteRecipe, AudioOnlyLiteRecipe, SyncPretrainLiteRecipe,
+             FolderRecipe),
     live=ClipLabeler,
 )

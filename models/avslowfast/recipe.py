@@ -12,6 +12,7 @@ recipe                      network
                             ``drop_pathway=RATE`` (0.8; 0 = off), ``sync=true`` adds the AVS loss
 ``slowfast-visual-lite``    Slow + Fast alone (the audio pathway off)
 ``avslowfast-audio-lite``   the Faster Audio pathway alone
+``avslowfast-folder``       the same network on ``--data ROOT/<class>/<video>`` (one-hot targets)
 ``avslowfast-sync-lite``    self-supervised: the synchronisation loss alone, no labels
                             (figure: ``avs_acc``, aligned audio nearer than another clip's)
 ==========================  ================================================================
@@ -57,6 +58,7 @@ __all__ = [
     "AVSlowFastLiteConfig",
     "AVSlowFastLiteRecipe",
     "AudioOnlyLiteRecipe",
+    "FolderRecipe",
     "SyncPretrainLiteRecipe",
     "VisualSlowFastLiteRecipe",
 ]
@@ -87,6 +89,8 @@ class AVSlowFastLiteConfig(TrainConfig):
     supervised: bool = True  # false: the synchronisation loss alone (self-supervised; needs sync=true)
     easy_ratio: float = 0.75  # share of easy negatives once hard ones are mixed in
     mix_epoch: int = 1  # epochs of easy negatives only (the authors: 96 of 196)
+    num_classes: int = 12  # classes of the head; the world's 12 (avslowfast-folder: as many as --data has)
+    max_seconds: float = 30.0  # avslowfast-folder: seconds of each video decoded
 
     def validate(self) -> None:
         super().validate()
@@ -103,7 +107,7 @@ class AVSlowFastLiteConfig(TrainConfig):
             raise ValueError(f"drop_pathway: expected a rate in [0, 1], found {self.drop_pathway}")
 
     def network(self) -> AVSlowFastConfig:
-        return dataclasses.replace(VARIANTS[_SIZES[self.size]], num_classes=len(CLASS_NAMES), pathways=self.pathways,
+        return dataclasses.replace(VARIANTS[_SIZES[self.size]], num_classes=self.num_classes, pathways=self.pathways,
                                    sync_heads=self.sync)
 
     def clip(self) -> ClipSpec:
@@ -188,6 +192,10 @@ class AVSlowFastLiteRecipe(Recipe):
                          c.tail_seconds, seed=12345, desc="rendering the validation clips")
         return train, val
 
+    def labels(self) -> tuple[str, ...]:
+        """Class names in output order (the world's)."""
+        return CLASS_NAMES
+
     def _inputs(self, batch: dict) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         p = self.config.pathways
         return (batch["frames"] if p != "audio" else None), (batch["audio"] if p != "visual" else None)
@@ -255,9 +263,9 @@ class AVSlowFastLiteRecipe(Recipe):
         if c.pathways != "visual":
             inputs.append(TensorSpec("audio", ("batch", clip.audio_samples), "float32"))
         return ModelMetadata(
-            family="avslowfast", task="labeler", labels=CLASS_NAMES, sample_rate=AUDIO_FRONTEND.sample_rate,
+            family="avslowfast", task="labeler", labels=self.labels(), sample_rate=AUDIO_FRONTEND.sample_rate,
             window_seconds=clip.audio_seconds, needs_frame=c.pathways != "audio", frontend=frontend_for(c.network()).to_dict(),
-            inputs=tuple(inputs), outputs=(TensorSpec("probs", ("batch", len(CLASS_NAMES)), "float32"),),
+            inputs=tuple(inputs), outputs=(TensorSpec("probs", ("batch", c.num_classes), "float32"),),
             extra={"multi_label": True, "world": c.world, "tail_seconds": c.tail_seconds, "pathways": c.pathways,
                    "frames": clip.frames if c.pathways != "audio" else 0, "frame_rate": clip.frame_rate,
                    "image_size": clip.image_size, "frame_at": "end", "network": dataclasses.asdict(c.network()),
@@ -299,6 +307,39 @@ class AudioOnlyLiteRecipe(AVSlowFastLiteRecipe):
 
     def __init__(self, config: AVSlowFastLiteConfig) -> None:
         super().__init__(dataclasses.replace(config, pathways="audio", drop_pathway=0.0))
+
+
+class FolderRecipe(AVSlowFastLiteRecipe):
+    """``avslowfast-folder``: the lite recipe on a folder-per-class video dataset
+    (:mod:`models.avslowfast.folder`); ``num_classes`` must equal its class folders."""
+
+    name = "avslowfast-folder"
+    description = "AVSlowFast lite on a folder-per-class video dataset (ROOT/<class>/<video>), one-hot targets"
+    data_help = "ROOT/<class>/<video> (or ROOT/train/<class>/..., ROOT/val/<class>/...)"
+
+    def __init__(self, config: AVSlowFastLiteConfig) -> None:
+        super().__init__(config)
+        self._labels: tuple[str, ...] | None = None
+
+    def labels(self) -> tuple[str, ...]:
+        return self._labels or tuple(f"class_{k}" for k in range(self.config.num_classes))
+
+    def build_datasets(self, data: Path | None):
+        from models.avslowfast.folder import FolderClips, folder_splits
+
+        if data is None:
+            raise ValueError(f"recipe {self.name!r} needs --data: a folder {self.data_help}")
+        c = self.config
+        classes, train, val = folder_splits(Path(data))
+        if len(classes) != c.num_classes:
+            raise ValueError(f"num_classes: expected {len(classes)} (the class folders of {data}: "
+                             f"{', '.join(classes)}), found {c.num_classes}; pass num_classes={len(classes)}")
+        self._labels = classes
+        return (FolderClips(train, c.num_classes, c.clip(), seed=c.seed, max_seconds=c.max_seconds),
+                FolderClips(val, c.num_classes, c.clip(), seed=12345, fixed=True, max_seconds=c.max_seconds))
+
+    def real_inputs(self) -> dict[str, torch.Tensor]:
+        return {}  # the data folder is not known at export time
 
 
 class SyncPretrainLiteRecipe(AVSlowFastLiteRecipe):
