@@ -262,7 +262,8 @@ def test_avslowfast_trains_with_drop_pathway_and_sync_exports_and_runs_live(tmp_
 
 
 def test_folder_per_class_videos_train(tmp_path, _private_world_cache):
-    """``avslowfast-folder`` on world clips written as mp4 files and sorted into class folders."""
+    """``avslowfast-folder`` on world clips written as mp4 files and sorted into class folders, and
+    sync pretraining on the same videos."""
     from models.avslowfast.folder import folder_splits
     from models.datasets.from_world import write_vggsound_world
     from models.world import split_seed
@@ -284,3 +285,8 @@ def test_folder_per_class_videos_train(tmp_path, _private_world_cache):
     assert tuple(meta["labels"]) == classes and meta["outputs"][0]["shape"][1] == len(classes)
     with pytest.raises(ValueError, match="num_classes"):
         FolderRecipe(apply_overrides(AVSlowFastLiteConfig(), [*TINY_RUN, "num_classes=99"])).build_datasets(root)
+    # self-supervised pretraining on the same videos, labels unused: the synchronisation loss alone
+    pretrain = FolderRecipe(apply_overrides(AVSlowFastLiteConfig(), [*TINY_RUN, "batch_size=2", "sync=true",
+                                                                      "supervised=false"]))
+    figures = train(pretrain, tmp_path / "pretrain", data=root, argv=["test"])
+    assert 0.0 <= figures["avs_acc"] <= 1.0

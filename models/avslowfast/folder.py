@@ -29,8 +29,12 @@ logger = logging.getLogger(__name__)
 __all__ = ["FolderClips", "folder_splits"]
 
 
-def folder_splits(root: Path) -> tuple[tuple[str, ...], list[tuple[Path, str, int]], list[tuple[Path, str, int]]]:
+def folder_splits(root: Path, labelled: bool = True
+                  ) -> tuple[tuple[str, ...], list[tuple[Path, str, int]], list[tuple[Path, str, int]]]:
     """(class names, train videos, validation videos); each video is ``(path, key, class index)``.
+
+    With ``labelled=False`` (self-supervised use) any video under ``root`` counts, in one class
+    ``"video"``, and folders are only the split.
 
     Raises:
         FileNotFoundError: ``root`` is not a folder, or holds no class folder with videos.
@@ -42,12 +46,19 @@ def folder_splits(root: Path) -> tuple[tuple[str, ...], list[tuple[Path, str, in
     split_dirs = {"train": root / "train", "val": root / "val"}
     presplit = all(d.is_dir() for d in split_dirs.values())
     listed = {name: read_video_folder(d) for name, d in split_dirs.items()} if presplit else {"all": read_video_folder(root)}
-    classes = sorted({f.relpath.split("/")[0] for files in listed.values() for f in files if "/" in f.relpath})
-    if not classes:
-        raise FileNotFoundError(f"--data {root}: no videos in class folders; expected ROOT/<class>/<video>")
+    if labelled:
+        classes = sorted({f.relpath.split("/")[0] for files in listed.values() for f in files if "/" in f.relpath})
+        if not classes:
+            raise FileNotFoundError(f"--data {root}: no videos in class folders; expected ROOT/<class>/<video>")
+    else:
+        classes = ["video"]
+        if not any(listed.values()):
+            raise FileNotFoundError(f"--data {root}: no videos found")
     index = {c: i for i, c in enumerate(classes)}
 
     def rows(files) -> list[tuple[Path, str, int]]:
+        if not labelled:
+            return [(f.path, f.relpath, 0) for f in files]
         return [(f.path, f.relpath, index[f.relpath.split("/")[0]]) for f in files if "/" in f.relpath]
 
     if presplit:

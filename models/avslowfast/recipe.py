@@ -311,7 +311,8 @@ class AudioOnlyLiteRecipe(AVSlowFastLiteRecipe):
 
 class FolderRecipe(AVSlowFastLiteRecipe):
     """``avslowfast-folder``: the lite recipe on a folder-per-class video dataset
-    (:mod:`models.avslowfast.folder`); ``num_classes`` must equal its class folders."""
+    (:mod:`models.avslowfast.folder`); ``num_classes`` must equal its class folders. With
+    ``sync=true supervised=false`` it pretrains on any folder of videos, labels unused."""
 
     name = "avslowfast-folder"
     description = "AVSlowFast lite on a folder-per-class video dataset (ROOT/<class>/<video>), one-hot targets"
@@ -330,11 +331,11 @@ class FolderRecipe(AVSlowFastLiteRecipe):
         if data is None:
             raise ValueError(f"recipe {self.name!r} needs --data: a folder {self.data_help}")
         c = self.config
-        classes, train, val = folder_splits(Path(data))
-        if len(classes) != c.num_classes:
+        classes, train, val = folder_splits(Path(data), labelled=c.supervised)
+        if c.supervised and len(classes) != c.num_classes:
             raise ValueError(f"num_classes: expected {len(classes)} (the class folders of {data}: "
                              f"{', '.join(classes)}), found {c.num_classes}; pass num_classes={len(classes)}")
-        self._labels = classes
+        self._labels = classes if c.supervised else None  # self-supervised: the head is not trained
         return (FolderClips(train, c.num_classes, c.clip(), seed=c.seed, max_seconds=c.max_seconds),
                 FolderClips(val, c.num_classes, c.clip(), seed=12345, fixed=True, max_seconds=c.max_seconds))
 
