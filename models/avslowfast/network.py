@@ -47,7 +47,7 @@ import torch
 from torch import nn
 
 from models.core.family import NetworkEntry, variant_entries
-from models.slowfast.network import slow_frame_index
+from models.slowfast.network import init_conv_bn, slow_frame_index
 
 __all__ = [
     "AUDIO_BLOCK_KINDS",
@@ -521,14 +521,9 @@ class AVSlowFast(nn.Module):
     def _init_weights(self) -> None:
         """PySlowFast's init: convs Kaiming normal (fan_out), BN gamma 1 / beta 0 (gamma 0 in each
         bottleneck's final BN), Linear N(0, fc_init_std), bias 0."""
+        init_conv_bn(self, self.config.zero_init_final_bn)
         for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Conv3d)):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)):
-                zero = self.config.zero_init_final_bn and getattr(m, "is_final_bn", False)
-                nn.init.constant_(m.weight, 0.0 if zero else 1.0)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
+            if isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, std=self.config.fc_init_std)
                 nn.init.zeros_(m.bias)
 

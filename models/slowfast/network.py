@@ -55,7 +55,7 @@ from models.core.live import WindowSpec
 __all__ = [
     "ARCHS", "HEAD_POOLINGS", "TEMPORAL_KERNELS", "STAGE_DEPTHS", "FREQUENCY_STRIDES",
     "SlowFastConfig", "SlowFast", "Stem", "PathwayStems", "FuseFastToSlow", "Bottleneck", "ResBlock", "ResStage",
-    "SlowFastHead", "slow_frame_index", "pad_or_crop_frames", "pad_frames_edge", "count_macs",
+    "SlowFastHead", "init_conv_bn", "slow_frame_index", "pad_or_crop_frames", "pad_frames_edge", "count_macs",
     "ClipSpec", "EPIC_FRONTEND", "VGGSOUND_FRONTEND", "EPIC_SLOW_FRONTEND", "VGGSOUND_SLOW_FRONTEND",
     "EPIC_CLIP", "VGGSOUND_CLIP", "EPIC_SLOW_CLIP", "VGGSOUND_SLOW_CLIP", "clip_spec_for",
     "SlowFastLabeler", "VARIANTS",
@@ -410,6 +410,18 @@ class SlowFastHead(nn.Module):
 # ---------------------------------------------------------------------------------- network
 
 
+def init_conv_bn(module: nn.Module, zero_init_final_bn: bool) -> None:
+    """PySlowFast's init of every convolution (1-, 2- or 3-D: ``c2_msra_fill``, Kaiming normal,
+    fan_out) and BatchNorm (gamma 1, beta 0; gamma 0 in a block's final BN, the one marked
+    ``is_final_bn``, when ``zero_init_final_bn``) inside ``module``."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.conv._ConvNd):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+            nn.init.constant_(m.weight, 0.0 if zero_init_final_bn and getattr(m, "is_final_bn", False) else 1.0)
+            nn.init.zeros_(m.bias)
+
+
 def slow_frame_index(num_frames: int, alpha: int = 4, device: torch.device | None = None) -> torch.Tensor:
     """Frames of the Fast input that the Slow pathway sees: ``torch.linspace(0, T-1, T // alpha).long()``.
 
@@ -482,13 +494,7 @@ class SlowFast(nn.Module):
     def _init_weights(self) -> None:
         """The reference's ``init_weights``: convs ``c2_msra_fill`` (Kaiming normal, fan_out),
         BN gamma 1 / beta 0 (gamma 0 in each block's ``c_bn``), Linear N(0, fc_init_std), bias 0."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                zero = self.config.zero_init_final_bn and getattr(m, "is_final_bn", False)
-                nn.init.constant_(m.weight, 0.0 if zero else 1.0)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self, self.config.zero_init_final_bn)
         self.reset_head()
 
     def reset_head(self) -> None:
