@@ -277,7 +277,7 @@ def test_folder_per_class_videos_train(tmp_path, _private_world_cache):
         (world.video_dir / clip.filename).rename(target)
     classes, train_rows, val_rows = folder_splits(root)
     assert classes == tuple(sorted({c.label for c in world.clips})) and len(train_rows) == len(val_rows) == 2
-    overrides = [*TINY_RUN, f"num_classes={len(classes)}", "batch_size=2"]
+    overrides = [*TINY_RUN, f"num_classes={len(classes)}", "batch_size=2", "decode_workers=0"]
     recipe = FolderRecipe(apply_overrides(AVSlowFastLiteConfig(), overrides))
     figures = train(recipe, tmp_path / "run", data=root, argv=["test"])
     assert 0.0 <= figures["mAP"] <= 1.0 and figures["n"] == 2
@@ -287,6 +287,6 @@ def test_folder_per_class_videos_train(tmp_path, _private_world_cache):
         FolderRecipe(apply_overrides(AVSlowFastLiteConfig(), [*TINY_RUN, "num_classes=99"])).build_datasets(root)
     # self-supervised pretraining on the same videos, labels unused: the synchronisation loss alone
     pretrain = FolderRecipe(apply_overrides(AVSlowFastLiteConfig(), [*TINY_RUN, "batch_size=2", "sync=true",
-                                                                      "supervised=false"]))
+                                                                      "supervised=false", "decode_workers=0"]))
     figures = train(pretrain, tmp_path / "pretrain", data=root, argv=["test"])
     assert 0.0 <= figures["avs_acc"] <= 1.0

@@ -92,7 +92,7 @@ class FolderClips(Dataset):
         seed: draws each item's clip end.
         fixed: the same clip every epoch (validation).
         max_seconds: only the first seconds of each video are decoded.
-        workers: decoder processes.
+        workers: decoder processes (0: decode here, without crash containment).
 
     Item ``(epoch, index)`` -> dict like :class:`models.avslowfast.data.WorldClips` (``hard_audio``
     is the audio window at least 0.5 s away in the same video when it is long enough, else another
@@ -107,10 +107,23 @@ class FolderClips(Dataset):
         report = SkipReport()
         fn = functools.partial(_decode, image_size=spec.image_size, seconds=float(max_seconds))
         self.items = []
-        for clip, (audio, frames, times) in decode_many(specs, fn, workers=workers, report=report):
+        for clip, (audio, frames, times) in self._decoded(specs, fn, workers, report):
             self.items.append((audio, frames, times, labels[clip.key]))
         if not self.items:
             raise ValueError(f"FolderClips: none of the {len(videos)} videos decoded (see the warnings)")
+
+    @staticmethod
+    def _decoded(specs, fn, workers: int, report: SkipReport):
+        """``(spec, result)`` of each video that decodes: in crash-contained worker processes, or
+        with ``workers=0`` in this process (a few small files; a failure is skipped and reported)."""
+        if workers > 0:
+            yield from decode_many(specs, fn, workers=workers, report=report)
+            return
+        for spec in specs:
+            try:
+                yield spec, fn(spec)
+            except Exception as e:  # noqa: BLE001 - any decoder error skips the file, as the pool does
+                report.add(spec, f"error: {e}")
 
     def __len__(self) -> int:
         return len(self.items)

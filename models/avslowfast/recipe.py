@@ -91,6 +91,7 @@ class AVSlowFastLiteConfig(TrainConfig):
     mix_epoch: int = 1  # epochs of easy negatives only (the authors: 96 of 196)
     num_classes: int = 12  # classes of the head; the world's 12 (avslowfast-folder: as many as --data has)
     max_seconds: float = 30.0  # avslowfast-folder: seconds of each video decoded
+    decode_workers: int = 2  # avslowfast-folder: decoder processes (0: in the training process)
 
     def validate(self) -> None:
         super().validate()
@@ -103,6 +104,9 @@ class AVSlowFastLiteConfig(TrainConfig):
             raise ValueError("sync: expected false unless pathways=av (synchronisation needs both modalities)")
         if not self.supervised and not self.sync:
             raise ValueError("supervised=false: expected sync=true (the synchronisation loss is then the only loss)")
+        if self.decode_workers < 0 or self.num_classes < 1:
+            raise ValueError(f"decode_workers >= 0 and num_classes >= 1 expected, found {self.decode_workers} and "
+                             f"{self.num_classes}")
         if not 0.0 <= self.drop_pathway <= 1.0:
             raise ValueError(f"drop_pathway: expected a rate in [0, 1], found {self.drop_pathway}")
 
@@ -336,8 +340,10 @@ class FolderRecipe(AVSlowFastLiteRecipe):
             raise ValueError(f"num_classes: expected {len(classes)} (the class folders of {data}: "
                              f"{', '.join(classes)}), found {c.num_classes}; pass num_classes={len(classes)}")
         self._labels = classes if c.supervised else None  # self-supervised: the head is not trained
-        return (FolderClips(train, c.num_classes, c.clip(), seed=c.seed, max_seconds=c.max_seconds),
-                FolderClips(val, c.num_classes, c.clip(), seed=12345, fixed=True, max_seconds=c.max_seconds))
+        return (FolderClips(train, c.num_classes, c.clip(), seed=c.seed, max_seconds=c.max_seconds,
+                            workers=c.decode_workers),
+                FolderClips(val, c.num_classes, c.clip(), seed=12345, fixed=True, max_seconds=c.max_seconds,
+                            workers=c.decode_workers))
 
     def real_inputs(self) -> dict[str, torch.Tensor]:
         return {}  # the data folder is not known at export time
