@@ -20,6 +20,7 @@ waveform-in, scores-out labelers need none: :func:`models.core.live.runner_label
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -34,6 +35,31 @@ class NetworkEntry:
     name: str
     factory: Callable[..., Any]
     description: str
+
+
+def variant_entries(variants: dict[str, Any], descriptions: dict[str, str], build: Callable[[Any], Any]
+                    ) -> tuple[NetworkEntry, ...]:
+    """Network entries for a family's named variant configs.
+
+    Each entry's factory is ``factory(**overrides) -> build(dataclasses.replace(config, **overrides))``.
+
+    Args:
+        variants: name -> frozen dataclass config.
+        descriptions: name -> one line (also the factory's docstring).
+        build: config -> ``nn.Module``.
+    """
+
+    def entry(name: str) -> NetworkEntry:
+        config = variants[name]
+
+        def factory(**overrides: Any) -> Any:
+            return build(dataclasses.replace(config, **overrides))
+
+        factory.__name__ = name.replace("-", "_")
+        factory.__doc__ = f"{descriptions[name]}; keyword overrides replace {type(config).__name__} fields."
+        return NetworkEntry(name, factory, descriptions[name])
+
+    return tuple(entry(name) for name in variants)
 
 
 @dataclass(frozen=True)

@@ -49,13 +49,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.audio.frontend import FrontEnd, FrontEndConfig
-from models.core.family import NetworkEntry
+from models.core.family import NetworkEntry, variant_entries
 from models.core.live import WindowSpec
 
 __all__ = [
     "ARCHS", "HEAD_POOLINGS", "TEMPORAL_KERNELS", "STAGE_DEPTHS", "FREQUENCY_STRIDES",
     "SlowFastConfig", "SlowFast", "Stem", "PathwayStems", "FuseFastToSlow", "Bottleneck", "ResBlock", "ResStage",
-    "SlowFastHead", "slow_frame_index", "pad_or_crop_frames", "pad_frames_edge", "count_macs",
+    "SlowFastHead", "init_conv_bn", "slow_frame_index", "pad_or_crop_frames", "pad_frames_edge", "count_macs",
     "ClipSpec", "EPIC_FRONTEND", "VGGSOUND_FRONTEND", "EPIC_SLOW_FRONTEND", "VGGSOUND_SLOW_FRONTEND",
     "EPIC_CLIP", "VGGSOUND_CLIP", "EPIC_SLOW_CLIP", "VGGSOUND_SLOW_CLIP", "clip_spec_for",
     "SlowFastLabeler", "VARIANTS",
@@ -410,6 +410,18 @@ class SlowFastHead(nn.Module):
 # ---------------------------------------------------------------------------------- network
 
 
+def init_conv_bn(module: nn.Module, zero_init_final_bn: bool) -> None:
+    """PySlowFast's init of every convolution (1-, 2- or 3-D: ``c2_msra_fill``, Kaiming normal,
+    fan_out) and BatchNorm (gamma 1, beta 0; gamma 0 in a block's final BN, the one marked
+    ``is_final_bn``, when ``zero_init_final_bn``) inside ``module``."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.conv._ConvNd):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+            nn.init.constant_(m.weight, 0.0 if zero_init_final_bn and getattr(m, "is_final_bn", False) else 1.0)
+            nn.init.zeros_(m.bias)
+
+
 def slow_frame_index(num_frames: int, alpha: int = 4, device: torch.device | None = None) -> torch.Tensor:
     """Frames of the Fast input that the Slow pathway sees: ``torch.linspace(0, T-1, T // alpha).long()``.
 
@@ -482,13 +494,7 @@ class SlowFast(nn.Module):
     def _init_weights(self) -> None:
         """The reference's ``init_weights``: convs ``c2_msra_fill`` (Kaiming normal, fan_out),
         BN gamma 1 / beta 0 (gamma 0 in each block's ``c_bn``), Linear N(0, fc_init_std), bias 0."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                zero = self.config.zero_init_final_bn and getattr(m, "is_final_bn", False)
-                nn.init.constant_(m.weight, 0.0 if zero else 1.0)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self, self.config.zero_init_final_bn)
         self.reset_head()
 
     def reset_head(self) -> None:
@@ -649,10 +655,11 @@ def pad_or_crop_frames(logmel: Any, multiple: int = 16) -> Any:
     return pad_frames_edge(logmel, frames + multiple - rest)
 
 
-def count_macs(model: nn.Module, x: torch.Tensor) -> int:
-    """Multiply-adds of every Conv2d and Linear for one forward of ``x`` (BN, pooling and
-    activations excluded: what fvcore reports as "GFLOPs"). Runs on the meta device (shapes
-    only, no arithmetic); a model not already there is copied first, never modified.
+def count_macs(model: nn.Module, *inputs: torch.Tensor | None) -> int:
+    """Multiply-adds of every convolution (1-, 2- or 3-D) and Linear for one forward of
+    ``model(*inputs)`` (BN, pooling and activations excluded: what fvcore reports as "GFLOPs").
+    Runs on the meta device (shapes only, no arithmetic); a model not already there is copied
+    first, never modified. ``None`` inputs are passed through (a network's absent pathway).
     """
     import copy
 
@@ -662,16 +669,16 @@ def count_macs(model: nn.Module, x: torch.Tensor) -> int:
 
     def hook(module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
         nonlocal total
-        if isinstance(module, nn.Conv2d):
-            per_output = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
-            total += output.numel() * per_output
+        if isinstance(module, nn.modules.conv._ConvNd):
+            total += output.numel() * (module.in_channels // module.groups) * math.prod(module.kernel_size)
         else:
             total += output.numel() * module.in_features
 
-    handles = [m.register_forward_hook(hook) for m in meta.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    layers = (nn.modules.conv._ConvNd, nn.Linear)
+    handles = [m.register_forward_hook(hook) for m in meta.modules() if isinstance(m, layers)]
     try:
         with torch.no_grad():
-            meta(x.to("meta"))
+            meta(*(None if x is None else x.to("meta") for x in inputs))
     finally:
         for h in handles:
             h.remove()
@@ -833,10 +840,6 @@ class SlowFastLabeler:
 # ------------------------------------------------------------------------ registered variants
 
 
-def _build(config: SlowFastConfig, overrides: dict[str, Any]) -> SlowFast:
-    return SlowFast(dataclasses.replace(config, **overrides))
-
-
 #: The registered variants' configs (``NETWORKS`` name -> config).
 VARIANTS: dict[str, SlowFastConfig] = {
     "slowfast-vggsound": SlowFastConfig(num_classes=(309,), num_frames=512),
@@ -860,17 +863,5 @@ _DESCRIPTIONS = {
 }
 
 
-def _variant_factory(name: str):
-    config = VARIANTS[name]
-
-    def factory(**overrides: Any) -> SlowFast:
-        return _build(config, overrides)
-
-    factory.__name__ = name.replace("-", "_")
-    factory.__doc__ = f"{_DESCRIPTIONS[name]}; keyword overrides replace SlowFastConfig fields."
-    return factory
-
-
 #: The variants as the family declares them (``models.families.NETWORKS`` is built from these).
-NETWORK_ENTRIES: tuple[NetworkEntry, ...] = tuple(
-    NetworkEntry(name, _variant_factory(name), _DESCRIPTIONS[name]) for name in VARIANTS)
+NETWORK_ENTRIES: tuple[NetworkEntry, ...] = variant_entries(VARIANTS, _DESCRIPTIONS, SlowFast)
