@@ -379,8 +379,8 @@ def pause_trials(pauses: list[float], trials: int) -> list[dict]:
                                  "final_record": bool(records) and records[-1]["final"],
                                  "events_tsv": (out / "events.tsv").is_file(),
                                  "mp4_plays_s": round(_plays(out / "run.mp4"), 1),
-                                 "gap_samples": records[-1]["counters"]["gap_samples"] if records else None,
-                                 "skips": records[-1]["counters"]["skips"] if records else None,
+                                 **{k: records[-1]["counters"][k] if records else None
+                                    for k in ("gap_samples", "input_overflows", "device_losses", "skips")},
                                  "error": "" if run.returncode == 0 else err.strip().splitlines()[-1:]})
     return rows
 

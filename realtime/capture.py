@@ -49,6 +49,9 @@ __all__ = ["Capture", "CaptureStats", "RecoveryPolicy"]
 
 logger = logging.getLogger(__name__)
 
+#: A wait that returns this much later than asked means the process itself was not running.
+PAUSE_S = 0.5
+
 
 @dataclass(frozen=True)
 class RecoveryPolicy:
@@ -412,12 +415,17 @@ class Capture:
 
     def _read_live(self, feed: _Feed, limit: int | None) -> Chunk | None:
         src = feed.source
-        deadline = time.monotonic() + self.recovery.loss_after_s
+        awake = time.monotonic()
+        deadline = awake + self.recovery.loss_after_s
         while not self._stop.is_set():
             try:
                 return src.read(timeout=min(0.1, max(deadline - time.monotonic(), 0.001)))
             except SourceTimeout:
-                if time.monotonic() >= deadline:
+                now = time.monotonic()
+                if now - awake > PAUSE_S:  # this process was stopped (suspend, SIGSTOP) or starved, not
+                    deadline += now - awake  # the device: give it its full time again
+                awake = now
+                if now >= deadline:
                     return self._ride_out_loss(feed, limit, f"delivered nothing for {self.recovery.loss_after_s:g} s",
                                                reopen=False)
             except (SourceError, EndOfStream) as e:  # SourceLost included; the end of a live stream is a loss

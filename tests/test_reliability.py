@@ -301,3 +301,29 @@ def test_a_killed_run_leaves_its_events_json_lines_and_a_playable_recording(tmp_
     frames, times = read_video_frames(partial)
     started = records[0]["stream_time"]  # the recording begins with the first hop
     assert len(frames) and started + times[-1] >= killed_at - 2.0, (started, times[-1], killed_at)
+
+
+# ------------------------------------------------------------------------------ the scenarios, short
+
+
+def test_soak_counts_no_lost_or_repeated_sample_at_the_model_input():
+    """The soak of apps.reliability for 45 s (counts only; the hour-long figures come from
+    ``python -m apps.reliability --scenario soak --minutes 60``)."""
+    require_system(PULSEAUDIO, PORTAUDIO, FFMPEG)
+    from apps.reliability import soak
+
+    figures = soak(0.75, block_minutes=0.75)
+    assert figures["windows_checked"] >= 100, figures  # the ramp reached the model (0.25 s windows)
+    assert (figures["lost_samples"], figures["repeated_samples"], figures["skips"]) == (0, 0, 0), figures
+    assert figures["device_losses"] == 0 and figures["gap_samples"] == 0, figures
+
+
+def test_a_paused_live_run_goes_on_and_ends_cleanly():
+    """avlive with the virtual microphone and a FIFO camera, stopped for 5 s (SIGSTOP) and
+    continued: no device counted lost, status 0, every output complete, the recording plays."""
+    require_system(PULSEAUDIO, PORTAUDIO, FFMPEG)
+    from apps.reliability import pause_trials
+
+    (row,) = pause_trials([5.0], 1)
+    assert row["rc"] == 0 and row["went_on"] and row["final_record"] and row["events_tsv"], row
+    assert row["mp4_plays_s"] > 0 and row["device_losses"] == 0, row
