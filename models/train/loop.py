@@ -223,6 +223,7 @@ def train(recipe: Recipe, out: Path, *, data: Path | None = None, resume: bool =
     def evaluate() -> None:
         """Validate, log, keep the best checkpoint (main process; the others wait)."""
         nonlocal last_figures, best, evaluated_at
+        evaluated_at = step  # on every rank (each decides alike whether a final evaluation is owed)
         if info.is_main:
             _unwrap(model).eval()
             val_loader = DataLoader(val_set, batch_size=max(1, cfg.batch_size), num_workers=cfg.num_workers, collate_fn=recipe.collate, generator=torch.Generator().manual_seed(0))
@@ -232,7 +233,6 @@ def train(recipe: Recipe, out: Path, *, data: Path | None = None, resume: bool =
             logger.log(record)
             summary = ", ".join(f"{k} {v:.4f}" for k, v in last_figures.items() if isinstance(v, float))
             print(f"step {step} epoch {epoch}: {summary}", file=sys.stderr)
-            evaluated_at = step
             if last_figures[recipe.primary_metric] > best:
                 best = last_figures[recipe.primary_metric]
                 checkpoint(BEST)
