@@ -1,11 +1,13 @@
 """Reliability scenarios with real (virtual) devices: prints the figures the reliability issue asks for.
 
-    python -m apps.reliability                          every scenario, short (about 8 min)
+    python -m apps.reliability                          the live scenarios, short (about 8 min)
     python -m apps.reliability --scenario soak --minutes 60
     python -m apps.reliability --scenario mic --trials 20
     python -m apps.reliability --scenario camera --trials 20
     python -m apps.reliability --scenario pause --pauses 5 60 --trials 10
     python -m apps.reliability --scenario kill --trials 20
+    python -m apps.reliability --scenario train-kill --trials 50
+    python -m apps.reliability --scenario export-kill --trials 50
 
 Scenarios (each prints its duration first):
 
@@ -23,6 +25,10 @@ Scenarios (each prints its duration first):
 ``kill``     ``avlive`` on the world in real time with every output, SIGKILLed at a random time:
              does the TSV hold every event that ended 2 s before the kill, are the JSON lines
              whole, does the recording play to within 2 s of the kill?
+``train-kill``   A tiny training run SIGKILLed at a random time and resumed: are last.pt and
+             best.pt bit-identical to an uninterrupted run's, final evaluation included?
+``export-kill``  Two different runs exported in turn into one folder, each export SIGKILLed at a
+             random time: does the folder's model ever load while disagreeing with its sidecar?
 
 Needs pulseaudio, pulseaudio-utils, libportaudio2 and ffmpeg (apps.virtual_devices).
 """
@@ -44,7 +50,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 RAMP_RATE = 48000
-SCENARIOS = ("soak", "mic", "camera", "pause", "kill")
+SCENARIOS = ("soak", "mic", "camera", "pause", "kill", "train-kill", "export-kill")
 
 
 # ------------------------------------------------------------------------------ soak
@@ -420,6 +426,129 @@ def kill_trials(trials: int, seed: int = 200001) -> list[dict]:
     return rows
 
 
+# ------------------------------------------------------------------------------ training and export
+
+
+#: A tiny baseline run (the world's tiny preset): seconds per run on 2 cores.
+TINY_TRAIN = ["world=tiny", "train_windows=96", "val_windows=32", "width=4", "batch_size=8", "threads=1",
+              "warmup_steps=0", "seed=3", "epochs=3", "num_workers=0", "checkpoint_every=2", "dropout=0.3"]
+
+
+def _train(out: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "models.train", "--recipe", "baseline", "--out", str(out), *extra,
+                             *TINY_TRAIN], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _same_checkpoint(a: Path, b: Path) -> bool:
+    import torch
+
+    from models.core.checkpoint import load_checkpoint
+
+    x, y = load_checkpoint(a), load_checkpoint(b)
+    return x["model_state"].keys() == y["model_state"].keys() and all(
+        torch.equal(x["model_state"][k], y["model_state"][k]) for k in x["model_state"])
+
+
+def train_kill_trials(trials: int) -> list[dict]:
+    """SIGKILL a tiny training run at a random time and resume it, ``trials`` times: the final
+    last.pt and best.pt must equal an uninterrupted run's, and the final evaluation must be logged."""
+    rows = []
+    rng = random.Random(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        reference = Path(tmp) / "reference"
+        started = time.monotonic()
+        run = _train(reference)
+        _wait(lambda: (reference / "checkpoints" / "last.pt").exists() or run.poll() is not None, 120.0)
+        first_checkpoint = time.monotonic()
+        if run.wait() != 0:
+            raise RuntimeError(f"the reference run failed: {run.stderr.read()[-500:]}")
+        length = time.monotonic() - first_checkpoint  # the span a kill can fall in
+        ref_evals = (reference / "metrics.jsonl").read_text().count('"kind": "eval"')
+        for k in range(trials):
+            out = Path(tmp) / f"t{k}"
+            run = _train(out)
+            _wait(lambda: (out / "checkpoints" / "last.pt").exists() or run.poll() is not None, 120.0)
+            time.sleep(rng.uniform(0.0, length))
+            finished_first = run.poll() is not None
+            run.kill()
+            run.wait()
+            resumed = _train(out, "--resume")
+            rc = resumed.wait()
+            evals = (out / "metrics.jsonl").read_text().count('"kind": "eval"') if (out / "metrics.jsonl").exists() else 0
+            same = rc == 0 and all(_same_checkpoint(reference / "checkpoints" / n, out / "checkpoints" / n)
+                                   for n in ("last.pt", "best.pt"))
+            rows.append({"trial": k + 1, "killed": not finished_first, "resume_rc": rc, "identical": same,
+                         "final_eval_logged": evals >= ref_evals})
+    return rows
+
+
+def export_kill_trials(trials: int) -> list[dict]:
+    """Export two different runs in turn into one folder, SIGKILLing the export at a random
+    time: after every kill the folder's model.onnx either loads and gives the scores of the
+    checkpoint its sidecar names, or is refused in one line. Never a pair that loads but disagrees."""
+    import onnxruntime as ort
+
+    from models.core.atomic import sha256_file
+    from models.core.metadata import ModelMetadata, sidecar_path
+    from models.families import exportable
+    from realtime.models import ModelError, check_onnx_pair
+
+    rows = []
+    rng = random.Random(2)
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = []
+        for name, seed in (("a", "seed=3"), ("b", "seed=4")):
+            out = Path(tmp) / name
+            p = subprocess.run([sys.executable, "-m", "models.train", "--recipe", "baseline", "--out", str(out),
+                                *TINY_TRAIN, seed], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                               capture_output=True, text=True)
+            if p.returncode:
+                raise RuntimeError(p.stderr[-500:])
+            runs.append(out)
+        target = Path(tmp) / "target"
+        (target / "checkpoints").mkdir(parents=True)
+        shas = {sha256_file(r / "checkpoints" / "best.pt"): r for r in runs}
+        probe = np.random.default_rng(0).normal(0, 0.1, (1, 32000)).astype(np.float32)
+        expected = {}
+        for sha, r in shas.items():
+            module = exportable(r).module
+            import torch
+            with torch.inference_mode():
+                expected[sha] = module(torch.from_numpy(probe)).numpy()
+        for k in range(trials):
+            source = runs[k % 2]
+            for name in ("config.json", "metadata.json"):
+                (target / name).write_bytes((source / name).read_bytes())
+            (target / "checkpoints" / "best.pt").write_bytes((source / "checkpoints" / "best.pt").read_bytes())
+            export = subprocess.Popen([sys.executable, "-m", "models.export", str(target)], cwd=REPO,
+                                      env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL)
+            if k == 0:  # the first export runs to the end: how long one takes
+                began = time.monotonic()
+                export.wait()
+                span = time.monotonic() - began
+            else:
+                time.sleep(rng.uniform(0.0, span))
+            export.kill()
+            export.wait()
+            onnx = target / "model.onnx"
+            state = "nothing yet"
+            if onnx.exists() and sidecar_path(onnx).exists():
+                meta = ModelMetadata.load(sidecar_path(onnx))
+                try:
+                    check_onnx_pair(onnx, meta)
+                    session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+                    got = session.run(None, {session.get_inputs()[0].name: probe})[0]
+                    want = expected.get(meta.checkpoint_sha256)
+                    agrees = want is not None and np.allclose(got, want, atol=1e-4)
+                    state = "loads, agrees" if agrees else "LOADS BUT DISAGREES"
+                except ModelError:
+                    state = "refused (one line)"
+            rows.append({"trial": k + 1, "state": state})
+    return rows
+
+
 # ------------------------------------------------------------------------------ printing
 
 
@@ -454,7 +583,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--minutes", type=float, default=2.0, help="soak length")
     p.add_argument("--block-minutes", type=float, default=None, help="soak lag blocks (default: a fifth of the soak, "
                                                                       "at most 10)")
-    p.add_argument("--trials", type=int, default=None, help="trials per scenario (default: mic/camera 20, pause 2, kill 5)")
+    p.add_argument("--trials", type=int, default=None,
+                   help="trials per scenario (default: mic/camera 20, pause 2, the kills 5)")
     p.add_argument("--pauses", type=float, nargs="+", default=[5.0, 60.0], help="SIGSTOP lengths in seconds")
     args = p.parse_args(argv)
     for tool in ("pulseaudio", "pactl", "pacat", "ffmpeg"):
@@ -462,7 +592,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"reliability: {tool} is missing: sudo apt-get install pulseaudio pulseaudio-utils libportaudio2 "
                   f"ffmpeg", file=sys.stderr)
             return 2
-    chosen = args.scenario or list(SCENARIOS)
+    chosen = args.scenario or [s for s in SCENARIOS if s not in ("train-kill", "export-kill")]
     for name in chosen:
         started = time.monotonic()
         print(f"== {name}", flush=True)
@@ -486,6 +616,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  survived (status 0, went on, final record, mp4 plays): "
                   f"{sum(r['rc'] == 0 and r['went_on'] and r['final_record'] and r['mp4_plays_s'] > 0 for r in rows)}"
                   f"/{len(rows)}")
+        elif name == "train-kill":
+            trials = args.trials or 5
+            print(f"  (about {trials * 0.7 + 0.5:.0f} min)", flush=True)
+            rows = train_kill_trials(trials)
+            print(_table(rows))
+            print(f"  bit-identical to the uninterrupted run, final evaluation logged: "
+                  f"{sum(r['identical'] and r['final_eval_logged'] for r in rows)}/{len(rows)} "
+                  f"({sum(r['killed'] for r in rows)} killed before they finished)")
+        elif name == "export-kill":
+            trials = args.trials or 5
+            print(f"  (about {trials * 0.4 + 1:.0f} min)", flush=True)
+            rows = export_kill_trials(trials)
+            print(_table(rows))
+            states = [r["state"] for r in rows]
+            print("  " + ", ".join(f"{state}: {states.count(state)}" for state in sorted(set(states))))
         else:
             trials = args.trials or 5
             print(f"  (about {trials * 0.5:.0f} min)", flush=True)
