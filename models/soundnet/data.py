@@ -55,13 +55,13 @@ class WorldSource(Source):
     def __init__(self, world: str, config: WorldConfig, seed: int, seconds: float):
         self.config, self.seed, self.seconds = config, int(seed), float(seconds)
         self.id = f"synthetic:{world}:{self.seed}:{self.seconds:g}s"
-        self.audio = Scene(config, self.seed).render_audio(0, int(round(seconds * SAMPLE_RATE)), SAMPLE_RATE)
+        self.audio = Scene(config, self.seed).render_audio(0, round(seconds * SAMPLE_RATE), SAMPLE_RATE)
         self.audio = np.asarray(self.audio, np.float32)
 
     def frames(self, times: np.ndarray) -> tuple[np.ndarray, int]:
         scene = Scene(self.config, self.seed, event_cache=8)
         fps = self.config.fps
-        last = int(math.floor(self.seconds * fps)) - 1
+        last = math.floor(self.seconds * fps) - 1
         index = np.clip(np.round(np.mod(times, self.seconds) * fps).astype(np.int64), 0, last)
         return np.stack([scene.render_frame(int(i))[0] for i in index]), len(index)
 

@@ -132,13 +132,13 @@ class SoundNetRecipe(Recipe):
 
     @property
     def crop_samples(self) -> int:
-        return int(round(self.config.crop_seconds * SAMPLE_RATE))
+        return round(self.config.crop_seconds * SAMPLE_RATE)
 
     @property
     def live_samples(self) -> int:
         c = self.config
         shortest = SoundNet(self.network_config()).min_samples()
-        return max(shortest, int(round(c.live_window_seconds * SAMPLE_RATE)))
+        return max(shortest, round(c.live_window_seconds * SAMPLE_RATE))
 
     # --- data -------------------------------------------------------------------------
     def build_datasets(self, data: Path | None):
@@ -158,7 +158,7 @@ class SoundNetRecipe(Recipe):
             val_src = [WorldSource(c.world, world, split_seed("val", i), seconds) for i in range(c.val_scenes)]
         else:
             sources = video_folder_sources(Path(data), c.max_video_seconds)
-            n_val = 0 if len(sources) < 2 else max(1, int(round(c.val_videos * len(sources))))
+            n_val = 0 if len(sources) < 2 else max(1, round(c.val_videos * len(sources)))
             # every k-th video held out, so the held-out ones spread over the folder's order
             val_idx = set(np.linspace(0, len(sources) - 1, n_val).round().astype(int).tolist()) if n_val else set()
             train_src = [s for i, s in enumerate(sources) if i not in val_idx]

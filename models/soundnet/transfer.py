@@ -52,7 +52,7 @@ class Windows:
 
     @property
     def samples(self) -> int:
-        return int(round(self.seconds * SAMPLE_RATE))
+        return round(self.seconds * SAMPLE_RATE)
 
     def cut(self, audio: np.ndarray) -> np.ndarray:
         """``(N,)`` float -> ``(W, samples)`` float32 windows (short clips tiled to one window)."""
@@ -62,7 +62,7 @@ class Windows:
         n = self.samples
         if audio.size < n:
             audio = np.tile(audio, -(-n // audio.size))[:n]
-        hop = max(1, int(round(self.hop_seconds * SAMPLE_RATE)))
+        hop = max(1, round(self.hop_seconds * SAMPLE_RATE))
         starts = list(range(0, audio.size - n + 1, hop))
         if starts[-1] != audio.size - n:
             starts.append(audio.size - n)
@@ -243,7 +243,7 @@ def _claims(path: Path) -> bool:
 
 def _metadata(data: dict) -> ModelMetadata:
     config = SoundNetConfig.from_dict(data["network"])
-    n = int(round(data["window_seconds"] * SAMPLE_RATE))
+    n = round(data["window_seconds"] * SAMPLE_RATE)
     return ModelMetadata(
         family="soundnet", task="labeler", labels=tuple(data["labels"]), sample_rate=SAMPLE_RATE,
         window_seconds=float(data["window_seconds"]), needs_frame=False, frontend={},
