@@ -9,7 +9,8 @@ the ESC-10 clips. For each test fold (the dataset's own folds), a one-vs-rest li
 (models/soundnet/transfer.py) is trained on the windows of the other folds' clips, C chosen by
 leave-one-fold-out cross-validation on those folds, and a test clip's class is the argmax of its
 windows' mean decision value. Printed: classes, clips, chance, per-fold and mean accuracy of each
-layer and of the log-mel statistics.
+layer and of the log-mel statistics (and, with ``--supervised-epochs``, of the same network trained
+from scratch on each split's training clips: the paper's supervised comparison).
 
 ``--write-labeler OUT.pt`` also fits the first layer's SVM on every clip and writes it with the
 network as one labeler file: ``avlive --labeler OUT.pt`` runs it, ``python -m models.export
@@ -27,6 +28,7 @@ import numpy as np
 from models.datasets.formats.esc50 import read_esc50
 from models.io.media import read_audio
 from models.soundnet.network import SAMPLE_RATE, SoundNet
+from models.soundnet.supervised import cross_validate_supervised
 from models.soundnet.transfer import (
     DEFAULT_CS,
     Windows,
@@ -72,6 +74,10 @@ def read_esc50_folder(root: Path, esc10: bool = False):
     return audio, targets, np.array([r.fold for r in records]), [names[i] for i in ids]
 
 
+def _c(value: float) -> str:
+    return f"{value:g}" if np.isfinite(value) else "-"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m apps.transfer", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -82,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=2.0, help="window seconds (default 2)")
     parser.add_argument("--hop", type=float, default=0.5, help="seconds between windows (default 0.5)")
     parser.add_argument("--C", default=",".join(f"{c:g}" for c in DEFAULT_CS), help="SVM C candidates")
+    parser.add_argument("--supervised-epochs", type=int, default=0, metavar="N",
+                        help="also train the same network from scratch on each split's training clips for N epochs "
+                             "(the paper's supervised comparison; first layer, no teacher)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--write-labeler", type=Path, default=None, metavar="OUT.pt",
                         help="also fit the first layer's SVM on every clip and write the labeler file")
@@ -114,11 +123,18 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for label, feats in features.items():
         results[label] = cross_validate(feats, targets, folds, k, Cs)
+    if args.supervised_epochs > 0:
+        started = time.perf_counter()
+        accuracy = cross_validate_supervised(net.config, layers[0], clips, targets, folds, k, windows,
+                                             args.supervised_epochs)
+        results[f"supervised {layers[0]} ({args.supervised_epochs} ep)"] = {f: (a, float("nan"))
+                                                                            for f, a in accuracy.items()}
+        print(f"supervised networks trained in {time.perf_counter() - started:.0f} s")
     fold_ids = sorted(set(folds.tolist()))
     width = max(len(label) for label in results)
-    print(f"{'features':<{width}}  " + "  ".join(f"fold {f} (C)" for f in fold_ids) + "   mean")
+    print(f"{'features':<{width}}  " + "  ".join(f"fold {f} (C)   " for f in fold_ids) + "  mean")
     for label, per_fold in results.items():
-        cells = "  ".join(f"{100 * per_fold[f][0]:5.1f} ({per_fold[f][1]:g})" for f in fold_ids)
+        cells = "  ".join(f"{100 * per_fold[f][0]:5.1f} ({_c(per_fold[f][1]):<5})" for f in fold_ids)
         mean = 100 * np.mean([per_fold[f][0] for f in fold_ids])
         print(f"{label:<{width}}  {cells}  {mean:5.1f} %")
     if args.write_labeler is not None:

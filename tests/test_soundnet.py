@@ -186,9 +186,10 @@ def test_linear_labeler_file_exports_matches_torch_and_runs_live(world_run, tmp_
     esc = write_esc50_world(tmp_path / "esc", range(5), clips_per_seed=2, clip_seconds=3.0)
     labeler = tmp_path / "esc-conv7.pt"
     done = _run("-m", "apps.transfer", str(run), "--data", str(esc.root), "--layer", "conv7,pool5", "--threads", "1",
-                "--C", "0.1", "--write-labeler", str(labeler), cwd=tmp_path)
+                "--C", "0.1", "--supervised-epochs", "1", "--write-labeler", str(labeler), cwd=tmp_path)
     lines = done.stdout.splitlines()
     assert any(line.startswith("soundnet conv7") for line in lines) and any(line.startswith("log-mel") for line in lines)
+    assert any(line.startswith("supervised conv7 (1 ep)") for line in lines)
     assert "10 clips" in done.stdout and labeler.is_file()
 
     model = load_linear_labeler(labeler)
