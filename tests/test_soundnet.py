@@ -15,6 +15,7 @@ from conftest import python_cmd, subprocess_env
 
 from engines.onnxruntime_runner import OnnxRuntimeRunner
 from models.export.onnx import export_onnx
+from models.soundnet.classifiers import VGG, ResNet, classifier_from_state_dict
 from models.soundnet.network import (
     SOUNDNET5,
     SOUNDNET8,
@@ -22,6 +23,7 @@ from models.soundnet.network import (
     parameter_count,
     soundnet_lite,
 )
+from models.soundnet.teacher import StateDictTeacher, build_teacher
 from models.soundnet.transfer import Windows, load_linear_labeler
 from models.world import BENCH, Scene, split_seed
 
@@ -219,3 +221,42 @@ def test_linear_labeler_file_exports_matches_torch_and_runs_live(world_run, tmp_
         lines = [json.loads(line) for line in out.read_text().splitlines()]
         assert len(lines) >= 3 and all(r["top"] for r in lines)
         assert {t["label"] for r in lines for t in r["top"]} <= set(model.metadata.labels)
+
+
+# --- a teacher from a user's ResNet/VGG weights file -----------------------------------------
+
+def test_torchvision_layouts_have_torchvision_sizes_and_keys():
+    # torchvision's resnet18 / resnet50 / vgg11: 122 / 320 / 22 state-dict entries and
+    # 11,689,512 / 25,557,032 / 132,863,336 parameters (their published sizes)
+    r18, r50 = ResNet((2, 2, 2, 2), False, 1000), ResNet((3, 4, 6, 3), True, 1000)
+    vgg11 = VGG([(3, 64, True), (64, 128, True), (128, 256, False), (256, 256, True), (256, 512, False),
+                 (512, 512, True), (512, 512, False), (512, 512, True)], False, 4096, 1000)
+    for net, entries, params in ((r18, 122, 11_689_512), (r50, 320, 25_557_032), (vgg11, 22, 132_863_336)):
+        assert len(net.state_dict()) == entries and parameter_count(net) == params
+    assert {"layer2.0.downsample.0.weight", "layer4.1.bn2.running_var", "fc.bias"} <= set(r18.state_dict())
+    assert {"features.3.weight", "features.18.bias", "classifier.6.weight"} <= set(vgg11.state_dict())
+    for net, name in ((r18, "resnet18"), (r50, "resnet50"), (vgg11, "vgg11")):
+        rebuilt, found = classifier_from_state_dict(net.state_dict())
+        assert found == name and type(rebuilt) is type(net)
+
+
+def test_a_weights_file_teaches_the_student(tmp_path):
+    torch.manual_seed(0)
+    teacher_net = ResNet((1, 1, 1, 1), False, 5)  # a 5-class ResNet-10 in torchvision's layout
+    path = tmp_path / "teacher.pth"
+    torch.save({"state_dict": teacher_net.state_dict()}, path)
+    teacher = StateDictTeacher(path)
+    frames = np.stack([Scene(BENCH, 200000).render_frame(i)[0] for i in (0, 30)])
+    post = teacher.posteriors(frames)
+    assert teacher.name.startswith("resnet10-") and teacher.labels == tuple(f"class {k}" for k in range(5))
+    np.testing.assert_allclose(post.sum(axis=1), 1.0, atol=1e-5)
+    done = _run("-m", "models.train", "--recipe", "soundnet-lite", "--out", str(tmp_path / "run"), *TINY_WORLD,
+                "epochs=1", "items_per_epoch=4", f"teacher={path}", f"cache={tmp_path / 'cache'}", cwd=tmp_path)
+    (first,) = _epoch_counters(done.stderr)
+    assert first["forwards"] == 12
+    meta = json.loads((tmp_path / "run" / "metadata.json").read_text())
+    assert meta["labels"] == list(teacher.labels) and meta["outputs"][0]["shape"] == ["batch", 5]
+    try:
+        build_teacher(str(tmp_path / "missing.pth"))
+    except ValueError as e:
+        assert "no such weights file" in str(e)

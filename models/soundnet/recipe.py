@@ -42,7 +42,12 @@ from models.core.recipe import Recipe
 from models.core.train_config import TrainConfig
 from models.soundnet.data import TeacherCrops, WorldSource, video_folder_sources
 from models.soundnet.network import CONFIGS, SAMPLE_RATE, SoundNet, SoundNetConfig
-from models.soundnet.teacher import TEACHERS, PosteriorCache, build_teacher, read_labels
+from models.soundnet.teacher import (
+    PosteriorCache,
+    build_teacher,
+    check_teacher,
+    teacher_labels,
+)
 from models.world import get_preset, split_seed
 from models.world.cache import cache_dir
 
@@ -58,7 +63,8 @@ class SoundNetTrainConfig(TrainConfig):
     lr: float = 1e-3
     weight_decay: float = 0.0
     size: str = "lite"  # lite, soundnet8 or soundnet5
-    teacher: str = "efficientnet-lite0"
+    teacher: str = "efficientnet-lite0"  # or a ResNet/VGG weights file with torchvision keys (.pth)
+    teacher_labels: str = ""  # a labels file for a weights-file teacher ("": ImageNet names for 1000 classes)
     crop_seconds: float = 20.0  # audio per item (the authors' 20 s)
     world: str = "bench"
     train_scenes: int = 16  # world scenes to learn from
@@ -76,8 +82,7 @@ class SoundNetTrainConfig(TrainConfig):
         get_preset(self.world)
         if self.size not in SIZES:
             raise ValueError(f"size: expected one of {SIZES}, found {self.size!r}")
-        if self.teacher not in TEACHERS:
-            raise ValueError(f"teacher: expected one of {tuple(TEACHERS)}, found {self.teacher!r}")
+        check_teacher(self.teacher)
         if not self.crop_seconds > 0 or not self.scene_seconds > 0:
             raise ValueError(f"crop_seconds, scene_seconds: expected > 0, found {self.crop_seconds}, {self.scene_seconds}")
         if self.train_scenes < 1 or self.val_scenes < 1:
@@ -116,7 +121,7 @@ class SoundNetRecipe(Recipe):
 
     def __init__(self, config: Any):
         super().__init__(config)
-        self.labels = read_labels()  # the teacher's classes (ImageNet for the one built-in teacher)
+        self.labels = teacher_labels(config.teacher, config.teacher_labels)  # the student's object classes
         self.cache: PosteriorCache | None = None
         self._mark: float | None = None
         self._epoch = 0
@@ -148,7 +153,7 @@ class SoundNetRecipe(Recipe):
         if steps < 1:
             raise ValueError(f"crop_seconds: expected at least {net.min_samples() / SAMPLE_RATE:.2f} s for one output "
                              f"step of {c.size}, found {c.crop_seconds}")
-        teacher = build_teacher(c.teacher)
+        teacher = build_teacher(c.teacher, c.teacher_labels)
         self.labels = teacher.labels
         self.cache = PosteriorCache(Path(c.cache) if c.cache else cache_dir() / "soundnet-teacher")
         if data is None:

