@@ -87,13 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     report.print_table()
     if args.out:
         report.save(args.out)
+        print(f"saved {args.out}", file=sys.stderr)
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit("Interrupted by user")
-    except (ValueError, OSError) as exc:
-        sys.exit(f"{type(exc).__name__}: {exc}")
+    raise SystemExit(main())
