@@ -136,7 +136,7 @@ def _fit_once(clips: Sequence[np.ndarray], labels: np.ndarray, n_classes: int, C
     scale = np.maximum(scale, max(1e-3 * float(np.sqrt(np.mean(x * x))), 1e-12))
     with warnings.catch_warnings():  # large C on few clips stops at max_iter; the fold accuracy says what it gives
         warnings.simplefilter("ignore", ConvergenceWarning)
-        svc = LinearSVC(C=C, max_iter=2000, random_state=seed).fit((x - mean) / scale, y)
+        svc = LinearSVC(C=C, tol=1e-3, max_iter=1000, random_state=seed).fit((x - mean) / scale, y)
     weight = np.zeros((n_classes, x.shape[1]))
     bias = np.full(n_classes, -1e3)  # a class absent from the training folds is never picked
     if len(svc.classes_) == 2:  # liblinear gives one hyperplane for two classes
