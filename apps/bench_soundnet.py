@@ -7,8 +7,8 @@ window, in PyTorch and ONNX Runtime (batch 1).
 For each size: parameters up to the layer, then the latency of the labeler that apps.transfer
 writes (``--layer``: the last feature layer by default, conv7 or conv4; a 50-class head as for
 ESC-50) on a window of world audio, in PyTorch and in ONNX Runtime on the graph the exporter
-writes (verified against PyTorch on export; the largest difference is reported). Weights are
-random: latency does not depend on them.
+writes. Weights are random: latency does not depend on them (nor does the export's check
+against PyTorch mean much with them: an untrained network's scores are nearly uniform).
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from models.evaluation.benchmark import (
     ort_session_options,
     time_callable,
 )
-from models.export.onnx import export_onnx, worst_abs_diff
+from models.export.onnx import export_onnx
 from models.soundnet.network import CONFIGS, SAMPLE_RATE, SoundNet, parameter_count
 from models.soundnet.transfer import (
     LinearSVM,
@@ -58,8 +58,7 @@ def bench_size(size: str, layer: str | None, report: BenchmarkReport, audio: np.
         report.add(time_callable(lambda: model.module(wave), name=f"{size} torch {layer}+linear",
                                  warmup=warmup, iters=iters))
     onnx = workdir / f"{size}.onnx"
-    checked = export_onnx(model.module, model.metadata, model.example_inputs, onnx, dynamic_axes=model.dynamic_axes)
-    report.fields[f"{size} ONNX Runtime vs PyTorch max |diff|"] = f"{worst_abs_diff(checked.checks)['probs']:.2e}"
+    export_onnx(model.module, model.metadata, model.example_inputs, onnx, dynamic_axes=model.dynamic_axes)
     session = ort.InferenceSession(str(onnx), ort_session_options(threads), providers=["CPUExecutionProvider"])
     feed = {"audio": audio[None]}
     report.add(time_callable(lambda: session.run(None, feed), name=f"{size} onnxruntime {layer}+linear",
