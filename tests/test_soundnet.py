@@ -250,12 +250,20 @@ def test_a_weights_file_teaches_the_student(tmp_path):
     post = teacher.posteriors(frames)
     assert teacher.name.startswith("resnet10-") and teacher.labels == tuple(f"class {k}" for k in range(5))
     np.testing.assert_allclose(post.sum(axis=1), 1.0, atol=1e-5)
+    scene_path = tmp_path / "scenes.pth"
+    torch.save(ResNet((1, 1, 1, 1), False, 3).state_dict(), scene_path)  # a 3-class "scene" teacher
     done = _run("-m", "models.train", "--recipe", "soundnet-lite", "--out", str(tmp_path / "run"), *TINY_WORLD,
-                "epochs=1", "items_per_epoch=4", f"teacher={path}", f"cache={tmp_path / 'cache'}", cwd=tmp_path)
+                "epochs=1", "items_per_epoch=4", f"teacher={path}", f"scene_teacher={scene_path}",
+                f"cache={tmp_path / 'cache'}", cwd=tmp_path)
     (first,) = _epoch_counters(done.stderr)
-    assert first["forwards"] == 12
+    assert first["forwards"] == 2 * 12 and first["frames"] == 2 * 12  # each teacher once per output step
     meta = json.loads((tmp_path / "run" / "metadata.json").read_text())
     assert meta["labels"] == list(teacher.labels) and meta["outputs"][0]["shape"] == ["batch", 5]
+    assert meta["extra"]["scene_labels"] == ["class 0", "class 1", "class 2"]
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)["model_state"]
+    assert state["objects.weight"].shape[0] == 5 and state["scenes.weight"].shape[0] == 3
+    evals = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert evals[-1]["scene_kl"] > 0
     try:
         build_teacher(str(tmp_path / "missing.pth"))
     except ValueError as e:

@@ -118,32 +118,35 @@ class TeacherCrops(Dataset):
     """Crops of ``crop_samples`` with the teacher's posteriors of their output steps.
 
     Items: ``{"audio": (crop_samples,) float32, "targets": (T, K) float32}`` with T the student's
-    output steps per crop.
+    output steps per crop, and ``"scene_targets": (T, K')`` with a scene teacher.
 
     Args:
         sources: the videos or scenes.
         grid: the student's output grid (stride and offset in samples).
         crop_samples: audio per item.
         steps: T, the student's output steps for ``crop_samples``.
-        teacher, cache: the teacher and its posterior cache.
+        teacher, cache: the (object) teacher and the posterior cache.
+        scene_teacher: a second teacher for the scene head, or None.
         items: items per epoch (0: every crop once; more: crops repeat).
         gain_db: random gain per item, +-dB (0: none).
         seed: of the gain.
     """
 
     def __init__(self, sources: Sequence[Source], grid: TimeGrid, crop_samples: int, steps: int, teacher: Teacher,
-                 cache: PosteriorCache, items: int = 0, gain_db: float = 0.0, seed: int = 0):
+                 cache: PosteriorCache, items: int = 0, gain_db: float = 0.0, seed: int = 0,
+                 scene_teacher: Teacher | None = None):
         if steps < 1:
             raise ValueError(f"TeacherCrops: expected crops with at least one output step, found {crop_samples} "
                              f"samples giving {steps}")
         self.sources, self.grid, self.crop_samples, self.steps = list(sources), grid, int(crop_samples), int(steps)
         self.teacher, self.cache, self.gain_db, self.seed = teacher, cache, float(gain_db), int(seed)
+        self.scene_teacher = scene_teacher
         self.crops: list[Crop] = []
         for i, s in enumerate(self.sources):
             n = max(s.audio.size, self.crop_samples)
             self.crops += [Crop(i, k) for k in range((n - self.crop_samples) // grid.stride + 1)]
         self.items = max(int(items), len(self.crops))
-        self._targets: dict[int, np.ndarray] = {}  # per source, read from the cache once
+        self._targets: dict[tuple[str, int], np.ndarray] = {}  # per teacher and source, read from the cache once
 
     def __len__(self) -> int:
         return self.items
@@ -152,18 +155,23 @@ class TeacherCrops(Dataset):
         """Steps of source ``i``'s grid that crops use."""
         return max(c.step for c in self.crops if c.source == i) + self.steps
 
-    def targets(self, i: int) -> np.ndarray:
-        """``(steps of the source, K)`` teacher posteriors of source ``i`` (cached)."""
-        if i not in self._targets:
+    def targets(self, i: int, teacher: Teacher | None = None) -> np.ndarray:
+        """``(steps of the source, K)`` posteriors of source ``i`` by ``teacher`` (None: the object
+        teacher), cached."""
+        teacher = teacher or self.teacher
+        key = (teacher.name, i)
+        if key not in self._targets:
             times = self.grid.centres(self.source_steps(i)).numpy()
             source = self.sources[i]
-            self._targets[i] = self.cache.posteriors(source.id, self.teacher, times, source.frames)
-        return self._targets[i]
+            self._targets[key] = self.cache.posteriors(source.id, teacher, times, source.frames)
+        return self._targets[key]
 
     def prepare(self) -> None:
         """Every source's targets now (the teacher runs on cache misses only)."""
         for i in range(len(self.sources)):
             self.targets(i)
+            if self.scene_teacher is not None:
+                self.targets(i, self.scene_teacher)
 
     def audio(self, crop: Crop) -> np.ndarray:
         a = self.sources[crop.source].audio
@@ -179,5 +187,10 @@ class TeacherCrops(Dataset):
         if self.gain_db > 0:
             rng = np.random.default_rng([self.seed, epoch, index])
             audio *= np.float32(10.0 ** (rng.uniform(-self.gain_db, self.gain_db) / 20.0))
-        targets = self.targets(crop.source)[crop.step:crop.step + self.steps]
-        return {"audio": torch.from_numpy(audio), "targets": torch.from_numpy(np.ascontiguousarray(targets))}
+        steps = slice(crop.step, crop.step + self.steps)
+        item = {"audio": torch.from_numpy(audio),
+                "targets": torch.from_numpy(np.ascontiguousarray(self.targets(crop.source)[steps]))}
+        if self.scene_teacher is not None:
+            scenes = self.targets(crop.source, self.scene_teacher)[steps]
+            item["scene_targets"] = torch.from_numpy(np.ascontiguousarray(scenes))
+        return item

@@ -10,6 +10,8 @@ folder of videos (models/datasets/formats/video_folder.py). What they do:
 * **Targets**: the teacher's posteriors (``teacher``; EfficientNet-Lite0 on ImageNet by default)
   of the frame nearest the centre of each of the student's output steps, computed once per video
   and cached on disk (``cache``; keyed by video or scene, teacher and time grid).
+* **Scene head**: with ``scene_teacher`` (a weights file), a second teacher's posteriors train
+  the scene head the same way (its own KL, added); without one the network has no scene head.
 * **Loss**: KL(teacher || student) at every output step, summed over classes and averaged over
   steps and crops: the authors' ``DistKLDivCriterion`` averages over classes too and scales by
   lambda = 250; with 1000 classes the sum is that mean times 1000, the same direction at a
@@ -65,6 +67,8 @@ class SoundNetTrainConfig(TrainConfig):
     size: str = "lite"  # lite, soundnet8 or soundnet5
     teacher: str = "efficientnet-lite0"  # or a ResNet/VGG weights file with torchvision keys (.pth)
     teacher_labels: str = ""  # a labels file for a weights-file teacher ("": ImageNet names for 1000 classes)
+    scene_teacher: str = ""  # a second (scene) teacher for the scene head: a weights file; "": no scene head
+    scene_teacher_labels: str = ""  # its labels file ("": "class <k>")
     crop_seconds: float = 20.0  # audio per item (the authors' 20 s)
     world: str = "bench"
     train_scenes: int = 16  # world scenes to learn from
@@ -83,6 +87,8 @@ class SoundNetTrainConfig(TrainConfig):
         if self.size not in SIZES:
             raise ValueError(f"size: expected one of {SIZES}, found {self.size!r}")
         check_teacher(self.teacher)
+        if self.scene_teacher:
+            check_teacher(self.scene_teacher)
         if not self.crop_seconds > 0 or not self.scene_seconds > 0:
             raise ValueError(f"crop_seconds, scene_seconds: expected > 0, found {self.crop_seconds}, {self.scene_seconds}")
         if self.train_scenes < 1 or self.val_scenes < 1:
@@ -122,6 +128,8 @@ class SoundNetRecipe(Recipe):
     def __init__(self, config: Any):
         super().__init__(config)
         self.labels = teacher_labels(config.teacher, config.teacher_labels)  # the student's object classes
+        self.scene_labels = (teacher_labels(config.scene_teacher, config.scene_teacher_labels)
+                             if config.scene_teacher else ())
         self.cache: PosteriorCache | None = None
         self._mark: float | None = None
         self._epoch = 0
@@ -129,7 +137,8 @@ class SoundNetRecipe(Recipe):
 
     # --- shape ------------------------------------------------------------------------
     def network_config(self) -> SoundNetConfig:
-        return dataclasses.replace(CONFIGS[self.config.size], object_classes=len(self.labels), scene_classes=0)
+        return dataclasses.replace(CONFIGS[self.config.size], object_classes=len(self.labels),
+                                   scene_classes=len(self.scene_labels))
 
     def build_model(self) -> nn.Module:
         torch.manual_seed(self.config.seed)
@@ -155,6 +164,7 @@ class SoundNetRecipe(Recipe):
                              f"step of {c.size}, found {c.crop_seconds}")
         teacher = build_teacher(c.teacher, c.teacher_labels)
         self.labels = teacher.labels
+        scene = build_teacher(c.scene_teacher, c.scene_teacher_labels) if c.scene_teacher else None
         self.cache = PosteriorCache(Path(c.cache) if c.cache else cache_dir() / "soundnet-teacher")
         if data is None:
             world = get_preset(c.world)
@@ -170,8 +180,9 @@ class SoundNetRecipe(Recipe):
             val_src = [s for i, s in enumerate(sources) if i in val_idx] or train_src
         grid = net.time_grid()
         train = TeacherCrops(train_src, grid, self.crop_samples, steps, teacher, self.cache,
-                             items=max(c.items_per_epoch, c.batch_size), gain_db=c.gain_db, seed=c.seed)
-        val = TeacherCrops(val_src, grid, self.crop_samples, steps, teacher, self.cache)
+                             items=max(c.items_per_epoch, c.batch_size), gain_db=c.gain_db, seed=c.seed,
+                             scene_teacher=scene)
+        val = TeacherCrops(val_src, grid, self.crop_samples, steps, teacher, self.cache, scene_teacher=scene)
         self._datasets = (train, val)
         print(f"soundnet: {len(train_src)} training and {len(val_src)} validation sources, {len(train.crops)} "
               f"training crops of {c.crop_seconds:g} s ({steps} output steps each, one per "
@@ -190,22 +201,29 @@ class SoundNetRecipe(Recipe):
         model.train()
 
     def loss(self, model: nn.Module, batch: dict) -> torch.Tensor:
-        objects, _ = model(batch["audio"])
-        return kl_per_step(objects, batch["targets"]).mean()
+        objects, scenes = model(batch["audio"])
+        loss = kl_per_step(objects, batch["targets"]).mean()
+        if "scene_targets" in batch:  # each teacher its own head; the two KLs add, as the authors' 8 outputs do
+            loss = loss + kl_per_step(scenes, batch["scene_targets"]).mean()
+        return loss
 
     # --- evaluation -------------------------------------------------------------------
     def evaluate(self, model: nn.Module, loader) -> dict[str, float]:
         started = time.perf_counter()
         epoch_s = started - self._mark if self._mark is not None else float("nan")
-        kl, agree, steps = 0.0, 0, 0
+        kl, kl_scenes, agree, steps = 0.0, 0.0, 0, 0
         for batch in loader:
-            objects, _ = model(batch["audio"])
+            objects, scenes = model(batch["audio"])
             kl += float(kl_per_step(objects, batch["targets"]).sum())
+            if "scene_targets" in batch:
+                kl_scenes += float(kl_per_step(scenes, batch["scene_targets"]).sum())
             agree += int((objects.argmax(-1) == batch["targets"].argmax(-1)).sum())
             steps += objects.shape[0] * objects.shape[1]
         counters = self.cache.take_counters() if self.cache is not None else None
         self._epoch += 1
         out = {"kl": kl / max(1, steps), "agreement": agree / max(1, steps), "epoch_s": round(epoch_s, 2)}
+        if self.scene_labels:
+            out["scene_kl"] = kl_scenes / max(1, steps)
         if counters is not None:
             out.update({"teacher_forwards": float(counters.forwards), "teacher_frames": float(counters.frames),
                         "teacher_cache_hits": float(counters.hits)})
@@ -224,7 +242,8 @@ class SoundNetRecipe(Recipe):
             inputs=(TensorSpec("audio", ("batch", n), "float32"),),
             outputs=(TensorSpec("probs", ("batch", len(self.labels)), "float32"),),
             extra={"multi_label": False, "hop_seconds": 1.0, "network": net.config.to_dict(), "size": c.size,
-                   "teacher": c.teacher, "world": c.world, "output_stride_seconds": net.time_grid().stride / SAMPLE_RATE},
+                   "teacher": c.teacher, "scene_teacher": c.scene_teacher, "scene_labels": list(self.scene_labels),
+                   "world": c.world, "output_stride_seconds": net.time_grid().stride / SAMPLE_RATE},
         )
 
     def export_module(self, model: nn.Module):
