@@ -5,10 +5,13 @@ a visual network on unlabelled video, whose inner layers then feed linear classi
 module          job
 ==============  =============================================================================
 ``network``     the 8- and 5-layer networks of the authors' code, the lite size, time grids
-``teacher``     visual teachers (EfficientNet-Lite0 on ImageNet) and their posterior cache
+``teacher``     visual teachers (EfficientNet-Lite0 on ImageNet, a user's ResNet/VGG weights) and
+                their posterior cache
+``classifiers`` ResNet and VGG with torchvision's parameter names (teachers from weights files)
 ``data``        world scenes and video files cut into crops with the teacher's targets
 ``recipe``      ``soundnet-lite``, ``soundnet8``, ``soundnet5``: teacher-student training (KL)
 ``transfer``    window features, the linear SVM, the SVM + network as one labeler file
+``supervised``  the paper's supervised comparison: the network trained on the labelled clips
 ==============  =============================================================================
 """
 from models.core.family import Family, NetworkEntry
