@@ -1,9 +1,9 @@
 """SoundNet (seed 001; Aytar, Vondrick & Torralba, NeurIPS 2016): raw-waveform networks taught by
 a visual network on unlabelled video, whose inner layers then feed linear classifiers.
 
-==============  =============================================================================
+=============== =============================================================================
 module          job
-==============  =============================================================================
+=============== =============================================================================
 ``network``     the 8- and 5-layer networks of the authors' code, the lite size, time grids
 ``teacher``     visual teachers (EfficientNet-Lite0 on ImageNet, a user's ResNet/VGG weights) and
                 their posterior cache
@@ -12,7 +12,7 @@ module          job
 ``recipe``      ``soundnet-lite``, ``soundnet8``, ``soundnet5``: teacher-student training (KL)
 ``transfer``    window features, the linear SVM, the SVM + network as one labeler file
 ``supervised``  the paper's supervised comparison: the network trained on the labelled clips
-==============  =============================================================================
+=============== =============================================================================
 """
 from models.core.family import Family, NetworkEntry
 from models.soundnet.network import soundnet5, soundnet8, soundnet_lite
