@@ -1,6 +1,6 @@
 """A plain folder of unlabeled media (self-supervised audio-visual pre-training, demos).
 
-:func:`read_video_folder` lists video files (``.mp4 .mkv .webm .avi .mov``) and, on request,
+:func:`read_video_folder` lists video files (``.mp4 .mkv .webm .avi .mov .mpg .mpeg``) and, on request,
 audio files (``.wav .flac .ogg .mp3``) under a root, recursively, extensions matched without
 regard to case, hidden files and folders (names starting with ``.``) skipped, sorted by
 their path relative to the root. :func:`write_video_folder` lays out such a tree from
@@ -15,7 +15,7 @@ from typing import Iterable, Mapping
 
 from models.datasets.formats._common import FormatError
 
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".mpg", ".mpeg")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
 
