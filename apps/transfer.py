@@ -4,8 +4,13 @@ labelled sounds, side by side with the same SVM on log-mel statistics.
 RUN is a run folder or checkpoint of a SoundNet recipe (``python -m models.train --recipe
 soundnet-lite``), or a network name (``soundnet8``, ``soundnet5``, ``soundnet-lite``) for an
 untrained network with the authors' initialisation (a floor for what training adds). ESC50_DIR
-is an ESC-50 layout (``meta/esc50.csv`` or ``esc50.csv``, clips in ``audio/``); ``--esc10`` keeps
-the ESC-10 clips. For each test fold (the dataset's own folds), a one-vs-rest linear SVM
+is an ESC-50 layout (``meta/esc50.csv`` or ``esc50.csv``, clips in ``audio/``; ``--esc10`` keeps
+the ESC-10 clips) or a DCASE acoustic-scene folder in the TAU Urban Acoustic Scenes layout
+(``meta.csv``: tab-separated ``filename  scene_label  identifier ...``, file names relative to
+the folder). A scene folder has no folds of its own that fit cross-validation (its
+``evaluation_setup`` has one train/evaluate split), so its clips are put into ``--scene-folds``
+folds by recording location (``identifier``; the clip's own name without one): a location's
+clips never sit on both sides of a split. For each test fold (the dataset's own folds), a one-vs-rest linear SVM
 (models/soundnet/transfer.py) is trained on the windows of the other folds' clips, C chosen by
 leave-one-fold-out cross-validation on those folds, and a test clip's class is the argmax of its
 windows' mean decision value. Printed: classes, clips, chance, per-fold and mean accuracy of each
@@ -74,6 +79,37 @@ def read_esc50_folder(root: Path, esc10: bool = False):
     return audio, targets, np.array([r.fold for r in records]), [names[i] for i in ids]
 
 
+def read_scene_folder(root: Path, n_folds: int = 4):
+    """A DCASE acoustic-scene folder (``meta.csv``): ``(clips at 22,050 Hz, targets, folds 1..n,
+    scene names)``; scenes sorted by name, locations dealt to folds in sorted order."""
+    meta = root / "meta.csv"
+    lines = [line.rstrip("\r").split("\t") for line in meta.read_text().splitlines() if line.strip()]
+    header = lines[0] if lines else []
+    if "filename" not in header or "scene_label" not in header:
+        raise ValueError(f"{meta}: expected a tab-separated header with filename and scene_label, found {header}")
+    rows = [dict(zip(header, line)) for line in lines[1:]]
+    if not rows:
+        raise ValueError(f"{meta}: no clips")
+    names = sorted({r["scene_label"] for r in rows})
+    places = sorted({r.get("identifier") or r["filename"] for r in rows})
+    if len(places) < n_folds:
+        raise ValueError(f"{meta}: {len(places)} recording locations cannot fill {n_folds} folds (--scene-folds)")
+    fold_of = {place: 1 + i % n_folds for i, place in enumerate(places)}
+    audio = [read_audio(root / r["filename"], sample_rate=SAMPLE_RATE, mono=True)[0] for r in rows]
+    targets = np.array([names.index(r["scene_label"]) for r in rows])
+    folds = np.array([fold_of[r.get("identifier") or r["filename"]] for r in rows])
+    return audio, targets, folds, names
+
+
+def read_labelled_folder(root: Path, esc10: bool = False, scene_folds: int = 4):
+    """An ESC-50 layout or a DCASE scene folder, whichever ``root`` holds."""
+    if (root / "meta.csv").is_file() and not (root / "meta" / "esc50.csv").is_file():
+        if esc10:
+            raise ValueError(f"--esc10: {root} is a DCASE scene folder, not ESC-50")
+        return read_scene_folder(root, scene_folds)
+    return read_esc50_folder(root, esc10)
+
+
 def _c(value: float) -> str:
     return f"{value:g}" if np.isfinite(value) else "-"
 
@@ -82,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m apps.transfer", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", help="a SoundNet run folder or checkpoint, or a network name (untrained)")
-    parser.add_argument("--data", type=Path, required=True, help="an ESC-50 layout folder")
+    parser.add_argument("--data", type=Path, required=True,
+                        help="an ESC-50 layout folder, or a DCASE acoustic-scene folder (meta.csv)")
+    parser.add_argument("--scene-folds", type=int, default=4, help="folds of a scene folder, by recording location")
     parser.add_argument("--layer", default="conv7", help="layer(s), comma-separated, e.g. pool5,conv6,conv7")
     parser.add_argument("--esc10", action="store_true", help="only the clips marked esc10")
     parser.add_argument("--window", type=float, default=2.0, help="window seconds (default 2)")
@@ -106,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(f"--layer: expected names of {', '.join(net.config.layer_names())}, found {name!r}")
         Cs = tuple(float(c) for c in args.C.split(","))
         windows = Windows(args.window, args.hop)
-        clips, targets, folds, names = read_esc50_folder(args.data, args.esc10)
+        clips, targets, folds, names = read_labelled_folder(args.data, args.esc10, args.scene_folds)
     except (FileNotFoundError, ValueError, KeyError) as e:
         print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 2

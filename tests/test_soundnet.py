@@ -268,3 +268,29 @@ def test_a_weights_file_teaches_the_student(tmp_path):
         build_teacher(str(tmp_path / "missing.pth"))
     except ValueError as e:
         assert "no such weights file" in str(e)
+
+
+def test_transfer_reads_a_dcase_scene_folder_with_folds_by_location(tmp_path):
+    """A TAU-layout scene folder (meta.csv: filename, scene_label, identifier): folds keep each
+    recording location on one side, and apps.transfer runs on it."""
+    import soundfile
+
+    from apps.transfer import read_scene_folder
+
+    audio_dir = tmp_path / "scenes" / "audio"
+    audio_dir.mkdir(parents=True)
+    rows = ["filename\tscene_label\tidentifier\tsource_label"]
+    for k, seed in enumerate(range(200000, 200008)):  # 8 locations, 2 clips each, two "scenes"
+        sound = Scene(BENCH, seed).render_audio(0, 2 * 22050, 22050)
+        for take in range(2):
+            name = f"audio/{'park' if k % 2 else 'street'}-loc{k}-{take}.wav"
+            soundfile.write(tmp_path / "scenes" / name, sound[take * 22050:(take + 1) * 22050], 22050, subtype="PCM_16")
+            rows.append(f"{name}\t{'park' if k % 2 else 'street'}\tloc{k}\ta")
+    (tmp_path / "scenes" / "meta.csv").write_text("\n".join(rows) + "\n")
+    clips, targets, folds, names = read_scene_folder(tmp_path / "scenes", 4)
+    assert names == ["park", "street"] and len(clips) == 16 and sorted(set(folds.tolist())) == [1, 2, 3, 4]
+    location = [r.split("\t")[2] for r in rows[1:]]
+    assert all(len({f for f, p in zip(folds, location) if p == place}) == 1 for place in set(location))
+    done = _run("-m", "apps.transfer", "soundnet-lite", "--data", str(tmp_path / "scenes"), "--layer", "pool5",
+                "--threads", "1", "--C", "0.1", cwd=tmp_path)
+    assert "2 classes, 16 clips" in done.stdout and any(line.startswith("log-mel") for line in done.stdout.splitlines())
