@@ -327,3 +327,29 @@ def test_a_paused_live_run_goes_on_and_ends_cleanly():
     (row,) = pause_trials([5.0], 1)
     assert row["rc"] == 0 and row["went_on"] and row["final_record"] and row["events_tsv"], row
     assert row["mp4_plays_s"] > 0 and row["device_losses"] == 0, row
+
+
+def test_a_truncated_file_says_so_and_large_frames_are_scaled_down(tmp_path, caplog):
+    import logging
+
+    from models.io.media import write_av_file
+    from realtime.sources import FileSource
+    from realtime.sources.base import EndOfStream
+
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (1440, 2560, 3), dtype=np.uint8) for _ in range(3)]
+    big = write_av_file(tmp_path / "big.mkv", frames, None, 10, None, video_codec="mpeg4")
+    assert FileSource(big, 16000).frame_size == (1280, 720)  # a 2560x1440 file, aspect kept
+    assert FileSource(big, 16000, max_width=None).frame_size == (2560, 1440)
+
+    t = np.arange(6 * 16000) / 16000
+    whole = write_av_file(tmp_path / "clip.mkv", (np.full((64, 64, 3), k, np.uint8) for k in range(60)),
+                          (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 10, 16000, video_codec="mpeg4")
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    source = FileSource(cut, 16000)
+    with caplog.at_level(logging.WARNING, logger="realtime.sources.file"), source:
+        with pytest.raises(EndOfStream):
+            for _ in range(100000):
+                source.read()
+    assert any("truncated or damaged" in r.getMessage() for r in caplog.records), caplog.text

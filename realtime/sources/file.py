@@ -16,6 +16,12 @@ __all__ = ["FileSource"]
 
 logger = logging.getLogger(__name__)
 
+#: A file that ends this much before its stated duration is reported as truncated.
+TRUNCATED_S = 1.0
+#: Frames wider than this are scaled down when no size is asked (a 4K file's full frames cost
+#: gigabytes in the rings and the recorder, and no model or display here needs them).
+MAX_FRAME_WIDTH = 1280
+
 
 class FileSource(Source):
     """Decodes a file's first audio and first video stream, in packet order.
@@ -34,7 +40,9 @@ class FileSource(Source):
     Args:
         path: Media file.
         sample_rate: Output audio rate in Hz.
-        size: Optional ``(width, height)`` to scale frames to.
+        size: Optional ``(width, height)`` to scale frames to; None: the file's size, scaled down
+            to ``max_width`` (even sizes, aspect kept) when wider.
+        max_width: Widest frames delivered without a ``size`` (None: any).
         audio: Deliver the audio stream (if the file has one).
         video: Deliver the video stream (if the file has one).
         quality: soxr quality ("VHQ", "HQ", "MQ", "LQ", "QQ").
@@ -54,6 +62,7 @@ class FileSource(Source):
         audio: bool = True,
         video: bool = True,
         quality: str = "HQ",
+        max_width: int | None = MAX_FRAME_WIDTH,
     ) -> None:
         self.path = os.fspath(path)
         info = probe(self.path)
@@ -70,6 +79,8 @@ class FileSource(Source):
         self.channels = 1 if self._want_audio else 0
         self.fps = float(info.fps) if self._want_video and info.fps else None
         if self._want_video:
+            if size is None and max_width is not None and info.width and info.width > max_width:
+                size = (max_width // 2 * 2, max(2, round(info.height * max_width / info.width / 2) * 2))
             self.frame_size = (int(size[0]), int(size[1])) if size is not None else (int(info.width), int(info.height))
             if self.fps is None:
                 self.fps = 0.0  # unknown rate; frames still carry their pts
@@ -131,6 +142,7 @@ class FileSource(Source):
         if self._container is not None:
             self._container.close()
             self._container = None
+        self._resampler = None  # freed now, not at interpreter exit (soxr's nanobind leak report)
 
     @property
     def resampler_delay(self) -> int:
@@ -219,8 +231,14 @@ class FileSource(Source):
         self._out_any = True
 
     def _finish(self) -> None:
-        """End of the container: flush the decoders' and resamplers' tails."""
+        """End of the container: flush the decoders' and resamplers' tails; say so when it ends
+        well before the duration its header states (a truncated or damaged file)."""
         self._eos = True
+        reached = max(self._last_t or 0.0, (self._delivered / self.sample_rate) if self._as is not None else 0.0)
+        stated = self.info.duration
+        if stated and reached < stated - TRUNCATED_S:
+            logger.warning("%s: ended at %.1f s of the %.1f s its header states: truncated or damaged?",
+                           self.path, reached, stated)
         if self._as is not None:
             for o in self._mono.resample(None) or []:
                 self._push_audio(o.to_ndarray()[0])

@@ -163,11 +163,16 @@ class MicSource(Source):
 
     def _close(self) -> None:
         s, self._stream = self._stream, None
-        if s is not None:
-            try:
-                s.abort(ignore_errors=True)
-            finally:
-                s.close(ignore_errors=True)
+        try:
+            if s is not None:
+                try:
+                    s.abort(ignore_errors=True)
+                finally:
+                    s.close(ignore_errors=True)
+        finally:
+            # sounddevice keeps the stream's callback (and so this source) alive after close: let
+            # the resampler go now, or it outlives soxr's module at exit ("nanobind: leaked instance")
+            self._resampler = None
 
     # ------------------------------------------------------------------------ PortAudio thread
     def _callback(self, indata: np.ndarray, frames: int, time_info, status) -> None:
