@@ -38,6 +38,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -221,15 +222,6 @@ def soak(minutes: float, block_minutes: float = 10.0, hop_s: float = 0.25, camer
 # ------------------------------------------------------------------------------ devices lost
 
 
-def _tone_wav(folder: Path, seconds: float = 600.0) -> Path:
-    from apps.virtual_devices import write_wav_int16
-
-    path = folder / "tone.wav"
-    t = np.arange(int(seconds * 48000)) / 48000
-    write_wav_int16(path, 0.3 * np.sin(2 * np.pi * 440.0 * t), 48000)
-    return path
-
-
 class _Status:
     def __init__(self) -> None:
         self.lines: list[tuple[float, str]] = []
@@ -252,7 +244,7 @@ def _wait(predicate, timeout: float) -> bool:
 
 def mic_trials(trials: int) -> list[dict]:
     """Take the microphone away and give it back ``trials`` times (one capture throughout)."""
-    from apps.virtual_devices import PrivatePulse
+    from apps.virtual_devices import PrivatePulse, write_tone
     from realtime.capture import Capture
     from realtime.rings import AudioRing
     from realtime.sources import MicSource
@@ -260,7 +252,7 @@ def mic_trials(trials: int) -> list[dict]:
     rows = []
     status = _Status()
     with tempfile.TemporaryDirectory() as tmp, PrivatePulse() as pulse:
-        tone = _tone_wav(Path(tmp))
+        tone = write_tone(Path(tmp) / "tone.wav", 600.0)
         pulse.play(tone)
         ring = AudioRing(16000 * 30, 16000)
         capture = Capture(MicSource("pulse", 16000, device_rate=pulse.rate, channels=1), None, ring, None,
@@ -354,12 +346,12 @@ def _plays(path: Path) -> float:
 
 def pause_trials(pauses: list[float], trials: int) -> list[dict]:
     """SIGSTOP a live ``avlive --mic --camera`` run for each pause, ``trials`` times."""
-    from apps.virtual_devices import FfmpegCamera, PrivatePulse
+    from apps.virtual_devices import FfmpegCamera, PrivatePulse, write_tone
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp, PrivatePulse() as pulse:
         folder = Path(tmp)
-        tone = _tone_wav(folder)
+        tone = write_tone(folder / "tone.wav", 600.0)
         pulse.play(tone)
         for pause in pauses:
             for k in range(trials):
@@ -457,7 +449,6 @@ def train_kill_trials(trials: int) -> list[dict]:
     rng = random.Random(1)
     with tempfile.TemporaryDirectory() as tmp:
         reference = Path(tmp) / "reference"
-        started = time.monotonic()
         run = _train(reference)
         _wait(lambda: (reference / "checkpoints" / "last.pt").exists() or run.poll() is not None, 120.0)
         first_checkpoint = time.monotonic()
@@ -576,6 +567,41 @@ def _summary(rows: list[dict], detect_limit: float, recover_limit: float) -> str
             f"{stats(recover)}; within {detect_limit:g} s / {recover_limit:g} s: {within}/{len(rows)}")
 
 
+#: Default trials per scenario.
+TRIALS = {"mic": 20, "camera": 20, "pause": 2, "kill": 5, "train-kill": 5, "export-kill": 5}
+
+
+def _minutes(name: str, trials: int, pauses: list[float]) -> float:
+    """A rough duration, to print before a scenario starts."""
+    per_trial_s = {"mic": 5, "camera": 2, "kill": 30, "train-kill": 40, "export-kill": 25}
+    if name == "pause":
+        return sum(p + 15 for p in pauses) * trials / 60
+    return trials * per_trial_s[name] / 60 + (1 if name.endswith("-kill") else 0)
+
+
+def _run_trials(name: str, trials: int, pauses: list[float]) -> list[dict]:
+    runners = {"mic": mic_trials, "camera": camera_trials, "kill": kill_trials, "train-kill": train_kill_trials,
+               "export-kill": export_kill_trials}
+    return pause_trials(pauses, trials) if name == "pause" else runners[name](trials)
+
+
+def _summary_line(name: str, rows: list[dict]) -> str:
+    if name in ("mic", "camera"):
+        return _summary(rows, 1.0 if name == "mic" else 2.0, 1.0)
+    if name == "pause":
+        ok = sum(r["rc"] == 0 and r["went_on"] and r["final_record"] and r["mp4_plays_s"] > 0 for r in rows)
+        return f"  survived (status 0, went on, final record, mp4 plays): {ok}/{len(rows)}"
+    if name == "kill":
+        return (f"  every event ended 2 s before the kill kept, whole JSON lines, mp4 playing to within 2 s: "
+                f"{sum(r['ok'] for r in rows)}/{len(rows)}")
+    if name == "train-kill":
+        return (f"  bit-identical to the uninterrupted run, final evaluation logged: "
+                f"{sum(r['identical'] and r['final_eval_logged'] for r in rows)}/{len(rows)} "
+                f"({sum(r['killed'] for r in rows)} killed before they finished)")
+    states = [r["state"] for r in rows]
+    return "  " + ", ".join(f"{state}: {states.count(state)}" for state in sorted(set(states)))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m apps.reliability", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
@@ -584,15 +610,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--block-minutes", type=float, default=None, help="soak lag blocks (default: a fifth of the soak, "
                                                                       "at most 10)")
     p.add_argument("--trials", type=int, default=None,
-                   help="trials per scenario (default: mic/camera 20, pause 2, the kills 5)")
+                   help="trials per scenario (default: " + ", ".join(f"{k} {v}" for k, v in TRIALS.items()) + ")")
     p.add_argument("--pauses", type=float, nargs="+", default=[5.0, 60.0], help="SIGSTOP lengths in seconds")
     args = p.parse_args(argv)
-    for tool in ("pulseaudio", "pactl", "pacat", "ffmpeg"):
-        if subprocess.run(["which", tool], capture_output=True).returncode:
-            print(f"reliability: {tool} is missing: sudo apt-get install pulseaudio pulseaudio-utils libportaudio2 "
-                  f"ffmpeg", file=sys.stderr)
-            return 2
     chosen = args.scenario or [s for s in SCENARIOS if s not in ("train-kill", "export-kill")]
+    devices = any(name in ("soak", "mic", "camera", "pause") for name in chosen)
+    missing = [tool for tool in ("pulseaudio", "pactl", "pacat", "ffmpeg") if devices and shutil.which(tool) is None]
+    if missing:
+        print(f"reliability: {', '.join(missing)} missing: sudo apt-get install pulseaudio pulseaudio-utils "
+              f"libportaudio2 ffmpeg", file=sys.stderr)
+        return 2
     for name in chosen:
         started = time.monotonic()
         print(f"== {name}", flush=True)
@@ -602,42 +629,12 @@ def main(argv: list[str] | None = None) -> int:
             figures = soak(args.minutes, block)
             for key, value in figures.items():
                 print(f"  {key}: {value}")
-        elif name in ("mic", "camera"):
-            trials = args.trials or 20
-            print(f"  (about {trials * (5 if name == 'mic' else 4) / 60:.0f} min)", flush=True)
-            rows = mic_trials(trials) if name == "mic" else camera_trials(trials)
-            print(_table(rows))
-            print(_summary(rows, 1.0 if name == "mic" else 2.0, 1.0))
-        elif name == "pause":
-            trials = args.trials or 2
-            print(f"  (about {sum(p + 15 for p in args.pauses) * trials / 60:.0f} min)", flush=True)
-            rows = pause_trials(args.pauses, trials)
-            print(_table(rows))
-            print(f"  survived (status 0, went on, final record, mp4 plays): "
-                  f"{sum(r['rc'] == 0 and r['went_on'] and r['final_record'] and r['mp4_plays_s'] > 0 for r in rows)}"
-                  f"/{len(rows)}")
-        elif name == "train-kill":
-            trials = args.trials or 5
-            print(f"  (about {trials * 0.7 + 0.5:.0f} min)", flush=True)
-            rows = train_kill_trials(trials)
-            print(_table(rows))
-            print(f"  bit-identical to the uninterrupted run, final evaluation logged: "
-                  f"{sum(r['identical'] and r['final_eval_logged'] for r in rows)}/{len(rows)} "
-                  f"({sum(r['killed'] for r in rows)} killed before they finished)")
-        elif name == "export-kill":
-            trials = args.trials or 5
-            print(f"  (about {trials * 0.4 + 1:.0f} min)", flush=True)
-            rows = export_kill_trials(trials)
-            print(_table(rows))
-            states = [r["state"] for r in rows]
-            print("  " + ", ".join(f"{state}: {states.count(state)}" for state in sorted(set(states))))
         else:
-            trials = args.trials or 5
-            print(f"  (about {trials * 0.5:.0f} min)", flush=True)
-            rows = kill_trials(trials)
+            trials = args.trials or TRIALS[name]
+            print(f"  (about {_minutes(name, trials, args.pauses):.0f} min)", flush=True)
+            rows = _run_trials(name, trials, args.pauses)
             print(_table(rows))
-            print(f"  every event ended 2 s before the kill kept, whole JSON lines, mp4 playing to within 2 s: "
-                  f"{sum(r['ok'] for r in rows)}/{len(rows)}")
+            print(_summary_line(name, rows))
         print(f"  ({time.monotonic() - started:.0f} s)", flush=True)
     return 0
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["KINDS", "FfmpegCamera", "PrivatePulse", "write_wav_int16"]
+__all__ = ["KINDS", "FfmpegCamera", "PrivatePulse", "write_tone", "write_wav_int16"]
 
 SINK_RATE = 48000
 #: How an :class:`FfmpegCamera` delivers its stream.
@@ -42,6 +42,13 @@ def write_wav_int16(path: str | os.PathLike[str], x: np.ndarray, rate: int) -> n
     return q.astype(np.float32) / 32768.0
 
 
+def write_tone(path: str | os.PathLike[str], seconds: float, rate: int = SINK_RATE, hz: float = 440.0) -> Path:
+    """A sine at 0.3 of full scale as 16-bit WAV: something for the virtual microphone to hear."""
+    t = np.arange(int(seconds * rate)) / rate
+    write_wav_int16(path, 0.3 * np.sin(2 * np.pi * hz * t), rate)
+    return Path(path)
+
+
 class PrivatePulse:
     """A PulseAudio daemon of our own with a null sink ``vsink`` and the microphone ``vmic``
     (its monitor): what is played into the sink comes out of the microphone.
@@ -54,6 +61,10 @@ class PrivatePulse:
     Raises:
         FileNotFoundError: pulseaudio or pactl is not installed (the message names the packages).
     """
+
+    #: The sink to play into, and the PortAudio (ALSA) device that records the microphone.
+    sink = "vsink"
+    device = "pulse"
 
     def __init__(self, rate: int = SINK_RATE) -> None:
         exe, pactl = shutil.which("pulseaudio"), shutil.which("pactl")

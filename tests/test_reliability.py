@@ -30,13 +30,6 @@ class StatusLog:
         return next(t for t, line in self.lines if word in line)
 
 
-def _tone(path, seconds: float, rate: int = 48000) -> None:
-    from apps.virtual_devices import write_wav_int16
-
-    t = np.arange(int(seconds * rate)) / rate
-    write_wav_int16(path, 0.3 * np.sin(2 * np.pi * 440.0 * t), rate)
-
-
 def _wait_for(predicate, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -49,12 +42,12 @@ def _wait_for(predicate, timeout: float) -> bool:
 @pytest.mark.parametrize("how", ["daemon killed", "sink unloaded"])
 def test_a_lost_microphone_is_reported_bridged_with_silence_and_recovered(tmp_path, how):
     require_system(PULSEAUDIO, PORTAUDIO)
-    from apps.virtual_devices import PrivatePulse
+    from apps.virtual_devices import PrivatePulse, write_tone
     from realtime.capture import Capture
     from realtime.rings import AudioRing
     from realtime.sources import MicSource
 
-    _tone(tmp_path / "tone.wav", 30.0)
+    write_tone(tmp_path / "tone.wav", 30.0)
     status = StatusLog()
     with PrivatePulse() as pulse:
         pulse.play(tmp_path / "tone.wav")
