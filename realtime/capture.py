@@ -51,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 #: A wait that returns this much later than asked means the process itself was not running.
 PAUSE_S = 0.5
+#: A lost source that stays silent without reporting an error this long is reopened anyway.
+REOPEN_SILENT_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -472,6 +474,7 @@ class Capture:
                     src.reopen()
                     self._check_source(feed)
                     must_reopen = False
+                    next_try = time.monotonic() + REOPEN_SILENT_S  # reopened: give it time to deliver
                 except Exception as e:  # not back yet (DeviceNotFound, SourceError, PortAudio errors ...)
                     last_error = e
                     next_try = time.monotonic() + delay
@@ -480,13 +483,15 @@ class Capture:
             try:
                 chunk = src.read(timeout=0.05)
             except SourceTimeout:
+                if not src.reconnects_itself and now - lost_at >= REOPEN_SILENT_S and now >= next_try:
+                    must_reopen = True  # silent without an error for long: a device gone without a word
                 continue
             except (SourceError, EndOfStream) as e:
                 last_error = e
                 if src.reconnects_itself:
                     self._stop.wait(0.05)
-                else:
-                    must_reopen, next_try = True, time.monotonic()
+                else:  # failed again: reopen, after the backoff if it was just reopened
+                    must_reopen, next_try = True, min(next_try, time.monotonic() + delay)
         feed.lost_since = None
         self.device_recoveries += 1
         if feed.audio and chunk.audio is not None:
