@@ -129,7 +129,7 @@ class PrivatePulse:
     # ------------------------------------------------------------------ sound
     def play(self, wav_path: str | os.PathLike[str]) -> subprocess.Popen:
         """``paplay`` a WAV file into the sink; returns the running process."""
-        p = subprocess.Popen(["paplay", "--device=vsink", "--latency-msec=20", os.fspath(wav_path)], env=self.env,
+        p = subprocess.Popen(["paplay", f"--device={self.sink}", os.fspath(wav_path)], env=self.env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._players.append(p)
         return p
