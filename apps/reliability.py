@@ -360,18 +360,24 @@ def pause_trials(pauses: list[float], trials: int) -> list[dict]:
                     out.mkdir()
                     run = _avlive(["--mic", "pulse", "--camera", camera.url, "--jsonl", str(out / "hops.jsonl"),
                                    "--events-out", str(out / "events.tsv"), "--record", str(out / "run.mp4")])
-                    _wait(lambda: len(_records(out / "hops.jsonl")) >= 8, 60.0)
-                    run.send_signal(signal.SIGSTOP)
-                    time.sleep(pause)
-                    run.send_signal(signal.SIGCONT)
-                    resumed = len(_records(out / "hops.jsonl"))
-                    went_on = _wait(lambda: len(_records(out / "hops.jsonl")) >= resumed + 8, 30.0)
-                    run.send_signal(signal.SIGINT)
                     try:
-                        _, err = run.communicate(timeout=60)
-                    except subprocess.TimeoutExpired:
-                        run.kill()
-                        _, err = run.communicate()
+                        _wait(lambda: len(_records(out / "hops.jsonl")) >= 8, 60.0)
+                        run.send_signal(signal.SIGSTOP)
+                        time.sleep(pause)
+                        run.send_signal(signal.SIGCONT)
+                        resumed = len(_records(out / "hops.jsonl"))
+                        went_on = _wait(lambda: len(_records(out / "hops.jsonl")) >= resumed + 8, 30.0)
+                        run.send_signal(signal.SIGINT)
+                        try:
+                            _, err = run.communicate(timeout=60)
+                        except subprocess.TimeoutExpired:  # did not stop: that is the trial's result
+                            run.kill()
+                            _, err = run.communicate()
+                    finally:  # never leave a run behind (stopped or not)
+                        if run.poll() is None:
+                            run.send_signal(signal.SIGCONT)
+                            run.kill()
+                            run.wait()
                     records = _records(out / "hops.jsonl")
                     rows.append({"pause_s": pause, "trial": k + 1, "rc": run.returncode, "went_on": went_on,
                                  "final_record": bool(records) and records[-1]["final"],
@@ -397,9 +403,11 @@ def kill_trials(trials: int, seed: int = 200001) -> list[dict]:
             at = rng.uniform(6.0, 25.0)
             run = _avlive(["--source", f"synthetic:{seed}", "--jsonl", str(jsonl), "--events-out", str(events),
                            "--record", str(video)])
-            _wait(lambda: (_records(jsonl) or [{"stream_time": 0}])[-1]["stream_time"] >= at, 120.0)
-            run.kill()
-            run.wait()
+            try:
+                _wait(lambda: (_records(jsonl) or [{"stream_time": 0}])[-1]["stream_time"] >= at, 120.0)
+            finally:  # never leave a run behind, whatever went wrong here
+                run.kill()
+                run.wait()
             try:  # after the kill: every line must be whole, the last one included
                 text = jsonl.read_text()
                 records = [json.loads(line) for line in text.splitlines()]
