@@ -35,6 +35,7 @@ Files and the world are never retried: their errors end the run.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -76,7 +77,7 @@ class RecoveryPolicy:
     def __post_init__(self) -> None:
         for name in ("loss_after_s", "retry_min_s", "retry_max_s"):
             value = getattr(self, name)
-            if not (value > 0 and value == value and value != float("inf")):
+            if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"RecoveryPolicy.{name}: expected seconds > 0, found {value!r}")
         if self.retry_max_s < self.retry_min_s:
             raise ValueError(f"RecoveryPolicy: retry_max_s ({self.retry_max_s}) < retry_min_s ({self.retry_min_s})")
@@ -520,13 +521,18 @@ class Capture:
             self._write_silence(n)
 
     def _place_after_loss(self, feed: _Feed, chunk: Chunk) -> None:
-        """Move the source's indices so its first block after a loss starts where it was
-        recorded on the stream clock (or right after what is written, if that is later)."""
+        """Move the source's indices so its first block after a loss lands where it was recorded
+        on the stream clock: it ends now less the device's input latency and the resampler's
+        hold-back (never before what is already written). Reopened devices restart their count,
+        and one that went quiet and resumed may have lost what it never recorded, so the block's
+        arrival, not its index, says where it goes."""
+        src, rate = feed.source, self.audio_ring.sample_rate
         pos = self.audio_ring.total_written
         wall = self._wall_index(time.monotonic())
         start = pos
         if wall is not None:
-            start = max(pos, wall - chunk.audio.shape[0] - feed.source.resampler_delay)
+            held = chunk.audio.shape[0] + src.resampler_delay + int(round(src.input_latency * rate))
+            start = max(pos, wall - held)
         feed.audio_offset = start - chunk.audio_start
 
     def _loop(self, feed: _Feed) -> None:

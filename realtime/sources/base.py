@@ -117,6 +117,11 @@ class Source(abc.ABC):
         return 0
 
     @property
+    def input_latency(self) -> float:
+        """Seconds between a sample reaching the device and its delivery (0 when not known)."""
+        return 0.0
+
+    @property
     def overflows(self) -> int:
         """Input the source lost because its reader fell behind (device blocks / frames)."""
         return 0

@@ -209,6 +209,12 @@ class MicSource(Source):
         return self._start_monotonic
 
     @property
+    def input_latency(self) -> float:
+        """PortAudio's input latency of the open stream (0 when closed)."""
+        s = self._stream
+        return float(s.latency) if s is not None else 0.0
+
+    @property
     def overflows(self) -> int:
         """Staging-ring drops (input frames) plus PortAudio input-overflow callbacks."""
         return self._dropped + self._status_overflows
