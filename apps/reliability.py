@@ -233,7 +233,8 @@ class _Status:
         return next((s for s, line in self.lines if s >= t and word in line), None)
 
 
-def _wait(predicate, timeout: float) -> bool:
+def wait_until(predicate, timeout: float) -> bool:
+    """Poll ``predicate`` every 10 ms until it holds (True) or ``timeout`` seconds pass (False)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -259,20 +260,20 @@ def mic_trials(trials: int) -> list[dict]:
                           on_status=status)
         capture.start()
         try:
-            _wait(lambda: ring.total_written > 16000, 10.0)
+            wait_until(lambda: ring.total_written > 16000, 10.0)
             for k in range(trials):
                 how = "daemon killed" if k % 2 == 0 else "sink unloaded"
                 before = capture.stats().device_recoveries
                 time.sleep(1.0)
                 gone = time.monotonic()
                 pulse.kill() if how == "daemon killed" else pulse.unload_sink()
-                noticed = _wait(lambda: bool(capture.stats().lost), 5.0)
+                noticed = wait_until(lambda: bool(capture.stats().lost), 5.0)
                 detected = status.after(gone, "lost")
                 time.sleep(1.0)
                 pulse.start() if how == "daemon killed" else pulse.load_sink()
                 back = time.monotonic()
                 pulse.play(tone)
-                recovered = _wait(lambda: capture.stats().device_recoveries > before, 20.0)
+                recovered = wait_until(lambda: capture.stats().device_recoveries > before, 20.0)
                 delivered = status.after(back, "back after")
                 rows.append({"trial": k + 1, "how": how, "noticed": noticed, "recovered": recovered,
                              "detect_s": None if detected is None else detected - gone,
@@ -298,15 +299,15 @@ def camera_trials(trials: int) -> list[dict]:
                               on_status=status)
             capture.start()
             try:
-                _wait(lambda: capture.frames_captured >= 5, 10.0)
+                wait_until(lambda: capture.frames_captured >= 5, 10.0)
                 gone = time.monotonic()
                 camera.kill()
-                noticed = _wait(lambda: bool(capture.stats().lost), 5.0)
+                noticed = wait_until(lambda: bool(capture.stats().lost), 5.0)
                 detected = status.after(gone, "lost")
                 time.sleep(1.0)
                 camera.start()
                 back = time.monotonic()
-                recovered = _wait(lambda: capture.stats().device_recoveries == 1, 20.0)
+                recovered = wait_until(lambda: capture.stats().device_recoveries == 1, 20.0)
                 delivered = status.after(back, "back after")
             finally:
                 capture.stop()
@@ -361,12 +362,12 @@ def pause_trials(pauses: list[float], trials: int) -> list[dict]:
                     run = _avlive(["--mic", "pulse", "--camera", camera.url, "--jsonl", str(out / "hops.jsonl"),
                                    "--events-out", str(out / "events.tsv"), "--record", str(out / "run.mp4")])
                     try:
-                        _wait(lambda: len(_records(out / "hops.jsonl")) >= 8, 60.0)
+                        wait_until(lambda: len(_records(out / "hops.jsonl")) >= 8, 60.0)
                         run.send_signal(signal.SIGSTOP)
                         time.sleep(pause)
                         run.send_signal(signal.SIGCONT)
                         resumed = len(_records(out / "hops.jsonl"))
-                        went_on = _wait(lambda: len(_records(out / "hops.jsonl")) >= resumed + 8, 30.0)
+                        went_on = wait_until(lambda: len(_records(out / "hops.jsonl")) >= resumed + 8, 30.0)
                         run.send_signal(signal.SIGINT)
                         try:
                             _, err = run.communicate(timeout=60)
@@ -404,7 +405,7 @@ def kill_trials(trials: int, seed: int = 200001) -> list[dict]:
             run = _avlive(["--source", f"synthetic:{seed}", "--jsonl", str(jsonl), "--events-out", str(events),
                            "--record", str(video)])
             try:
-                _wait(lambda: (_records(jsonl) or [{"stream_time": 0}])[-1]["stream_time"] >= at, 120.0)
+                wait_until(lambda: (_records(jsonl) or [{"stream_time": 0}])[-1]["stream_time"] >= at, 120.0)
             finally:  # never leave a run behind, whatever went wrong here
                 run.kill()
                 run.wait()
@@ -458,7 +459,7 @@ def train_kill_trials(trials: int) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         reference = Path(tmp) / "reference"
         run = _train(reference)
-        _wait(lambda: (reference / "checkpoints" / "last.pt").exists() or run.poll() is not None, 120.0)
+        wait_until(lambda: (reference / "checkpoints" / "last.pt").exists() or run.poll() is not None, 120.0)
         first_checkpoint = time.monotonic()
         if run.wait() != 0:
             raise RuntimeError(f"the reference run failed: {run.stderr.read()[-500:]}")
@@ -467,7 +468,7 @@ def train_kill_trials(trials: int) -> list[dict]:
         for k in range(trials):
             out = Path(tmp) / f"t{k}"
             run = _train(out)
-            _wait(lambda: (out / "checkpoints" / "last.pt").exists() or run.poll() is not None, 120.0)
+            wait_until(lambda: (out / "checkpoints" / "last.pt").exists() or run.poll() is not None, 120.0)
             time.sleep(rng.uniform(0.0, length))
             finished_first = run.poll() is not None
             run.kill()

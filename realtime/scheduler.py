@@ -772,11 +772,10 @@ class Scheduler:
                            "holds more", slot.spec.name, slot.window.frame_lookback_s, newest[0] - oldest[0])
         return False
 
-    def _cut(self, hop: int, end: int) -> list[_Due]:
+    def _cut(self, hop: int, end: int, capture) -> list[_Due]:
         """The models due at ``hop`` with their windows and pictures cut (windows ending at
         capture index ``end``)."""
         due: list[_Due] = []
-        capture = self._capture_now()
         camera_lost = capture is not None and capture.video_lost
         for slot in self._slots:
             if slot.next_hop is not None and hop < slot.next_hop:
@@ -867,7 +866,8 @@ class Scheduler:
         # -- copy: resample what arrived, then cut every due model's window and pictures
         for stream in self._streams.values():
             stream.advance(end)
-        due = self._cut(hop, end)
+        capture = self._capture_now()  # once a hop: the cut and the result see the same counters
+        due = self._cut(hop, end, capture)
         t_copy = time.perf_counter()
 
         # -- models
@@ -895,7 +895,7 @@ class Scheduler:
         latency["total"] = (t_post - t_start) * 1e3
 
         result = self._result(hop=hop, end=end, scores=scores, ended=tuple(ended), runs=tuple(runs), latency=latency,
-                              fresh=fresh, lag_ms=lag_ms, frame_scores=frame_scores)
+                              fresh=fresh, lag_ms=lag_ms, frame_scores=frame_scores, capture=capture)
         self._latest = result
         t0 = time.perf_counter()
         for sink in self.sinks:
@@ -904,7 +904,7 @@ class Scheduler:
         return result
 
     def _result(self, *, hop: int, end: int, scores, ended, runs, latency, fresh: bool, lag_ms: float,
-                final: bool = False, frame_scores=None) -> HopResult:
+                final: bool = False, frame_scores=None, capture=None) -> HopResult:
         smoothed = {}
         candidates: list[LabelScore] = []
         active: list[ActiveEvent] = []
@@ -919,7 +919,7 @@ class Scheduler:
                 best = np.argsort(-s, kind="stable")[:k]
                 candidates.extend(LabelScore(slot.labels[i], float(s[i]), slot.spec.name) for i in best)
         candidates.sort(key=lambda x: -x.score)
-        capture = self._capture_now()
+        capture = capture if capture is not None else self._capture_now()
         return HopResult(
             hop=int(hop), stream_time=end / self.sample_rate, end_index=int(end),
             scores=MappingProxyType(scores), smoothed=MappingProxyType(smoothed), top=tuple(candidates[:k]),

@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 
+from apps.reliability import wait_until
 from conftest import FFMPEG, PORTAUDIO, PULSEAUDIO, REPO, require_system
 
 RATE = 16000
@@ -28,15 +29,6 @@ class StatusLog:
 
     def first(self, word: str) -> float:
         return next(t for t, line in self.lines if word in line)
-
-
-def _wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 @pytest.mark.parametrize("how", ["daemon killed", "sink unloaded"])
@@ -56,13 +48,13 @@ def test_a_lost_microphone_is_reported_bridged_with_silence_and_recovered(tmp_pa
                           on_status=status)
         capture.start()
         try:
-            assert _wait_for(lambda: ring.total_written > RATE, 10.0), "the virtual microphone delivered nothing"
+            assert wait_until(lambda: ring.total_written > RATE, 10.0), "the virtual microphone delivered nothing"
             lost_at = time.monotonic()
             if how == "daemon killed":
                 pulse.kill()
             else:
                 pulse.unload_sink()
-            assert _wait_for(lambda: capture.stats().lost, 3.0), f"the loss was not noticed: {status.lines}"
+            assert wait_until(lambda: capture.stats().lost, 3.0), f"the loss was not noticed: {status.lines}"
             written_while_lost = ring.total_written
             time.sleep(1.0)
             assert ring.total_written > written_while_lost, "the stream clock stopped while the microphone was lost"
@@ -71,7 +63,7 @@ def test_a_lost_microphone_is_reported_bridged_with_silence_and_recovered(tmp_pa
             else:
                 pulse.load_sink()
             pulse.play(tmp_path / "tone.wav")
-            assert _wait_for(lambda: capture.stats().device_recoveries == 1, 15.0), f"not recovered: {status.lines}"
+            assert wait_until(lambda: capture.stats().device_recoveries == 1, 15.0), f"not recovered: {status.lines}"
             time.sleep(0.5)
             stats = capture.stats()
             wall = capture._wall_index(time.monotonic())
@@ -101,16 +93,16 @@ def test_a_camera_whose_stream_dies_is_reported_and_picked_up_again(kind):
         capture = Capture(None, source, None, ring, on_status=status)
         capture.start()
         try:
-            assert _wait_for(lambda: capture.frames_captured >= 5, 10.0)
+            assert wait_until(lambda: capture.frames_captured >= 5, 10.0)
             killed = time.monotonic()
             camera.kill()
-            assert _wait_for(lambda: capture.stats().lost, 5.0), f"the loss was not noticed: {status.lines}"
+            assert wait_until(lambda: capture.stats().lost, 5.0), f"the loss was not noticed: {status.lines}"
             frames_at_loss = capture.frames_captured
             time.sleep(1.0)
             assert capture.frames_captured == frames_at_loss  # no stale frame is written while it is gone
             camera.start()
-            assert _wait_for(lambda: capture.stats().device_recoveries == 1, 15.0), f"not recovered: {status.lines}"
-            assert _wait_for(lambda: capture.frames_captured >= frames_at_loss + 5, 5.0)
+            assert wait_until(lambda: capture.stats().device_recoveries == 1, 15.0), f"not recovered: {status.lines}"
+            assert wait_until(lambda: capture.frames_captured >= frames_at_loss + 5, 5.0)
             stats = capture.stats()
         finally:
             capture.stop()
@@ -133,7 +125,7 @@ def test_avlive_keeps_running_while_its_camera_is_gone_and_says_so(tmp_path):
                                cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
         try:
-            assert _wait_for(lambda: out.exists() and out.stat().st_size > 0 and len(out.read_text().splitlines()) >= 12,
+            assert wait_until(lambda: out.exists() and out.stat().st_size > 0 and len(out.read_text().splitlines()) >= 12,
                              60.0), "avlive wrote no JSON lines"
             camera.kill()
             time.sleep(3.0)
@@ -274,7 +266,7 @@ def test_a_killed_run_leaves_its_events_json_lines_and_a_playable_recording(tmp_
             lines = jsonl.read_text().splitlines() if jsonl.exists() else []
             return json.loads(lines[-1])["stream_time"] if lines else 0.0
 
-        assert _wait_for(lambda: stream_time() >= 12.0, 120.0), "avlive did not get 12 s into the stream"
+        assert wait_until(lambda: stream_time() >= 12.0, 120.0), "avlive did not get 12 s into the stream"
         run.send_signal(signal.SIGKILL)
         run.wait(timeout=30)
     finally:

@@ -205,7 +205,8 @@ def test_linear_labeler_file_exports_matches_torch_and_runs_live(world_run, tmp_
         got = runner.infer({"audio": audio})["probs"]
     # float32 rounding alone moves these probabilities by `spread` (PyTorch float32 against float64);
     # ONNX Runtime rounds in another order (measured: ONNX Runtime vs PyTorch 7.0e-6, spread 2.3e-6,
-    # i.e. 3 spreads), so it must stay within 10 spreads of PyTorch
+    # i.e. 3 spreads), so it must stay within 10 spreads of PyTorch; the 1e-7 floor is about two
+    # float32 ulps at 1.0 (6e-8), for a spread that happens to round to nothing
     spread = float(np.abs(expected - exact).max())
     np.testing.assert_allclose(got, expected, atol=10 * spread + 1e-7)
     assert report.metadata.labels == model.metadata.labels
@@ -249,6 +250,8 @@ def test_a_weights_file_teaches_the_student(tmp_path):
     frames = np.stack([Scene(BENCH, 200000).render_frame(i)[0] for i in (0, 30)])
     post = teacher.posteriors(frames)
     assert teacher.name.startswith("resnet10-") and teacher.labels == tuple(f"class {k}" for k in range(5))
+    # float32 softmax over 5 classes: the sums measured exactly 1.0 here (worst-case rounding of a
+    # 5-term float32 sum is ~3e-7); 1e-5 only says "a distribution", not the softmax's precision
     np.testing.assert_allclose(post.sum(axis=1), 1.0, atol=1e-5)
     scene_path = tmp_path / "scenes.pth"
     torch.save(ResNet((1, 1, 1, 1), False, 3).state_dict(), scene_path)  # a 3-class "scene" teacher
