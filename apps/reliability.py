@@ -17,7 +17,8 @@ Scenarios (each prints its duration first):
              the model input. Prints hops, skips, lost/repeated samples, RSS slope (MB/min after
              the first minute) and the lag p99 per block of ``--block-minutes``.
 ``mic``      The microphone taken away (daemon killed, then sink unloaded, alternately) and given
-             back: time to notice the loss and to deliver again after the device is back.
+             back: time to notice the loss and to deliver again after the device is back (from
+             the new sink's first block; how long the sink took to deliver at all is its own column).
 ``camera``   The fake camera's writer killed and restarted (FIFO, tcp, http in turn): the same.
 ``pause``    ``avlive --mic --camera --record --events-out --jsonl`` stopped with SIGSTOP (a
              laptop's suspend) and continued: does the run go on and end cleanly (status 0, every
@@ -271,13 +272,14 @@ def mic_trials(trials: int) -> list[dict]:
                 detected = status.after(gone, "lost")
                 time.sleep(1.0)
                 pulse.start() if how == "daemon killed" else pulse.load_sink()
-                back = time.monotonic()
+                back = pulse.delivering_at  # the new sink's first block (see PrivatePulse)
                 pulse.play(tone)
                 recovered = wait_until(lambda: capture.stats().device_recoveries > before, 20.0)
-                delivered = status.after(back, "back after")
+                delivered = status.after(pulse.loaded_at, "back after")
                 rows.append({"trial": k + 1, "how": how, "noticed": noticed, "recovered": recovered,
                              "detect_s": None if detected is None else detected - gone,
-                             "recover_s": None if delivered is None else delivered - back})
+                             "recover_s": None if delivered is None else delivered - back,
+                             "sink_first_block_s": back - pulse.loaded_at})
         finally:
             capture.stop()
     return rows

@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import wave
 from pathlib import Path
@@ -54,7 +55,15 @@ class PrivatePulse:
     (its monitor): what is played into the sink comes out of the microphone.
 
     While it is entered, this process's environment points PulseAudio clients (the ALSA
-    ``pulse`` device inside PortAudio) at it. :meth:`kill` and :meth:`start` take the
+    ``pulse`` device inside PortAudio) at it.
+
+    A null sink is clocked by a timer that sleeps for the lowest latency any of its clients
+    asks for, 2 s when none asks; a recording stream that connects waits out the sleep in
+    progress before its first block (measured here: 0.7–1.9 s with ``parec``, 1.4–2.0 s with
+    PortAudio, on a sink just loaded). A sound card delivers every period instead. So the
+    microphone keeps one low-latency recorder of its own (``parec --latency-msec=CLOCK_MS``,
+    output discarded) whenever the sink exists, and a new stream gets its first block within
+    a period (0.04 s measured), as from hardware. :meth:`kill` and :meth:`start` take the
     microphone away and bring it back; :meth:`unload_sink` / :meth:`load_sink` do the same
     with the daemon running.
 
@@ -65,6 +74,8 @@ class PrivatePulse:
     #: The sink to play into, and the PortAudio (ALSA) device that records the microphone.
     sink = "vsink"
     device = "pulse"
+    #: The period the microphone delivers at (the latency its own recorder asks of the sink).
+    CLOCK_MS = 50
 
     def __init__(self, rate: int = SINK_RATE) -> None:
         exe, pactl = shutil.which("pulseaudio"), shutil.which("pactl")
@@ -83,6 +94,9 @@ class PrivatePulse:
         self.env = env
         self._saved: dict[str, str | None] = {}
         self._players: list[subprocess.Popen] = []
+        self._clock: subprocess.Popen | None = None
+        #: ``time.monotonic()`` when the sink last came up, and when it first delivered after that.
+        self.loaded_at = self.delivering_at = float("nan")
 
     # ------------------------------------------------------------------ daemon
     def start(self, timeout: float = 10.0) -> None:
@@ -100,19 +114,50 @@ class PrivatePulse:
         self.load_sink()
 
     def load_sink(self) -> None:
-        """(Re)create the sink and the microphone, and make them the defaults."""
+        """(Re)create the sink and the microphone, and make them the defaults; returns once the
+        microphone delivers (:attr:`delivering_at`)."""
+        self.loaded_at = time.monotonic()
         self.pactl("load-module", "module-null-sink", "sink_name=vsink", f"rate={self.rate}", "channels=1", check=True)
         self.pactl("load-module", "module-remap-source", "source_name=vmic", "master=vsink.monitor", check=True)
         self.pactl("set-default-sink", "vsink", check=True)
         self.pactl("set-default-source", "vmic", check=True)
+        self._start_clock()
+
+    def _start_clock(self, timeout: float = 5.0) -> None:
+        """Start the microphone's own recorder and wait for its first block: from then on the
+        sink runs at ``CLOCK_MS`` (the first block itself waits out the sleep in progress)."""
+        self._stop_clock()
+        clock = subprocess.Popen(["parec", "--device=vmic", f"--latency-msec={self.CLOCK_MS}", "--raw"],
+                                 env=self.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self._clock = clock
+        first = threading.Event()
+
+        def drain() -> None:
+            while clock.stdout.read(4096):
+                if not first.is_set():
+                    self.delivering_at = time.monotonic()
+                    first.set()
+
+        threading.Thread(target=drain, name="pulse-clock", daemon=True).start()
+        if not first.wait(timeout):
+            raise RuntimeError(f"the virtual microphone delivered nothing for {timeout:g} s; pulse log: {self.log}")
+
+    def _stop_clock(self) -> None:
+        if self._clock is not None:
+            if self._clock.poll() is None:
+                self._clock.kill()
+            self._clock.wait()
+            self._clock = None
 
     def unload_sink(self) -> None:
         """Remove the microphone and its sink with the daemon running (a device unplugged)."""
+        self._stop_clock()
         self.pactl("unload-module", "module-remap-source")
         self.pactl("unload-module", "module-null-sink")
 
     def kill(self) -> None:
         """Kill the daemon (SIGKILL, as a crash): every client loses its stream."""
+        self._stop_clock()
         pid_file = self.runtime / "pulse" / "pid"
         try:
             os.kill(int(pid_file.read_text().split()[0]), 9)
@@ -146,6 +191,7 @@ class PrivatePulse:
         return self
 
     def __exit__(self, *exc) -> None:
+        self._stop_clock()
         for p in self._players:
             if p.poll() is None:
                 p.kill()
