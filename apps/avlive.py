@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     from realtime.devices import DeviceNotFound, PortAudioNotFound
     from realtime.models import ModelError, load_models
     from realtime.pipeline import (DEFAULT_HOP_S, PipelineConfig, PipelineError, build_streams, check_sources,
-                                   localizer_every_for, run_pipeline)
+                                   localizer_every_for, plays_the_world, run_pipeline)
     from realtime.sources import SourceError
 
     jsonl = None if args.jsonl == "none" else args.jsonl or (None if window else "-")
@@ -257,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         check_sources(config)
         video = args.camera != "none"
         models, notes = load_models(labeler=args.labeler, localizer=args.localizer, models=args.models,
-                                    backend=args.backend, device=args.device, threads=args.threads, video=video)
+                                    backend=args.backend, device=args.device, threads=args.threads, video=video,
+                                    real_input=not plays_the_world(config))
         if args.hop is None and models.preferred_hop is not None:
             hop = models.preferred_hop
             config = dataclasses.replace(config, hop_s=hop,

@@ -82,13 +82,13 @@ def _files(share: Path, rule: ClassRule) -> list[Path]:
     return sorted(out)
 
 
-def _clip(path: Path) -> np.ndarray | None:
-    """5 s mono at 44.1 kHz (padded with silence), or None for an undecodable or silent file."""
+def read_clip(path: Path, rate: int = RATE, seconds: float = SECONDS) -> np.ndarray | None:
+    """``seconds`` of mono at ``rate`` (padded with silence), or None for an undecodable or silent file."""
     try:
-        audio, _ = read_audio(path, sample_rate=RATE, mono=True)
+        audio, _ = read_audio(path, sample_rate=rate, mono=True)
     except (MediaDecodeError, ValueError, OSError, AttributeError):
         return None  # AttributeError: PyAV gives some game files an audio stream without a codec context
-    n = int(RATE * SECONDS)
+    n = int(rate * seconds)
     audio = np.asarray(audio[:n], np.float32)
     if audio.size == 0 or np.abs(audio).max() < 1e-4:
         return None
@@ -124,7 +124,7 @@ def build(out: Path, media: Path, per_class: int = 40, min_per_class: int = 10) 
         for i in order:
             if len(clips) >= per_class:
                 break
-            audio = _clip(files[i])
+            audio = read_clip(files[i])
             if audio is None:
                 skipped += 1
                 continue

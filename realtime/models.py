@@ -81,9 +81,12 @@ models (--models PATH ..., or --labeler / --localizer PATH):
   FILE.pt                   an avlive checkpoint or a bare L3 checkpoint
   FILE.pyth                 a released Slow-Fast checkpoint (VGG-Sound, EPIC-100, EPIC-SOUNDS);
                             onnxruntime exports it once into .avlive-cache/ beside it
-  none given                models/demo/labeler and models/demo/localizer when they exist"""
+  none given                the synthetic world: models/demo/labeler and models/demo/localizer;
+                            a microphone, camera or file: models/demo/real-sounds (labels only)"""
 
 _KINDS = ("labeler", "localizer")
+#: The demo labeler for real input (everyday sounds from Debian packages, apps.build_real_sounds).
+REAL_SOUNDS = "real-sounds"
 _ENGINE_SUFFIXES = (".engine", ".plan")
 _MODEL_SUFFIXES = (".onnx", ".pt", *_ENGINE_SUFFIXES)  # and whatever a family model file claims
 #: Where checkpoints and family model files are exported for ONNX Runtime, beside the file.
@@ -508,7 +511,7 @@ def open_model(src: ModelSource, kind: str, *, backend: str = "onnxruntime", dev
 
 def load_models(*, labeler: str | None = None, localizer: str | None = None, models: Sequence[str] = (),
                 backend: str = "onnxruntime", device: str = "cpu", threads: int = 2, video: bool = True,
-                demo_dir: Path | None = None) -> tuple[LiveModels, list[str]]:
+                demo_dir: Path | None = None, real_input: bool = False) -> tuple[LiveModels, list[str]]:
     """The models for a run, from the command-line options.
 
     Args:
@@ -519,6 +522,9 @@ def load_models(*, labeler: str | None = None, localizer: str | None = None, mod
         video: whether the run has frames (without, a localizer is left out: no heatmap).
         demo_dir: where the demo models are looked for when no model is given (default
             :data:`DEMO_DIR`).
+        real_input: the input is a microphone, a camera or a file, not the synthetic world: with
+            no model given, the real-sound labeler (``demo_dir/real-sounds``) runs, alone (no
+            localizer: the demo localizer has only seen the world's pictures).
 
     Returns:
         ``(models, notes)``: notes are one-line remarks for stderr.
@@ -542,6 +548,12 @@ def load_models(*, labeler: str | None = None, localizer: str | None = None, mod
         if src.task not in _KINDS:
             raise ModelError(str(MetadataMismatch("task", "labeler or localizer", src.task, f"{path}")))
         wanted.append((src, src.task))
+    real_sounds = demo_dir / REAL_SOUNDS
+    if not wanted and real_input and labeler != "none" and real_sounds.exists():
+        wanted = [(inspect_model(real_sounds), "labeler")]
+        notes.append(f"no model given and the input is real: the real-sound labeler {real_sounds} (everyday "
+                     f"sounds), no localizer (the demo localizer knows only the synthetic world's pictures); "
+                     f"for the world's models: --models {demo_dir / 'labeler'} {demo_dir / 'localizer'}")
     if not wanted:
         demo = [(demo_dir / k, k) for k in _KINDS if (demo_dir / k).exists()]
         demo = [(p, k) for p, k in demo if not (k == "labeler" and labeler == "none")

@@ -71,6 +71,7 @@ __all__ = [
     "frame_slots",
     "audio_capacity",
     "localizer_every_for",
+    "plays_the_world",
     "LOCALIZER_PERIOD_S",
     "run_pipeline",
 ]
@@ -260,6 +261,16 @@ def check_sources(config: PipelineConfig) -> None:
     src = config.source
     if src is not None and not _is_synthetic(src) and not os.path.isfile(src):
         raise PipelineError(f"--source {src}: no such file (expected synthetic[:SEED[:PRESET]] or a media file)")
+
+
+def plays_the_world(config: PipelineConfig) -> bool:
+    """Whether the run's sound comes from the synthetic world (``--source synthetic…`` or no
+    source at all), not from a microphone, a camera or a file."""
+    if config.mic is not None:
+        return False
+    if config.source is None:
+        return config.camera in (None, "none")
+    return _is_synthetic(config.source)
 
 
 def _is_synthetic(text: str) -> bool:

@@ -1,0 +1,134 @@
+"""The real-sound set builder (apps.build_real_sounds) on a generated package tree, and avlive's
+choice of demo models for real input."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from apps.build_real_sounds import RATE, build, file_licence, group_of, sounding_extent
+from models.datasets.formats.dcase import read_dcase_strong
+from models.datasets.formats.esc50 import read_esc50
+from models.datasets.from_world import write_wav
+
+COPYRIGHT = """Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+
+Files: *
+Copyright: someone
+License: GPL-2+
+
+Files: drumkits/kit_b/*
+ sounds/other.wav
+License: CC0
+"""
+
+
+def _burst(rng: np.random.Generator, seconds: float, lead: float = 0.0) -> np.ndarray:
+    """Noise that sounds for ``seconds`` after ``lead`` seconds of silence."""
+    out = np.zeros(int(RATE * (lead + seconds + 0.2)), np.float32)
+    out[int(RATE * lead):int(RATE * (lead + seconds))] = rng.normal(0, 0.2, int(RATE * seconds))
+    return out
+
+
+def _tree(tmp_path: Path) -> dict[str, Path]:
+    """A small package tree laid out like the Debian packages the builder reads."""
+    rng = np.random.default_rng(0)
+    roots = {}
+
+    def package(name: str) -> Path:
+        root = tmp_path / name
+        (root / "usr/share/doc" / name).mkdir(parents=True, exist_ok=True)
+        (root / "usr/share/doc" / name / "copyright").write_text(COPYRIGHT)
+        roots[name] = root
+        return root / "usr/share"
+
+    speech = package("asterisk-core-sounds-en-wav") / "asterisk/sounds/en_US_f_Allison"
+    speech.mkdir(parents=True)
+    for k in range(6):  # six prompts: six recordings
+        write_wav(speech / f"prompt-{'abcdef'[k]}.wav", _burst(rng, 0.8, lead=0.3), RATE)
+    (speech / "not-audio.wav").write_bytes(b"this is not a wav file")
+    write_wav(speech / "silent.wav", np.zeros(RATE, np.float32), RATE)
+    kits = package("hydrogen-drumkits") / "hydrogen/data/drumkits"
+    for kit in ("kit_a", "kit_b", "kit_c", "kit_d", "kit_e"):
+        (kits / kit).mkdir(parents=True)
+        for take in range(2):  # two takes per kit: one recording each
+            write_wav(kits / kit / f"Kick-{take}.wav", _burst(rng, 0.3), RATE)
+    for name in ("lmms-common", "sonic-pi-samples"):
+        package(name)
+    beds = package("lincity-ng-data") / "games/lincity-ng/sounds"
+    beds.mkdir(parents=True)
+    for k in range(2):
+        write_wav(beds / f"Farm{k + 1}.wav", rng.normal(0, 0.05, 3 * RATE).astype(np.float32), RATE)
+    return roots
+
+
+def test_builder_writes_folds_by_recording_strong_labels_and_sources(tmp_path):
+    roots = _tree(tmp_path)
+    out = tmp_path / "out"
+    table = build(out, roots, per_class=40, min_clips=5, min_groups=5, counts={"train": 6, "validation": 2, "eval": 2},
+                  max_events=2, seed=3)
+    clips = read_esc50(out / "esc50/meta/esc50.csv")
+    by_class = {}
+    for c in clips:
+        by_class.setdefault(c.category, []).append(c)
+    assert sorted(by_class) == ["drum", "speech"]
+    assert len(by_class["speech"]) == 6 and len(by_class["drum"]) == 10
+    # takes of one recording (a kit) share a src_file and a fold; every fold has each class
+    for c in by_class["drum"]:
+        twins = [d for d in by_class["drum"] if d.src_file == c.src_file]
+        assert len(twins) == 2 and {d.fold for d in twins} == {c.fold}
+    assert {c.fold for c in by_class["drum"]} == {1, 2, 3, 4, 5}
+    assert "Left out: 2 silent or not audio" in table
+    # every clip starts at its sound: the 0.3 s of silence before each prompt is cut
+    from models.io.media import read_audio
+    audio, _ = read_audio(out / "esc50/audio" / by_class["speech"][0].filename, sample_rate=RATE, mono=True)
+    assert audio.shape == (5 * RATE,) and sounding_extent(audio)[0] == 0
+    # soundscapes: strong labels inside the clip, and each names a kept class
+    for split, tsv in (("train", "metadata/train/synthetic.tsv"), ("eval", "metadata/eval/eval.tsv")):
+        labels = read_dcase_strong(out / "desed" / tsv)
+        assert labels.events and all(0 <= e.onset < e.offset <= 10.0 for e in labels.events)
+        assert {e.label for e in labels.events} <= {"drum", "speech"}
+        assert all((out / "desed" / ("audio/train/synthetic" if split == "train" else "audio/eval") / e.filename).exists()
+                   for e in labels.events)
+    rows = list(csv.DictReader((out / "SOURCES.tsv").open(), delimiter="\t"))
+    assert len([r for r in rows if r["file"].startswith("esc50/")]) == 16
+    kit_b = [r for r in rows if "/kit_b/" in r["path in package"]]
+    assert kit_b and all(r["licence"] == "CC0" for r in kit_b)  # the later, more specific stanza wins
+    assert all(r["licence"] == "GPL-2+" for r in rows if "/kit_a/" in r["path in package"])
+
+
+def test_builder_is_deterministic(tmp_path):
+    roots = _tree(tmp_path)
+    outs = []
+    for k in range(2):
+        out = tmp_path / f"out{k}"
+        build(out, roots, min_clips=5, min_groups=5, counts={"train": 3, "validation": 1, "eval": 1}, seed=1)
+        outs.append(sorted((p.relative_to(out), p.read_bytes()) for p in out.rglob("*") if p.is_file()))
+    assert outs[0] == outs[1]
+
+
+def test_takes_group_into_recordings():
+    assert group_of(Path("x/default_wood_footstep.2.ogg"), "stem") == "default_wood_footstep"
+    assert group_of(Path("x/human-hit-3.ogg"), "stem") == "human-hit"
+    assert group_of(Path("x/bow-miss.ogg"), "stem") == "bow-miss"
+    assert group_of(Path("kits/Audiophob/Kick-Hard.wav"), "folder") == "Audiophob"
+    assert group_of(Path("buckle/wav/3a-1.wav"), "key") == "3a"
+
+
+def test_licence_of_a_file_without_a_machine_readable_copyright(tmp_path):
+    root = tmp_path / "pkg"
+    (root / "usr/share/doc/pkg").mkdir(parents=True)
+    (root / "usr/share/doc/pkg/copyright").write_text("see /usr/share/common-licenses/GPL-2 file\n")
+    assert file_licence(root, "pkg", root / "usr/share/x.ogg") == "GPL-2 (see /usr/share/doc/pkg/copyright)"
+    assert file_licence(tmp_path / "none", "none", tmp_path / "none/x.ogg") == "see /usr/share/doc/none/copyright"
+
+
+@pytest.mark.parametrize("source, mic, camera, world", [
+    (None, None, None, True), ("synthetic:5", None, None, True), ("clip.mp4", None, None, False),
+    (None, "default", None, False), (None, None, "0", False), (None, "default", "none", False)])
+def test_which_inputs_count_as_the_synthetic_world(source, mic, camera, world):
+    from realtime.pipeline import PipelineConfig, plays_the_world
+
+    assert plays_the_world(PipelineConfig(source=source, mic=mic, camera=camera)) is world
