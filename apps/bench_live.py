@@ -44,6 +44,15 @@ Every labeler runs with the same localizer (``--localizer``, the demo localizer 
 the full report above (pointing game, per-stage latency) is for the first labeler's runs. Without ``--labelers`` the models are ``--models`` (default: the demo models), as
 before, and the table has one row.
 
+**Real sounds** (``--soundscapes DESED_DIR``): instead of world scenes, held-out DCASE
+soundscapes (``metadata/eval/eval.tsv`` + ``audio/eval/``, as ``apps.build_real_sounds``
+writes them; or any DESED-layout folder's validation set when it has no eval set) are joined
+into ``--playlists`` files of ``--per-playlist`` soundscapes each and played through ``avlive
+--source FILE`` at real-time pace, with no localizer (no pictures); the reference is each
+soundscape's strong labels, shifted to its place in the file, and the classes are the
+reference's. Example: ``python -m apps.bench_live --soundscapes out/real-sounds/desed --labelers
+models/demo/real-sounds``.
+
 ``--fast`` runs avlive with ``--no-realtime`` (every hop, as fast as the machine goes): the
 accuracy figures stay valid, but stream time is no longer wall time, so the latency figures mean
 nothing; it is for tests and quick comparisons, never for latency.
@@ -78,10 +87,76 @@ LABEL_DEADLINE_S = 1.0  # an event not labelled by its offset + this is missed
 
 
 @dataclass(frozen=True)
+class BenchInput:
+    """One stream the benchmark plays: a world scene or a file of joined soundscapes.
+
+    Attributes:
+        name: the source name avlive gives it (the events TSV's file name).
+        source: the ``--source`` argument.
+        seconds: stream seconds played.
+        reference: its reference events (file name ``name``).
+        scene: the world scene (None for a file): the pointing game needs it.
+        stem: the output files' stem (``OUT/STEM.events.tsv`` …; a world scene's is its seed).
+    """
+
+    name: str
+    source: str
+    seconds: float
+    reference: list[LabeledEvent]
+    scene: Scene | None = None
+    stem: str = ""
+
+
+def world_inputs(seeds: Sequence[int], seconds: float) -> list[BenchInput]:
+    world = get_preset("bench")
+    out = []
+    for seed in seeds:
+        scene = Scene(world, seed)
+        out.append(BenchInput(source_name(seed), f"synthetic:{seed}", seconds, reference_events(scene, seconds), scene,
+                              str(seed)))
+    return out
+
+
+def soundscape_inputs(root: Path, playlists: int, per_playlist: int, out: Path) -> list[BenchInput]:
+    """The held-out soundscapes of a DESED-layout folder joined into ``playlists`` WAV files
+    (the first ``playlists × per_playlist`` in file order), written into ``out``."""
+    from models.datasets.formats.dcase import read_dcase_strong
+    from models.datasets.from_world import write_wav
+    from models.io.media import read_audio
+
+    for tsv, audio_dir in (("metadata/eval/eval.tsv", "audio/eval"), ("metadata/validation/validation.tsv",
+                                                                      "audio/validation")):
+        if (root / tsv).exists():
+            break
+    else:
+        raise SystemExit(f"--soundscapes {root}: no metadata/eval/eval.tsv or metadata/validation/validation.tsv")
+    labels = read_dcase_strong(root / tsv)
+    names = list(labels.files)
+    if len(names) < playlists * per_playlist:
+        raise SystemExit(f"--soundscapes {root}: {len(names)} soundscapes in {tsv}, fewer than --playlists × "
+                         f"--per-playlist = {playlists * per_playlist}")
+    out.mkdir(parents=True, exist_ok=True)
+    inputs = []
+    for k in range(playlists):
+        pieces, reference, t = [], [], 0.0
+        name = f"soundscapes-{k + 1}.wav"
+        rate = None
+        for clip in names[k * per_playlist:(k + 1) * per_playlist]:
+            audio, rate = read_audio(root / audio_dir / clip, mono=True)
+            reference += [LabeledEvent(name, round(t + e.onset, 3), round(t + e.offset, 3), e.label)
+                          for e in labels.events_for(clip)]
+            pieces.append(audio)
+            t += audio.size / rate
+        path = write_wav(out / name, np.concatenate(pieces), rate)
+        inputs.append(BenchInput(name, str(path), t, sorted(reference, key=lambda e: e.onset), None, path.stem))
+    return inputs
+
+
+@dataclass(frozen=True)
 class SeedRun:
     """What one ``avlive`` run left behind."""
 
-    seed: int
+    name: str
     seconds: float
     events_tsv: Path
     jsonl: Path
@@ -89,12 +164,14 @@ class SeedRun:
     scores_tsv: Path | None = None
 
 
-def run_avlive(seed: int, seconds: float, out: Path, extra_args: Sequence[str], *, fast: bool = False) -> SeedRun:
-    """``avlive --source synthetic:SEED`` for ``seconds`` of stream time at real-time pace
+def run_avlive(inp: BenchInput, out: Path, extra_args: Sequence[str], *, fast: bool = False) -> SeedRun:
+    """``avlive --source SOURCE`` for the input's seconds of stream time at real-time pace
     (``fast``: ``--no-realtime``, as fast as it goes), with the labeler's scores in
-    ``OUT/SEED.scores.tsv``."""
-    tsv, jsonl, scores = out / f"{seed}.events.tsv", out / f"{seed}.jsonl", out / f"{seed}.scores.tsv"
-    cmd = [sys.executable, "-m", "apps.avlive", "--source", f"synthetic:{seed}", "--duration", f"{seconds:g}",
+    ``OUT/NAME.scores.tsv``."""
+    stem = inp.stem
+    tsv, jsonl, scores = out / f"{stem}.events.tsv", out / f"{stem}.jsonl", out / f"{stem}.scores.tsv"
+    seconds = inp.seconds
+    cmd = [sys.executable, "-m", "apps.avlive", "--source", inp.source, "--duration", f"{seconds:g}",
            "--events-out", str(tsv), "--jsonl", str(jsonl), "--scores-out", str(scores), "--headless",
            *(["--no-realtime"] if fast else []), *extra_args]
     print("$ " + " ".join(cmd[2:]), file=sys.stderr, flush=True)
@@ -102,8 +179,8 @@ def run_avlive(seed: int, seconds: float, out: Path, extra_args: Sequence[str], 
     done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.monotonic() - t0
     if done.returncode != 0:
-        raise SystemExit(f"avlive exited {done.returncode} on seed {seed}:\n{done.stderr.strip()}")
-    return SeedRun(seed, seconds, tsv, jsonl, wall, scores)
+        raise SystemExit(f"avlive exited {done.returncode} on {inp.name}:\n{done.stderr.strip()}")
+    return SeedRun(inp.name, seconds, tsv, jsonl, wall, scores)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -114,13 +191,15 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------------ SED scores
 
 
-def sed_scores(reference: list[LabeledEvent], estimated: list[LabeledEvent], files: dict[str, float]) -> dict[str, float]:
-    """Segment F1 (1 s), event F1 (onset + offset), onset-only event F1: micro and macro."""
+def sed_scores(reference: list[LabeledEvent], estimated: list[LabeledEvent], files: dict[str, float],
+               labels: Sequence[str] = CLASS_NAMES) -> dict[str, float]:
+    """Segment F1 (1 s), event F1 (onset + offset), onset-only event F1: micro and macro, over ``labels``."""
+    labels = list(labels)
     try:
-        return _sed_eval_scores(reference, estimated, files)
+        return _sed_eval_scores(reference, estimated, files, labels)
     except ImportError:
         print("sed_eval is not installed (pip install -e .[dev]); scoring with models.evaluation.metrics instead", file=sys.stderr)
-    labels, names = list(CLASS_NAMES), list(files)
+    names = list(files)
     seg = segment_based_metrics(reference, estimated, time_resolution=SEGMENT_S, labels=labels, filenames=names)
     ev = event_based_metrics(reference, estimated, ONSET_COLLAR_S, OFFSET_FRACTION, labels=labels, filenames=names)
     on = event_based_metrics(reference, estimated, ONSET_COLLAR_S, OFFSET_FRACTION, evaluate_offset=False,
@@ -129,7 +208,7 @@ def sed_scores(reference: list[LabeledEvent], estimated: list[LabeledEvent], fil
             "event_f1_macro": ev.macro_f1, "onset_f1": on.f1, "onset_f1_macro": on.macro_f1}
 
 
-def _sed_eval_scores(reference, estimated, files: dict[str, float]) -> dict[str, float]:
+def _sed_eval_scores(reference, estimated, files: dict[str, float], labels: list[str]) -> dict[str, float]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # dcase_util imports the deprecated pkg_resources
         import dcase_util
@@ -139,7 +218,6 @@ def _sed_eval_scores(reference, estimated, files: dict[str, float]) -> dict[str,
         return dcase_util.containers.MetaDataContainer(
             [{"filename": e.filename, "onset": e.onset, "offset": e.offset, "event_label": e.label} for e in events])
 
-    labels = list(CLASS_NAMES)
     seg = sed_eval.sound_event.SegmentBasedMetrics(event_label_list=labels, time_resolution=SEGMENT_S)
     ev = sed_eval.sound_event.EventBasedMetrics(event_label_list=labels, t_collar=ONSET_COLLAR_S,
                                                 percentage_of_length=OFFSET_FRACTION)
@@ -266,29 +344,29 @@ def labeler_name(spec: str | None, index: int) -> str:
     return (p.parent.name if p.name in ("model.onnx", "metadata.json") else p.stem if p.is_file() else p.name) or f"labeler{index}"
 
 
-def run_labeler(args, extra: list[str], out: Path, world) -> LabelerRuns:
-    """Every seed through avlive with ``extra`` arguments, files in ``out``; per-seed lines printed."""
+def run_labeler(args, extra: list[str], out: Path, inputs: Sequence[BenchInput]) -> LabelerRuns:
+    """Every input through avlive with ``extra`` arguments, files in ``out``; per-input lines printed."""
     out.mkdir(parents=True, exist_ok=True)
     reference, estimated, files, score_files = [], [], {}, {}
     hits: list[bool] = []
     latencies, records_all = [], []
-    for seed in args.seeds:
-        run = run_avlive(seed, args.seconds, out, extra, fast=args.fast)
-        scene = Scene(world, seed)
-        ref = reference_events(scene, args.seconds)
+    for inp in inputs:
+        run = run_avlive(inp, out, extra, fast=args.fast)
+        ref = inp.reference
         records = [r for r in read_jsonl(run.jsonl) if not r["final"]]
         est = read_strong_tsv(run.events_tsv) if run.events_tsv.stat().st_size else []
         reference += ref
         estimated += est
-        files[source_name(seed)] = args.seconds
-        score_files[source_name(seed)] = run.scores_tsv
-        seed_hits = pointing_hits(scene, records, args.localizer_window, args.frame_at == "centre")
+        files[inp.name] = inp.seconds
+        score_files[inp.name] = run.scores_tsv
+        seed_hits = ([] if inp.scene is None else
+                     pointing_hits(inp.scene, records, args.localizer_window, args.frame_at == "centre"))
         hits += seed_hits
         latencies.append(onset_latencies(ref, records))
         records_all += records
         last = records[-1]["counters"] if records else {}
-        print(f"seed {seed}: {len(ref)} reference / {len(est)} detected events, {len(seed_hits)} pointing hops, "
-              f"wall {run.wall_s:.1f} s for {args.seconds:g} s, counters {last}", flush=True)
+        print(f"{inp.name}: {len(ref)} reference / {len(est)} detected events, {len(seed_hits)} pointing hops, "
+              f"wall {run.wall_s:.1f} s for {inp.seconds:g} s, counters {last}", flush=True)
     return LabelerRuns("", reference, estimated, files, score_files, np.concatenate(latencies), records_all, hits)
 
 
@@ -309,6 +387,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hop", type=float, default=None, help="seconds between inferences (default: avlive's)")
     p.add_argument("--localizer-window", type=float, default=1.0, help="the localizer's audio window, seconds")
     p.add_argument("--frame-at", choices=("centre", "end"), default="centre", help="which instant the localizer's frame shows")
+    p.add_argument("--soundscapes", type=Path, default=None, metavar="DESED_DIR",
+                   help="play held-out real soundscapes instead of world scenes (see above); no localizer")
+    p.add_argument("--playlists", type=int, default=3, help="with --soundscapes: files to play")
+    p.add_argument("--per-playlist", type=int, default=15, help="with --soundscapes: soundscapes per file")
     p.add_argument("--fast", action="store_true",
                    help="run avlive with --no-realtime (as fast as it goes): accuracy figures only, the latency "
                         "figures are not meaningful; for tests and quick comparisons")
@@ -321,6 +403,8 @@ def main(argv: list[str] | None = None) -> int:
             split = None
         if split != "test":
             p.error(f"--seeds: expected test seeds (200000-200999, never trained or tuned on), found {seed}")
+    if args.soundscapes is not None and not args.soundscapes.is_dir():
+        p.error(f"--soundscapes {args.soundscapes}: no such folder (expected a DESED layout)")
     if args.labelers and args.models:
         p.error("--labelers and --models: give one (with --labelers, the localizer is --localizer)")
     if args.localizer is not None and not args.labelers:
@@ -340,28 +424,35 @@ def main(argv: list[str] | None = None) -> int:
                       common + (["--models", *args.models] if args.models else []), args.out))
     else:
         demo_localizer = DEMO_DIR / "localizer"
-        localizer = args.localizer or (str(demo_localizer) if demo_localizer.exists() else "none")
+        localizer = args.localizer or (str(demo_localizer) if demo_localizer.exists() and args.soundscapes is None
+                                       else "none")
         for k, spec in enumerate(args.labelers):
             path = str(DEMO_DIR / "labeler") if spec == "demo" else spec
             name = labeler_name(spec, k)
             plans.append((name, common + ["--labeler", path, "--localizer", localizer],
                           args.out / f"{k + 1}-{name}"))
 
-    world = get_preset("bench")
+    if args.soundscapes is not None:
+        inputs = soundscape_inputs(args.soundscapes, args.playlists, args.per_playlist, args.out / "soundscapes")
+        labels = sorted({e.label for inp in inputs for e in inp.reference})
+        what = f"{len(inputs)} files of {args.per_playlist} held-out soundscapes from {args.soundscapes}"
+    else:
+        inputs, labels = world_inputs(args.seeds, args.seconds), list(CLASS_NAMES)
+        what = f"{len(args.seeds)} unseen seeds × {args.seconds:g} s"
     results: list[LabelerRuns] = []
     for name, extra, out in plans:
         if len(plans) > 1:
             print(f"\nlabeler {name}", flush=True)
-        runs = run_labeler(args, extra, out, world)
+        runs = run_labeler(args, extra, out, inputs)
         runs.name = name
         results.append(runs)
 
     first = results[0]
-    s = sed_scores(first.reference, first.estimated, first.files)
+    s = sed_scores(first.reference, first.estimated, first.files, labels)
     lat = first.latencies
     missed = int(np.isinf(lat).sum())
     show = lambda x: "inf" if math.isinf(x) else f"{1e3 * x:.0f} ms"  # noqa: E731
-    print(f"\n{len(args.seeds)} unseen seeds × {args.seconds:g} s, {len(first.reference)} reference events "
+    print(f"\n{what}, {len(first.reference)} reference events "
           f"(scored with {s['scorer']}){', labeler ' + first.name if len(results) > 1 else ''}")
     print(f"segment-based F1 (1 s):      micro {s['segment_f1']:.3f}   macro {s['segment_f1_macro']:.3f}   (target micro ≥ 0.8)")
     print(f"event-based F1 (250 ms):     micro {s['event_f1']:.3f}   macro {s['event_f1_macro']:.3f}   (target micro ≥ 0.6)")
@@ -388,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     width = max(8, *(len(r.name) for r in results))
     print(f"  {'labeler':<{width}}  event-F1 micro  macro  segment-F1  onset-F1   PSDS1   PSDS2   latency p50      p95  missed")
     for r in results:
-        f = sed_scores(r.reference, r.estimated, r.files) if r is not first else s
+        f = sed_scores(r.reference, r.estimated, r.files, labels) if r is not first else s
         ps = psds_scores(r.score_files, r.reference, r.files)
         p1, p2 = ("    n/a", "    n/a") if ps is None else (f"{ps[0][0]:7.3f}", f"{ps[0][1]:7.3f}")
         lo, hi = (latency_percentile(r.latencies, q) for q in (50, 95))
