@@ -37,12 +37,16 @@ from models.panns.checkpoint import PANNS_SUFFIX, config_from_state, head_from_n
 from models.panns.labels import audioset_labels
 from models.panns.network import PannsConfig, PannsNet
 
-__all__ = ["LIVE_WINDOW_SECONDS", "MODEL_FILES", "panns_metadata", "load_panns", "model_file"]
+__all__ = ["LIVE_HOP_SECONDS", "LIVE_WINDOW_SECONDS", "MODEL_FILES", "panns_metadata", "load_panns", "model_file"]
 
 #: The audio window a live PANNs model is given every hop. The networks take any length of at
 #: least ``PannsConfig.min_samples`` (0.31 s for Cnn14; they were trained on 10 s clips); 2 s
 #: holds six 0.32 s segments and keeps a hop's inference on 2 CPU threads well under a second.
 LIVE_WINDOW_SECONDS = 2.0
+#: The hop a PANNs model asks the pipeline for (``extra["hop_seconds"]``; ``avlive --hop``
+#: overrides it): windows overlap by half, and a decision-level model adds about three new
+#: 0.32 s segments per hop.
+LIVE_HOP_SECONDS = 1.0
 
 
 def _config(path: Path, head: str | None, trunk: str | None = None) -> PannsConfig:
@@ -80,7 +84,7 @@ def panns_metadata(path: Path, head: str | None = None, trunk: str | None = None
     samples = int(round(LIVE_WINDOW_SECONDS * c.sample_rate))
     second = (TensorSpec("segment_probs", ("batch", c.segments(samples), len(labels)), "float32") if framewise
               else TensorSpec("embedding", ("batch", c.embedding_size), "float32"))
-    extra = {"multi_label": True, "arch": c.arch, "head": c.head, "source": "PANNs (Kong et al. 2020), "
+    extra = {"multi_label": True, "hop_seconds": LIVE_HOP_SECONDS, "arch": c.arch, "head": c.head, "source": "PANNs (Kong et al. 2020), "
              "qiuqiangkong/audioset_tagging_cnn; weights: Zenodo record 3987831"}
     if framewise:
         extra["segments"] = {"output": "segment_probs", "ratio": c.ratio, "hop_length": c.hop_length,
