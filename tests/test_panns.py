@@ -121,6 +121,15 @@ def test_an_ambiguous_or_contradicted_file_is_refused_in_one_line(tmp_path, caps
     assert model_file_for(other) is None  # not a PANNs file: no PANNs kind claims it
 
 
+def test_a_flat_state_dict_in_the_legacy_format_loads_the_same(tmp_path):
+    wrapped = load_panns(_tiny(tmp_path, "Cnn14_tiny.pth"))
+    flat = tmp_path / "Cnn14_flat.pth"  # torch < 1.6 wrote this format; it cannot be memory-mapped
+    torch.save(random_checkpoint(CNN14_TEST, 5)["model"], flat, _use_new_zipfile_serialization=False)
+    audio = torch.randn(1, 32000, generator=torch.Generator().manual_seed(2)) * 0.1
+    with torch.no_grad():
+        assert torch.equal(load_panns(flat).module(audio)[0], wrapped.module(audio)[0])
+
+
 def test_decision_level_segments_become_frame_scores_with_their_times(tmp_path):
     from engines import open_runner
     from models.core.live import FrameScores

@@ -50,7 +50,7 @@ def _load(path: Path) -> object:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=2)  # a legacy (non-zip) file is held in memory: keep few
 def _cached(path: str, size: int, mtime_ns: int) -> dict[str, torch.Tensor]:
     p = Path(path)
     try:
@@ -67,7 +67,7 @@ def _cached(path: str, size: int, mtime_ns: int) -> dict[str, torch.Tensor]:
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """The state dict of a PANNs file (memory-mapped where the format allows; the last few
+    """The state dict of a PANNs file (memory-mapped where the format allows; the last two
     files read are cached by path, size and modification time, so ``claims``, ``metadata`` and
     ``load`` read a 300 MB file once).
 

@@ -26,6 +26,7 @@ row per 32 STFT frames (0.32 s at 32 kHz), which the live labeler turns into fra
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
@@ -47,6 +48,18 @@ LIVE_WINDOW_SECONDS = 2.0
 #: overrides it): windows overlap by half, and a decision-level model adds about three new
 #: 0.32 s segments per hop.
 LIVE_HOP_SECONDS = 1.0
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    return sha256_file(path)
+
+
+def _checkpoint_sha256(path: Path) -> str:
+    """The file's SHA-256, hashed once per path, size and modification time (a Cnn14 file is
+    327 MB; avlive asks for its metadata, then loads it)."""
+    st = path.stat()
+    return _sha256(str(path.resolve()), st.st_size, st.st_mtime_ns)
 
 
 def _config(path: Path, head: str | None, trunk: str | None = None) -> PannsConfig:
@@ -96,7 +109,7 @@ def panns_metadata(path: Path, head: str | None = None, trunk: str | None = None
                   "fmin": c.fmin, "fmax": c.fmax, "window": "hann (periodic)", "center": True,
                   "pad_mode": "reflect", "power": 2.0, "log": "10*log10(max(mel, 1e-10))",
                   "kernels": "DFT and melW from the checkpoint", "norm": "bn0 over mel bins"},
-        checkpoint_sha256=sha256_file(path),
+        checkpoint_sha256=_checkpoint_sha256(path),
         inputs=(TensorSpec("audio", ("batch", samples), "float32"),),
         outputs=(TensorSpec("probs", ("batch", len(labels)), "float32"), second),
         extra=extra,
