@@ -106,14 +106,15 @@ def _blocks(state: Mapping[str, torch.Tensor]) -> list[int]:
     return widths
 
 
-def config_from_state(state: Mapping[str, torch.Tensor], head: str | None, where: str) -> PannsConfig:
+def config_from_state(state: Mapping[str, torch.Tensor], head: str | None, name: str = "") -> PannsConfig:
     """The network a PANNs state dict holds.
 
     Args:
         state: the state dict (authors' keys).
         head: the head to build (from the file name or the caller); None: from the keys alone,
             which only a DecisionLevelAtt or a Cnn10 file allows.
-        where: names the file in messages.
+        name: the file's name, for the message that asks for a head (callers name the file
+            before the other messages).
 
     Raises:
         ValueError: the keys are not a PANNs CNN's, the head contradicts them, or the head is
@@ -121,7 +122,7 @@ def config_from_state(state: Mapping[str, torch.Tensor], head: str | None, where
     """
     if not looks_like_panns(state):
         found = ", ".join(sorted(state)[:4]) or "no keys"
-        raise ValueError(f"{where}: expected a PANNs Cnn14 / Cnn10 state dict (conv_block1..., bn0, fc1 and "
+        raise ValueError(f"expected a PANNs Cnn14 / Cnn10 state dict (conv_block1..., bn0, fc1 and "
                          f"fc_audioset or att_block), found {found} ...")
     widths = _blocks(state)
     if len(widths) == 6:
@@ -129,27 +130,27 @@ def config_from_state(state: Mapping[str, torch.Tensor], head: str | None, where
         n_fft = int(kernel.shape[-1]) if kernel is not None else 1024
         base = FRONTEND_BY_NFFT.get(n_fft)
         if base is None:
-            raise ValueError(f"{where}: expected DFT kernels of 1024 (32 kHz) or 512 (16 kHz) samples, found {n_fft}")
+            raise ValueError(f"expected DFT kernels of 1024 (32 kHz) or 512 (16 kHz) samples, found {n_fft}")
     elif len(widths) == 4:
         base = CNN10
     else:
-        raise ValueError(f"{where}: expected 6 conv blocks (Cnn14) or 4 (Cnn10), found {len(widths)}")
+        raise ValueError(f"expected 6 conv blocks (Cnn14) or 4 (Cnn10), found {len(widths)}")
     keys_head = "decision-att" if "att_block.att.weight" in state else None
     if head is None:
         head = keys_head or ("clip" if base is CNN10 else None)
     if head is None:
-        raise ValueError(f"{where}: Cnn14 and Cnn14_DecisionLevelMax files hold the same keys and the file name "
-                         f"says neither; rename it (Cnn14_....pth or Cnn14_DecisionLevelMax_....pth), or export it "
+        raise ValueError(f"Cnn14 and Cnn14_DecisionLevelMax files hold the same keys and the file name "
+                         f"{name!r} says neither; rename it (Cnn14_....pth or Cnn14_DecisionLevelMax_....pth), or export it "
                          f"with python -m models.export FILE --family panns-cnn14 (or panns-cnn14-decision-max)")
     if (head == "decision-att") != (keys_head == "decision-att"):
         want = "att_block.* keys" if head == "decision-att" else "fc_audioset.* keys"
         have = "att_block.*" if keys_head else "fc_audioset.*"
-        raise ValueError(f"{where}: a {head} head expects {want}, found {have}")
+        raise ValueError(f"a {head} head expects {want}, found {have}")
     if base is CNN10 and head != "clip":
-        raise ValueError(f"{where}: expected a clip head for Cnn10 (the authors have no decision-level Cnn10), "
+        raise ValueError(f"expected a clip head for Cnn10 (the authors have no decision-level Cnn10), "
                          f"found {head}")
     if base is CNN14_16K and head != "clip":
-        raise ValueError(f"{where}: expected a clip head for Cnn14_16k (no decision-level 16 kHz model is "
+        raise ValueError(f"expected a clip head for Cnn14_16k (no decision-level 16 kHz model is "
                          f"published), found {head}")
     classes = state["att_block.att.weight" if head == "decision-att" else "fc_audioset.weight"].shape[0]
     melw = state.get("logmel_extractor.melW")

@@ -64,9 +64,9 @@ def _checkpoint_sha256(path: Path) -> str:
 
 def _config(path: Path, head: str | None, trunk: str | None = None) -> PannsConfig:
     state = read_state_dict(path)
-    config = config_from_state(state, head if head is not None else head_from_name(path.name), str(path))
+    config = config_from_state(state, head if head is not None else head_from_name(path.name), path.name)
     if trunk is not None and not config.arch.startswith(trunk):
-        raise ValueError(f"{path}: expected a {trunk} state dict, found {config.arch} "
+        raise ValueError(f"expected a {trunk} state dict, found {config.arch} "
                          f"({len(config.channels)} conv blocks)")
     return config
 
@@ -74,7 +74,7 @@ def _config(path: Path, head: str | None, trunk: str | None = None) -> PannsConf
 def _labels(config: PannsConfig, path: Path) -> tuple[str, ...]:
     labels = audioset_labels()
     if config.classes != len(labels):
-        raise ValueError(f"{path}: expected the 527 AudioSet classes, found a head of {config.classes} "
+        raise ValueError(f"expected the 527 AudioSet classes, found a head of {config.classes} "
                          f"(a fine-tuned model; its labels are not in the file)")
     return labels
 
