@@ -19,7 +19,7 @@ run folder                     ``metadata.json`` says the task and holds the run
 ``*.engine`` / ``*.plan``      a TensorRT engine with its sidecar (``--backend tensorrt``)
 ``*.pt``                       an avlive checkpoint (its metadata says the task)
 a file a family reads          ``models.families.MODEL_FILES`` (a released Slow-Fast ``.pyth``,
-                               a bare L3 checkpoint): ``torch`` runs it directly, ``onnxruntime``
+                               a bare L3 checkpoint, a PANNs ``.pth``): ``torch`` runs it directly, ``onnxruntime``
                                exports it once into ``.avlive-cache/`` beside it
 a folder holding one of those  that file (the demo layout: model + sidecar)
 =============================  ==============================================================
@@ -81,6 +81,11 @@ models (--models PATH ..., or --labeler / --localizer PATH):
   FILE.pt                   an avlive checkpoint or a bare L3 checkpoint
   FILE.pyth                 a released Slow-Fast checkpoint (VGG-Sound, EPIC-100, EPIC-SOUNDS);
                             onnxruntime exports it once into .avlive-cache/ beside it
+  FILE.pth                  a PANNs AudioSet checkpoint (Zenodo 3987831), exported the same way;
+                            Cnn14 and Cnn14_DecisionLevelMax hold the same keys, so the name
+                            decides: Cnn14_*.pth tags, Cnn14_DecisionLevelMax_*.pth gives frame
+                            scores; for another name: python -m models.export FILE.pth
+                            --family panns-cnn14 (or panns-cnn14-decision-max), then FILE.onnx
   none given                the synthetic world: models/demo/labeler and models/demo/localizer;
                             a microphone, camera or file: models/demo/real-sounds (labels only)"""
 
