@@ -102,6 +102,7 @@ def load_trained(source: str | os.PathLike):
     data = load_checkpoint(find_checkpoint(source))
     recipe_cls = RECIPES.get(data["recipe"]).factory
     recipe = recipe_cls(config_from_dict(recipe_cls.config_class, data["config"]))
+    recipe.restore(data["metadata"])  # labels a dataset gave it (a DESED folder's classes ...)
     model = recipe.build_model()
     model.load_state_dict(data["model_state"])
     model.eval()

@@ -329,6 +329,10 @@ class FolderRecipe(AVSlowFastLiteRecipe):
     def labels(self) -> tuple[str, ...]:
         return self._labels or tuple(f"class_{k}" for k in range(self.config.num_classes))
 
+    def restore(self, metadata: dict) -> None:
+        if self.config.supervised:
+            self._labels = tuple(metadata["labels"])  # the class folders the run was trained on
+
     def build_datasets(self, data: Path | None):
         from models.avslowfast.folder import FolderClips, folder_splits
 

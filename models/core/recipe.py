@@ -55,6 +55,11 @@ class Recipe:
         raise NotImplementedError
 
     # --- optional -------------------------------------------------------------------------
+    def restore(self, metadata: dict[str, Any]) -> None:
+        """Take from a checkpoint's metadata what :meth:`build_datasets` would have set, before
+        :meth:`build_model` rebuilds a trained network without its data (recipes whose labels
+        come from the dataset read them back here). The default does nothing."""
+
     def export_module(self, model: nn.Module) -> tuple[nn.Module, dict[str, torch.Tensor], dict]:
         """(module to export, example inputs by name, dynamic axes) for ONNX export."""
         raise NotImplementedError(f"recipe {self.name!r} does not support export")

@@ -220,6 +220,9 @@ class CRNNRecipe(Recipe):
                 net.set_normalisation(*self._stats)
         return model
 
+    def restore(self, metadata: dict) -> None:
+        self.labels = tuple(metadata["labels"])  # a DESED folder's classes: the heads' size
+
     # --- data -------------------------------------------------------------------------
     def build_datasets(self, data: Path | None):
         c = self.config
