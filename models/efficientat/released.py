@@ -46,7 +46,8 @@ _WIDTHS = ", ".join(f"{c.width:g}" for c in VARIANTS.values())
 
 
 class EfficientATFileError(ValueError):
-    """A file that is not an EfficientAT MN checkpoint avlive can open (one line: expected, found)."""
+    """A file that is not an EfficientAT MN checkpoint avlive can open (one line: expected, found;
+    the callers name the file)."""
 
 
 @lru_cache(maxsize=None)
@@ -66,7 +67,7 @@ def _read_cached(path: str, mtime_ns: int, size: int) -> dict[str, torch.Tensor]
     if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                              for k, v in data.items()):
         found = type(data).__name__ if not isinstance(data, dict) else f"a dict with keys {list(data)[:4]}"
-        raise EfficientATFileError(f"{path}: expected a flat state dict of tensors (EfficientAT MN: features.*, "
+        raise EfficientATFileError(f"expected a flat state dict of tensors (EfficientAT MN: features.*, "
                                    f"classifier.5.*), found {found}")
     return data
 
@@ -80,12 +81,12 @@ def _read(path: Path) -> dict[str, torch.Tensor]:
 def _identify(path: Path, state: dict[str, torch.Tensor]) -> MNConfig:
     """The MN config whose state-dict keys and shapes are exactly the file's."""
     if "in_c.0.weight" in state or any(k.startswith("layers.") for k in state):
-        raise EfficientATFileError(f"{path}: expected an EfficientAT MN checkpoint, found a DyMN one (in_c.*, "
+        raise EfficientATFileError(f"expected an EfficientAT MN checkpoint, found a DyMN one (in_c.*, "
                                    f"layers.*), which avlive does not import")
     if _HEAD not in state:
         head = "classifier.1.* (the fully-convolutional head)" if "classifier.1.weight" in state else \
             f"no {_HEAD}"
-        raise EfficientATFileError(f"{path}: expected an EfficientAT MN checkpoint with the MLP head ({_HEAD}), "
+        raise EfficientATFileError(f"expected an EfficientAT MN checkpoint with the MLP head ({_HEAD}), "
                                    f"found {head}")
     found = {k: tuple(v.shape) for k, v in state.items()}
     classes = found[_HEAD][0]
@@ -98,10 +99,10 @@ def _identify(path: Path, state: dict[str, torch.Tensor]) -> MNConfig:
         wrong = [k for k in expected if found.get(k) != expected[k]] + [k for k in found if k not in expected]
         first = wrong[0]
         note = (f"width {config.width:g}: {first} expected {expected.get(first, 'absent')}, "
-                f"found {found.get(first, 'absent')} ({len(wrong)} keys differ)")
+                f"found {found.get(first, 'absent')} (keys differing: {len(wrong)})")
         if closest is None or len(wrong) < closest[0]:
             closest = (len(wrong), note)
-    raise EfficientATFileError(f"{path}: expected the keys and shapes of an EfficientAT MN of width {_WIDTHS}, "
+    raise EfficientATFileError(f"expected the keys and shapes of an EfficientAT MN of width {_WIDTHS}, "
                                f"found {len(found)} tensors matching none; closest {closest[1]}")
 
 

@@ -1,0 +1,136 @@
+"""EfficientAT MobileNets against the authors' code (tests/data/efficientat/: their outputs on random
+checkpoints rebuilt here from their key/shape tables), their export, a refused file, and a live run."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from models.efficientat.frontend import MelConfig
+from models.efficientat.labels import audioset_labels
+from models.efficientat.network import VARIANTS, MobileNet
+from models.efficientat.released import MN_FILE, EfficientATFileError, read_mn
+from models.families import exportable, model_file_for
+
+from conftest import REPO, python_cmd, subprocess_env
+from efficientat_fixture import FIXTURE, load_tables, random_state, waveform_batch
+
+# Measured (torch 2.13 CPU, 2 threads) against the authors' code on the fixture:
+#   float64: logits max |Δ| 5.6e-16 (mn10), 3.3e-16 (mn04);
+#   float32: logits max |Δ| 3.0e-7 (mn10), 1.8e-7 (mn04) against their float32, and the same order
+#   against their float64 (their own float32-vs-float64 spread: probs 9.1e-8, logits 2.4e-7).
+# Bounds: float64 far under the 1e-5 asked; float32 a few times the measured spread.
+F64_ATOL = 1e-12
+F32_ATOL = 2e-6
+
+
+@pytest.fixture(scope="module")
+def expected():
+    return dict(np.load(FIXTURE / "expected.npz"))
+
+
+@pytest.fixture(scope="module")
+def wave(expected):
+    return torch.from_numpy(waveform_batch(expected["clip_int16"]))  # (2, 64000) at 32 kHz
+
+
+def write_checkpoint(tmp_path, size: str) -> object:
+    tables = load_tables()
+    path = tmp_path / f"{size}_as_fixture.pt"
+    torch.save(random_state(tables["sizes"][size], tables["seed"]), path)
+    return path
+
+
+@pytest.mark.parametrize("size", ["mn04", "mn10"])
+def test_matches_the_authors_code(size, tmp_path, expected, wave):
+    path = write_checkpoint(tmp_path, size)
+    assert model_file_for(path) is MN_FILE
+    model = exportable(path)  # strict load through the family's model file
+    assert model.metadata.family == "efficientat" and model.metadata.extra["variant"] == size
+    module = model.module
+    with torch.no_grad():
+        logits32 = module.net(module.frontend(wave)).numpy()
+        probs32 = module(wave).numpy()
+        module64 = module.double()
+        logits64 = module64.net(module64.frontend(wave.double())).numpy()
+        probs64 = module64(wave.double()).numpy()
+    ref32, ref64 = expected[f"{size}_logits_float32"], expected[f"{size}_logits_float64"]
+    assert logits64.shape == (2, 527)
+    np.testing.assert_allclose(logits64, ref64, rtol=0, atol=F64_ATOL)
+    np.testing.assert_allclose(probs64, expected[f"{size}_probs_float64"], rtol=0, atol=F64_ATOL)
+    np.testing.assert_allclose(logits32, ref32, rtol=0, atol=F32_ATOL)
+    np.testing.assert_allclose(logits32, ref64, rtol=0, atol=F32_ATOL)
+    np.testing.assert_allclose(probs32, expected[f"{size}_probs_float64"], rtol=0, atol=F32_ATOL)
+    assert np.ptp(ref64) > 1.0  # the random checkpoint spreads its logits: the comparison means something
+
+
+def test_key_tables_are_the_networks():
+    """The authors' key/shape tables are exactly our networks' state dicts, key order included."""
+    for size, table in load_tables()["sizes"].items():
+        ours = [[k, list(v.shape), str(v.dtype).removeprefix("torch.")]
+                for k, v in MobileNet(VARIANTS[size]).state_dict().items()]
+        assert ours == table, size
+
+
+def test_export_matches_torch_and_the_authors(tmp_path, expected, wave):
+    import onnxruntime as ort
+
+    from models.export.cli import main as export_main
+
+    path = write_checkpoint(tmp_path, "mn04")
+    out = tmp_path / "mn04.onnx"
+    assert export_main([str(path), "--out", str(out)]) == 0  # verified there: ORT vs torch, 1e-4 + 1e-4·|value|
+    meta = json.loads((tmp_path / "mn04.onnx.json").read_text())
+    assert meta["labels"] == list(audioset_labels()) and len(meta["labels"]) == 527
+    assert meta["inputs"][0]["shape"] == ["batch", 64000] and meta["extra"]["hop_seconds"] == 1.0
+    assert meta["frontend"] == MelConfig().to_dict()
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    probs = session.run(["probs"], {"audio": wave.numpy()})[0]
+    # measured: ONNX Runtime vs the authors' float64 probs 5.4e-8
+    np.testing.assert_allclose(probs, expected["mn04_probs_float64"], rtol=0, atol=F32_ATOL)
+
+
+def test_a_wrong_file_is_refused_in_one_line(tmp_path):
+    state = random_state(load_tables()["sizes"]["mn04"], 0)
+    state["features.5.block.0.0.weight"] = torch.zeros(3, 3, 1, 1)
+    bad = tmp_path / "mn04_bad.pt"
+    torch.save(state, bad)
+    assert model_file_for(bad) is MN_FILE  # the trunk's keys: claimed, so the refusal says why
+    with pytest.raises(EfficientATFileError, match=r"expected the keys and shapes of an EfficientAT MN .* "
+                                                   r"closest width 0.4: features.5.block.0.0.weight expected "
+                                                   r"\(48, 16, 1, 1\), found \(3, 3, 1, 1\)"):
+        read_mn(bad)
+    dymn = tmp_path / "dymn04_as.pt"
+    torch.save({"in_c.0.weight": torch.zeros(8, 1, 3, 3), "layers.0.exp_conv.weight": torch.zeros(1)}, dymn)
+    with pytest.raises(EfficientATFileError, match="found a DyMN one"):
+        read_mn(dymn)
+    other = tmp_path / "other.pt"
+    torch.save({"config": {}, "model_state": {}}, other)
+    assert not MN_FILE.claims(other)
+    done = subprocess.run(python_cmd("-m", "models.export", str(bad)), cwd=REPO, env=subprocess_env(),
+                          capture_output=True, text=True, timeout=120)
+    lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "expected the keys and shapes of an EfficientAT MN" in lines[0]
+
+
+def test_avlive_runs_a_checkpoint_on_a_media_file(tmp_path):
+    from models.io.media import write_av_file
+
+    path = write_checkpoint(tmp_path, "mn04")
+    t = np.arange(3 * 32000) / 32000
+    audio = (0.3 * np.sin(2 * np.pi * 440 * t) * (t % 1 < 0.5)).astype(np.float32)
+    clip = write_av_file(tmp_path / "clip.mp4", [np.zeros((64, 64, 3), np.uint8)] * 30, audio, 10, 32000)
+    out = tmp_path / "live.jsonl"
+    done = subprocess.run(python_cmd("-m", "apps.avlive", "--models", str(path), "--source", str(clip),
+                                     "--backend", "torch", "--threads", "2", "--headless", "--no-realtime",
+                                     "--camera", "none", "--jsonl", str(out)),
+                          cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "efficientat-mn" in done.stderr and "hop 1 s" in done.stderr
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert records[-1]["final"] and records[-1]["counters"]["hops"] >= 2
+    assert all(r["top"][0]["label"] in audioset_labels() for r in records if r["top"])
