@@ -30,7 +30,7 @@ from models.efficientat.labels import audioset_labels
 from models.efficientat.network import VARIANTS, MNConfig, MobileNet
 
 __all__ = ["WINDOW_SECONDS", "HOP_SECONDS", "EfficientATFileError", "MNWaveform", "read_mn", "mn_metadata",
-           "load_mn", "MN_FILE"]
+           "load_mn", "metadata_for", "MN_FILE"]
 
 #: The live window. The authors train and evaluate on 10 s clips, but the head averages the
 #: feature map over time, so any window of >= 32 frames (0.32 s) yields scores. 2 s holds most
@@ -162,7 +162,8 @@ class MNWaveform(nn.Module):
         return torch.sigmoid(self.net(self.frontend(audio)))  # (B, 1, F, T) -> (B, classes)
 
 
-def _metadata(path: Path, config: MNConfig, frontend: MelConfig) -> ModelMetadata:
+def metadata_for(path: Path, config: MNConfig, frontend: MelConfig) -> ModelMetadata:
+    """The metadata of the waveform-in export of ``config`` with ``frontend``, weights from ``path``."""
     classes = config.num_classes
     labels = audioset_labels() if classes == 527 else tuple(f"class {i}" for i in range(classes))
     samples = round(WINDOW_SECONDS * frontend.sample_rate)
@@ -181,7 +182,7 @@ def _metadata(path: Path, config: MNConfig, frontend: MelConfig) -> ModelMetadat
 def mn_metadata(path: str | os.PathLike) -> ModelMetadata:
     """The metadata of an MN file's waveform-in export (builds no network)."""
     config, frontend, _ = read_mn(path)
-    return _metadata(Path(path), config, frontend)
+    return metadata_for(Path(path), config, frontend)
 
 
 def load_mn(path: str | os.PathLike) -> ExportableModel:
@@ -192,7 +193,7 @@ def load_mn(path: str | os.PathLike) -> ExportableModel:
     module = MNWaveform(net, frontend).eval()
     samples = round(WINDOW_SECONDS * frontend.sample_rate)
     example = {"audio": torch.randn(2, samples, generator=torch.Generator().manual_seed(0)) * 0.05}
-    return ExportableModel(module, example, {"audio": {0: "batch"}}, _metadata(Path(path), config, frontend))
+    return ExportableModel(module, example, {"audio": {0: "batch"}}, metadata_for(Path(path), config, frontend))
 
 
 MN_FILE = ModelFile(
