@@ -140,3 +140,17 @@ def test_avlive_runs_a_checkpoint_on_a_media_file(tmp_path):
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert records[-1]["final"] and records[-1]["counters"]["hops"] >= 2
     assert all(r["top"][0]["label"] in audioset_labels() for r in records if r["top"])
+
+
+def test_variant_front_ends_come_from_the_file_name(tmp_path):
+    """The hop and mel-band variants have mn10's weights; their names carry the front end."""
+    state = random_state(load_tables()["sizes"]["mn10"], 1)
+    for name, hop, mels in [("mn10_as_hop_15_mAP_463.pt", 480, 128), ("mn10_as_mels_64_mAP_461.pt", 320, 64),
+                            ("renamed.pt", 320, 128)]:
+        torch.save(state, tmp_path / name)
+        config, frontend, _ = read_mn(tmp_path / name)
+        assert config.width == 1.0 and (frontend.hop_length, frontend.n_mels) == (hop, mels), name
+    model = exportable(tmp_path / "mn10_as_mels_64_mAP_461.pt")
+    assert model.metadata.frontend["n_mels"] == 64
+    with torch.no_grad():
+        assert model.module.frontend(model.example_inputs["audio"]).shape == (2, 1, 64, MelConfig().num_frames(64000)) == (2, 1, 64, 200)
