@@ -60,6 +60,8 @@ def _shape_table(config: MNConfig) -> dict[str, tuple[int, ...]]:
 
 @lru_cache(maxsize=8)
 def _read_cached(path: str, mtime_ns: int, size: int) -> dict[str, torch.Tensor]:
+    """The tensors of ``path`` as it was at (``mtime_ns``, ``size``): claims, metadata and load
+    read the file once."""
     try:
         data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except RuntimeError:  # not a zip archive (pre-1.6 torch.save): no mmap, read it whole
@@ -78,11 +80,11 @@ def _read(path: Path) -> dict[str, torch.Tensor]:
     return _read_cached(os.fspath(path), st.st_mtime_ns, st.st_size)
 
 
-def _identify(path: Path, state: dict[str, torch.Tensor]) -> MNConfig:
+def _identify(state: dict[str, torch.Tensor]) -> MNConfig:
     """The MN config whose state-dict keys and shapes are exactly the file's."""
     if "in_c.0.weight" in state or any(k.startswith("layers.") for k in state):
-        raise EfficientATFileError(f"expected an EfficientAT MN checkpoint, found a DyMN one (in_c.*, "
-                                   f"layers.*), which avlive does not import")
+        raise EfficientATFileError("expected an EfficientAT MN checkpoint, found a DyMN one (in_c.*, "
+                                   "layers.*), which avlive does not import")
     if _HEAD not in state:
         head = "classifier.1.* (the fully-convolutional head)" if "classifier.1.weight" in state else \
             f"no {_HEAD}"
@@ -130,7 +132,7 @@ def read_mn(path: str | os.PathLike) -> tuple[MNConfig, MelConfig, dict[str, tor
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     state = _read(path)
-    return _identify(path, state), _frontend_for(path), state
+    return _identify(state), _frontend_for(path), state
 
 
 def claims(path: Path) -> bool:
