@@ -13,6 +13,11 @@ BN ``weight``               1 + 0.2 · N(0, 1)
 BN ``bias``                 0.2 · N(0, 1)
 BN ``running_mean``         0.2 · N(0, 1)
 BN ``running_var``          1 + 0.5 · U[0, 1)
+DyReLU ``lambdas, init_v``  their constants [1]·M + [0.5]·M and [1] + [0]·(2M-1) (no draw)
+dynamic conv ``weight``     N(0, 1) · sqrt(2K / fan_in), fan_in = P / cout, for the DyMN shape
+                            (1, 1, K, P), cout = the size of the BN that follows (``X_norm``);
+                            K times the variance, as a mix of K independent kernels with
+                            weights near 1/K has 1/K of it
 other ≥ 2-D (conv, linear)  N(0, 1) · sqrt(2 / fan_in), fan_in = prod(shape[1:])
 other 1-D (linear bias)     0.2 · N(0, 1)
 ==========================  =============================================================
@@ -40,13 +45,20 @@ _DTYPES = {"float32": torch.float32, "int64": torch.int64}
 def random_state(table: list[list], seed: int) -> dict[str, torch.Tensor]:
     """A flat state dict for ``table`` (``[[key, shape, dtype], ...]``), drawn by the recipe above."""
     g = torch.Generator().manual_seed(seed)
-    keys = {row[0] for row in table}
+    shapes = {row[0]: row[1] for row in table}
     out: dict[str, torch.Tensor] = {}
     for key, shape, dtype in table:
         prefix, leaf = key.rsplit(".", 1)
-        bn = f"{prefix}.running_mean" in keys
+        bn = f"{prefix}.running_mean" in shapes
         if leaf == "num_batches_tracked":
             value = torch.zeros(shape, dtype=torch.float64)
+        elif leaf in ("lambdas", "init_v"):  # DyReLU-B's constants
+            m = shape[0] // 2
+            value = torch.tensor([1.0] * m + [0.5] * m if leaf == "lambdas" else [1.0] + [0.0] * (2 * m - 1),
+                                 dtype=torch.float64)
+        elif len(shape) == 4 and shape[:2] == [1, 1]:  # a dynamic conv's K kernels, flattened
+            cout = shapes[f"{prefix[:-len('_conv')]}_norm.weight"][0]
+            value = torch.randn(shape, generator=g, dtype=torch.float64) * math.sqrt(2.0 * shape[2] * cout / shape[3])
         elif bn and leaf == "running_var":
             value = 1.0 + 0.5 * torch.rand(shape, generator=g, dtype=torch.float64)
         elif bn and leaf == "weight":

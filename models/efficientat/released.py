@@ -1,9 +1,10 @@
-"""The authors' released MN checkpoints (``mn04_as_mAP_432.pt`` … ``mn40_as_ext_mAP_487.pt``, GitHub
-release v0.0.1 of fschmid56/EfficientAT) as a model file avlive opens directly: export, live.
+"""The authors' released MN and DyMN checkpoints (``mn04_as_mAP_432.pt`` … ``mn40_as_ext_mAP_487.pt``,
+``dymn04_as.pt`` … ``dymn20_as_mAP_493.pt``, GitHub release v0.0.1 of fschmid56/EfficientAT) as a
+model file avlive opens directly: export, live.
 
-A file is a flat state dict (``features.*``, ``classifier.{2,5}.*``); the width and the number of
-classes follow from its tensor shapes (the shape table of each known width is compared whole),
-so a renamed file still opens. What the weights cannot tell is the front end of the
+A file is a flat state dict (MN: ``features.*``; DyMN: ``in_c.*``, ``layers.*``, ``out_c.*``; both
+``classifier.{2,5}.*``); the network, its width and the number of classes follow from its tensor
+shapes (the shape table of each known network is compared whole), so a renamed file still opens. What the weights cannot tell is the front end of the
 ``mn10_as_hop_N`` (hop N ms) and ``mn10_as_mels_N`` (N mel bands) variants: that is read from the
 file name, and a renamed one of those gets the default front end (10 ms, 128 bands).
 
@@ -27,9 +28,11 @@ from models.core.family import ExportableModel, ModelFile
 from models.core.metadata import ModelMetadata, TensorSpec
 from models.efficientat.frontend import LogMel, MelConfig
 from models.efficientat.labels import audioset_labels
+from models.efficientat.dymn import DYMN_VARIANTS, DyMN, DyMNConfig
 from models.efficientat.network import VARIANTS, MNConfig, MobileNet
 
-__all__ = ["WINDOW_SECONDS", "HOP_SECONDS", "EfficientATFileError", "MNWaveform", "read_mn", "mn_metadata",
+__all__ = ["WINDOW_SECONDS", "HOP_SECONDS", "CANDIDATES", "EfficientATFileError", "MNWaveform", "build_network",
+           "read_mn", "mn_metadata",
            "load_mn", "metadata_for", "MN_FILE"]
 
 #: The live window. The authors train and evaluate on 10 s clips, but the head averages the
@@ -41,8 +44,20 @@ WINDOW_SECONDS = 2.0
 HOP_SECONDS = 1.0
 
 _STEM = "features.0.0.weight"
+_DYMN_STEM = "in_c.0.weight"
 _HEAD = "classifier.5.bias"
-_WIDTHS = ", ".join(f"{c.width:g}" for c in VARIANTS.values())
+
+#: Every network a file may hold: name -> config (the DyMN ``replace_se`` files have dynamic blocks
+#: only where MN has squeeze-excitation).
+CANDIDATES: dict[str, MNConfig | DyMNConfig] = {
+    **VARIANTS, **DYMN_VARIANTS,
+    **{f"{name}_replace_se": dataclasses.replace(c, dynamic="replace_se") for name, c in DYMN_VARIANTS.items()},
+}
+
+
+def build_network(config: MNConfig | DyMNConfig) -> MobileNet | DyMN:
+    """The (untrained) network of ``config``."""
+    return DyMN(config) if isinstance(config, DyMNConfig) else MobileNet(config)
 
 
 class EfficientATFileError(ValueError):
@@ -51,10 +66,10 @@ class EfficientATFileError(ValueError):
 
 
 @lru_cache(maxsize=None)
-def _shape_table(config: MNConfig) -> dict[str, tuple[int, ...]]:
+def _shape_table(config: MNConfig | DyMNConfig) -> dict[str, tuple[int, ...]]:
     """Key -> shape of a network's state dict (built on the meta device: no memory, no init)."""
     with torch.device("meta"):
-        net = MobileNet(config)
+        net = build_network(config)
     return {k: tuple(v.shape) for k, v in net.state_dict().items()}
 
 
@@ -80,32 +95,33 @@ def _read(path: Path) -> dict[str, torch.Tensor]:
     return _read_cached(os.fspath(path), st.st_mtime_ns, st.st_size)
 
 
-def _identify(state: dict[str, torch.Tensor]) -> MNConfig:
-    """The MN config whose state-dict keys and shapes are exactly the file's."""
-    if "in_c.0.weight" in state or any(k.startswith("layers.") for k in state):
-        raise EfficientATFileError("expected an EfficientAT MN checkpoint, found a DyMN one (in_c.*, "
-                                   "layers.*), which avlive does not import")
+def _identify(state: dict[str, torch.Tensor]) -> MNConfig | DyMNConfig:
+    """The MN or DyMN config whose state-dict keys and shapes are exactly the file's."""
+    dymn = _DYMN_STEM in state
+    kind = "DyMN" if dymn else "MN"
     if _HEAD not in state:
         head = "classifier.1.* (the fully-convolutional head)" if "classifier.1.weight" in state else \
             f"no {_HEAD}"
-        raise EfficientATFileError(f"expected an EfficientAT MN checkpoint with the MLP head ({_HEAD}), "
+        raise EfficientATFileError(f"expected an EfficientAT {kind} checkpoint with the MLP head ({_HEAD}), "
                                    f"found {head}")
     found = {k: tuple(v.shape) for k, v in state.items()}
     classes = found[_HEAD][0]
+    candidates = {n: c for n, c in CANDIDATES.items() if isinstance(c, DyMNConfig) == dymn}
     closest: tuple[int, str] | None = None
-    for base in VARIANTS.values():
+    for name, base in candidates.items():
         config = dataclasses.replace(base, num_classes=classes)
         expected = _shape_table(config)
         if expected == found:
             return config
         wrong = [k for k in expected if found.get(k) != expected[k]] + [k for k in found if k not in expected]
         first = wrong[0]
-        note = (f"width {config.width:g}: {first} expected {expected.get(first, 'absent')}, "
+        note = (f"{name}: {first} expected {expected.get(first, 'absent')}, "
                 f"found {found.get(first, 'absent')} (keys differing: {len(wrong)})")
         if closest is None or len(wrong) < closest[0]:
             closest = (len(wrong), note)
-    raise EfficientATFileError(f"expected the keys and shapes of an EfficientAT MN of width {_WIDTHS}, "
-                               f"found {len(found)} tensors matching none; closest {closest[1]}")
+    raise EfficientATFileError(f"expected the keys and shapes of an EfficientAT {kind} "
+                               f"({', '.join(candidates)}), found {len(found)} tensors matching none; "
+                               f"closest {closest[1]}")
 
 
 def _frontend_for(path: Path) -> MelConfig:
@@ -120,12 +136,12 @@ def _frontend_for(path: Path) -> MelConfig:
     return config
 
 
-def read_mn(path: str | os.PathLike) -> tuple[MNConfig, MelConfig, dict[str, torch.Tensor]]:
-    """The network config, front end and tensors of an MN checkpoint.
+def read_mn(path: str | os.PathLike) -> tuple[MNConfig | DyMNConfig, MelConfig, dict[str, torch.Tensor]]:
+    """The network config, front end and tensors of an MN or DyMN checkpoint.
 
     Raises:
         FileNotFoundError: no such file.
-        EfficientATFileError: (a ``ValueError``) not an MN checkpoint with the MLP head; the message
+        EfficientATFileError: (a ``ValueError``) not an MN or DyMN checkpoint with the MLP head; the message
             says what was expected and what was found.
     """
     path = Path(path)
@@ -136,16 +152,15 @@ def read_mn(path: str | os.PathLike) -> tuple[MNConfig, MelConfig, dict[str, tor
 
 
 def claims(path: Path) -> bool:
-    """Whether ``path`` is a ``.pt`` flat state dict with the MN trunk's first and last keys
-    (a DyMN or fully-convolutional file is claimed too, so that loading it says why it is refused)."""
+    """Whether ``path`` is a ``.pt`` flat state dict with an MN's or DyMN's first and last conv
+    (a file with another head is claimed too, so that loading it says why it is refused)."""
     if path.suffix != ".pt" or not path.is_file():
         return False
     try:
         state = _read(path)
     except Exception:  # noqa: BLE001 - torch raises several types for foreign files
         return False
-    return (_STEM in state and "features.16.0.weight" in state) or ("in_c.0.weight" in state and
-                                                                    "layers.0.exp_conv.weight" in state)
+    return (_STEM in state and "features.16.0.weight" in state) or (_DYMN_STEM in state and "out_c.0.weight" in state)
 
 
 class MNWaveform(nn.Module):
@@ -155,7 +170,7 @@ class MNWaveform(nn.Module):
     probabilities in the input's dtype.
     """
 
-    def __init__(self, net: MobileNet, frontend: MelConfig = MelConfig()) -> None:
+    def __init__(self, net: MobileNet | DyMN, frontend: MelConfig = MelConfig()) -> None:
         super().__init__()
         self.frontend = LogMel(frontend)
         self.net = net
@@ -164,12 +179,13 @@ class MNWaveform(nn.Module):
         return torch.sigmoid(self.net(self.frontend(audio)))  # (B, 1, F, T) -> (B, classes)
 
 
-def metadata_for(path: Path, config: MNConfig, frontend: MelConfig) -> ModelMetadata:
+def metadata_for(path: Path, config: MNConfig | DyMNConfig, frontend: MelConfig) -> ModelMetadata:
     """The metadata of the waveform-in export of ``config`` with ``frontend``, weights from ``path``."""
     classes = config.num_classes
     labels = audioset_labels() if classes == 527 else tuple(f"class {i}" for i in range(classes))
     samples = round(WINDOW_SECONDS * frontend.sample_rate)
-    name = next((n for n, c in VARIANTS.items() if c.width == config.width), f"width {config.width:g}")
+    name = next((n for n, c in CANDIDATES.items() if c == dataclasses.replace(config, num_classes=527)),
+                f"width {config.width:g}")
     return ModelMetadata(
         family="efficientat", task="labeler", labels=labels, sample_rate=frontend.sample_rate,
         window_seconds=WINDOW_SECONDS, needs_frame=False, frontend=frontend.to_dict(),
@@ -177,6 +193,7 @@ def metadata_for(path: Path, config: MNConfig, frontend: MelConfig) -> ModelMeta
         inputs=(TensorSpec("audio", ("batch", samples), "float32"),),
         outputs=(TensorSpec("probs", ("batch", classes), "float32"),),
         extra={"multi_label": True, "hop_seconds": HOP_SECONDS, "variant": name, "width": config.width,
+               "network": "dymn" if isinstance(config, DyMNConfig) else "mn",
                "source_file": path.name},
     )
 
@@ -190,7 +207,7 @@ def mn_metadata(path: str | os.PathLike) -> ModelMetadata:
 def load_mn(path: str | os.PathLike) -> ExportableModel:
     """The network with the file's weights (loaded strictly), wrapped waveform in, probabilities out."""
     config, frontend, state = read_mn(path)
-    net = MobileNet(config)
+    net = build_network(config)
     net.load_state_dict(state, strict=True)
     module = MNWaveform(net, frontend).eval()
     samples = round(WINDOW_SECONDS * frontend.sample_rate)
@@ -200,8 +217,8 @@ def load_mn(path: str | os.PathLike) -> ExportableModel:
 
 MN_FILE = ModelFile(
     name="efficientat-mn",
-    description="an EfficientAT MobileNet AudioSet checkpoint (mn04_as … mn40_as .pt, flat state dict; width from "
-                "its shapes)",
+    description="an EfficientAT MobileNet AudioSet checkpoint (mn04_as … mn40_as, dymn04_as … dymn20_as .pt, flat "
+                "state dict; network and width from its shapes)",
     claims=claims,
     metadata=mn_metadata,
     load=load_mn,

@@ -9,7 +9,8 @@ torchvision (their blocks are ``ops.misc.ConvNormActivation``), with pillow for 
 loads a CUDA-linked extension, which fails on a CPU-only torch; the modules used are pure Python, so
 they are imported from their files alone (:func:`load_python_modules`) under their own names.
 
-Writes tables.json (seed, key/shape/dtype per size, read from the authors' models) and expected.npz
+Writes tables.json (seed, key/shape/dtype per size — MN mn04, mn10 and DyMN dymn04, dymn10 — read
+from the authors' models) and expected.npz
 (the 2 s input clip as int16, and per size the authors' logits and probabilities in float32 and
 float64) beside this script.
 """
@@ -33,7 +34,7 @@ sys.path.insert(0, str(HERE.parents[1]))  # tests/, for efficientat_fixture
 from efficientat_fixture import random_state, waveform_batch  # noqa: E402
 
 SEED = 20231
-SIZES = {"mn04": 0.4, "mn10": 1.0}
+SIZES = {"mn04": 0.4, "mn10": 1.0, "dymn04": 0.4, "dymn10": 1.0}
 SAMPLE_RATE = 32000
 
 
@@ -79,15 +80,21 @@ def main() -> None:
     load_python_modules(args.site_packages / "torchvision", ["torchvision.utils", "torchvision.ops.misc"])
     sys.path.insert(0, str(args.eat_repo.resolve()))
     os.chdir(args.eat_repo)  # their helpers/utils.py reads metadata/class_labels_indices.csv on import
-    from models.mn.model import get_model
+    from models.dymn.model import get_model as get_dymn
+    from models.mn.model import get_model as get_mn
     from models.preprocess import AugmentMelSTFT
+
+    def get_model(name: str, width: float):
+        if name.startswith("dymn"):  # T_max: the temperature a released (pre-trained) DyMN gets
+            return get_dymn(num_classes=527, width_mult=width, T_max=1.0)
+        return get_mn(num_classes=527, width_mult=width, head_type="mlp", se_dims="c")
 
     audio = clip()
     wave32 = torch.from_numpy(waveform_batch(audio))
     tables, expected = {}, {"clip_int16": audio}
     for name, width in SIZES.items():
         with contextlib.redirect_stdout(io.StringIO()):  # get_model prints the network
-            net = get_model(num_classes=527, width_mult=width, head_type="mlp", se_dims="c")
+            net = get_model(name, width)
         table = [[k, list(v.shape), str(v.dtype).removeprefix("torch.")] for k, v in net.state_dict().items()]
         tables[name] = table
         state = random_state(table, SEED)
@@ -95,7 +102,7 @@ def main() -> None:
             torch.set_default_dtype(dtype)  # their mel banks, window and pre-emphasis use the default dtype
             try:
                 with contextlib.redirect_stdout(io.StringIO()):
-                    net = get_model(num_classes=527, width_mult=width, head_type="mlp", se_dims="c")
+                    net = get_model(name, width)
                     mel = AugmentMelSTFT(n_mels=128, sr=SAMPLE_RATE, win_length=800, hopsize=320, n_fft=1024,
                                          freqm=0, timem=0)
                 net.load_state_dict(state, strict=True)
