@@ -3,10 +3,10 @@
 call is the cost of each hop.
 
     python -m apps.bench_efficientat                        # mn04, mn05, mn10 on 2 threads
-    python -m apps.bench_efficientat --sizes mn04 mn40 --iters 50 --out runs/bench/efficientat.json
+    python -m apps.bench_efficientat --sizes mn04 mn40 dymn10 --iters 50 --out runs/bench/efficientat.json
 
 Weights are random (latency does not depend on them); the network and graph are those a released
-``mnXX_as*.pt`` file gives (``models/efficientat/released.py``).
+``mnXX_as*.pt`` or ``dymnXX_as*.pt`` file gives (``models/efficientat/released.py``).
 """
 from __future__ import annotations
 
@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.efficientat.network import VARIANTS, MobileNet
-from models.efficientat.released import HOP_SECONDS, WINDOW_SECONDS, MNWaveform, metadata_for
+from models.efficientat.released import CANDIDATES, HOP_SECONDS, WINDOW_SECONDS, MNWaveform, build_network, metadata_for
 from models.efficientat.frontend import MelConfig
 from models.evaluation.benchmark import BenchmarkReport, configure_threads, ort_session_options, time_callable
 from models.export.onnx import export_onnx
@@ -31,8 +30,8 @@ def bench_size(size: str, report: BenchmarkReport, audio: np.ndarray, threads: i
     import onnxruntime as ort
 
     torch.manual_seed(0)
-    config = VARIANTS[size]
-    module = MNWaveform(MobileNet(config)).eval()
+    config = CANDIDATES[size]
+    module = MNWaveform(build_network(config)).eval()
     report.fields[f"{size} parameters"] = sum(p.numel() for p in module.parameters())
     wave = torch.from_numpy(audio)[None]  # (1, samples)
     with torch.inference_mode():
@@ -50,8 +49,8 @@ def bench_size(size: str, report: BenchmarkReport, audio: np.ndarray, threads: i
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", nargs="+", choices=tuple(VARIANTS), default=["mn04", "mn05", "mn10"],
-                        help="widths to time")
+    parser.add_argument("--sizes", nargs="+", choices=tuple(CANDIDATES), default=["mn04", "mn05", "mn10"],
+                        help="networks to time (mnXX, dymnXX)")
     parser.add_argument("--window", type=float, default=WINDOW_SECONDS, help="window seconds (default: the live 2 s)")
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads (torch and ONNX Runtime)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls before each timing")
