@@ -27,7 +27,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from models import avslowfast, baseline, crnn, l3, panns, slowfast, soundnet
+from models import avslowfast, baseline, crnn, efficientat, l3, panns, slowfast, soundnet
 from models.core.checkpoint import find_checkpoint, load_checkpoint
 from models.core.family import ExportableModel, Family, ModelFile
 from models.core.live import runner_labeler
@@ -40,7 +40,7 @@ __all__ = ["BUILTIN_FAMILIES", "ENV_VAR", "ENTRY_POINT_GROUP", "FAMILIES", "MODE
 
 #: Families that ship with avlive, in listing order.
 BUILTIN_FAMILIES: tuple[Family, ...] = (baseline.FAMILY, slowfast.FAMILY, l3.FAMILY, crnn.FAMILY, avslowfast.FAMILY,
-                                         soundnet.FAMILY, panns.FAMILY)
+                                         soundnet.FAMILY, panns.FAMILY, efficientat.FAMILY)
 #: Environment variable naming extra family modules (comma-separated).
 ENV_VAR = "AVLIVE_FAMILIES"
 #: Entry-point group of installed plug-in families.
