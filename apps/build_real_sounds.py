@@ -24,7 +24,7 @@ counted. At most ``--per-class`` clips a class, spread over its groups; a class 
 go round robin over each class's groups in a hash order of the group name. Written:
 ``audio/<fold>-<src>-<take>-<target>.wav``, ``meta/esc50.csv``.
 
-**Soundscape part** (``OUT/desed``): 10 s soundscapes in the DESED layout, each a real ambient
+**Soundscape part** (``OUT/desed``): soundscapes of ``--seconds`` (default 10 s, as DESED's) in the DESED layout, each a real ambient
 bed (:data:`BEDS`: city, harbour, farm, night recordings) with one to ``--max-events`` sounds of
 the ESC-50 part mixed in at 0-20 dB above the bed, strong labels from each sound's sounding
 extent. Training soundscapes draw sounds from folds 1-3, validation from fold 4, and the held-out
@@ -39,6 +39,7 @@ Example::
 
     python -m apps.build_real_sounds out/real-sounds
     python -m models.train --recipe crnn-lite --data out/real-sounds/desed clip_seconds=10
+    python -m apps.build_real_sounds out/real-sounds-5s --seconds 5 --soundscapes 960 96 96
 """
 from __future__ import annotations
 
@@ -357,8 +358,8 @@ def _bed_audio(roots: dict[str, Path]) -> list[tuple[Path, str, np.ndarray]]:
 
 
 def _soundscape(rng: np.random.Generator, beds, pool: list[Sound], classes: list[SoundClass],
-                max_events: int) -> tuple[np.ndarray, list[tuple[str, float, float]], int]:
-    n = int(RATE * SCAPE_SECONDS)
+                max_events: int, seconds: float) -> tuple[np.ndarray, list[tuple[str, float, float]], int]:
+    n = int(RATE * seconds)
     b = int(rng.integers(len(beds)))
     bed = beds[b][2]
     start = int(rng.integers(bed.size))
@@ -367,7 +368,7 @@ def _soundscape(rng: np.random.Generator, beds, pool: list[Sound], classes: list
     mix, events = bed.copy(), []
     for _ in range(int(rng.integers(1, max_events + 1))):
         s = pool[int(rng.integers(len(pool)))]
-        piece = s.audio[s.extent[0]:s.extent[1]][: int(RATE * 4.0)].astype(np.float64)
+        piece = s.audio[s.extent[0]:s.extent[1]][: int(RATE * min(4.0, 0.8 * seconds))].astype(np.float64)
         at = int(rng.integers(0, n - piece.size))
         snr_db = rng.uniform(0.0, 20.0)
         level = np.sqrt(np.mean(piece ** 2)) + 1e-12
@@ -380,7 +381,7 @@ def _soundscape(rng: np.random.Generator, beds, pool: list[Sound], classes: list
 
 
 def write_soundscapes(out: Path, classes: list[SoundClass], sounds: list[Sound], beds, counts: dict[str, int],
-                      max_events: int, seed: int) -> list[tuple[str, Path, str]]:
+                      max_events: int, seed: int, seconds: float = SCAPE_SECONDS) -> list[tuple[str, Path, str]]:
     """Write the DESED part; returns (soundscape, bed path, bed package) rows for SOURCES.tsv."""
     splits = {"train": ((1, 2, 3), "audio/train/synthetic", "metadata/train/synthetic.tsv"),
               "validation": ((4,), "audio/validation", "metadata/validation/validation.tsv"),
@@ -392,7 +393,7 @@ def write_soundscapes(out: Path, classes: list[SoundClass], sounds: list[Sound],
         events = []
         (out / audio_dir).mkdir(parents=True, exist_ok=True)
         for k in range(counts[split]):
-            audio, scape_events, b = _soundscape(rng, beds, pool, classes, max_events)
+            audio, scape_events, b = _soundscape(rng, beds, pool, classes, max_events, seconds)
             name = f"{split}_{k:04d}.wav"
             write_wav(out / audio_dir / name, audio, RATE)
             events += [LabeledEvent(name, on, off, label) for label, on, off in scape_events]
@@ -419,7 +420,8 @@ def write_table(out: Path, classes: list[SoundClass], sounds: list[Sound], left_
 
 
 def build(out: Path, roots: dict[str, Path], *, per_class: int = 40, min_clips: int = 8, min_groups: int = 5,
-          counts: dict[str, int] | None = None, max_events: int = 3, seed: int = 0) -> str:
+          counts: dict[str, int] | None = None, max_events: int = 3, seed: int = 0,
+          seconds: float = SCAPE_SECONDS) -> str:
     """Write both parts, SOURCES.tsv and TABLE.md; returns the table."""
     counts = counts or {"train": 480, "validation": 96, "eval": 96}
     classes, sounds, left_out = collect(roots, per_class, min_clips, min_groups)
@@ -429,7 +431,7 @@ def build(out: Path, roots: dict[str, Path], *, per_class: int = 40, min_clips: 
     beds = _bed_audio(roots)
     if not beds:
         raise ValueError("no ambient bed decoded (lincity-ng-data, wesnoth-1.16-data)")
-    used_beds = write_soundscapes(out / "desed", classes, sounds, beds, counts, max_events, seed)
+    used_beds = write_soundscapes(out / "desed", classes, sounds, beds, counts, max_events, seed, seconds)
     rows = ["file\tclass\tpackage\tpath in package\tlicence"]
     for s in sorted(sounds, key=lambda s: s.name):
         root = roots[s.package]
@@ -454,13 +456,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-groups", type=int, default=5, help="... from this many recordings (default 5)")
     parser.add_argument("--soundscapes", type=int, nargs=3, default=(480, 96, 96), metavar=("TRAIN", "VAL", "EVAL"))
     parser.add_argument("--max-events", type=int, default=3, help="sounds per soundscape at most (default 3)")
+    parser.add_argument("--seconds", type=float, default=SCAPE_SECONDS, help="soundscape length (default 10 s)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
         roots = fetch_packages(args.cache, args.debs)
         table = build(args.out, roots, per_class=args.per_class, min_clips=args.min_clips, min_groups=args.min_groups,
                       counts=dict(zip(("train", "validation", "eval"), args.soundscapes)),
-                      max_events=args.max_events, seed=args.seed)
+                      max_events=args.max_events, seed=args.seed, seconds=args.seconds)
     except (FileNotFoundError, ValueError, subprocess.CalledProcessError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from models.efficientat.frontend import MelConfig
-from models.efficientat.labels import audioset_labels
+from models.datasets.formats.audioset import audioset_display_names as audioset_labels
 from models.efficientat.released import CANDIDATES, MN_FILE, EfficientATFileError, build_network, read_mn
 from models.families import exportable, model_file_for
 

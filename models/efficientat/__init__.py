@@ -9,7 +9,6 @@ module          job
 ``network``     the MN network (MobileNetV3-Large layout, the authors' keys), its widths
 ``dymn``        the DyMN network (dynamic convs, DyReLU, coordinate attention; the authors' keys)
 ``frontend``    the authors' evaluation front end (pre-emphasis, STFT, Kaldi mel, log)
-``labels``      AudioSet's 527 class names (``labels/class_labels_indices.csv``)
 ``released``    the released ``mnXX_as*.pt`` files as a model file avlive opens directly
 ==============  ==========================================================================
 """

@@ -27,7 +27,7 @@ from models.core.atomic import sha256_file
 from models.core.family import ExportableModel, ModelFile
 from models.core.metadata import ModelMetadata, TensorSpec
 from models.efficientat.frontend import LogMel, MelConfig
-from models.efficientat.labels import audioset_labels
+from models.datasets.formats.audioset import audioset_display_names as audioset_labels
 from models.efficientat.dymn import DYMN_VARIANTS, DyMN, DyMNConfig
 from models.efficientat.network import VARIANTS, MNConfig, MobileNet
 

@@ -14,7 +14,6 @@ module              job
 ``checkpoint``      reading ``.pth`` files; which network and head a file holds
 ``released``        the files as model files avlive opens (kinds ``panns``, ``panns-cnn14`` ...)
 ``live``            decision-level models as frame-score labelers
-``labels``          the 527 AudioSet class names (``class_labels_indices.csv``)
 ``random_weights``  seeded random checkpoints in the authors' layout (tests, benchmarks)
 ==================  =========================================================================
 """

@@ -23,9 +23,11 @@ YouTube ids are opaque keys (they may start with ``-`` and hold ``_``).
 from __future__ import annotations
 
 import csv
+import functools
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable
 
 from models.datasets.formats._common import (FormatError, expect_fields, first_row, header_error, join_lines, match_header, open_text,
@@ -181,3 +183,23 @@ def write_audioset_class_labels(path: str | os.PathLike, classes: Iterable[Audio
 def audioset_class_index(classes: Iterable[AudioSetClass]) -> dict[str, int]:
     """``mid -> index`` for turning ``positive_labels`` into a multi-hot target."""
     return {c.mid: c.index for c in classes}
+
+
+#: AudioSet's class list (``class_labels_indices.csv``: the ontology's 527 classes, CC BY 4.0,
+#: Google; the same file the PANNs and EfficientAT repositories keep as
+#: ``metadata/class_labels_indices.csv``), shipped as package data.
+AUDIOSET_LABELS_CSV = Path(__file__).resolve().parents[1] / "labels" / "audioset_class_labels_indices.csv"
+
+
+@functools.lru_cache(maxsize=1)
+def audioset_display_names() -> tuple[str, ...]:
+    """The 527 display names by class index: the output order of AudioSet taggers
+    (0 "Speech", 137 "Music", 526 "Field recording").
+
+    Raises:
+        ValueError: the shipped file is not a class list indexed 0..526.
+    """
+    classes = sorted(read_audioset_class_labels(AUDIOSET_LABELS_CSV), key=lambda c: c.index)
+    if [c.index for c in classes] != list(range(527)):
+        raise ValueError(f"{AUDIOSET_LABELS_CSV}: expected AudioSet classes indexed 0..526, found {len(classes)} rows")
+    return tuple(c.display_name for c in classes)
