@@ -118,37 +118,26 @@ def world_inputs(seeds: Sequence[int], seconds: float) -> list[BenchInput]:
 
 
 def soundscape_inputs(root: Path, playlists: int, per_playlist: int, out: Path) -> list[BenchInput]:
-    """The held-out soundscapes of a DESED-layout folder joined into ``playlists`` WAV files
-    (the first ``playlists × per_playlist`` in file order), written into ``out``."""
-    from models.datasets.formats.dcase import read_dcase_strong
+    """The held-out soundscapes of a DESED-layout folder (its eval set, else its validation set)
+    joined into ``playlists`` WAV files of ``per_playlist`` each (the first ones in file order),
+    written into ``out``."""
     from models.datasets.from_world import write_wav
-    from models.io.media import read_audio
+    from models.datasets.soundscapes import join_soundscapes, soundscape_names
 
-    for tsv, audio_dir in (("metadata/eval/eval.tsv", "audio/eval"), ("metadata/validation/validation.tsv",
-                                                                      "audio/validation")):
-        if (root / tsv).exists():
-            break
-    else:
-        raise SystemExit(f"--soundscapes {root}: no metadata/eval/eval.tsv or metadata/validation/validation.tsv")
-    labels = read_dcase_strong(root / tsv)
-    names = list(labels.files)
+    split = "eval" if (root / "metadata" / "eval" / "eval.tsv").is_file() else "validation"
+    try:
+        names = soundscape_names(root, split)
+    except FileNotFoundError as e:
+        raise SystemExit(f"--soundscapes: {e}") from None
     if len(names) < playlists * per_playlist:
-        raise SystemExit(f"--soundscapes {root}: {len(names)} soundscapes in {tsv}, fewer than --playlists × "
+        raise SystemExit(f"--soundscapes {root}: {len(names)} soundscapes in its {split} set, fewer than --playlists × "
                          f"--per-playlist = {playlists * per_playlist}")
     out.mkdir(parents=True, exist_ok=True)
     inputs = []
     for k in range(playlists):
-        pieces, reference, t = [], [], 0.0
-        name = f"soundscapes-{k + 1}.wav"
-        rate = None
-        for clip in names[k * per_playlist:(k + 1) * per_playlist]:
-            audio, rate = read_audio(root / audio_dir / clip, mono=True)
-            reference += [LabeledEvent(name, round(t + e.onset, 3), round(t + e.offset, 3), e.label)
-                          for e in labels.events_for(clip)]
-            pieces.append(audio)
-            t += audio.size / rate
-        path = write_wav(out / name, np.concatenate(pieces), rate)
-        inputs.append(BenchInput(name, str(path), t, sorted(reference, key=lambda e: e.onset), None, path.stem))
+        joined = join_soundscapes(root, split, names[k * per_playlist:(k + 1) * per_playlist], f"soundscapes-{k + 1}.wav")
+        path = write_wav(out / joined.name, joined.audio, joined.sample_rate)
+        inputs.append(BenchInput(joined.name, str(path), joined.seconds, joined.events, None, path.stem))
     return inputs
 
 

@@ -14,6 +14,12 @@ most 0.1 s by default (``--min-durations``: each adds to the onset-to-label late
 and the ``model.onnx.json`` sidecar), which the live pipeline reads
 (``realtime.rolling.HysteresisConfig.from_metadata``). Only validation seeds are accepted, so
 the test seeds stay unseen.
+
+A labeler of real sounds is tuned on real soundscapes instead: ``--soundscapes DESED_DIR`` joins
+the folder's validation set (``metadata/validation/validation.tsv``, never its eval set) end to
+end, up to ``--seconds``, and tunes against its strong labels::
+
+    python -m apps.tune_labeler runs/real-sounds --soundscapes out/real-sounds/desed --write
 """
 from __future__ import annotations
 
@@ -108,6 +114,20 @@ def _figures(name: str, reference, estimated, labels, filename: str) -> str:
     return f"{name:<9} event F1 {ev.f1:.3f} (P {ev.precision:.3f} R {ev.recall:.3f}), segment F1 (1 s) {seg.f1:.3f}"
 
 
+def _soundscapes(root: Path, sample_rate: int, seconds: float):
+    """(audio, reference events, file name) of a DESED folder's validation soundscapes joined,
+    as many whole clips as fit in ``seconds``."""
+    from models.datasets.soundscapes import join_soundscapes, soundscape_names
+
+    names = soundscape_names(root, "validation")
+    joined = join_soundscapes(root, "validation", names[:1], "validation", sample_rate)
+    per_clip = max(joined.seconds, 1e-3)
+    joined = join_soundscapes(root, "validation", names[:max(1, int(seconds // per_clip))], "validation soundscapes",
+                              sample_rate)
+    print(f"{len(joined.events)} events in {joined.seconds:g} s of {root}'s validation soundscapes", file=sys.stderr)
+    return joined.audio, joined.events, joined.name
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m apps.tune_labeler", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -122,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--min-durations", type=float, nargs="+", default=list(LIVE_MIN_DURATIONS), metavar="S",
                    help="minimum event durations to try (each adds to the onset-to-label latency)")
+    p.add_argument("--soundscapes", type=Path, default=None, metavar="DESED_DIR",
+                   help="tune on the validation soundscapes of a DESED-layout folder instead of a world scene")
     p.add_argument("--write", action="store_true", help="store the setting in the model's metadata")
     args = p.parse_args(argv)
 
@@ -129,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         split = seed_split(args.seed)
     except ValueError:
         split = "no"
-    if split != "val":
+    if split != "val" and args.soundscapes is None:
         print(f"--seed {args.seed}: expected a validation seed (100000-100999), found a {split} seed", file=sys.stderr)
         return 2
     try:
@@ -139,13 +161,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     labeler = model.model
     sr = labeler.window.sample_rate
-    scene = Scene(get_preset(args.preset), args.seed)
-    print(f"rendering {args.seconds:g} s of {source_name(args.seed)} at {sr} Hz ...", file=sys.stderr)
-    audio = scene.render_audio(0, int(round(args.seconds * sr)), sr)
+    if args.soundscapes is not None:
+        try:
+            audio, reference, name = _soundscapes(args.soundscapes, sr, args.seconds)
+        except (FileNotFoundError, ValueError) as e:
+            print(f"--soundscapes: {e}", file=sys.stderr)
+            return 2
+        args.seconds = audio.size / sr
+    else:
+        scene = Scene(get_preset(args.preset), args.seed)
+        print(f"rendering {args.seconds:g} s of {source_name(args.seed)} at {sr} Hz ...", file=sys.stderr)
+        audio = scene.render_audio(0, int(round(args.seconds * sr)), sr)
+        reference, name = reference_events(scene, args.seconds), source_name(args.seed)
     hop = args.hop or labeler.window.hop_seconds or SchedulerConfig().hop_s
     scores, t0, step = hop_scores(labeler, audio, sr, hop)
-    reference = reference_events(scene, args.seconds)
-    labels, name = list(labeler.labels), source_name(args.seed)
+    labels = list(labeler.labels)
     before = HysteresisConfig.from_metadata(model.metadata) if model.metadata is not None else HysteresisConfig()
     grid = HysteresisGrid(min_duration_s=tuple(args.min_durations))
     tuned = tune_hysteresis(scores, step, reference, labels, grid, t0=t0, end_time=args.seconds, t_collar=COLLAR_S)

@@ -12,6 +12,7 @@ from apps.build_real_sounds import RATE, build, file_licence, group_of, sounding
 from models.datasets.formats.dcase import read_dcase_strong
 from models.datasets.formats.esc50 import read_esc50
 from models.datasets.from_world import write_wav
+from pulse_fixture import pulse_mic  # noqa: F401  (pytest finds the fixture by name)
 
 COPYRIGHT = """Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 
@@ -99,6 +100,24 @@ def test_builder_writes_folds_by_recording_strong_labels_and_sources(tmp_path):
     assert all(r["licence"] == "GPL-2+" for r in rows if "/kit_a/" in r["path in package"])
 
 
+
+def test_soundscapes_join_into_one_stream_with_shifted_labels(tmp_path):
+    from models.datasets.soundscapes import join_soundscapes, soundscape_names
+
+    out = tmp_path / "out"
+    build(out, _tree(tmp_path), min_clips=5, min_groups=5, counts={"train": 2, "validation": 3, "eval": 2}, seed=2,
+          seconds=4.0)
+    names = soundscape_names(out / "desed", "validation")
+    assert len(names) == 3
+    joined = join_soundscapes(out / "desed", "validation", names, "v", sample_rate=16000)
+    assert joined.sample_rate == 16000 and joined.seconds == pytest.approx(12.0)
+    labels = read_dcase_strong(out / "desed/metadata/validation/validation.tsv")
+    expected = sorted((round(4.0 * k + e.onset, 3), e.label) for k, n in enumerate(names) for e in labels.events_for(n))
+    assert sorted((e.onset, e.label) for e in joined.events) == expected
+    assert all(e.filename == "v" for e in joined.events)
+    with pytest.raises(FileNotFoundError, match="metadata/eval/eval.tsv"):
+        soundscape_names(tmp_path, "eval")
+
 def test_builder_is_deterministic(tmp_path):
     roots = _tree(tmp_path)
     outs = []
@@ -132,3 +151,54 @@ def test_which_inputs_count_as_the_synthetic_world(source, mic, camera, world):
     from realtime.pipeline import PipelineConfig, plays_the_world
 
     assert plays_the_world(PipelineConfig(source=source, mic=mic, camera=camera)) is world
+
+
+# ------------------------------------------------------------------ the real-sound demo labeler live
+REAL_CLIP_DIR = Path(__file__).parent / "data" / "real_sounds"
+
+
+def _real_clip() -> tuple[Path, str]:
+    """The committed held-out recording and its class (tests/data/real_sounds/README.md)."""
+    row = (REAL_CLIP_DIR / "clip.tsv").read_text().splitlines()[1].split("\t")
+    return REAL_CLIP_DIR / row[0], row[1]
+
+
+def test_a_real_microphone_gets_the_real_sound_labeler(pulse_mic, tmp_path):
+    """``avlive --mic`` with no model runs models/demo/real-sounds (no localizer), and a
+    held-out real recording played into the microphone is among its top 3 classes on at least
+    half of the hops while it sounds."""
+    import json
+    import subprocess
+    import sys
+
+    from apps.reliability import wait_until
+    from apps.virtual_devices import write_wav_int16
+    from models.io.media import read_audio
+
+    clip, label = _real_clip()
+    audio, rate = read_audio(clip, mono=True)
+    played = tmp_path / "played.wav"
+    write_wav_int16(played, np.tile(audio, 3), rate)  # the clip three times, no gap
+    play_s = 3 * audio.size / rate
+    jsonl = tmp_path / "live.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "apps.avlive", "--mic", pulse_mic.device, "--headless",
+                             "--duration", f"{play_s + 6:g}", "--jsonl", str(jsonl)],
+                            cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert wait_until(lambda: jsonl.exists() and jsonl.stat().st_size > 0, 60.0), "avlive wrote no JSON line"
+        started = json.loads(jsonl.read_text().splitlines()[-1])["stream_time"]
+        player = pulse_mic.play(played)
+        player.wait(timeout=play_s + 30)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "real-sound labeler" in err and "no localizer" in err, err
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    # hops whose window lies inside the playback (a second of margin for the device's latency)
+    sounding = [r for r in records if not r["final"] and started + 1.0 <= r["stream_time"] <= started + play_s]
+    assert len(sounding) >= 10, len(sounding)
+    hits = [any(t["label"] == label for t in r["top"][:3]) for r in sounding]
+    assert np.mean(hits) >= 0.5, (label, np.mean(hits), [r["top"] for r in sounding[:5]])
