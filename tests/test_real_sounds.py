@@ -202,3 +202,45 @@ def test_a_real_microphone_gets_the_real_sound_labeler(pulse_mic, tmp_path):
     assert len(sounding) >= 10, len(sounding)
     hits = [any(t["label"] == label for t in r["top"][:3]) for r in sounding]
     assert np.mean(hits) >= 0.5, (label, np.mean(hits), [r["top"] for r in sounding[:5]])
+
+
+def test_real_input_without_a_model_runs_the_real_sound_labeler_alone(tmp_path):
+    """No model given: the synthetic world gets the world's demo models, real input the
+    real-sound labeler without a localizer; ``--labeler none`` or a given model wins."""
+    import shutil
+
+    from realtime.models import DEMO_DIR, load_models
+
+    demo = tmp_path / "demo"
+    for kind in ("labeler", "localizer"):
+        shutil.copytree(DEMO_DIR / kind, demo / kind)
+    shutil.copytree(DEMO_DIR / "labeler", demo / "real-sounds")  # any labeler stands in for the shipped one
+    models, notes = load_models(demo_dir=demo, real_input=True, threads=1)
+    try:
+        assert [m.source.path.parent for m in models.labelers] == [demo / "real-sounds"] and models.localizer is None
+        assert any("real-sound labeler" in n and "no localizer" in n for n in notes), notes
+    finally:
+        models.close()
+    models, notes = load_models(demo_dir=demo, real_input=False, threads=1)
+    try:
+        assert [m.source.path.parent for m in models.labelers] == [demo / "labeler"] and models.localizer is not None
+    finally:
+        models.close()
+    shutil.rmtree(demo / "real-sounds")  # a checkout without it: the world's demo models, as before
+    models, notes = load_models(demo_dir=demo, real_input=True, threads=1)
+    try:
+        assert [m.source.path.parent for m in models.labelers] == [demo / "labeler"]
+    finally:
+        models.close()
+
+
+def test_eval_clips_refuses_a_labeler_of_other_classes(tmp_path, capsys):
+    from apps import eval_clips
+    from realtime.models import DEMO_DIR
+
+    out = tmp_path / "out"
+    build(out, _tree(tmp_path), min_clips=5, min_groups=5, counts={"train": 1, "validation": 1, "eval": 1})
+    capsys.readouterr()  # the builder's lines
+    assert eval_clips.main([str(DEMO_DIR / "labeler"), "--data", str(out / "esc50"), "--threads", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not know 2 of the set's classes (drum, speech)" in err, err
