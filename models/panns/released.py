@@ -34,8 +34,8 @@ import torch
 from models.core.atomic import sha256_file
 from models.core.family import ExportableModel, ModelFile
 from models.core.metadata import ModelMetadata, TensorSpec
-from models.panns.checkpoint import PANNS_SUFFIX, config_from_state, head_from_name, looks_like_panns, read_state_dict
 from models.datasets.formats.audioset import audioset_display_names as audioset_labels
+from models.panns.checkpoint import PANNS_SUFFIX, config_from_state, head_from_name, looks_like_panns, read_state_dict
 from models.panns.network import PannsConfig, PannsNet
 
 __all__ = ["LIVE_HOP_SECONDS", "LIVE_WINDOW_SECONDS", "MODEL_FILES", "panns_metadata", "load_panns", "model_file"]
