@@ -11,8 +11,6 @@ Weights are random (latency does not depend on them); the network and graph are 
 from __future__ import annotations
 
 import argparse
-import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +18,8 @@ import torch
 
 from models.efficientat.released import CANDIDATES, HOP_SECONDS, WINDOW_SECONDS, MNWaveform, build_network, metadata_for
 from models.efficientat.frontend import MelConfig
-from models.evaluation.benchmark import BenchmarkReport, configure_threads, ort_session_options, time_callable
+from models.evaluation.benchmark import (BenchmarkReport, add_timing_options, configure_threads, ort_session_options,
+                                         time_callable, time_each)
 from models.export.onnx import export_onnx
 from models.world import BENCH, Scene
 
@@ -52,10 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", nargs="+", choices=tuple(CANDIDATES), default=["mn04", "mn05", "mn10"],
                         help="networks to time (mnXX, dymnXX)")
     parser.add_argument("--window", type=float, default=WINDOW_SECONDS, help="window seconds (default: the live 2 s)")
-    parser.add_argument("--threads", type=int, default=2, help="intra-op threads (torch and ONNX Runtime)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed calls before each timing")
-    parser.add_argument("--iters", type=int, default=30, help="timed calls per timing")
-    parser.add_argument("--out", type=Path, help="also write the report as JSON here")
+    add_timing_options(parser)
     args = parser.parse_args(argv)
     if args.threads < 1 or args.warmup < 0 or args.iters < 1 or not args.window > 0.1:
         parser.error("expected --threads >= 1, --warmup >= 0, --iters >= 1 and --window > 0.1")
@@ -65,14 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     audio = Scene(BENCH, 200_000).render_audio(0, samples, sample_rate).astype(np.float32)
     report = BenchmarkReport("efficientat-latency", fields={"batch": 1, "window_s": args.window,
                                                             "hop_s": HOP_SECONDS, **threads})
-    with tempfile.TemporaryDirectory(prefix="bench_efficientat_") as tmp:
-        for size in args.sizes:
-            print(f"timing {size} ...", file=sys.stderr, flush=True)
-            bench_size(size, report, audio, args.threads, args.warmup, args.iters, Path(tmp))
-    report.print_table()
-    if args.out:
-        report.save(args.out)
-        print(f"saved {args.out}", file=sys.stderr)
+    time_each(report, args.sizes,
+              lambda size, tmp: bench_size(size, report, audio, args.threads, args.warmup, args.iters, tmp), args.out)
     return 0
 
 

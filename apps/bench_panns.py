@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from models.evaluation.benchmark import BenchmarkReport, configure_threads, ort_session_options, time_callable
+from models.evaluation.benchmark import (BenchmarkReport, add_timing_options, check_timing_options, configure_threads,
+                                         ort_session_options, time_callable, time_each)
 from models.export.onnx import export_onnx
 from models.panns.network import CNN14
 from models.panns.random_weights import random_checkpoint
@@ -52,25 +51,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", choices=tuple(MODELS), default=["Cnn14", "Cnn14_DecisionLevelMax"],
                         help="models to time")
-    parser.add_argument("--threads", type=int, default=2, help="intra-op threads (torch and ONNX Runtime)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed calls before each timing")
-    parser.add_argument("--iters", type=int, default=20, help="timed calls per timing")
-    parser.add_argument("--out", type=Path, help="also write the report as JSON here")
+    add_timing_options(parser)
     args = parser.parse_args(argv)
-    if args.threads < 1 or args.warmup < 0 or args.iters < 1:
-        parser.error("expected --threads >= 1, --warmup >= 0 and --iters >= 1")
+    check_timing_options(parser, args)
     threads = configure_threads(args.threads)
     samples = int(round(LIVE_WINDOW_SECONDS * CNN14.sample_rate))
     audio = Scene(BENCH, 200_000).render_audio(0, samples, CNN14.sample_rate).astype(np.float32)
     report = BenchmarkReport("panns-latency", fields={"batch": 1, "window_s": LIVE_WINDOW_SECONDS, **threads})
-    with tempfile.TemporaryDirectory(prefix="bench_panns_") as tmp:
-        for name in args.models:
-            print(f"timing {name} ...", file=sys.stderr, flush=True)
-            bench_model(name, report, audio, args.threads, args.warmup, args.iters, Path(tmp))
-    report.print_table()
-    if args.out:
-        report.save(args.out)
-        print(f"saved {args.out}", file=sys.stderr)
+    time_each(report, args.models,
+              lambda name, tmp: bench_model(name, report, audio, args.threads, args.warmup, args.iters, tmp), args.out)
     return 0
 
 

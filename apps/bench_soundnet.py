@@ -13,19 +13,13 @@ against PyTorch mean much with them: an untrained network's scores are nearly un
 from __future__ import annotations
 
 import argparse
-import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from models.evaluation.benchmark import (
-    BenchmarkReport,
-    configure_threads,
-    ort_session_options,
-    time_callable,
-)
+from models.evaluation.benchmark import (BenchmarkReport, add_timing_options, configure_threads, ort_session_options,
+                                         time_callable, time_each)
 from models.export.onnx import export_onnx
 from models.soundnet.network import CONFIGS, SAMPLE_RATE, SoundNet, parameter_count
 from models.soundnet.transfer import (
@@ -70,10 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", nargs="+", choices=tuple(CONFIGS), default=list(CONFIGS), help="sizes to time")
     parser.add_argument("--layer", default=None, help="feature layer (default: each size's last)")
     parser.add_argument("--window", type=float, default=5.0, help="window seconds (default 5)")
-    parser.add_argument("--threads", type=int, default=2, help="intra-op threads (torch and ONNX Runtime)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed calls before each timing")
-    parser.add_argument("--iters", type=int, default=20, help="timed calls per timing")
-    parser.add_argument("--out", type=Path, help="also write the report as JSON here")
+    add_timing_options(parser)
     args = parser.parse_args(argv)
     if args.threads < 1 or args.warmup < 0 or args.iters < 1 or not args.window > 0:
         parser.error("expected --threads >= 1, --warmup >= 0, --iters >= 1 and --window > 0")
@@ -81,14 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     windows = Windows(args.window, args.window)
     audio = Scene(BENCH, 200_000).render_audio(0, windows.samples, SAMPLE_RATE).astype(np.float32)
     report = BenchmarkReport("soundnet-latency", fields={"batch": 1, "window_s": args.window, **threads})
-    with tempfile.TemporaryDirectory(prefix="bench_soundnet_") as tmp:
-        for size in args.sizes:
-            print(f"timing {size} ...", file=sys.stderr, flush=True)
-            bench_size(size, args.layer, report, audio, windows, args.threads, args.warmup, args.iters, Path(tmp))
-    report.print_table()
-    if args.out:
-        report.save(args.out)
-        print(f"saved {args.out}", file=sys.stderr)
+    time_each(report, args.sizes, lambda size, tmp: bench_size(size, args.layer, report, audio, windows, args.threads,
+                                                                 args.warmup, args.iters, tmp), args.out)
     return 0
 
 

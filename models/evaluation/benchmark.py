@@ -51,6 +51,9 @@ __all__ = [
     "time_callable",
     "percentile",
     "machine_description",
+    "add_timing_options",
+    "check_timing_options",
+    "time_each",
 ]
 
 
@@ -569,3 +572,37 @@ class BenchmarkReport:
     def print_table(self, file: TextIO | None = None, decimals: int = 3) -> None:
         """Print :meth:`format_table` to ``file`` (standard output by default)."""
         print(self.format_table(decimals), end="", file=file if file is not None else sys.stdout)
+
+
+# ------------------------------------------------------------------ latency scripts
+
+
+def add_timing_options(parser) -> None:
+    """``--threads``, ``--warmup``, ``--iters`` and ``--out``: what every latency script takes."""
+    parser.add_argument("--threads", type=int, default=2, help="intra-op threads (torch and ONNX Runtime)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed calls before each timing")
+    parser.add_argument("--iters", type=int, default=20, help="timed calls per timing")
+    parser.add_argument("--out", type=Path, help="also write the report as JSON here")
+
+
+def check_timing_options(parser, args) -> None:
+    """Stop with the parser's usage error on a value :func:`add_timing_options` cannot use."""
+    if args.threads < 1 or args.warmup < 0 or args.iters < 1:
+        parser.error("expected --threads >= 1, --warmup >= 0 and --iters >= 1")
+
+
+def time_each(report: BenchmarkReport, names: Iterable[str], bench: Callable[[str, Path], Any],
+              out: str | os.PathLike | None = None) -> None:
+    """``bench(name, workdir)`` for each name (a progress line each; ``workdir`` a temporary
+    folder for exported files, removed afterwards), then the report's table on standard output
+    and, with ``out``, the report as JSON there."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix=f"{report.name}-") as tmp:
+        for name in names:
+            print(f"timing {name} ...", file=sys.stderr, flush=True)
+            bench(name, Path(tmp))
+    report.print_table()
+    if out:
+        report.save(out)
+        print(f"saved {out}", file=sys.stderr)
