@@ -18,7 +18,7 @@ import torch
 
 from models.families import model_file_for
 from models.panns import CNN14_TEST
-from models.panns.network import CNN14, PannsNet, segment_centres
+from models.panns.network import CNN14, segment_centres
 from models.panns.random_weights import key_table, random_checkpoint, random_state_dict
 from models.panns.released import LIVE_WINDOW_SECONDS, load_panns
 
