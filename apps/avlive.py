@@ -231,6 +231,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     window = args.gui or (display and not args.headless)
 
+    from apps.native_stderr import ENV_VAR, NativeStderrFilter
+
+    with NativeStderrFilter() as native:
+        rc = _run(args, window)
+    if native.dropped:
+        print(f"avlive: {native.dropped} diagnostic lines of PortAudio and ALSA were kept off the terminal "
+              f"({ENV_VAR}=1 shows them)", file=sys.stderr)
+    return rc
+
+
+def _run(args, window: bool) -> int:
+    """The run itself, once the options are checked: 0, or the exit status of an error."""
     from engines.base import DeviceUnavailableError
     from models.io.media import MediaDecodeError
     from models.core.metadata import MetadataMismatch

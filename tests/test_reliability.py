@@ -338,3 +338,58 @@ def test_a_truncated_file_says_so_and_large_frames_are_scaled_down(tmp_path, cap
             for _ in range(100000):
                 source.read()
     assert any("truncated or damaged" in r.getMessage() for r in caplog.records), caplog.text
+
+
+def test_native_library_lines_are_kept_off_the_terminal_and_the_rest_passes_unchanged():
+    """apps.native_stderr: PortAudio's and ALSA's own lines written to descriptor 2 are dropped
+    and counted; everything else (Python's lines, partial progress lines) passes byte for byte."""
+    script = r"""
+import os, sys
+from apps.native_stderr import NativeStderrFilter
+with NativeStderrFilter() as f:
+    os.write(2, b"hello\n")
+    os.write(2, b"Expression 'ret' failed in 'src/hostapi/alsa/pa_linux_alsa.c', line: 1736\n")
+    os.write(2, b"ALSA lib pulse.c:242:(pulse_connect) PulseAudio: Unable to connect: Connection refused\n\n")
+    os.write(2, b"progress 50%\r")
+    os.write(2, b"Expres")  # a filtered line arriving in pieces
+    os.write(2, b"sion 'x' failed in 'y', line: 2\nExpression of interest\n")
+    print("after", file=sys.stderr)
+print(f.dropped, [line.decode() for line in f.recent])
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == b"hello\nprogress 50%\rExpression of interest\nafter\n"
+    dropped, recent = done.stdout.decode().split(" ", 1)
+    assert dropped == "3" and "pulse_connect" in recent
+    off = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, timeout=60,
+                         env={**os.environ, "AVLIVE_NATIVE_STDERR": "1"})
+    assert b"Expression 'ret' failed" in off.stderr and off.stdout.startswith(b"0 ")
+
+
+def test_avlive_reports_a_lost_microphone_in_its_own_lines_only(tmp_path):
+    """With the microphone's daemon killed and restarted, avlive's stderr has its own loss and
+    recovery lines and none of PortAudio's or ALSA's (counted in one closing line)."""
+    require_system(PULSEAUDIO, PORTAUDIO)
+    from apps.virtual_devices import PrivatePulse, write_tone
+
+    write_tone(tmp_path / "tone.wav", 60.0)
+    out = tmp_path / "live.jsonl"
+    with PrivatePulse() as pulse:
+        pulse.play(tmp_path / "tone.wav")
+        run = subprocess.Popen([sys.executable, "-m", "apps.avlive", "--mic", pulse.device, "--headless", "--duration",
+                                "12", "--jsonl", str(out), "--models", str(REPO / "models" / "demo" / "labeler")],
+                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            assert wait_until(lambda: out.exists() and len(out.read_text().splitlines()) >= 4, 60.0), "no JSON lines"
+            pulse.kill()
+            time.sleep(2.0)
+            pulse.start()
+            pulse.play(tmp_path / "tone.wav")
+            _, stderr = run.communicate(timeout=90)
+        finally:
+            if run.poll() is None:
+                run.kill()
+    assert run.returncode == 0, stderr
+    assert "lost" in stderr and "back after" in stderr, stderr
+    assert "Expression '" not in stderr and "ALSA lib" not in stderr, stderr
+    assert "diagnostic lines of PortAudio and ALSA were kept off the terminal" in stderr, stderr
