@@ -435,6 +435,8 @@ def main(argv: list[str] | None = None) -> int:
         runs = run_labeler(args, extra, out, inputs)
         runs.name = name
         results.append(runs)
+    if args.soundscapes is not None:  # what the labelers said counts too (a class no soundscape holds)
+        labels = sorted({*labels, *(e.label for r in results for e in r.estimated)})
 
     first = results[0]
     s = sed_scores(first.reference, first.estimated, first.files, labels)

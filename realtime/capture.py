@@ -10,7 +10,10 @@ slow consumer never stalls capture; it shows up in the rings' counters instead.
 Pacing. With ``realtime=True``, sources without their own clock (synthetic, files, a video
 file standing in for a camera) are released at real-time pace: a chunk is written when
 ``time.monotonic()`` reaches ``start + its stream time`` (a start time, not summed sleeps, so
-errors do not accumulate). Live devices are never paced. ``realtime=False`` runs as fast as
+errors do not accumulate). Audio is released in blocks of at most :data:`PACED_BLOCK_S`, each at
+its own time, as a sound card delivers it: a file decodes in packets of up to ~0.1 s, longer than
+a streaming labeler's hop, and a packet written at once made two hops due together (one skipped,
+the model's state reset). Live devices are never paced. ``realtime=False`` runs as fast as
 the sources decode (files, tests).
 
 Clock. Stream time is audio sample index / sample rate. Frames of synthetic and file sources
@@ -54,6 +57,8 @@ logger = logging.getLogger(__name__)
 PAUSE_S = 0.5
 #: A lost source that stays silent without reporting an error this long is reopened anyway.
 REOPEN_SILENT_S = 3.0
+#: Paced audio is written in blocks of at most this many seconds (see "Pacing" above).
+PACED_BLOCK_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -213,6 +218,7 @@ class Capture:
         self._t0: float | None = None
         self._started = False
         self._zeros = np.zeros(4096, np.float32)
+        self._paced_block = max(1, int(round(PACED_BLOCK_S * audio_ring.sample_rate))) if audio_ring is not None else 1
         self.samples_captured = 0
         self.frames_captured = 0
         self.frames_dropped = 0
@@ -579,10 +585,22 @@ class Capture:
                     frame_t = None
                 else:
                     due = frame_t if due is None else max(due, frame_t)
-            if paced and due is not None:
-                wait = self._t0 + due - time.monotonic()
-                if wait > 0 and self._stop.wait(wait):
-                    return
+            if paced and audio is not None and audio.shape[0] > self._paced_block:
+                if gap:
+                    if self._wait_until((pos + gap) / rate):
+                        return
+                    self._write_silence(gap)
+                    gap = 0
+                for k in range(0, audio.shape[0], self._paced_block):
+                    piece = audio[k:k + self._paced_block]
+                    if self._wait_until((ring.total_written + piece.shape[0]) / rate):
+                        return
+                    ring.write(piece)
+                    self.samples_captured += piece.shape[0]
+                self.resampler_latency = src.resampler_delay / rate
+                audio = None
+            if paced and due is not None and self._wait_until(due):
+                return
             if gap:
                 self._write_silence(gap)
             if audio is not None and audio.shape[0]:
@@ -596,6 +614,11 @@ class Capture:
                 self.frames_captured += 1
             if self._stop.is_set():
                 return
+
+    def _wait_until(self, stream_s: float) -> bool:
+        """Sleep until stream time ``stream_s`` of the pacing clock; True when stopped meanwhile."""
+        wait = self._t0 + stream_s - time.monotonic()
+        return wait > 0 and self._stop.wait(wait)
 
     def _write_silence(self, n: int) -> None:
         while n > 0:

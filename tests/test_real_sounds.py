@@ -201,6 +201,7 @@ def test_a_real_microphone_gets_the_real_sound_labeler(pulse_mic, tmp_path):
     sounding = [r for r in records if not r["final"] and started + 1.0 <= r["stream_time"] <= started + play_s]
     assert len(sounding) >= 10, len(sounding)
     hits = [any(t["label"] == label for t in r["top"][:3]) for r in sounding]
+    print(f"{label!r} among the top 3 on {sum(hits)} of {len(sounding)} hops while it sounded")
     assert np.mean(hits) >= 0.5, (label, np.mean(hits), [r["top"] for r in sounding[:5]])
 
 
