@@ -119,11 +119,8 @@ def _soundscapes(root: Path, sample_rate: int, seconds: float):
     as many whole clips as fit in ``seconds``."""
     from models.datasets.soundscapes import join_soundscapes, soundscape_names
 
-    names = soundscape_names(root, "validation")
-    joined = join_soundscapes(root, "validation", names[:1], "validation", sample_rate)
-    per_clip = max(joined.seconds, 1e-3)
-    joined = join_soundscapes(root, "validation", names[:max(1, int(seconds // per_clip))], "validation soundscapes",
-                              sample_rate)
+    joined = join_soundscapes(root, "validation", soundscape_names(root, "validation"), "validation soundscapes",
+                              sample_rate, max_seconds=seconds)
     print(f"{len(joined.events)} events in {joined.seconds:g} s of {root}'s validation soundscapes", file=sys.stderr)
     return joined.audio, joined.events, joined.name
 

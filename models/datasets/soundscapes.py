@@ -46,15 +46,18 @@ def soundscape_names(root: str | Path, split: str) -> list[str]:
 
 
 def join_soundscapes(root: str | Path, split: str, names: list[str], name: str,
-                     sample_rate: int | None = None) -> JoinedSoundscapes:
+                     sample_rate: int | None = None, max_seconds: float | None = None) -> JoinedSoundscapes:
     """Clips ``names`` of set ``split`` end to end (resampled to ``sample_rate``; None: the first
-    clip's rate), with their strong labels shifted to the joined time line under file ``name``."""
+    clip's rate), with their strong labels shifted to the joined time line under file ``name``;
+    ``max_seconds``: only the whole clips that fit (at least one)."""
     tsv, audio_dir = _paths(Path(root), split)
     labels = read_dcase_strong(tsv)
     pieces, events, t = [], [], 0.0
     rate = sample_rate
     for clip in names:
         audio, rate = read_audio(audio_dir / clip, sample_rate=rate, mono=True)
+        if pieces and max_seconds is not None and t + audio.size / rate > max_seconds:
+            break
         events += [LabeledEvent(name, round(t + e.onset, 3), round(t + e.offset, 3), e.label) for e in labels.events_for(clip)]
         pieces.append(np.asarray(audio, np.float32))
         t += audio.size / rate
