@@ -232,7 +232,9 @@ def test_vggsound_trains_and_evaluates_two_views(vgg_root, tmp_path):
     figures, losses, (train_set, val_set) = _train(recipe, tmp_path / "run", vgg_root)
     _check_run(tmp_path / "run", figures, losses, "top1")
     assert set(figures) == {"top1", "top5", "mAP", "AUC", "dprime", "views", "items"}
-    assert figures["views"] == 2 and figures["items"] == 2 == len(val_set)
+    # validation is carved from train.csv's 4 clips by YouTube id; test.csv's 2 clips stay unseen
+    assert figures["views"] == 2 and figures["items"] == len(val_set) >= 1
+    assert len(train_set) + len(val_set) == 4
     assert 0 <= figures["top1"] <= figures["top5"] <= 1
     meta = json.loads((tmp_path / "run" / "metadata.json").read_text())
     assert meta["family"] == "slowfast" and meta["labels"] == sorted(CLASS_NAMES)  # stat.csv, sorted

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.datasets.user_clips import UserClips, UserDataConfig
 from models.datasets.world import SingleEventWindows
 from models.audio.frontend import FrontEnd
 from models.core.metadata import ModelMetadata, TensorSpec
@@ -90,7 +91,7 @@ class Probabilities(nn.Module):
 
 
 @dataclass(frozen=True)
-class BaselineConfig(TrainConfig):
+class BaselineConfig(UserDataConfig, TrainConfig):
     epochs: int = 4
     batch_size: int = 64
     lr: float = 2e-3
@@ -106,6 +107,7 @@ class BaselineConfig(TrainConfig):
 
     def validate(self) -> None:
         super().validate()
+        self.validate_user_data()
         get_preset(self.world)
         if self.norm not in ("batch", "group"):
             raise ValueError(f"norm: expected 'batch' or 'group', found {self.norm!r}")
@@ -113,13 +115,27 @@ class BaselineConfig(TrainConfig):
 
 class BaselineRecipe(Recipe):
     name = "baseline"
-    description = "small log-mel CNN on the world's single-event windows (16 kHz, 2 s, 12 classes)"
+    description = ("small log-mel CNN, single-label: the world's single-event windows (16 kHz, 2 s, 12 classes), "
+                   "or --data clips")
     config_class = BaselineConfig
     primary_metric = "top1"
+    data_help = "optional: single-label clips (ESC-50, folder per class, VGG-Sound); without --data it trains on the world"
+    reads = ("esc50", "folder", "vggsound")
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.labels: tuple[str, ...] = CLASS_NAMES
+        self.user = UserClips(self.name, config, BENCH_LOGMEL.sample_rate, config.window_seconds, "index", self.reads)
+
+    def restore(self, metadata: dict) -> None:
+        self.labels = tuple(metadata["labels"])
 
     def build_model(self) -> nn.Module:
         c = self.config
-        return baseline_cnn(len(CLASS_NAMES), c.width, c.norm, c.dropout)
+        return baseline_cnn(len(self.labels), c.width, c.norm, c.dropout)
+
+    def param_groups(self, model: nn.Module) -> list[dict]:
+        return self.user.param_groups(model, self.config.weight_decay, head="head.")
 
     def windows(self, split: str, count: int):
         c = self.config
@@ -127,6 +143,10 @@ class BaselineRecipe(Recipe):
 
     def build_datasets(self, data: Path | None):
         c = self.config
+        if data is not None:
+            train, val = self.user.datasets(data, c.gain_db)
+            self.labels = self.user.set.classes
+            return train, val
         sr = BENCH_LOGMEL.sample_rate
         world = get_preset(c.world)
         train_w, val_w = self.windows("train", c.train_windows), self.windows("val", c.val_windows)
@@ -137,18 +157,26 @@ class BaselineRecipe(Recipe):
     def loss(self, model: nn.Module, batch: dict) -> torch.Tensor:
         return F.cross_entropy(model(batch["audio"]), batch["target"])
 
+    @staticmethod
+    def window_probabilities(model: nn.Module, wave: torch.Tensor) -> torch.Tensor:
+        """Waveform windows ``(B, samples)`` → class probabilities ``(B, K)``."""
+        return torch.softmax(model(wave), 1)
+
     def evaluate(self, model: nn.Module, loader) -> dict[str, float]:
+        if self.user.set is not None:
+            return self.user.evaluate(lambda wave: self.window_probabilities(model, wave), loader)
         scores = torch.cat([torch.softmax(model(b["audio"]), 1) for b in loader]).numpy()
         return single_event_figures(scores, loader.dataset.windows)
 
     def metadata(self, model: nn.Module) -> ModelMetadata:
         c = self.config
         n = int(round(c.window_seconds * BENCH_LOGMEL.sample_rate))
+        data = {"world": c.world} if self.user.set is None else self.user.metadata_extra()
         return ModelMetadata(
-            family="baseline", task="labeler", labels=CLASS_NAMES, sample_rate=BENCH_LOGMEL.sample_rate,
+            family="baseline", task="labeler", labels=self.labels, sample_rate=BENCH_LOGMEL.sample_rate,
             window_seconds=c.window_seconds, needs_frame=False, frontend=BENCH_LOGMEL.to_dict(),
-            inputs=(TensorSpec("audio", ("batch", n), "float32"),), outputs=(TensorSpec("probs", ("batch", len(CLASS_NAMES)), "float32"),),
-            extra={"multi_label": False, "world": c.world},
+            inputs=(TensorSpec("audio", ("batch", n), "float32"),), outputs=(TensorSpec("probs", ("batch", len(self.labels)), "float32"),),
+            extra={"multi_label": False, **data},
         )
 
     def real_inputs(self) -> dict[str, torch.Tensor]:

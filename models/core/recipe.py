@@ -27,6 +27,9 @@ class Recipe:
     config_class: ClassVar[type] = TrainConfig
     primary_metric: ClassVar[str] = "top1"  # the evaluation figure that picks the best checkpoint
     data_help: ClassVar[str] = "not used: trains on the built-in synthetic world"
+    # The --data layouts the recipe reads (names of models.datasets layouts and formats, listed
+    # in README's recipe-by-format table); empty: it trains on the world only and refuses --data.
+    reads: ClassVar[tuple[str, ...]] = ()
     # False: the trainer cuts each epoch's indices into batches in order (for datasets whose
     # items are already random functions of (epoch, index) and that group consecutive indices).
     shuffle_train: bool = True

@@ -53,6 +53,10 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         return sorted(self._entries)
 
+    def entries(self) -> list[Entry[T]]:
+        """The entries, sorted by name."""
+        return [self._entries[n] for n in self.names()]
+
     def __contains__(self, name: str) -> bool:
         return name in self._entries
 

@@ -54,7 +54,8 @@ from models.audio.specaugment import SpecAugmentConfig, spec_augment
 from models.core.metadata import ModelMetadata, TensorSpec
 from models.core.recipe import Recipe
 from models.core.train_config import TrainConfig
-from models.crnn.data import DESED_HELP, UNUSED, WorldSedClips, desed_datasets, world_roles
+from models.crnn.data import UNUSED, WorldSedClips, desed_datasets, world_roles
+from models.datasets.desed_layout import DESED_HELP
 from models.crnn.frames import FrameGrid
 from models.crnn.network import CRNN, CRNNConfig, lite_config, paper_config
 from models.crnn.evaluation import clip_figures
@@ -191,6 +192,7 @@ class CRNNRecipe(Recipe):
     config_class: ClassVar[type] = CRNNTrainConfig
     primary_metric: ClassVar[str] = "event_f1"
     data_help: ClassVar[str] = f"optional: {DESED_HELP}; without --data it trains on the world"
+    reads = ("desed",)
 
     def __init__(self, config: Any):
         super().__init__(config)

@@ -250,6 +250,7 @@ class L3Recipe(Recipe):
     config_class = L3TrainConfig
     primary_metric = "avc_acc"
     data_help = "optional: a folder of videos (any layout; val/ and test/ top folders are honoured)"
+    reads = ("videos",)
 
     @property
     def shuffle_train(self) -> bool:

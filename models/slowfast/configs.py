@@ -83,9 +83,12 @@ class VggSoundConfig(SlowFastTrainConfig):
     max_clip_seconds: float = 10.0  # audio kept per clip (VGG-Sound clips are 10 s)
     decode_workers: int = 2  # decoder processes (crash-contained)
     decode_timeout_s: float = 60.0  # per clip
+    val_fraction: float = 0.1  # validation: this share of each class's train.csv clips, whole YouTube ids (test.csv is never used in training)
 
     def validate(self) -> None:
         super().validate()
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction: expected between 0 and 1, found {self.val_fraction}")
         if self.num_classes < 1:
             raise ValueError(f"num_classes: expected >= 1, found {self.num_classes}")
         if self.max_clip_seconds <= 0 or self.decode_timeout_s <= 0 or self.decode_workers < 1:

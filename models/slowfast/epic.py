@@ -72,6 +72,7 @@ class Epic100Recipe(_EpicRecipe):
     config_class = Epic100Config
     primary_metric = "action_top1"
     data_help = _EPIC100_LAYOUT
+    reads = ("epic100",)
     layout = _EPIC100_LAYOUT
     dataset_name = "epic100"
 
@@ -165,6 +166,7 @@ class EpicSoundsRecipe(_EpicRecipe):
     config_class = EpicSoundsConfig
     primary_metric = "top1"
     data_help = _SOUNDS_LAYOUT
+    reads = ("epic_sounds",)
     layout = _SOUNDS_LAYOUT
     dataset_name = "epic_sounds"
 

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.datasets.user_clips import UserClips, UserDataConfig
 from models.datasets.world import EndActiveWindows, PooledWindows
 from models.audio.frontend import FrontEnd, FrontEndConfig
 from models.core.metadata import ModelMetadata, TensorSpec
@@ -76,7 +77,7 @@ class Sigmoid(nn.Module):
 
 
 @dataclass(frozen=True)
-class SlowFastLiteConfig(TrainConfig):
+class SlowFastLiteConfig(UserDataConfig, TrainConfig):
     epochs: int = 5
     batch_size: int = 32
     lr: float = 2e-3
@@ -96,28 +97,48 @@ class SlowFastLiteConfig(TrainConfig):
 
     def validate(self) -> None:
         super().validate()
+        self.validate_user_data()
         get_preset(self.world)
         if len(self.blocks) != 4:
             raise ValueError(f"blocks: expected 4 values (res2..res5), found {self.blocks}")
 
 
-def lite_network_config(c: SlowFastLiteConfig) -> SlowFastConfig:
+def lite_network_config(c: SlowFastLiteConfig, num_classes: int = len(CLASS_NAMES)) -> SlowFastConfig:
     frames = LITE_FRONTEND.num_frames(int(round(c.window_seconds * LITE_FRONTEND.sample_rate)))
-    return SlowFastConfig(num_classes=(len(CLASS_NAMES),), width=c.width, blocks=tuple(c.blocks), num_frequencies=LITE_FRONTEND.n_mels,
+    return SlowFastConfig(num_classes=(num_classes,), width=c.width, blocks=tuple(c.blocks), num_frequencies=LITE_FRONTEND.n_mels,
                           num_frames=frames - frames % 16, dropout=c.dropout)
 
 
 class SlowFastLiteRecipe(Recipe):
     name = "slowfast-lite"
-    description = "small Slow-Fast, multi-label on the world's live windows (1.27 s, 16 kHz): the demo labeler"
+    description = ("small Slow-Fast, multi-label on the world's live windows (1.27 s, 16 kHz): the demo labeler; "
+                   "or --data clips")
     config_class = SlowFastLiteConfig
     primary_metric = "mAP"
+    data_help = ("optional: clips of any clip layout (ESC-50, folder per class, VGG-Sound, AudioSet, DESED weak labels); "
+                 "without --data it trains on the world")
+    reads = ("esc50", "folder", "vggsound", "audioset", "desed")
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.labels: tuple[str, ...] = CLASS_NAMES
+        self.user = UserClips(self.name, config, LITE_FRONTEND.sample_rate, config.window_seconds, "multi_hot", self.reads)
+
+    def restore(self, metadata: dict) -> None:
+        self.labels = tuple(metadata["labels"])
 
     def build_model(self) -> nn.Module:
-        return WaveformSlowFast(lite_network_config(self.config))
+        return WaveformSlowFast(lite_network_config(self.config, len(self.labels)))
+
+    def param_groups(self, model: nn.Module) -> list[dict]:
+        return self.user.param_groups(model, self.config.weight_decay, head="net.head.")
 
     def build_datasets(self, data: Path | None):
         c = self.config
+        if data is not None:
+            train, val = self.user.datasets(data, c.gain_db)
+            self.labels = self.user.set.classes
+            return train, val
         world = get_preset(c.world)
         sr = LITE_FRONTEND.sample_rate
         train = EndActiveWindows(world, tuple(split_seed("train", i) for i in range(c.train_scenes)), c.items_per_epoch,
@@ -131,7 +152,14 @@ class SlowFastLiteRecipe(Recipe):
     def loss(self, model: nn.Module, batch: dict) -> torch.Tensor:
         return F.binary_cross_entropy_with_logits(model(batch["audio"]), batch["target"])
 
+    @staticmethod
+    def window_probabilities(model: nn.Module, wave: torch.Tensor) -> torch.Tensor:
+        """Waveform windows ``(B, samples)`` → class probabilities ``(B, K)``."""
+        return torch.sigmoid(model(wave))
+
     def evaluate(self, model: nn.Module, loader) -> dict[str, float]:
+        if self.user.set is not None:
+            return self.user.evaluate(lambda wave: self.window_probabilities(model, wave), loader)
         probs, targets = [], []
         for b in loader:
             probs.append(torch.sigmoid(model(b["audio"])))
@@ -146,11 +174,12 @@ class SlowFastLiteRecipe(Recipe):
     def metadata(self, model: nn.Module) -> ModelMetadata:
         c = self.config
         n = int(round(c.window_seconds * LITE_FRONTEND.sample_rate))
+        data = {"world": c.world, "tail_seconds": c.tail_seconds} if self.user.set is None else self.user.metadata_extra()
         return ModelMetadata(
-            family="slowfast", task="labeler", labels=CLASS_NAMES, sample_rate=LITE_FRONTEND.sample_rate,
+            family="slowfast", task="labeler", labels=self.labels, sample_rate=LITE_FRONTEND.sample_rate,
             window_seconds=c.window_seconds, needs_frame=False, frontend=LITE_FRONTEND.to_dict(),
-            inputs=(TensorSpec("audio", ("batch", n), "float32"),), outputs=(TensorSpec("probs", ("batch", len(CLASS_NAMES)), "float32"),),
-            extra={"multi_label": True, "world": c.world, "tail_seconds": c.tail_seconds},
+            inputs=(TensorSpec("audio", ("batch", n), "float32"),), outputs=(TensorSpec("probs", ("batch", len(self.labels)), "float32"),),
+            extra={"multi_label": True, **data},
         )
 
     def real_inputs(self) -> dict[str, torch.Tensor]:

@@ -13,6 +13,7 @@ from torch import nn
 
 from models.datasets.clips import ClipIndex
 from models.datasets.clips import ClipSpec as MediaClip
+from models.datasets.labelled_sets import carve_validation
 from models.datasets.formats import (
     read_vggsound_split_csv,
     read_vggsound_stat,
@@ -45,6 +46,7 @@ class VggSoundRecipe(SlowFastRecipe):
     config_class = VggSoundConfig
     primary_metric = "top1"
     data_help = _VGG_LAYOUT
+    reads = ("vggsound",)
     clip = VGGSOUND_CLIP
     dataset_name = "vggsound"
 
@@ -129,10 +131,20 @@ class VggSoundRecipe(SlowFastRecipe):
         names = self.class_names(root, train, test)
         class_id = {n: i for i, n in enumerate(names)}
         folder = self.clip_folder(root, [c.filename for c in train])
-        decoded = self._decode(folder, {"train": (train_csv, train), "test": (test_csv, test)}, class_id)
-        (train_src, train_y), (test_src, test_y) = decoded["train"], decoded["test"]
+        # best.pt is chosen on validation clips carved from train.csv (whole YouTube ids); test.csv
+        # stays unseen for python -m apps.evaluate RUN --data ROOT.
+        fit_rows, val_rows = carve_validation([c.label for c in train], [c.ytid for c in train], self.config.val_fraction,
+                                              self.config.seed)
+        fit, val = [train[i] for i in fit_rows], [train[i] for i in val_rows]
+        if not val:
+            raise ValueError(f"{train_csv}: no class has clips from two YouTube videos, so no validation split can be "
+                             f"carved from it")
+        logger.info("validation: %d clips of train.csv (%d left to train on); test.csv (%d clips) unused",
+                    len(val), len(fit), len(test))
+        decoded = self._decode(folder, {"train": (train_csv, fit), "val": (train_csv, val)}, class_id)
+        (train_src, train_y), (val_src, val_y) = decoded["train"], decoded["val"]
         self.labels = unique_labels(names)
-        return self._clips(train_src, {"target": train_y}, True), self._clips(test_src, {"target": test_y}, False)
+        return self._clips(train_src, {"target": train_y}, True), self._clips(val_src, {"target": val_y}, False)
 
     def loss(self, model: nn.Module, batch: dict) -> torch.Tensor:
         return F.cross_entropy(model(batch["spec"]), batch["target"])

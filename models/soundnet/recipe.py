@@ -124,6 +124,7 @@ class SoundNetRecipe(Recipe):
     config_class: ClassVar[type] = SoundNetTrainConfig
     primary_metric: ClassVar[str] = "agreement"
     data_help: ClassVar[str] = "optional: a folder of videos with sound; without --data it trains on the world"
+    reads = ("videos",)
 
     def __init__(self, config: Any):
         super().__init__(config)

@@ -92,8 +92,14 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in config_to_dict(config).items():
             print(f"{key}={value}")
         return 0
+    command = [sys.executable, "-m", "models.train", *(argv if argv is not None else sys.argv[1:])]
     try:
-        train(recipe_cls(config), out, data=args.data, resume=args.resume, argv=[sys.executable, "-m", "models.train", *(argv if argv is not None else sys.argv[1:])])
+        if getattr(config, "cv", 0):
+            from models.train.crossval import cross_validate
+
+            cross_validate(recipe_cls, config, out, args.data, train, argv=command)
+            return 0
+        train(recipe_cls(config), out, data=args.data, resume=args.resume, argv=command)
     except (FileExistsError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

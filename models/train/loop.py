@@ -44,6 +44,7 @@ from models.core.atomic import atomic_write_text
 from models.core.checkpoint import BEST, LAST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from models.core.train_config import config_to_dict
 from models.core.recipe import Recipe
+from models.datasets.labelled_sets import check_layout
 from models.train.sampler import ResumableBatchSampler
 
 LOG_EVERY = 10
@@ -148,10 +149,29 @@ def _over_time_limit(elapsed_s: float, limit_min: float, world_size: int, device
     return bool(flag.item())
 
 
+def data_recipes() -> list[str]:
+    """``name (layouts)`` of every registered recipe that reads ``--data``."""
+    from models.families import RECIPES
+
+    return [f"{e.name} ({'/'.join(e.factory.reads)})" for e in RECIPES.entries() if e.factory.reads]
+
+
+def readers_of(layout: str) -> list[str]:
+    """The registered recipes that read ``layout``."""
+    from models.families import RECIPES
+
+    return [e.name for e in RECIPES.entries() if layout in e.factory.reads]
+
+
 def train(recipe: Recipe, out: Path, *, data: Path | None = None, resume: bool = False, argv: list[str] | None = None) -> dict:
     """Train ``recipe`` into the run folder ``out``; returns the last evaluation figures."""
     cfg = recipe.config
     cfg.validate()
+    if data is not None:
+        if not recipe.reads:
+            raise ValueError(f"recipe {recipe.name!r} trains on the built-in world only and reads no --data ({data}); "
+                             f"recipes that read data: {', '.join(data_recipes())}")
+        check_layout(data, recipe.name, recipe.reads, readers_of)
     info = init_distributed(cfg.device)
     device = torch.device("cuda", info.local_rank) if cfg.device == "cuda" else torch.device("cpu")
     torch.set_num_threads(cfg.threads)
