@@ -85,10 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--give-up-after", type=float, default=None, metavar="S",
                    help="end the run (status 1) when a lost device is not back after S seconds (default: wait)")
     m = p.add_argument_group("models")
-    m.add_argument("--labeler", metavar="NAME|PATH", default=None, help="the labeler (a model path, or none)")
-    m.add_argument("--localizer", metavar="NAME|PATH", default=None, help="the localizer (a model path, or none)")
+    m.add_argument("--labeler", metavar="PATH|none", default=None,
+                   help="the labeler (a model path, or none); the default localizer stays unless --localizer none")
+    m.add_argument("--localizer", metavar="PATH|none", default=None,
+                   help="the localizer (a model path, or none); the default labeler stays unless --labeler none")
     m.add_argument("--models", nargs="+", default=[], metavar="PATH",
-                   help="model paths; each is a labeler or a localizer by its metadata's task")
+                   help="the run's models, exactly (no defaults added); each is a labeler or a localizer by its "
+                        "metadata's task")
     m.add_argument("--backend", choices=BACKENDS, default="onnxruntime", help="inference backend")
     m.add_argument("--device", choices=DEVICES, default="cpu", help="inference device")
     m.add_argument("--threads", type=int, default=2, metavar="N", help="CPU threads per backend")
