@@ -103,9 +103,9 @@ def test_offline_onnxruntime_run_writes_valid_outputs(onnx_run, tmp_path, capsys
     ended = [e for r in records for e in r["ended"]]
     assert len(ended) == len(events)
     frames, audio_s, fps = decode(tmp_path / "out.mp4")
-    # recording starts at the first hop (0.25 s) and ends at the last (8 s)
-    assert abs(frames - 7.75 * fps) <= 2
-    assert abs(audio_s - 7.75) < 0.15
+    # --record covers the whole run, from 0 s (the first hop's audio and frames too) to 8 s
+    assert abs(frames - 8.0 * fps) <= 2
+    assert abs(audio_s - 8.0) < 0.15
 
 
 def test_torch_backend_on_a_media_file_in_real_time(tiny_run, tmp_path, capsys):
@@ -375,7 +375,8 @@ def test_real_videos_below_the_models_rates_run_with_the_default_models(tmp_path
            f"{rate} Hz audio" in line]
     assert len(got) == 1 and verdict in got[0], done.stderr
     assert ("warning:" in got[0]) == (rate < 16000)
-    assert record.is_file()
+    frames, audio_s, _ = decode(record)
+    assert frames >= 89 and 3.0 <= audio_s < 3.1  # 3 s at the recorder's 30 fps: the first hop and the tail too
 
 
 def test_naming_one_kind_keeps_the_default_of_the_other(tmp_path):
