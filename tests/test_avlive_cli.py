@@ -336,6 +336,10 @@ def test_help_explains_the_hop_defaults_and_scores_out(capsys):
         main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "extra.hop_seconds, else 0.25" in text and "round(0.75 / hop)" in text and "--scores-out" in text
+    # naming one kind keeps the other's default; low-rate audio is upsampled or a default model left out
+    assert "the default localizer stays unless --localizer none" in text and "exactly (no defaults added)" in text
+    assert "a 22.05 or 11.025 kHz file" in text and "is left out, saying how to run it anyway" in text
+    assert "record the whole run" in text
 
 
 @needs_demo
