@@ -48,9 +48,9 @@ from typing import TextIO
 
 import numpy as np
 
+from .bands import fit_band
 from .capture import Capture, RecoveryPolicy
 from .devices import resolve_camera, resolve_input_device
-from .bands import fit_band
 from .models import LiveModels
 from .rings import AudioRing, FrameRing
 from .scheduler import Scheduler, SchedulerConfig
@@ -292,13 +292,13 @@ def _synthetic(text: str, sample_rate: int) -> SyntheticSource:
 def build_streams(config: PipelineConfig, models: LiveModels) -> Streams:
     """The run's sources, at the models' capture rate.
 
-    Raises:
-        PipelineError: a file without audio or video, a file whose audio no model can use
-            (each model's line says why), a camera that gives no frame size.
-
     A file's audio below a model's rate is upsampled for it; one note per model says what it
     gets, and a default model the audio cannot serve is left out of ``models``
     (:mod:`realtime.bands`).
+
+    Raises:
+        PipelineError: a file without audio or video, a file whose audio no model can use
+            (each model's line says why), a camera that gives no frame size.
         DeviceNotFound, PortAudioNotFound, MediaDecodeError: from the devices and files.
     """
     notes: list[str] = []
@@ -375,17 +375,18 @@ def _fit_file_audio(path: str, models: LiveModels, *, want_video: bool, camera: 
     native = info.sample_rate if info.has_audio else None
     if not native:
         return []
-    lines, left_out = [], []
+    lines, left_out, running = [], [], 0
     for m in models.all:
         if m.kind == "localizer" and not (want_video and (camera or info.has_video)):
             continue  # no picture: the localizer will not run
+        running += 1
         meta = m.metadata
         fit = fit_band(m.kind, m.name, m.model.window.sample_rate, meta.frontend if meta is not None else None,
                        native, named=m.named)
         lines.append(f"{os.path.basename(path)}: {fit.line()}")
         if fit.verdict == "left out":
             left_out.append(m)
-    if left_out and len(left_out) == len(models.all):
+    if left_out and len(left_out) == running:
         raise PipelineError(f"--source {path}: no model can use its {native} Hz audio: " + "; ".join(lines))
     for m in left_out:
         models.leave_out(m)
