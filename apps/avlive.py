@@ -17,6 +17,14 @@ exits with status 2 and one line suggesting ``--headless`` when there is no disp
 object per hop (``realtime.schema``) to stdout or ``--jsonl FILE``; with the window, JSON lines
 are written only when ``--jsonl`` is given. A summary goes to stderr at the end.
 
+Models: with none given, the demo models for the synthetic world, the real-sound labeler (no
+localizer) for a microphone, camera or file; ``--labeler`` or ``--localizer`` replaces the
+default of its kind only (``none`` leaves it out), ``--models`` lists the run's models exactly.
+The first line says which models run and why. A file whose audio is below a model's rate (a
+22.05 or 11.025 kHz camcorder file) is upsampled for it, with one line per model saying what it
+gets: its whole band, part of it (a warning), or, for a default model that would see less than
+half its band, nothing (left out; name it to run it anyway).
+
 The hop (``--hop``) defaults to the labeler's preferred one (``extra.hop_seconds`` in its
 metadata), else 0.25 s; the localizer then runs about every 0.75 s (``--localizer-every``
 defaults to round(0.75 / hop)).
@@ -85,10 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--give-up-after", type=float, default=None, metavar="S",
                    help="end the run (status 1) when a lost device is not back after S seconds (default: wait)")
     m = p.add_argument_group("models")
-    m.add_argument("--labeler", metavar="NAME|PATH", default=None, help="the labeler (a model path, or none)")
-    m.add_argument("--localizer", metavar="NAME|PATH", default=None, help="the localizer (a model path, or none)")
+    m.add_argument("--labeler", metavar="PATH|none", default=None,
+                   help="the labeler (a model path, or none); the default localizer stays unless --localizer none")
+    m.add_argument("--localizer", metavar="PATH|none", default=None,
+                   help="the localizer (a model path, or none); the default labeler stays unless --labeler none")
     m.add_argument("--models", nargs="+", default=[], metavar="PATH",
-                   help="model paths; each is a labeler or a localizer by its metadata's task")
+                   help="the run's models, exactly (no defaults added); each is a labeler or a localizer by its "
+                        "metadata's task")
     m.add_argument("--backend", choices=BACKENDS, default="onnxruntime", help="inference backend")
     m.add_argument("--device", choices=DEVICES, default="cpu", help="inference device")
     m.add_argument("--threads", type=int, default=2, metavar="N", help="CPU threads per backend")
@@ -109,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "one row per frame (frame-level labelers) or per run, in stream seconds, written as the run "
                         "goes (for PSDS: models.evaluation.psds, sed_scores_eval)")
     o.add_argument("--record", default=None, metavar="OUT.mp4",
-                   help="record the camera with the overlay, and the audio (.mp4, .mkv or .mov); written as "
+                   help="record the whole run, the camera with the overlay and the audio (.mp4, .mkv or .mov); "
+                        "written as "
                         "OUT.partial.mp4 (fragmented: a killed run leaves a file that plays to its last second) and "
                         "renamed at the end")
     w = p.add_argument_group("window")

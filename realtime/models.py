@@ -30,7 +30,9 @@ and its rolling-label setting is taken from ``extra["hysteresis"]`` of its metad
 (:meth:`realtime.rolling.HysteresisConfig.from_metadata`) into the :class:`ModelSlot`.
 
 Without any model, the demo models ``models/demo/labeler`` and ``models/demo/localizer`` are
-used when they exist; otherwise :class:`NoModels` says what to pass.
+used when they exist (for real input the real-sound labeler ``models/demo/real-sounds``, alone);
+otherwise :class:`NoModels` says what to pass. ``--labeler`` or ``--localizer`` replaces the
+default of its kind only.
 """
 from __future__ import annotations
 
@@ -87,7 +89,13 @@ models (--models PATH ..., or --labeler / --localizer PATH):
                             scores; for another name: python -m models.export FILE.pth
                             --family panns-cnn14 (or panns-cnn14-decision-max), then FILE.onnx
   none given                the synthetic world: models/demo/labeler and models/demo/localizer;
-                            a microphone, camera or file: models/demo/real-sounds (labels only)"""
+                            a microphone, camera or file: models/demo/real-sounds (labels only)
+  --labeler / --localizer   each replaces the default of its kind and keeps the other's (none:
+                            leave that kind out); --models lists the run's models exactly
+audio below a model's rate (a 22.05 or 11.025 kHz file for a 16 or 48 kHz model) is upsampled
+for it, and one line per model says what it gets; a default model whose band the audio fills
+less than half (on its own mel or linear axis) is left out, saying how to run it anyway (name
+it)"""
 
 _KINDS = ("labeler", "localizer")
 #: The demo labeler for real input (everyday sounds from Debian packages, apps.build_real_sounds).
@@ -147,6 +155,9 @@ class LiveModel:
         backend: "onnxruntime", "torch" or "tensorrt".
         hysteresis: the rolling-label setting (labelers), from the metadata.
         metadata: the model's metadata, when it has one.
+        named: the user named it (``--labeler``, ``--localizer``, ``--models``); False: the run
+            chose it by default (a default model may be left out where it cannot work,
+            ``realtime.bands``).
     """
 
     name: str
@@ -156,6 +167,7 @@ class LiveModel:
     backend: str
     hysteresis: HysteresisConfig | None = None
     metadata: ModelMetadata | None = None
+    named: bool = True
     _runner: Any = field(default=None, repr=False)
 
     def slot(self, every: int = 1) -> ModelSlot:
@@ -210,6 +222,14 @@ class LiveModels:
                 raise ModelError(f"labeler {m.name}: metadata extra.hop_seconds: expected seconds > 0, found {hop!r}")
             return float(hop)
         return None
+
+    def leave_out(self, model: LiveModel) -> None:
+        """Drop ``model`` from the run and close it."""
+        if model is self.localizer:
+            self.localizer = None
+        else:
+            self.labelers.remove(model)
+        model.close()
 
     def close(self) -> None:
         for m in self.all:
@@ -519,20 +539,24 @@ def load_models(*, labeler: str | None = None, localizer: str | None = None, mod
                 demo_dir: Path | None = None, real_input: bool = False) -> tuple[LiveModels, list[str]]:
     """The models for a run, from the command-line options.
 
+    ``--models`` lists the run's models exactly. ``--labeler`` and ``--localizer`` each choose
+    one kind and keep the default of the other (``none`` leaves a kind out): the demo labeler and
+    localizer for the synthetic world; for real input the real-sound labeler and no localizer
+    (the demo localizer has only seen the world's pictures), or the world's demo models in a
+    checkout without the real-sound labeler. The first note says which models run and why.
+
     Args:
-        labeler: a labeler path, ``"none"``, or None.
-        localizer: a localizer path, ``"none"``, or None.
+        labeler: a labeler path, ``"none"``, or None (the default).
+        localizer: a localizer path, ``"none"``, or None (the default).
         models: paths, each a labeler or a localizer by its metadata.
         backend, device, threads: how to run them.
         video: whether the run has frames (without, a localizer is left out: no heatmap).
-        demo_dir: where the demo models are looked for when no model is given (default
-            :data:`DEMO_DIR`).
-        real_input: the input is a microphone, a camera or a file, not the synthetic world: with
-            no model given, the real-sound labeler (``demo_dir/real-sounds``) runs, alone (no
-            localizer: the demo localizer has only seen the world's pictures).
+        demo_dir: where the demo models are looked for (default :data:`DEMO_DIR`).
+        real_input: the input is a microphone, a camera or a file, not the synthetic world.
 
     Returns:
-        ``(models, notes)``: notes are one-line remarks for stderr.
+        ``(models, notes)``: notes are one-line remarks for stderr. Models the run chose by
+        default have ``named=False``.
 
     Raises:
         NoModels: nothing given and no demo models.
@@ -543,50 +567,66 @@ def load_models(*, labeler: str | None = None, localizer: str | None = None, mod
     for flag, value in (("--labeler", labeler), ("--localizer", localizer)):
         if value is not None and value != "none" and not Path(value).exists():
             raise ModelError(f"{flag} {value}: no such file or folder (expected a model path or 'none')")
-    wanted: list[tuple[ModelSource, str]] = []
+    wanted: list[tuple[ModelSource, str, str]] = []  # (source, kind, why)
     if labeler not in (None, "none"):
-        wanted.append((inspect_model(labeler), "labeler"))
+        wanted.append((inspect_model(labeler), "labeler", "--labeler"))
     if localizer not in (None, "none"):
-        wanted.append((inspect_model(localizer), "localizer"))
+        wanted.append((inspect_model(localizer), "localizer", "--localizer"))
     for path in models:
         src = inspect_model(path)
         if src.task not in _KINDS:
             raise ModelError(str(MetadataMismatch("task", "labeler or localizer", src.task, f"{path}")))
-        wanted.append((src, src.task))
-    real_sounds = demo_dir / REAL_SOUNDS
-    if not wanted and real_input and labeler != "none" and real_sounds.exists():
-        wanted = [(inspect_model(real_sounds), "labeler")]
-        notes.append(f"no model given and the input is real: the real-sound labeler {real_sounds} (everyday "
-                     f"sounds), no localizer (the demo localizer knows only the synthetic world's pictures); "
-                     f"for the world's models: --models {demo_dir / 'labeler'} {demo_dir / 'localizer'}")
-    if not wanted:
-        demo = [(demo_dir / k, k) for k in _KINDS if (demo_dir / k).exists()]
-        demo = [(p, k) for p, k in demo if not (k == "labeler" and labeler == "none")
-                and not (k == "localizer" and localizer == "none")]
-        if not any(k == "labeler" for _, k in demo) and labeler != "none":
-            raise NoModels(f"no model given and no demo models in {demo_dir} yet: pass --models RUN_DIR (a run folder; "
-                           f"train one with: python -m models.train --recipe baseline --out runs/baseline)")
-        wanted = [(inspect_model(p), k) for p, k in demo]
-        notes.append("using the demo models in " + str(demo_dir))
+        wanted.append((src, src.task, "--models"))
+    absent: list[str] = []  # kinds that run without a model, and why
+    if not models:  # --models lists the run's models; otherwise each kind not chosen gets its default
+        real_sounds = demo_dir / REAL_SOUNDS
+        real = real_input and real_sounds.exists()
+        given = {k for _, k, _ in wanted}
+        world = ("default for the synthetic world: the demo models" if not real_input else
+                 f"default: the demo models ({real_sounds} is not in this checkout)")
+        if labeler is None and "labeler" not in given:
+            path = real_sounds if real else demo_dir / "labeler"
+            if path.exists():
+                why = "default for real input: the real-sound labeler, everyday sounds" if real else world
+                wanted.append((inspect_model(path), "labeler", why))
+            elif localizer in (None, "none"):
+                raise NoModels(f"no model given and no demo models in {demo_dir} yet: pass --models RUN_DIR (a run "
+                               f"folder; train one with: python -m models.train --recipe baseline --out runs/baseline)")
+        elif labeler == "none":
+            absent.append("no labeler (--labeler none)")
+        if localizer is None and "localizer" not in given:
+            path = demo_dir / "localizer"
+            if real:
+                absent.append("no localizer (default for real input: the demo localizer knows only the synthetic "
+                              "world's pictures; add one: --localizer PATH)")
+            elif path.exists():
+                wanted.append((inspect_model(path), "localizer", f"{world}; --localizer none leaves it out"))
+        elif localizer == "none":
+            absent.append("no localizer (--localizer none)")
     if not video:
-        dropped = [s for s, k in wanted if k == "localizer"]
+        dropped = [s for s, k, _ in wanted if k == "localizer"]
         if dropped:
             notes.append(f"no video: leaving out the localizer {dropped[0].path} (labels only, no heatmap)")
-        wanted = [(s, k) for s, k in wanted if k != "localizer"]
-    if sum(k == "localizer" for _, k in wanted) > 1:
-        raise ModelError("more than one localizer given: " + ", ".join(str(s.path) for s, k in wanted if k == "localizer"))
+        wanted = [w for w in wanted if w[1] != "localizer"]
+    if sum(k == "localizer" for _, k, _ in wanted) > 1:
+        raise ModelError("more than one localizer given: " + ", ".join(str(s.path) for s, k, _ in wanted
+                                                                        if k == "localizer"))
     if not wanted:
         raise ModelError("no model left to run: give a labeler (--models RUN_DIR) or, with video, a localizer")
+    ordered = sorted(wanted, key=lambda w: _KINDS.index(w[1]))
+    notes.insert(0, "models: " + ", ".join([f"{k} {s.path} ({why})" for s, k, why in ordered] + absent))
     loaded: list[LiveModel] = []
     used: set[str] = set()
     try:
-        for src, kind in wanted:
+        for src, kind, why in wanted:
             name = src.name
             i = 2
             while name in used:
                 name, i = f"{src.name}-{i}", i + 1
             used.add(name)
-            loaded.append(open_model(src, kind, backend=backend, device=device, threads=threads, name=name))
+            model = open_model(src, kind, backend=backend, device=device, threads=threads, name=name)
+            model.named = not why.startswith("default")
+            loaded.append(model)
     except BaseException:
         for m in loaded:
             m.close()

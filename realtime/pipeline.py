@@ -48,6 +48,7 @@ from typing import TextIO
 
 import numpy as np
 
+from .bands import fit_band
 from .capture import Capture, RecoveryPolicy
 from .devices import resolve_camera, resolve_input_device
 from .models import LiveModels
@@ -291,17 +292,23 @@ def _synthetic(text: str, sample_rate: int) -> SyntheticSource:
 def build_streams(config: PipelineConfig, models: LiveModels) -> Streams:
     """The run's sources, at the models' capture rate.
 
+    A file's audio below a model's rate is upsampled for it; one note per model says what it
+    gets, and a default model the audio cannot serve is left out of ``models``
+    (:mod:`realtime.bands`).
+
     Raises:
-        PipelineError: a file without audio or video, a file whose audio rate is far below a
-            model's ``sample_rate`` (the field is named), a camera that gives no frame size.
+        PipelineError: a file without audio or video, a file whose audio no model can use
+            (each model's line says why), a camera that gives no frame size.
         DeviceNotFound, PortAudioNotFound, MediaDecodeError: from the devices and files.
     """
-    rate = models.sample_rate
     notes: list[str] = []
     want_video = config.camera != "none"
     source = config.source
     if source is None and config.mic is None and config.camera in (None, "none"):
         source = DEFAULT_SOURCE
+    if source is not None and not _is_synthetic(source) and config.mic is None:
+        notes += _fit_file_audio(source, models, want_video=want_video, camera=config.camera not in (None, "none"))
+    rate = models.sample_rate
     main: Source | None = None
     if source is not None:
         if _is_synthetic(source):
@@ -311,18 +318,6 @@ def build_streams(config: PipelineConfig, models: LiveModels) -> Streams:
                 main = FileSource(source, rate, audio=config.mic is None, video=want_video and config.camera is None)
             except ValueError as e:
                 raise PipelineError(f"--source {source}: {e}") from None
-            native = main.info.sample_rate
-            sees_video = want_video and (config.camera is not None or main.has_video)
-            if main.has_audio and native and config.mic is None:
-                for m in models.all:
-                    if m.kind == "localizer" and not sees_video:
-                        continue  # no picture: the localizer will not run
-                    need = m.model.window.sample_rate
-                    if native < 0.9 * need:
-                        hint = "; run without it: --localizer none" if m.kind == "localizer" else ""
-                        raise PipelineError(
-                            f"--source {source}: its audio is {native} Hz, below what {m.kind} {m.name} needs "
-                            f"(metadata sample_rate {need} Hz): its upper bands would be empty{hint}")
             if not main.has_audio and main.has_video and not main.info.duration and _is_still_image(main.info):
                 raise PipelineError(
                     f"--source {source}: a still image ({main.info.video_codec}, no duration), not a stream; for a "
@@ -364,6 +359,38 @@ def build_streams(config: PipelineConfig, models: LiveModels) -> Streams:
         notes.append(f"{video.name} has no audio: video only (the models hear silence)")
     name = audio.name if not isinstance(audio, SilenceSource) else video.name
     return Streams(audio, video, name, rate, frame_size, fps, live, notes)
+
+
+def _fit_file_audio(path: str, models: LiveModels, *, want_video: bool, camera: bool) -> list[str]:
+    """One line per model saying what it gets from the file's audio (``realtime.bands``);
+    default models the audio cannot serve are left out of ``models``. ``want_video``: the run
+    shows pictures (not ``--camera none``); ``camera``: a camera gives them.
+
+    Raises:
+        PipelineError: no model is left.
+    """
+    from models.io.media import probe
+
+    info = probe(path)
+    native = info.sample_rate if info.has_audio else None
+    if not native:
+        return []
+    lines, left_out, running = [], [], 0
+    for m in models.all:
+        if m.kind == "localizer" and not (want_video and (camera or info.has_video)):
+            continue  # no picture: the localizer will not run
+        running += 1
+        meta = m.metadata
+        fit = fit_band(m.kind, m.name, m.model.window.sample_rate, meta.frontend if meta is not None else None,
+                       native, named=m.named)
+        lines.append(f"{os.path.basename(path)}: {fit.line()}")
+        if fit.verdict == "left out":
+            left_out.append(m)
+    if left_out and len(left_out) == running:
+        raise PipelineError(f"--source {path}: no model can use its {native} Hz audio: " + "; ".join(lines))
+    for m in left_out:
+        models.leave_out(m)
+    return lines
 
 
 #: FFmpeg decoders of single pictures (a file of one of these with no duration is a still image).

@@ -410,10 +410,13 @@ class Mp4RecorderSink:
 
     ``start_recording(path)`` and ``stop_recording()`` may be called from any thread while the
     scheduler runs: they leave a request that the inference thread carries out at its next
-    hop. Recording starts at that hop's stream time and covers the capture from there; frames
-    are queued once the camera has delivered frames that far. At stop (or at close) the file is
-    completed up to the last hop's stream time, so audio and video have the same duration (the
-    last frame is shown until then when the frames there were dropped), and moved into place
+    hop. Recording starts at that hop's stream time and covers the capture from there (a
+    ``path`` given to the constructor, as ``--record`` does, starts at stream time 0: the
+    first hop's audio and frames are still in the rings then); frames are queued once the
+    camera has delivered frames that far. At stop the file is completed up to the last hop's
+    stream time, at close (after the final result) up to the newest sample captured, the tail
+    after the last whole hop included; audio and video have the same duration (the last
+    frame is shown until then when the frames there were dropped), and moved into place
     atomically (``models.io.media.AvFileWriter``) by the recorder thread. ``close`` drains the queue
     (everything accepted is written), joins the thread within ``config.close_timeout_s`` and
     raises what failed on the recorder thread unless ``stop_recording`` raised it already. A
@@ -425,7 +428,7 @@ class Mp4RecorderSink:
 
     Args:
         config: format and queue.
-        path: start recording to this file at the first hop.
+        path: record the whole run to this file, from stream time 0 (written at the first hop).
     """
 
     def __init__(self, config: RecorderConfig = RecorderConfig(), path: str | os.PathLike | None = None) -> None:
@@ -434,6 +437,7 @@ class Mp4RecorderSink:
         self._lock = threading.Lock()  # guards the request
         self._seq = 0  # requests made
         self._request: tuple[str, Path | None, int] | None = None
+        self._from_start = path is not None  # the first take covers the capture from stream time 0
         if path is not None:
             self._seq = 1
             self._request = ("start", Path(path), 1)
@@ -593,7 +597,10 @@ class Mp4RecorderSink:
         if kind == "start":
             self._takes += 1
             r = self._last
-            self._take = _Take(self._takes, float(r.stream_time), int(r.end_index))
+            if seq == 1 and self._from_start:  # asked before the run (--record): the capture from its start
+                self._take = _Take(self._takes, 0.0, 0)  # audio the ring no longer holds plays as silence
+            else:
+                self._take = _Take(self._takes, float(r.stream_time), int(r.end_index))
             self._put(("begin", self._takes, path, self._take.t0, self._take.audio_pos))
         self._put(("done", seq))
 
@@ -607,12 +614,16 @@ class Mp4RecorderSink:
 
     def _queue(self, take: _Take, result, flush: bool, wait: bool) -> None:
         """Copy the audio up to this hop's newest sample and the frames up to its stream time
-        (unless finishing, no further than the camera got) into the queue."""
+        (unless finishing, no further than the camera got) into the queue. Finishing at the
+        final result, up to the newest sample captured: the tail after the last whole hop too."""
         ctx = self._context
         ring = ctx.audio_ring
         size = self._audio.shape[1]
-        while take.audio_pos < result.end_index:
-            n = min(result.end_index - take.audio_pos, size)
+        end = int(result.end_index)
+        if flush and result.final:
+            end = max(end, int(ring.total_written))
+        while take.audio_pos < end:
+            n = min(end - take.audio_pos, size)
             block = self._reserve(self._free_audio, wait)
             if block is not None and not ring.read(take.audio_pos + n, n, self._audio[block, :n]):
                 self._release(self._free_audio, block)  # overwritten in the ring already
@@ -625,7 +636,7 @@ class Mp4RecorderSink:
         fr = ctx.frame_ring
         if fr is None:
             return
-        limit = float(result.stream_time)
+        limit = end / ctx.sample_rate
         if not flush:
             newest = fr.newest()
             limit = min(limit, -math.inf if newest is None else newest[0] + 0.5 / float(self._fps))

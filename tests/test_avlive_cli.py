@@ -103,9 +103,9 @@ def test_offline_onnxruntime_run_writes_valid_outputs(onnx_run, tmp_path, capsys
     ended = [e for r in records for e in r["ended"]]
     assert len(ended) == len(events)
     frames, audio_s, fps = decode(tmp_path / "out.mp4")
-    # recording starts at the first hop (0.25 s) and ends at the last (8 s)
-    assert abs(frames - 7.75 * fps) <= 2
-    assert abs(audio_s - 7.75) < 0.15
+    # --record covers the whole run, from 0 s (the first hop's audio and frames too) to 8 s
+    assert abs(frames - 8.0 * fps) <= 2
+    assert abs(audio_s - 8.0) < 0.15
 
 
 def test_torch_backend_on_a_media_file_in_real_time(tiny_run, tmp_path, capsys):
@@ -336,6 +336,10 @@ def test_help_explains_the_hop_defaults_and_scores_out(capsys):
         main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "extra.hop_seconds, else 0.25" in text and "round(0.75 / hop)" in text and "--scores-out" in text
+    # naming one kind keeps the other's default; low-rate audio is upsampled or a default model left out
+    assert "the default localizer stays unless --localizer none" in text and "exactly (no defaults added)" in text
+    assert "a 22.05 or 11.025 kHz file" in text and "is left out, saying how to run it anyway" in text
+    assert "record the whole run" in text
 
 
 @needs_demo
@@ -350,3 +354,72 @@ def test_a_bad_preferred_hop_ends_in_one_line(tmp_path, capsys):
                "--no-realtime", "--duration", "1", "--jsonl", "none"])
     assert rc == 2
     assert "extra.hop_seconds: expected seconds > 0, found -0.5" in one_line(capsys.readouterr().err)
+
+
+# ------------------------------------------------------------------------------ real files below the models' rates
+
+REAL_VIDEOS = REPO / "tests" / "data" / "real_videos"
+
+
+@pytest.mark.skipif(not (DEMO / "real-sounds" / "model.onnx").is_file(), reason=f"{DEMO}/real-sounds is not here")
+@pytest.mark.parametrize("name, rate, verdict", [("coin-22050.mp4", 22050, "resampled to 16000 Hz: its whole"),
+                                                 ("webcam-11025.mp4", 11025, "upsampled to 16000 Hz: nothing above")])
+def test_real_videos_below_the_models_rates_run_with_the_default_models(tmp_path, name, rate, verdict):
+    """A camcorder-rate file (22.05 or 11.025 kHz) runs with the default models: one line says
+    which models run and why, one what the labeler gets from the audio; the recording covers it."""
+    record = tmp_path / "out.mp4"
+    done = subprocess.run(python_cmd("-m", "apps.avlive", "--source", str(REAL_VIDEOS / name), "--headless",
+                                     "--no-realtime", "--threads", "1", "--jsonl", "none", "--record", str(record)),
+                          capture_output=True, text=True, env=subprocess_env(), timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert any(line.startswith("avlive: models: labeler") and "default for real input" in line and "no localizer"
+               in line for line in lines), done.stderr
+    got = [line for line in lines if line.startswith(f"avlive: {name}: ") and "labeler real-sounds gets the "
+           f"{rate} Hz audio" in line]
+    assert len(got) == 1 and verdict in got[0], done.stderr
+    assert ("warning:" in got[0]) == (rate < 16000)
+    frames, audio_s, _ = decode(record)
+    assert frames >= 89 and 3.0 <= audio_s < 3.1  # 3 s at the recorder's 30 fps: the first hop and the tail too
+
+
+def test_naming_one_kind_keeps_the_default_of_the_other(tmp_path):
+    """--labeler keeps the default localizer (the world's), --localizer none leaves it out,
+    --models lists the run's models exactly; a default localizer the file's audio cannot
+    serve is left out with a line that says how to run it anyway, a named one runs."""
+    from realtime.models import load_models
+    from realtime.pipeline import PipelineConfig, build_streams
+
+    real_sounds = str(DEMO / "real-sounds")
+    if not (DEMO / "localizer" / "model.onnx").is_file() or not Path(real_sounds).is_dir():
+        pytest.skip(f"the demo models in {DEMO} are not in this checkout")
+    models, notes = load_models(labeler=real_sounds, threads=1)
+    try:
+        assert models.localizer is not None and not models.localizer.named and models.labelers[0].named
+        assert "(--labeler)" in notes[0] and "localizer" in notes[0] and "--localizer none leaves it out" in notes[0]
+        clip = str(REAL_VIDEOS / "coin-22050.mp4")
+        streams = build_streams(PipelineConfig(source=clip), models)
+        streams.close()
+        assert models.localizer is None and streams.sample_rate == 16000
+        left = [n for n in streams.notes if "localizer localizer left out" in n]
+        assert len(left) == 1 and "22050 Hz" in left[0] and "--localizer PATH" in left[0], streams.notes
+    finally:
+        models.close()
+    models, notes = load_models(labeler=real_sounds, localizer="none", threads=1)
+    try:
+        assert models.localizer is None and "no localizer (--localizer none)" in notes[0]
+    finally:
+        models.close()
+    models, notes = load_models(models=[real_sounds], threads=1)
+    try:
+        assert models.localizer is None and len(models.labelers) == 1
+    finally:
+        models.close()
+    models, notes = load_models(labeler=real_sounds, localizer=str(DEMO / "localizer"), threads=1, real_input=True)
+    try:
+        streams = build_streams(PipelineConfig(source=str(REAL_VIDEOS / "coin-22050.mp4")), models)
+        streams.close()
+        assert models.localizer is not None and streams.sample_rate == 48000
+        assert any("warning: localizer localizer gets the 22050 Hz audio upsampled" in n for n in streams.notes)
+    finally:
+        models.close()

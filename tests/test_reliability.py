@@ -224,7 +224,7 @@ def test_bad_options_and_sources_are_one_line_and_status_2_before_anything_runs(
     image = tmp_path / "picture.png"
     cv2.imwrite(str(image), np.zeros((32, 32, 3), np.uint8))
     low = tmp_path / "low.wav"
-    soundfile.write(low, np.zeros(3 * 8000, np.float32), 8000)
+    soundfile.write(low, np.zeros(3 * 2000, np.float32), 2000)  # 0-1 kHz: a third of a 16 kHz mel axis
     cases = {
         ("--source", str(image)): "a still image",
         ("--threads", "1000"): "--threads",
@@ -234,7 +234,7 @@ def test_bad_options_and_sources_are_one_line_and_status_2_before_anything_runs(
         ("--events-out", str(tmp_path)): "is a folder",
         ("--record", "/proc/avlive-test.mp4"): "cannot write",
         ("--record", str(tmp_path / "out.txt")): "expected a video file name",
-        ("--source", str(low), "--localizer", "none"): "8000 Hz, below what labeler",
+        ("--source", str(low), "--localizer", "none"): "no model can use its 2000 Hz audio",
         ("--loss-after", "-1"): "--loss-after",
         ("--give-up-after", "0"): "--give-up-after",
     }

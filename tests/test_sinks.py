@@ -248,7 +248,7 @@ class Flat:
 
 def test_recorder_started_and_stopped_mid_stream(tmp_path):
     hop = 0.1
-    size = 64
+    size = 128  # the overlay's text (two labels, an event, "no source") leaves rows 48-96 alone
     audio_ring, frame_ring = AudioRing(3 * SR, SR), FrameRing(16, size, size)
     labeler = FunctionLabeler(WindowSpec(0.2, SR), ("a", "b"), lambda b: np.array([[0.9, 0.1]], np.float32))
     recorder = Mp4RecorderSink(RecorderConfig(fps=FPS))
@@ -282,7 +282,7 @@ def test_recorder_started_and_stopped_mid_stream(tmp_path):
     for j in range(len(frames)):  # frame j shows camera frame round((t0 + j / fps) * fps)
         k = int(round((t0 + j / FPS) * FPS))
         # (row 42 lies between the label lines at the top and the "no source" note at the bottom)
-        assert abs(int(frames[j][42, size // 2, 0]) - int(grey_frame(k)[0, 0, 0])) <= 3
+        assert abs(int(frames[j][45, size // 2, 0]) - int(grey_frame(k)[0, 0, 0])) <= 3
     audio, rate = read_audio(path)
     # The recording is a fragmented MP4 (a killed run leaves a playable file), whose header is
     # written before the end is known: the start is trimmed exactly (the priming samples), the
@@ -385,6 +385,35 @@ def test_overlay_draws_labels_in_place():
     assert out is frame and frame[:40, :120].any() and not frame[120:].any()
 
 
+@pytest.mark.parametrize("background", [0, 255], ids=["black", "white"])
+def test_overlay_text_is_sized_to_the_frame_and_reads_on_any_background(background):
+    """Labels drawn on a plain black or white frame at 320x240 and 1920x1080: the letters show
+    (light letters; on white, on a darkened box) and take the same share of the frame's height
+    at both sizes."""
+    from realtime.rolling import ActiveEvent
+    from realtime.scheduler import LabelScore
+
+    top = [LabelScore("dog", 0.8, "m"), LabelScore("speech", 0.4, "m")]
+    boxes, counts = {}, {}
+    for w, h in ((320, 240), (1920, 1080)):
+        frame = np.full((h, w, 3), background, np.uint8)
+        out = Overlay(h, w).draw(frame, None, top, [ActiveEvent("dog", 1.0, 0.8)], stream_time=2.0)
+        luma = out.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+        labels = luma[:, w // 4 + w // 40:]  # right of the score bars: the label text only
+        text = labels > 200 if background == 0 else labels < 100  # what stands out from the background
+        counts[h] = int(text.sum())
+        rows = np.flatnonzero(text.any(axis=1))
+        assert counts[h] > 0 and rows.size, (w, h)
+        boxes[h] = (rows[-1] - rows[0] + 1) / h  # the labels' share of the height
+        if background == 255:  # light letters on the dark box of the first label, not a dark smudge
+            first = rows[: int(np.argmax(np.diff(rows) > 1)) + 1] if np.any(np.diff(rows) > 1) else rows
+            cols = np.flatnonzero(text[first].any(axis=0))
+            box = labels[first[0]:first[-1] + 1, cols[0]:cols[-1] + 1]
+            assert (box > 200).mean() > 0.05 and (box < 100).mean() > 0.5, (w, h)
+    assert boxes[240] == pytest.approx(boxes[1080], rel=0.25), boxes
+    assert counts[1080] > 8 * counts[240], counts  # 4.5 times the height: about 20 times the pixels
+
+
 # ------------------------------------------------------------------------------ the recorder in the pipeline
 
 
@@ -416,7 +445,7 @@ def read_back(path):
     return frames, pts, video_s, audio_s
 
 
-HOP = 0.25  # the pipeline's default hop: recording starts at the first hop
+HOP = 0.25  # the pipeline's default hop
 AAC_FRAME = 1024  # samples per AAC frame
 
 
@@ -433,11 +462,20 @@ def test_recording_a_pipeline_run_leaves_frame_overwrites_to_the_models(tmp_path
     assert recorded.summary.recorder_dropped_frames == 0  # offline: the recorder waits for its thread
     assert recorded.recordings == (tmp_path / "run.mp4",)
     frames, pts, video_s, audio_s = read_back(tmp_path / "run.mp4")
-    ticks = math.ceil((seconds - HOP) * FPS)  # frames at 0.25 + k / 30 < 3.0 s
+    ticks = math.ceil(seconds * FPS)  # --record covers the whole run: frames at k / 30 < 3.0 s, the first hop's too
     assert len(frames) == ticks and pts == list(range(ticks))
-    assert video_s == pytest.approx(seconds - HOP, abs=1 / FPS)
-    assert 0 <= audio_s - (seconds - HOP) < AAC_FRAME / SR  # the last AAC frame is padded whole
-    assert frames[-1].std() > 10  # the world's picture, not black
+    assert video_s == pytest.approx(seconds, abs=1 / FPS)
+    assert 0 <= audio_s - seconds < AAC_FRAME / SR  # the last AAC frame is padded whole
+    assert frames[0].std() > 10 and frames[-1].std() > 10  # the world's picture, not black
+
+
+def test_a_recording_ends_with_the_input_not_at_the_last_whole_hop(tmp_path):
+    seconds = 2.9  # the last whole hop ends at 2.75 s: its tail is in the recording too
+    outcome, _ = run_synthetic(tmp_path, seconds, record=str(tmp_path / "run.mp4"), summary=None)
+    frames, pts, video_s, audio_s = read_back(tmp_path / "run.mp4")
+    assert outcome.summary.hops == int(seconds / HOP)
+    assert len(frames) == math.ceil(seconds * FPS) and pts == list(range(len(frames)))
+    assert 0 <= audio_s - seconds < AAC_FRAME / SR
 
 
 def test_a_recorder_that_falls_behind_drops_frames_and_the_summary_and_json_say_how_many(tmp_path):
@@ -448,7 +486,7 @@ def test_a_recorder_that_falls_behind_drops_frames_and_the_summary_and_json_say_
     outcome, _ = run_synthetic(tmp_path, seconds, record=str(tmp_path / "run.mp4"), jsonl=str(tmp_path / "hops.jsonl"),
                                summary=text, recorder=RecorderConfig(queue_frames=1, when_full="drop"))
     dropped = outcome.summary.recorder_dropped_frames
-    ticks = math.ceil((seconds - HOP) * FPS)
+    ticks = math.ceil(seconds * FPS)
     assert 0 < dropped < ticks
     records = [json.loads(line) for line in (tmp_path / "hops.jsonl").read_text().splitlines()]
     for r in records:
@@ -462,8 +500,8 @@ def test_a_recorder_that_falls_behind_drops_frames_and_the_summary_and_json_say_
     frames, pts, video_s, audio_s = read_back(tmp_path / "run.mp4")
     held = len(frames) + dropped - ticks
     assert held in (0, 1) and pts == sorted(set(pts)) and pts[-1] == ticks - 1
-    assert video_s == pytest.approx(seconds - HOP, abs=1 / FPS)
-    assert 0 <= audio_s - (seconds - HOP) < AAC_FRAME / SR  # the last AAC frame is padded whole
+    assert video_s == pytest.approx(seconds, abs=1 / FPS)
+    assert 0 <= audio_s - seconds < AAC_FRAME / SR  # the last AAC frame is padded whole
 
 
 def test_a_slow_encoder_in_a_live_run_drops_frames_and_never_holds_up_inference(tmp_path):

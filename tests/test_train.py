@@ -232,3 +232,52 @@ def test_time_limit_stops_after_the_crossing_step_and_a_resume_may_lift_it(tmp_p
     assert (last["step"], last["epoch"]) == (24, 2) and last["elapsed_s"] > first["elapsed_s"]
     with pytest.raises(ValueError, match="time_limit_min: expected >= 0"):
         apply_overrides(BaselineRecipe.config_class(), ["time_limit_min=-1"]).validate()
+
+
+def _other_value(value, hint):
+    """A value of the field's type unlike ``value`` (the round trip must hold off the defaults too)."""
+    import typing
+
+    if typing.get_origin(hint) in (typing.Union, __import__("types").UnionType):
+        return (1, 2) if value is None else None
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value * 2.0 + 1e-7
+    if isinstance(value, tuple):
+        inner = (typing.get_args(hint) or (int,))[0]
+        return () if value else (inner(3), inner(1.5) if inner is float else inner(4))
+    return value
+
+
+@pytest.mark.parametrize("recipe", __import__("models.families", fromlist=["RECIPES"]).RECIPES.names())
+def test_show_config_prints_overrides_that_parse_back_to_the_same_config(recipe, capsys):
+    """Every line --show-config prints is an override in the parser's syntax: given back, the
+    lines rebuild the same config (defaults, and every field changed off its default)."""
+    import dataclasses
+    import typing
+
+    from models.core.train_config import format_overrides
+    from models.families import RECIPES
+    from models.train.__main__ import main as train_main
+
+    cls = RECIPES.get(recipe).factory.config_class
+    assert train_main(["--recipe", recipe, "--show-config"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == format_overrides(cls())
+    assert apply_overrides(cls(), lines) == cls()
+    assert apply_overrides(cls(epochs=99), lines) == cls()  # every field is printed
+    hints = typing.get_type_hints(cls)
+    changed = dataclasses.replace(cls(), **{f.name: _other_value(getattr(cls(), f.name), hints[f.name])
+                                            for f in dataclasses.fields(cls)})
+    assert apply_overrides(cls(), format_overrides(changed)) == changed
+
+
+def test_tuple_overrides_read_the_forms_people_paste():
+    from models.slowfast.lite import SlowFastLiteConfig
+
+    for text in ("2,2,2,2", "[2, 2, 2, 2]", "(2, 2, 2, 2)", " 2, 2,2 ,2 "):
+        assert apply_overrides(SlowFastLiteConfig(), [f"blocks={text}"]).blocks == (2, 2, 2, 2), text
+    assert apply_overrides(SlowFastLiteConfig(), ["blocks=()"]).blocks == ()

@@ -62,13 +62,47 @@ def _coerce(text: str, hint: Any, name: str) -> Any:
             return False
         raise ValueError(f"{name}: expected true or false, found {text!r}")
     if origin is tuple:
-        items = [t for t in text.split(",") if t]
+        # "2,2,2" is the form format_override prints; "(2, 2, 2)" and "[2, 2, 2]" (Python's and
+        # JSON's, as in config.json) are taken too, and "()" is the empty tuple
+        body = text.strip()
+        if body[:1] + body[-1:] in ("()", "[]"):
+            body = body[1:-1]
+        items = [t.strip() for t in body.split(",") if t.strip()]
         inner = args[0] if args else str
         return tuple(_coerce(t, inner, name) for t in items)
     try:
         return hint(text)
     except (TypeError, ValueError):
         raise ValueError(f"{name}: expected a value of type {getattr(hint, '__name__', hint)}, found {text!r}") from None
+
+
+def format_override(value: Any) -> str:
+    """``value`` as the text :func:`apply_overrides` reads back to the same value: ``none``,
+    ``true``/``false``, ``2,2,2,2`` for a tuple (``()`` when empty), floats by ``repr`` (exact).
+
+    Raises:
+        ValueError: a tuple item that holds a comma (no override can spell it).
+    """
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (tuple, list)):
+        if not value:
+            return "()"
+        items = [format_override(v) for v in value]
+        if any("," in t for t in items):
+            raise ValueError(f"cannot spell {value!r} as an override: an item holds a comma")
+        return ",".join(items)
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def format_overrides(config: Any) -> list[str]:
+    """Every field of ``config`` as ``key=value`` in the syntax :func:`apply_overrides` takes
+    (each line, given back, rebuilds the same config)."""
+    return [f"{f.name}={format_override(getattr(config, f.name))}" for f in dataclasses.fields(config)]
 
 
 def apply_overrides(config: Any, overrides: list[str]) -> Any:

@@ -13,6 +13,7 @@ def build_parser() -> argparse.ArgumentParser:
     epilog = (
         "recipes:\n" + RECIPES.describe() + "\n\n"
         "overrides: any field of the recipe's config as key=value, e.g. epochs=5 batch_size=32 lr=3e-4\n"
+        "  tuples as blocks=2,2,2,2 ([2, 2, 2, 2] and () are read too), None as none, booleans as true/false\n"
         "  (--show-config prints them all with their defaults)\n\n"
         "dataset formats the recipes read with --data:\n" + describe_formats() + "\n"
         "  The VGG-Sound .pkl annotation files of the reference code are out of scope:\n"
@@ -24,7 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", type=Path, default=None, help="dataset root for recipes that read one")
     parser.add_argument("--out", type=Path, default=None, help="run folder (default: runs/RECIPE)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    parser.add_argument("--show-config", action="store_true", help="print the recipe's config with overrides applied, then exit")
+    parser.add_argument("--show-config", action="store_true",
+                        help="print the recipe's config with overrides applied, one key=value per line in the syntax "
+                             "the overrides take (blocks=2,2,2,2; none; true/false), then exit")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     return parser
 
@@ -61,16 +64,19 @@ def check_resume_overrides(stored, config, out: Path) -> None:
     """
     import dataclasses
 
+    from models.core.train_config import format_override
+
     for f in dataclasses.fields(stored):
         before, after = getattr(stored, f.name), getattr(config, f.name)
         if before != after and f.name not in RESUME_MAY_CHANGE:
-            raise ValueError(f"--resume: {out} was started with {f.name}={before!r}, found {f.name}={after!r} on the "
-                             f"command line; resume with the run's settings or start a new --out")
+            raise ValueError(f"--resume: {out} was started with {f.name}={format_override(before)}, found "
+                             f"{f.name}={format_override(after)} on the command line; resume with the run's settings "
+                             f"or start a new --out")
 
 
 def main(argv: list[str] | None = None) -> int:
     from models.families import RECIPES
-    from models.core.train_config import apply_overrides, config_to_dict
+    from models.core.train_config import apply_overrides, format_overrides
     from models.train.loop import train
 
     parser = build_parser()
@@ -89,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyError, ValueError) as e:
         parser.error(str(e).strip("'\""))
     if args.show_config:
-        for key, value in config_to_dict(config).items():
-            print(f"{key}={value}")
+        for line in format_overrides(config):  # each line is an override that parses back to this value
+            print(line)
         return 0
     command = [sys.executable, "-m", "models.train", *(argv if argv is not None else sys.argv[1:])]
     try:
