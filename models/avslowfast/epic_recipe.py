@@ -21,17 +21,25 @@ samples)``, the one-modality rows only their own); the output ``probs`` is the v
 followed by the noun softmax, labels ``verb:<key>`` then ``noun:<key>`` (the class csvs' keys),
 as ``slowfast-epic100`` exports them; ``extra`` says ``heads`` and ``output_order``.
 
-Documented run (the world written in the EPIC layout with frames, 2 CPU threads shared, 1 used)::
+**Documented run** (2026-12-06, CPU, ``threads=1`` on a shared 2-core machine): the world
+written in the EPIC layout with frames -- 8 training and 2 validation videos of 120 s, 96 x 96
+jpgs at 15 fps (31 s to write, 182 MB), 467 training and 114 validation segments (median 1.06 s),
+10 verbs and 12 nouns::
 
     python -c "from models.datasets.from_world import write_epic_world, write_epic_pictures; \\
         from models.world import split_seed; \\
-        w = write_epic_world('data/epic-world', [split_seed('train', i) for i in range(8)] \\
+        w = write_epic_world('out/epic-world', [split_seed('train', i) for i in range(8)] \\
             + [split_seed('val', i) for i in range(2)], video_seconds=120, preset='tiny'); \\
         write_epic_pictures(w, preset='tiny')"
-    python -m models.train --recipe avslowfast-epic100 --data data/epic-world --out runs/avsf-epic \\
-        num_verbs=10 num_nouns=12 epochs=3 threads=1 num_workers=0 decode_workers=0
+    python -m models.train --recipe avslowfast-epic100 --data out/epic-world --out runs/avsf-epic \\
+        num_verbs=10 num_nouns=12 epochs=20 threads=1 num_workers=0 decode_workers=0
 
-(figures: see the end of this docstring.)
+580 steps (batch 16, lite network, DropPathway 0.8) in 323 s of training, 5 min 33 s wall, 0.9 GB
+peak memory, no segment skipped. Validation after epoch 20: action top-1 0.667, verb top-1
+0.763, noun top-1 0.675 (top-5: 0.947, 0.965, 0.947); after epoch 1: 0.053, 0.193, 0.149. The
+training set's most frequent class scores verb 0.184, noun 0.070, action 0.070 there. In the
+world a noun nearly fixes its verb, so action and noun top-1 stay close. ONNX export: PyTorch vs
+ONNX Runtime within 3.6e-7.
 """
 from __future__ import annotations
 
