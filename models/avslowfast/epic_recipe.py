@@ -40,6 +40,13 @@ peak memory, no segment skipped. Validation after epoch 20: action top-1 0.667, 
 training set's most frequent class scores verb 0.184, noun 0.070, action 0.070 there. In the
 world a noun nearly fixes its verb, so action and noun top-1 stay close. ONNX export: PyTorch vs
 ONNX Runtime within 3.6e-7.
+
+The one-modality rows, same command plus ``pathways=visual drop_pathway=0`` (128 s of
+training) and ``pathways=audio drop_pathway=0`` (176 s): action / verb / noun top-1 0.132 /
+0.184 / 0.149 from the pictures alone, 0.711 / 0.763 / 0.711 from the sound alone. The world's
+narrations are its sound events, so the sound carries the label and the pictures add nothing
+measurable here (audio alone vs audio-visual is 5 of 114 segments apart, inside the noise of one
+seed); the run checks the reader and the recipe, not the value of the visual pathways.
 """
 from __future__ import annotations
 
