@@ -159,3 +159,11 @@ def test_refuses_a_folder_without_pictures(epic_world, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith(f"error: --data {root}: no rgb_frames or videos for any of the 2 videos")
     assert "rgb_frames/P01_01/frame_0000000001.jpg" in err[-1] and "videos/P01_01.MP4" in err[-1]
+
+
+def test_decoder_processes_give_the_same_clips(epic_world):
+    """``decode_workers`` > 0 (the default) decodes in the crash-contained pool, to the same pictures."""
+    pooled = _clips(epic_world.root, "validation", train=False, workers=1)
+    here = _clips(epic_world.root, "validation", train=False, workers=0)
+    assert len(pooled) == len(here) and pooled.video_report.count == 0
+    assert all(torch.equal(pooled[i]["frames"], here[i]["frames"]) for i in range(len(here)))
