@@ -17,7 +17,9 @@ recipe                      network
                             (figure: ``avs_acc``, aligned audio nearer than another clip's)
 ==========================  ================================================================
 
-``size=test`` swaps in the tiny network (for tests). The export takes ``frames (B, 3, 8, 56, 56)``
+``size=test`` swaps in the tiny network (for tests). ``init=RUN`` starts any of them from the
+backbone of another AVSlowFast run (e.g. ``avslowfast-sync-lite``; heads skipped, see
+:mod:`models.avslowfast.pretrained`). The export takes ``frames (B, 3, 8, 56, 56)``
 (preprocessed as :func:`models.avslowfast.data.preprocess_clip` does) and ``audio (B, 16640)``
 (the front end inside) and returns per-class probabilities; a one-modality row takes only its own.
 
@@ -39,6 +41,7 @@ from torch import nn
 from models.audio.frontend import FrontEndConfig
 from models.avslowfast.data import AUDIO_FRONTEND, ClipSpec, LogMel, WorldClips
 from models.avslowfast.network import VARIANTS, AVSlowFast, AVSlowFastConfig
+from models.avslowfast.pretrained import load_backbone
 from models.avslowfast.sync import (
     DropPathway,
     SyncConfig,
@@ -91,7 +94,10 @@ class AVSlowFastLiteConfig(TrainConfig):
     mix_epoch: int = 1  # epochs of easy negatives only (the authors: 96 of 196)
     num_classes: int = 12  # classes of the head; the world's 12 (avslowfast-folder: as many as --data has)
     max_seconds: float = 30.0  # avslowfast-folder: seconds of each video decoded
-    decode_workers: int = 2  # avslowfast-folder: decoder processes (0: in the training process)
+    decode_workers: int = 2  # avslowfast-folder, -epic100: decoder processes (0: in the training process)
+    # A run folder or checkpoint of an avslowfast run (e.g. avslowfast-sync-lite) whose backbone
+    # starts this run (heads skipped; models.avslowfast.pretrained); "" = from scratch
+    init: str = ""
 
     def validate(self) -> None:
         super().validate()
@@ -186,6 +192,14 @@ class AVSlowFastLiteRecipe(Recipe):
 
     def build_model(self) -> nn.Module:
         return AVSlowFastClassifier(self.config.network())
+
+    def build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        """Loads the ``init`` backbone into ``model`` first (only the trainer calls this, so a
+        trained run rebuilds for export without the file; a resumed run then takes its own
+        checkpoint's weights)."""
+        if self.config.init:
+            load_backbone(model, self.config.init, dataclasses.asdict(self.config.network()))
+        return super().build_optimizer(model)
 
     def build_datasets(self, data: Path | None):
         c = self.config

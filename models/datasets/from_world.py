@@ -15,6 +15,8 @@ writer                         layout under ``out_dir``
                                ``EPIC_100_video_info.csv``, ``EPIC-KITCHENS-100_audio.hdf5``
                                (24 kHz), ``EPIC_Sounds_{train,validation}.csv``,
                                ``EPIC_Sounds_recognition_test_timestamps.csv``
+:func:`write_epic_pictures`    ``<participant>/rgb_frames/<video_id>/frame_*.jpg`` or
+                               ``<participant>/videos/<video_id>.MP4`` for those videos
 :func:`write_esc50_world`      ``audio/<fold>-<src>-<take>-<target>.wav`` (44.1 kHz),
                                ``meta/esc50.csv`` (current header) or ``esc50.csv`` (older)
 :func:`write_audioset_world`   ``balanced_train_segments.csv``, ``eval_segments.csv``,
@@ -69,14 +71,15 @@ from models.datasets.formats import (AudioSetClass, AudioSetSegment, EpicClass, 
                       write_dcase_weak, write_epic100_annotations, write_epic100_classes, write_epic100_video_info,
                       write_epic_audio_hdf5, write_epic_sounds, write_esc50, write_video_folder, write_vggsound_csv,
                       write_vggsound_split_csv, write_vggsound_stat)
-from models.datasets.formats.epic import EPIC_AUDIO_SAMPLE_RATE
+from models.datasets.formats.epic import EPIC_AUDIO_SAMPLE_RATE, EPIC_RGB_FRAME, EPIC_VIDEO_FILE
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "AudioSetWorld", "DesedWorld", "EpicWorld", "EpicWorldVideo", "Esc50World", "VggSoundWorld", "VideoFolderWorld",
     "WORLD_NOUNS", "WORLD_VERBS", "WorldClip", "audioset_wav_name", "clip_events", "single_event_clips",
-    "synthetic_ytid", "world_mid", "write_audioset_world", "write_desed_world", "write_epic_world",
+    "synthetic_ytid", "world_mid", "write_audioset_world", "write_desed_world", "write_epic_pictures",
+    "write_epic_world",
     "write_esc50_world", "write_vggsound_world", "write_video_folder_world", "write_wav",
 ]
 
@@ -694,6 +697,55 @@ def write_epic_world(out_dir: str | os.PathLike, seeds: Iterable[int], *, video_
     write_epic_audio_hdf5(audio_hdf5, waves)
     return EpicWorld(root, annotations, paths["verb_classes"], paths["noun_classes"], paths["video_info"], audio_hdf5,
                      sounds, tuple(videos), tuple(narrations), tuple(events_out), tuple(segments), verbs, nouns)
+
+
+def write_epic_pictures(world: EpicWorld, *, layout: str = "rgb_frames", preset: WorldConfig | str = BENCH,
+                        jpeg_quality: int = 90) -> list[Path]:
+    """Add the pictures to a :func:`write_epic_world` folder, in the official EPIC layout.
+
+    Frame ``n`` (1-based) of a video is scene frame ``n - 1`` (at ``(n - 1) / fps`` s), so the
+    csvs' ``start_frame``/``stop_frame`` index these files; a video of ``seconds`` has
+    ``floor(seconds · fps)`` frames at the preset's size (its ``video_info`` resolution).
+
+    Args:
+        world: What :func:`write_epic_world` wrote.
+        layout: ``"rgb_frames"``: ``<root>/<participant>/rgb_frames/<video_id>/frame_0000000001.jpg``
+            ...; ``"videos"``: ``<root>/<participant>/videos/<video_id>.MP4`` (picture only; the
+            audio stays in the HDF5).
+        preset: The preset ``world`` was written with (its frame rate must be the videos').
+        jpeg_quality: JPEG quality of the frames (0-100).
+
+    Returns:
+        The files written (jpgs in frame order, or one MP4 per video).
+    """
+    import cv2
+
+    config = _config(preset)
+    if layout not in ("rgb_frames", "videos"):
+        raise ValueError(f"layout: expected 'rgb_frames' or 'videos', found {layout!r}")
+    written: list[Path] = []
+    for video in world.videos:
+        if video.fps != config.fps:
+            raise ValueError(f"preset: expected the preset {video.video_id} was written with ({video.fps} fps), "
+                             f"found one at {config.fps} fps")
+        scene = Scene(config, video.seed)
+        count = math.floor(video.seconds * config.fps)
+        names = dict(participant=video.participant_id, video_id=video.video_id)
+        if layout == "videos":
+            path = world.root / EPIC_VIDEO_FILE.format(**names)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_av_file(path, (scene.render_frame(k)[0] for k in range(count)), None, config.fps, None)
+            written.append(path)
+            continue
+        for k in range(count):
+            path = world.root / EPIC_RGB_FRAME.format(number=k + 1, **names)
+            if k == 0:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            rgb = scene.render_frame(k)[0]
+            if not cv2.imwrite(str(path), np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]):
+                raise OSError(f"{path}: cv2 could not write the jpg")
+            written.append(path)
+    return written
 
 
 # --------------------------------------------------------------------------------------------

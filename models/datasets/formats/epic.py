@@ -39,6 +39,10 @@ EPIC100_VIDEO_INFO_COLUMNS = ("video_id", "duration", "fps", "resolution")
 EPIC100_NUM_VERBS = 97
 EPIC100_NUM_NOUNS = 300
 EPIC_AUDIO_SAMPLE_RATE = 24_000
+#: Where EPIC-KITCHENS-100 keeps a video's pictures under the dataset root: the extracted frames
+#: (1-based numbers at the video's fps, which ``start_frame``/``stop_frame`` count) or the video.
+EPIC_RGB_FRAME = "{participant}/rgb_frames/{video_id}/frame_{number:010d}.jpg"
+EPIC_VIDEO_FILE = "{participant}/videos/{video_id}.MP4"
 
 
 @dataclass(frozen=True)
