@@ -152,6 +152,7 @@ class AVSlowFastEpicRecipe(AVSlowFastLiteRecipe):
     config_class = AVSlowFastEpicConfig
     primary_metric = "action_top1"
     data_help = EPIC_LAYOUT
+    reads = ("epic100",)
 
     def __init__(self, config: AVSlowFastEpicConfig) -> None:
         super().__init__(config)

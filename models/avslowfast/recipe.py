@@ -335,6 +335,7 @@ class FolderRecipe(AVSlowFastLiteRecipe):
     name = "avslowfast-folder"
     description = "AVSlowFast lite on a folder-per-class video dataset (ROOT/<class>/<video>), one-hot targets"
     data_help = "ROOT/<class>/<video> (or ROOT/train/<class>/..., ROOT/val/<class>/...)"
+    reads = ("folder", "videos")  # class folders of videos; any video folder for sync pretraining
 
     def __init__(self, config: AVSlowFastLiteConfig) -> None:
         super().__init__(config)
