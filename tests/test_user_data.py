@@ -271,3 +271,9 @@ def test_evaluate_scores_a_data_run_with_its_own_labels_and_refuses_others(layou
         sf.write(other / name / f"{k}.wav", np.zeros(16_000, np.float32), 16_000)
     assert evaluate_main([str(run), "--data", str(other), "--split", "val"]) == 2
     assert "not among the model's" in capsys.readouterr().err
+
+
+def test_readme_table_is_the_registry_s():
+    from models.train.__main__ import layout_table
+
+    assert layout_table() in (REPO / "README.md").read_text()

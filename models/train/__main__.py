@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--show-config", action="store_true",
                         help="print the recipe's config with overrides applied, one key=value per line in the syntax "
                              "the overrides take (blocks=2,2,2,2; none; true/false), then exit")
+    parser.add_argument("--layouts", action="store_true",
+                        help="print which recipe reads which --data layout (the markdown table in README), then exit")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     return parser
 
@@ -74,11 +76,31 @@ def check_resume_overrides(stored, config, out: Path) -> None:
                              f"or start a new --out")
 
 
+def layout_table() -> str:
+    """The recipe-by-layout table (markdown): what a recipe trains on without ``--data``, and per
+    layout ``reads`` where it trains on it, ``–`` where it refuses it in one line."""
+    from models.datasets.labelled_sets import LAYOUTS
+    from models.families import RECIPES
+
+    rows = ["| recipe | without `--data` | " + " | ".join(f"`{name}`" for name in LAYOUTS) + " |",
+            "|---|---|" + "---|" * len(LAYOUTS)]
+    for entry in RECIPES.entries():
+        recipe = entry.factory
+        world = recipe.data_help.startswith(("optional", "not used"))
+        cells = ["reads" if name in recipe.reads else "–" for name in LAYOUTS]
+        rows.append(f"| `{entry.name}` | {'the world' if world else 'needs it'} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     from models.families import RECIPES
     from models.core.train_config import apply_overrides, format_overrides
     from models.train.loop import train
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--layouts" in argv:  # needs no --recipe
+        print(layout_table())
+        return 0
     parser = build_parser()
     args = parser.parse_args(argv)
     out = args.out or Path("runs") / args.recipe
@@ -98,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         for line in format_overrides(config):  # each line is an override that parses back to this value
             print(line)
         return 0
-    command = [sys.executable, "-m", "models.train", *(argv if argv is not None else sys.argv[1:])]
+    command = [sys.executable, "-m", "models.train", *argv]
     try:
         if getattr(config, "cv", 0):
             from models.train.crossval import cross_validate
