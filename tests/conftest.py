@@ -163,3 +163,15 @@ _WITHOUT_PORTAUDIO = (
 def python_without_portaudio(module: str, *args: str) -> list[str]:
     """The command line for ``python -m module args`` with libportaudio hidden."""
     return [sys.executable, "-c", _WITHOUT_PORTAUDIO, module, *args]
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Single-threaded torch for a test (files opt in with ``pytestmark``): deterministic
+    training, and on a shared 2-core machine faster than two threads waiting on each other."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

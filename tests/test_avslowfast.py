@@ -34,12 +34,7 @@ from models.train.loop import train
 TINY = VARIANTS["avslowfast-test"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _inputs(cfg, n=2, seed=0):

@@ -26,12 +26,7 @@ TINY_EPIC = ["size=test", "batch_size=4", "epochs=1", "max_steps=2", "num_worker
              "decode_workers=0"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

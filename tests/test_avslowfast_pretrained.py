@@ -23,12 +23,7 @@ TINY_RUN = ["size=test", "world=tiny", "train_scenes=2", "items_per_epoch=8", "v
             "batch_size=4", "epochs=1", "max_steps=2", "num_workers=0", "threads=1", "warmup_steps=0"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

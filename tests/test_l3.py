@@ -23,14 +23,7 @@ from models.families import NETWORKS
 from models.world import TINY, Scene
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Single-threaded torch: deterministic training, and on a shared 2-core machine faster than
-    two threads waiting on each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:

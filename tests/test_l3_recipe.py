@@ -28,12 +28,7 @@ TINY_L3 = ["size=tiny", "world=tiny", "train_scenes=2", "scene_seconds=8", "val_
            "render_workers=0", "warmup_steps=0", "seed=5"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -256,11 +256,7 @@ class AVSlowFastEpicRecipe(AVSlowFastLiteRecipe):
     def metadata(self, model: nn.Module) -> ModelMetadata:
         c = self.config
         clip, labels = c.clip(), self.labels()
-        inputs = []
-        if c.pathways != "audio":
-            inputs.append(TensorSpec("frames", ("batch", 3, clip.frames, clip.image_size, clip.image_size), "float32"))
-        if c.pathways != "visual":
-            inputs.append(TensorSpec("audio", ("batch", clip.audio_samples), "float32"))
+        inputs = self.input_specs()
         return ModelMetadata(
             family="avslowfast", task="labeler", labels=labels, sample_rate=AUDIO_FRONTEND.sample_rate,
             window_seconds=clip.audio_seconds, needs_frame=c.pathways != "audio",

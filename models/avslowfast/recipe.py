@@ -272,7 +272,9 @@ class AVSlowFastLiteRecipe(Recipe):
             gaps.append(neg - pos)
         return {"avs_acc": float(torch.cat(wins).float().mean()), "avs_gap": float(torch.cat(gaps).mean())}
 
-    def metadata(self, model: nn.Module) -> ModelMetadata:
+    def input_specs(self) -> tuple[TensorSpec, ...]:
+        """The exported graph's inputs: ``frames (B, 3, N, S, S)`` unless audio-only, ``audio (B,
+        samples)`` unless visual-only."""
         c = self.config
         clip = c.clip()
         inputs = []
@@ -280,6 +282,12 @@ class AVSlowFastLiteRecipe(Recipe):
             inputs.append(TensorSpec("frames", ("batch", 3, clip.frames, clip.image_size, clip.image_size), "float32"))
         if c.pathways != "visual":
             inputs.append(TensorSpec("audio", ("batch", clip.audio_samples), "float32"))
+        return tuple(inputs)
+
+    def metadata(self, model: nn.Module) -> ModelMetadata:
+        c = self.config
+        clip = c.clip()
+        inputs = self.input_specs()
         return ModelMetadata(
             family="avslowfast", task="labeler", labels=self.labels(), sample_rate=AUDIO_FRONTEND.sample_rate,
             window_seconds=clip.audio_seconds, needs_frame=c.pathways != "audio", frontend=frontend_for(c.network()).to_dict(),
