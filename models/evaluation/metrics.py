@@ -33,7 +33,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy.stats import norm, rankdata
 
 from models.core.events import LabeledEvent
 
@@ -153,6 +152,8 @@ def roc_auc_per_class(scores, targets) -> np.ndarray:
         ``sklearn.metrics.roc_auc_score(targets[:, c], scores[:, c])``; NaN for a class whose
         targets are all positive or all negative. Average with ``np.nanmean`` for macro AUC.
     """
+    from scipy.stats import rankdata  # imported on first use: scipy.stats takes seconds to import
+
     scores = _as_2d_scores(scores)
     targets = np.asarray(targets)
     if targets.shape != scores.shape:
@@ -174,6 +175,8 @@ def d_prime(auc):
 
     Scalar in, float out; array in, array out. ``auc = 1`` gives ``inf``, ``0.5`` gives 0.
     """
+    from scipy.stats import norm
+
     value = math.sqrt(2.0) * norm.ppf(np.asarray(auc, dtype=np.float64))
     return float(value) if np.ndim(value) == 0 else value
 

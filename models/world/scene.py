@@ -34,13 +34,20 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
-from scipy import signal
 
 from models.world.sounds import SOUND_CLASSES, EventVoice, bandpass_sos, lowpass_sos, render_event
 from models.world.visuals import OBJECT_LOOKS, draw_object
 
 # Stream identifiers mixed into seeds so that each random quantity has its own stream.
 _TRACK, _DISTRACTOR, _BG_NOISE, _BG_LEVEL, _BG_MIX, _PICTURE, _PIXEL_NOISE = range(1, 8)
+
+
+def _sosfilt(sos: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """scipy.signal.sosfilt, imported on first use (scipy.signal takes seconds to import, and
+    every command-line start imports this module)."""
+    from scipy.signal import sosfilt
+
+    return sosfilt(sos, x)
 
 
 @dataclass(frozen=True)
@@ -329,7 +336,7 @@ class Scene:
         for sos in (lowpass_sos(350.0, sample_rate), bandpass_sos(200.0, 5000.0, sample_rate)):
             impulse = np.zeros(sample_rate)
             impulse[0] = 1.0
-            response = signal.sosfilt(sos, impulse)
+            response = _sosfilt(sos, impulse)
             filters.append((sos, 1.0 / np.sqrt(np.sum(response**2))))
         return filters
 
@@ -342,7 +349,7 @@ class Scene:
         warmup = sample_rate // 4
         previous = _rng(self.seed, _BG_NOISE, sample_rate, k).standard_normal((2, sample_rate))[:, -warmup:]
         white = np.concatenate([previous, _rng(self.seed, _BG_NOISE, sample_rate, k + 1).standard_normal((2, sample_rate))], axis=1)
-        block = np.stack([signal.sosfilt(sos, white[i])[warmup:] * g for i, (sos, g) in enumerate(self._noise_filters(sample_rate))])
+        block = np.stack([_sosfilt(sos, white[i])[warmup:] * g for i, (sos, g) in enumerate(self._noise_filters(sample_rate))])
         self._noise_cache[key] = block
         if len(self._noise_cache) > 8:
             self._noise_cache.popitem(last=False)

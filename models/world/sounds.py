@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from scipy import signal
 
 TWO_PI = 2.0 * np.pi
 
@@ -226,9 +225,13 @@ def render_event(class_index: int, voice: EventVoice, sample_rate: int) -> np.nd
 
 def lowpass_sos(cutoff: float, sample_rate: int, order: int = 2) -> np.ndarray:
     """Butterworth low-pass sections, cutoff clipped below Nyquist."""
-    return signal.butter(order, min(cutoff, 0.45 * sample_rate), btype="low", fs=sample_rate, output="sos")
+    from scipy.signal import butter  # imported on first use: scipy.signal takes seconds to import
+
+    return butter(order, min(cutoff, 0.45 * sample_rate), btype="low", fs=sample_rate, output="sos")
 
 
 def bandpass_sos(low: float, high: float, sample_rate: int, order: int = 2) -> np.ndarray:
     """Butterworth band-pass sections, upper edge clipped below Nyquist."""
-    return signal.butter(order, [low, min(high, 0.45 * sample_rate)], btype="band", fs=sample_rate, output="sos")
+    from scipy.signal import butter
+
+    return butter(order, [low, min(high, 0.45 * sample_rate)], btype="band", fs=sample_rate, output="sos")
