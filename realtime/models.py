@@ -418,6 +418,10 @@ def _open_runner(src: ModelSource, backend: str, device: str, threads: int, prec
     """(runner, metadata) for ``src`` on ``backend`` in ``precision``."""
     from engines import open_runner
 
+    if precision == "bf16":
+        from models.export.quantize import bf16_refusal
+
+        raise ModelError(bf16_refusal().replace("--bf16", "--precision bf16", 1))
     if precision != "fp32" and backend != "onnxruntime":
         raise ModelError(f"--precision {precision}: reduced-precision variants run with --backend onnxruntime, "
                          f"found --backend {backend}" + (" (a TensorRT engine has the precision it was built with)"
