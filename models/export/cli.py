@@ -148,6 +148,9 @@ def format_int8(report) -> str:
              f"{len(r['float32_nodes'])} front-end nodes kept in float32",
              f"  int8 vs fp32 on {held['count']} held-out {held['set']}: top-1 agreement "
              f"{100 * held['top1_agreement']:.1f}%, " + ", ".join(f"{n} max |Δ| {v:.3g}" for n, v in held["max_abs_diff"].items())]
+    if held["top1_agreement"] < 0.99:
+        lines.append(f"  warning: int8 and fp32 disagree on the top class of {100 * (1 - held['top1_agreement']):.1f}% of "
+                     f"the held-out inputs; compare them on your own data before running --precision int8")
     if "world_test" in r:
         w = r["world_test"]
         lines.append(f"  world test top-1 {100 * w['fp32']['top1']:.1f}% -> {100 * w['int8']['top1']:.1f}% "

@@ -9,8 +9,8 @@
    at a time (:func:`world_inputs` by default: validation windows of the model's world, audio
    and, for localizers, the frame at the window's centre; or :func:`data_inputs`, training
    clips of any layout the trainer reads, for audio-only labelers);
-3. the front end stays float32: every node with no ``Conv`` upstream (:func:`front_end_nodes`:
-   the STFT, the mel ``MatMul`` and the log) is excluded. Quantizing the magnitude spectrum to
+3. the front end stays float32: :func:`front_end_nodes` (the STFT, the mel ``MatMul``, the log)
+   are excluded from quantization. Quantizing the magnitude spectrum to
    8 bits flattens the quiet mel bands to log(offset); on the demo labeler that took top-1 on
    200 world test windows from 100 % to 54 %, and excluding those 13 nodes kept it at 100 %;
 4. fp32 and int8 run in ONNX Runtime on held-out inputs (world *test* windows, never the
@@ -87,21 +87,38 @@ class Int8Report:
 
 
 def front_end_nodes(proto) -> list[str]:
-    """Names of the nodes with no ``Conv`` upstream (in graph order): a waveform model's
-    STFT front end (pad, STFT, magnitude, mel ``MatMul``, log, normalisation). Empty for a
-    graph whose inputs go straight into convolutions."""
+    """Names of a waveform model's front-end nodes, in graph order: every node with no ``Conv``
+    upstream (pad, STFT, magnitude, mel ``MatMul``, log, normalisation), and the first ``Log``
+    with all its ancestors, which also catches a front end computing its STFT as convolutions
+    (PANNs' DFT kernels). That ``Log`` counts only while its ancestors are under a quarter of
+    the graph (a front end is small; a log in a head is not one). Empty for a graph whose
+    inputs go straight into convolutions."""
+    nodes = list(proto.graph.node)  # ONNX graphs are topologically sorted
+    producer = {out: n for n in nodes for out in n.output}
     after_conv: set[str] = set()
-    front = []
-    for node in proto.graph.node:  # ONNX graphs are topologically sorted
+    front = set()
+    for node in nodes:
         if node.op_type == "Conv" or any(i in after_conv for i in node.input):
             after_conv.update(node.output)
         else:
-            front.append(node.name)
-    return front
+            front.add(node.name)
+    log = next((n for n in nodes if n.op_type == "Log"), None)
+    if log is not None:
+        ancestors, todo = {log.name}, list(log.input)
+        while todo:
+            node = producer.get(todo.pop())
+            if node is not None and node.name not in ancestors:
+                ancestors.add(node.name)
+                todo.extend(node.input)
+        if len(ancestors) < len(nodes) / 4:
+            front |= ancestors
+    return [n.name for n in nodes if n.name in front]
 
 
-def _is_waveform(spec: TensorSpec) -> bool:
-    return len(spec.shape) == 2 and spec.dtype == "float32"
+def _is_waveform(spec: TensorSpec, meta: ModelMetadata) -> bool:
+    """A (batch, samples) float input named so, or the model's only input (as realtime reads it)."""
+    shaped = len(spec.shape) == 2 and spec.dtype == "float32"
+    return shaped and (spec.name in ("audio", "waveform") or len(meta.inputs) == 1)
 
 
 def _is_picture(spec: TensorSpec) -> bool:
@@ -109,7 +126,7 @@ def _is_picture(spec: TensorSpec) -> bool:
 
 
 def _check_inputs(meta: ModelMetadata, *, where: str) -> None:
-    others = [s for s in meta.inputs if not (_is_waveform(s) or _is_picture(s))]
+    others = [s for s in meta.inputs if not (_is_waveform(s, meta) or _is_picture(s))]
     if others:
         shown = ", ".join(f"{s.name} {tuple(s.shape)}" for s in others)
         raise QuantizeError(f"{where}: static INT8 needs calibration inputs for every graph input; {shown} is neither a "
@@ -144,7 +161,7 @@ def world_inputs(meta: ModelMetadata, split: str, count: int) -> tuple[dict[str,
     audio = np.asarray(cached_window_audio(windows, meta.sample_rate, world, desc=f"rendering {split} windows"))
     feeds: dict[str, np.ndarray] = {}
     for spec in meta.inputs:
-        if _is_waveform(spec):
+        if _is_waveform(spec, meta):
             n = _samples(meta, spec)
             feeds[spec.name] = np.ascontiguousarray(audio[:, audio.shape[1] - n:], dtype=np.float32)
         elif _is_picture(spec) and "x / 127.5 - 1" in str(meta.extra.get("frame_preprocess", "")):
@@ -171,7 +188,7 @@ def data_inputs(meta: ModelMetadata, root: Path, count: int) -> tuple[dict[str, 
     """
     from models.datasets.labelled_sets import read_labelled_set
 
-    if len(meta.inputs) != 1 or not _is_waveform(meta.inputs[0]):
+    if len(meta.inputs) != 1 or not _is_waveform(meta.inputs[0], meta):
         raise QuantizeError(f"--calib-data calibrates audio-only labelers (one waveform input); this model takes "
                             f"{', '.join(s.name for s in meta.inputs)}: leave --calib-data out to use world windows")
     data = read_labelled_set(Path(root), recipe="python -m models.export --int8")
