@@ -5,8 +5,10 @@ on one world test window (its sidecar says the inputs); ``--slowfast`` adds the 
 Slow-Fast EPIC network (random weights, 400 x 128 log-mel), exported and quantized in a
 temporary folder on random log-mel (speed only: random weights say nothing about accuracy).
 For every thread count, fp32 and int8 sessions alternate call by call, so load on a shared
-machine hits both alike; the medians and their ratio are printed. Not a test: numbers depend on
-the machine and its load.
+machine hits both alike; the medians and their ratio are printed. With ``--slowfast`` the same
+network also runs in PyTorch, fp32 against oneDNN bf16 autocast (the measurement behind
+``--bf16``'s refusal, models/export/quantize.py). Not a test: numbers depend on the machine and
+its load.
 
     python -m apps.bench_precision models/demo/labeler/model.onnx --threads 1 2
     python -m apps.bench_precision --slowfast --threads 1 2 --iters 20
@@ -46,8 +48,29 @@ def _medians(fp32: Path, int8: Path, feed: dict, threads: int, warmup: int, iter
     return 1e3 * float(np.median(times[0])), 1e3 * float(np.median(times[1]))
 
 
-def _slowfast_pair(folder: Path) -> tuple[Path, Path, dict]:
-    """Paper-size Slow-Fast EPIC (random weights) as fp32 and int8 ONNX, and a feed."""
+def _torch_bf16(model, x, threads: int, warmup: int, iters: int) -> tuple[float, float]:
+    """Median ms per call of ``model`` in PyTorch fp32 and under bf16 autocast, calls alternating."""
+    import torch
+
+    torch.set_num_threads(threads)
+
+    def bf16():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            model(x)
+
+    times: tuple[list[float], list[float]] = ([], [])
+    with torch.inference_mode():
+        for i in range(warmup + iters):
+            for call, out in ((lambda: model(x), times[0]), (bf16, times[1])):
+                start = time.perf_counter()
+                call()
+                if i >= warmup:
+                    out.append(time.perf_counter() - start)
+    return 1e3 * float(np.median(times[0])), 1e3 * float(np.median(times[1]))
+
+
+def _slowfast_pair(folder: Path) -> tuple[Path, Path, dict, object]:
+    """Paper-size Slow-Fast EPIC (random weights) as fp32 and int8 ONNX, a feed, and the module."""
     import torch
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -72,7 +95,7 @@ def _slowfast_pair(folder: Path) -> tuple[Path, Path, dict]:
 
     quantize_static(str(pre), str(int8), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    return fp32, int8, {"logmel": rng.standard_normal(shape).astype(np.float32)}
+    return fp32, int8, {"logmel": rng.standard_normal(shape).astype(np.float32)}, model
 
 
 def _world_feed(path: Path) -> dict:
@@ -100,13 +123,23 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     with tempfile.TemporaryDirectory(prefix="avlive-bench-precision-") as tmp:
         pairs = [(str(p), p, precision_path(p, "int8"), _world_feed(p)) for p in args.models]
+        module = None
         if args.slowfast:
-            pairs.append(("slowfast-epic100 (random weights)", *_slowfast_pair(Path(tmp))))
+            fp32, int8, feed, module = _slowfast_pair(Path(tmp))
+            pairs.append(("slowfast-epic100 (random weights)", fp32, int8, feed))
         print(f"{'model':<40} {'threads':>7} {'fp32 ms':>9} {'int8 ms':>9} {'fp32/int8':>9}")
         for name, fp32, int8, feed in pairs:
             for threads in args.threads:
                 a, b = _medians(fp32, int8, feed, threads, args.warmup, args.iters)
                 print(f"{name:<40} {threads:>7} {a:>9.2f} {b:>9.2f} {a / b:>9.2f}", flush=True)
+        if module is not None:
+            import torch
+
+            x = torch.from_numpy(pairs[-1][3]["logmel"])
+            print(f"{'PyTorch, same network':<40} {'threads':>7} {'fp32 ms':>9} {'bf16 ms':>9} {'fp32/bf16':>9}")
+            for threads in args.threads:
+                a, b = _torch_bf16(module, x, threads, args.warmup, args.iters)
+                print(f"{'slowfast-epic100 bf16 autocast':<40} {threads:>7} {a:>9.2f} {b:>9.2f} {a / b:>9.2f}", flush=True)
     return 0
 
 

@@ -338,11 +338,13 @@ def export_int8(
 #: CPU, ONNX Runtime 1.32, torch 2.13; paper-size Slow-Fast EPIC, random weights, batch 1, 400
 #: frames, medians of 10 calls): ONNX Runtime runs no bfloat16 graph here (ONNX's Conv takes no
 #: bfloat16 at opset 18; MatMul(13) in bfloat16 has no CPU kernel), and PyTorch's oneDNN bf16
-#: autocast (86 ms at 1 thread) only catches up with fp32 in ONNX Runtime (84 ms), which avlive
-#: runs already; OpenVINO is not installed. INT8 (``--int8``) is the reduced precision that wins.
+#: autocast at 1 thread (86 and 140 ms in two runs, ``python -m apps.bench_precision --slowfast``)
+#: is no faster than fp32 in ONNX Runtime (84 and 130 ms), which avlive runs already; OpenVINO is
+#: not installed. INT8 (``--int8``: 37 ms in the second run, x3.5) is the reduced precision that wins.
 BF16_REFUSAL = ("--bf16: no bfloat16 variant is written: ONNX Runtime {ort} has no bfloat16 CPU kernels for these "
                 "graphs (Conv takes no bfloat16; MatMul: NOT_IMPLEMENTED), and PyTorch bf16 autocast measured no gain "
-                "over fp32 ONNX Runtime (Slow-Fast EPIC, 1 thread: 86 vs 84 ms); use --int8")
+                "over fp32 ONNX Runtime (Slow-Fast EPIC, 1 thread: 140 vs 130 ms; python -m apps.bench_precision "
+                "--slowfast); use --int8")
 
 
 def bf16_refusal() -> str:
