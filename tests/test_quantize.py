@@ -108,3 +108,18 @@ def test_a_streaming_graph_with_state_inputs_is_refused():
                          outputs=(TensorSpec("probs", ("batch", "window", 2), "float32"),))
     with pytest.raises(QuantizeError, match="history"):
         _check_inputs(meta, where="crnn")
+
+
+def test_calibration_on_a_dataset_folder(int8_run, tmp_path):
+    import soundfile as sf
+
+    run, _ = int8_run
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(["meow", "meow", "meow", "purr", "purr", "purr"]):  # folder per class
+        (tmp_path / "data" / name).mkdir(parents=True, exist_ok=True)
+        sf.write(tmp_path / "data" / name / f"{k}.wav", 0.1 * rng.standard_normal(16_000).astype(np.float32), 16_000)
+    report = export_int8(run / "model.onnx", calib=3, calib_data=tmp_path / "data", held_out=20,
+                         out=tmp_path / "m.int8.onnx")
+    calibration = report.record["calibration"]
+    assert calibration["set"].startswith("folder training clips of") and 1 <= calibration["count"] <= 3
+    assert (tmp_path / "m.int8.onnx.json").is_file()
