@@ -67,7 +67,7 @@ def _pre_parser() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from realtime.models import BACKENDS, DEVICES, MODEL_USAGE
+    from realtime.models import BACKENDS, DEVICES, MODEL_USAGE, PRECISIONS
 
     class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
         pass
@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--backend", choices=BACKENDS, default="onnxruntime", help="inference backend")
     m.add_argument("--device", choices=DEVICES, default="cpu", help="inference device")
     m.add_argument("--threads", type=int, default=2, metavar="N", help="CPU threads per backend")
+    m.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="fp32: the exported model; int8: its static INT8 variant MODEL.int8.onnx (python -m "
+                        "models.export RUN --int8; --backend onnxruntime) (default: %(default)s)")
     m.add_argument("--hop", type=float, default=None, metavar="S",
                    help="seconds between inferences (default: the labeler's preferred hop, metadata "
                         "extra.hop_seconds, else 0.25)")
@@ -282,7 +285,7 @@ def _run(args, window: bool) -> int:
         video = args.camera != "none"
         models, notes = load_models(labeler=args.labeler, localizer=args.localizer, models=args.models,
                                     backend=args.backend, device=args.device, threads=args.threads, video=video,
-                                    real_input=not plays_the_world(config))
+                                    real_input=not plays_the_world(config), precision=args.precision)
         if args.hop is None and models.preferred_hop is not None:
             hop = models.preferred_hop
             config = dataclasses.replace(config, hop_s=hop,

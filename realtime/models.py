@@ -1,4 +1,5 @@
-"""Turning ``--labeler / --localizer / --models / --backend / --device / --threads`` into live models.
+"""Turning ``--labeler / --localizer / --models / --backend / --device / --threads / --precision``
+into live models.
 
 This layer knows no model family. It finds out what a path holds (from metadata only), opens
 the runner ``--backend`` asks for (``engines``: ONNX Runtime, PyTorch or TensorRT), and hands the
@@ -24,6 +25,10 @@ a file a family reads          ``models.families.MODEL_FILES`` (a released Slow-
 a folder holding one of those  that file (the demo layout: model + sidecar)
 =============================  ==============================================================
 
+``--precision int8`` (ONNX Runtime only) runs ``model.int8.onnx`` in place of ``model.onnx`` (a run
+folder, a folder holding an export, or ``FILE.onnx`` → ``FILE.int8.onnx``), written by
+``python -m models.export RUN --int8``; a missing variant is a one-line error naming that command.
+
 Each model found is checked against its use (a localizer given as ``--labeler`` names the
 ``task`` field; a waveform input whose length disagrees with the window names its shape)
 and its rolling-label setting is taken from ``extra["hysteresis"]`` of its metadata
@@ -47,7 +52,7 @@ import numpy as np
 
 from engines.base import NonFiniteOutputError
 from models.core.atomic import is_temp_file, sha256_file
-from models.core.metadata import MetadataMismatch, ModelMetadata, sidecar_path
+from models.core.metadata import PRECISIONS, MetadataMismatch, ModelMetadata, precision_path, sidecar_path
 from models.families import MODEL_FILES, exportable, live_adapter, model_file_for
 
 from .rolling import HysteresisConfig
@@ -55,6 +60,7 @@ from .scheduler import ModelSlot
 
 __all__ = [
     "BACKENDS",
+    "PRECISIONS",
     "DEMO_DIR",
     "DEVICES",
     "MODEL_USAGE",
@@ -392,10 +398,34 @@ def check_onnx_pair(onnx: Path, meta: ModelMetadata) -> None:
                          f"again: python -m models.export RUN_FOLDER")
 
 
-def _open_runner(src: ModelSource, backend: str, device: str, threads: int):
-    """(runner, metadata) for ``src`` on ``backend``."""
+def _variant(onnx: Path, precision: str, exported_from: Path) -> Path:
+    """The ``precision`` variant of an exported model (``model.int8.onnx`` beside ``model.onnx``).
+
+    Raises:
+        ModelError: it is missing (names the command that writes it).
+    """
+    if precision == "fp32" or onnx.name.endswith(f".{precision}.onnx"):
+        return onnx
+    variant = precision_path(onnx, precision)
+    if not variant.is_file() or not sidecar_path(variant).is_file():
+        missing = variant if not variant.is_file() else sidecar_path(variant)
+        raise ModelError(f"--precision {precision}: {missing} is missing; write it with: python -m models.export "
+                         f"{exported_from} --{precision}")
+    return variant
+
+
+def _open_runner(src: ModelSource, backend: str, device: str, threads: int, precision: str = "fp32"):
+    """(runner, metadata) for ``src`` on ``backend`` in ``precision``."""
     from engines import open_runner
 
+    if precision == "bf16":
+        from models.export.quantize import bf16_refusal
+
+        raise ModelError(bf16_refusal().replace("--bf16", "--precision bf16", 1))
+    if precision != "fp32" and backend != "onnxruntime":
+        raise ModelError(f"--precision {precision}: reduced-precision variants run with --backend onnxruntime, "
+                         f"found --backend {backend}" + (" (a TensorRT engine has the precision it was built with)"
+                                                         if backend == "tensorrt" else ""))
     if backend == "onnxruntime":
         if src.kind == "engine":
             raise ModelError(f"{src.path}: a TensorRT engine runs with --backend tensorrt")
@@ -406,7 +436,13 @@ def _open_runner(src: ModelSource, backend: str, device: str, threads: int):
                              f"python -m models.export {src.path}; or pass --backend torch")
             meta = _load_sidecar(sidecar_path(onnx), f"run folder {src.path}")
         else:
+            if precision != "fp32":
+                raise ModelError(f"--precision {precision}: {src.path} is not an export; write one with: python -m "
+                                 f"models.export {src.path} --out OUT.onnx --{precision}, then pass OUT.onnx")
             onnx, meta = _cached_onnx(src)
+        if precision != "fp32":
+            onnx = _variant(onnx, precision, src.path if src.kind == "run" else onnx)
+            meta = _load_sidecar(sidecar_path(onnx), f"{precision} model {onnx}")
         _check_use(ModelSource(onnx, "onnx", meta.task, meta), src.task)
         check_onnx_pair(onnx, meta)
         try:
@@ -489,7 +525,7 @@ def _probe_labeler(model, meta: ModelMetadata) -> None:
 
 
 def open_model(src: ModelSource, kind: str, *, backend: str = "onnxruntime", device: str = "cpu",
-               threads: int = 2, name: str | None = None) -> LiveModel:
+               threads: int = 2, name: str | None = None, precision: str = "fp32") -> LiveModel:
     """Load one model for one use: open the runner for ``backend``, then the family's live adapter.
 
     Args:
@@ -499,6 +535,7 @@ def open_model(src: ModelSource, kind: str, *, backend: str = "onnxruntime", dev
         device: "cpu" or "cuda".
         threads: CPU threads for the backend.
         name: the model's name (default: the folder's or file's).
+        precision: "fp32", or "int8" for the exported variant (onnxruntime).
 
     Raises:
         ModelError: a missing file (named), a use its metadata does not allow (field named), a
@@ -508,8 +545,10 @@ def open_model(src: ModelSource, kind: str, *, backend: str = "onnxruntime", dev
         raise ModelError(f"--backend: expected one of {', '.join(BACKENDS)}, found {backend!r}")
     if device not in DEVICES:
         raise ModelError(f"--device: expected one of {', '.join(DEVICES)}, found {device!r}")
+    if precision not in PRECISIONS:
+        raise ModelError(f"--precision: expected one of {', '.join(PRECISIONS)}, found {precision!r}")
     _check_use(src, kind)
-    runner, meta = _open_runner(src, backend, device, threads)
+    runner, meta = _open_runner(src, backend, device, threads, precision)
     try:
         model = live_adapter(meta)(runner, meta)
     except BaseException as e:
@@ -536,7 +575,8 @@ def open_model(src: ModelSource, kind: str, *, backend: str = "onnxruntime", dev
 
 def load_models(*, labeler: str | None = None, localizer: str | None = None, models: Sequence[str] = (),
                 backend: str = "onnxruntime", device: str = "cpu", threads: int = 2, video: bool = True,
-                demo_dir: Path | None = None, real_input: bool = False) -> tuple[LiveModels, list[str]]:
+                demo_dir: Path | None = None, real_input: bool = False,
+                precision: str = "fp32") -> tuple[LiveModels, list[str]]:
     """The models for a run, from the command-line options.
 
     ``--models`` lists the run's models exactly. ``--labeler`` and ``--localizer`` each choose
@@ -553,6 +593,7 @@ def load_models(*, labeler: str | None = None, localizer: str | None = None, mod
         video: whether the run has frames (without, a localizer is left out: no heatmap).
         demo_dir: where the demo models are looked for (default :data:`DEMO_DIR`).
         real_input: the input is a microphone, a camera or a file, not the synthetic world.
+        precision: "fp32" (the export itself) or "int8" (each model's ``*.int8.onnx``).
 
     Returns:
         ``(models, notes)``: notes are one-line remarks for stderr. Models the run chose by
@@ -614,7 +655,8 @@ def load_models(*, labeler: str | None = None, localizer: str | None = None, mod
     if not wanted:
         raise ModelError("no model left to run: give a labeler (--models RUN_DIR) or, with video, a localizer")
     ordered = sorted(wanted, key=lambda w: _KINDS.index(w[1]))
-    notes.insert(0, "models: " + ", ".join([f"{k} {s.path} ({why})" for s, k, why in ordered] + absent))
+    notes.insert(0, "models: " + ", ".join([f"{k} {s.path} ({why})" for s, k, why in ordered] + absent)
+                 + f"; precision {precision}")
     loaded: list[LiveModel] = []
     used: set[str] = set()
     try:
@@ -624,7 +666,8 @@ def load_models(*, labeler: str | None = None, localizer: str | None = None, mod
             while name in used:
                 name, i = f"{src.name}-{i}", i + 1
             used.add(name)
-            model = open_model(src, kind, backend=backend, device=device, threads=threads, name=name)
+            model = open_model(src, kind, backend=backend, device=device, threads=threads, name=name,
+                               precision=precision)
             model.named = not why.startswith("default")
             loaded.append(model)
     except BaseException:

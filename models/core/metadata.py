@@ -48,6 +48,8 @@ __all__ = [
     "MetadataMismatch",
     "avlive_version",
     "sidecar_path",
+    "PRECISIONS",
+    "precision_path",
 ]
 
 #: The sidecar schema version this code writes and reads.
@@ -147,6 +149,23 @@ def _default_created_by() -> str:
 def sidecar_path(artifact: str | os.PathLike) -> Path:
     """The conventional sidecar path for a model artefact: ``model.onnx`` → ``model.onnx.json``."""
     return Path(f"{os.fspath(artifact)}.json")
+
+
+#: The numeric precisions a model may be exported in (``python -m models.export --int8``).
+PRECISIONS = ("fp32", "int8", "bf16")
+
+
+def precision_path(onnx: str | os.PathLike, precision: str) -> Path:
+    """Where the ``precision`` variant of an exported model lives: ``model.onnx`` (fp32) →
+    ``model.int8.onnx`` (int8) beside it; its sidecar is :func:`sidecar_path` of that.
+
+    Raises:
+        ValueError: ``precision`` is not one of :data:`PRECISIONS`.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: expected one of {', '.join(PRECISIONS)}, found {precision!r}")
+    path = Path(onnx)
+    return path if precision == "fp32" else path.with_name(f"{path.stem}.{precision}{path.suffix}")
 
 
 @dataclass(frozen=True)

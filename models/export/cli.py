@@ -13,6 +13,18 @@ recipe, all before the file is written.
 
 --family KIND reads a file as that model file kind whatever its name or suffix (the kinds are
 listed below); without it, the kind that claims the file reads it.
+
+Reduced precision (models/export/quantize.py):
+
+    python -m models.export runs/baseline --int8          # model.onnx, then model.int8.onnx (+ .json)
+    python -m models.export models/demo/labeler/model.onnx --int8 --calib 128
+    python -m models.export runs/esc --int8 --calib-data ESC-50   # calibrate on the set's clips
+
+--int8 writes ONNX Runtime static INT8 (QDQ, per-channel weights, front end kept in float32)
+beside the fp32 file, calibrated on --calib world validation windows (or training clips of
+--calib-data, audio-only labelers), and records in its sidecar the max |Δ| and top-1 agreement
+against fp32 on world test windows (and top-1/mAP for labelers of the world's classes). An
+existing .onnx with its sidecar is quantized as it is. --bf16 says why it writes nothing here.
 """
 from __future__ import annotations
 
@@ -25,6 +37,7 @@ from models.core.checkpoint import find_checkpoint
 from models.core.family import ModelFile
 from models.core.metadata import ModelMetadata
 from models.export.onnx import ExportError, export_onnx, worst_abs_diff
+from models.export.quantize import DEFAULT_CALIB, QuantizeError, bf16_refusal, export_int8
 from models.families import MODEL_FILES, load_trained, model_file_for
 
 
@@ -91,16 +104,58 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="ONNX file to write (default: RUN_DIR/model.onnx, or beside the model file)")
     parser.add_argument("--family", metavar="KIND", default=None,
                         help="read SOURCE as this model file kind (e.g. panns-cnn14, panns-cnn14-decision-max); default: the kind that claims it")
+    precision = parser.add_argument_group("reduced precision")
+    precision.add_argument("--int8", action="store_true",
+                           help="also write the static INT8 variant MODEL.int8.onnx (+ .json) beside the fp32 file")
+    precision.add_argument("--calib", type=int, default=DEFAULT_CALIB, metavar="N",
+                           help="calibration inputs for --int8 (default: %(default)s)")
+    precision.add_argument("--calib-data", type=Path, default=None, metavar="DIR",
+                           help="calibrate --int8 on this dataset folder's training clips (any layout the trainer "
+                                "reads; audio-only labelers) instead of world validation windows")
+    precision.add_argument("--bf16", action="store_true",
+                           help="bfloat16 variant: refused, with the measurement that decided it (quantize.py)")
     args = parser.parse_args(argv)
+    if args.bf16:
+        print(f"error: {bf16_refusal()}", file=sys.stderr)
+        return 2
+    if (args.calib_data is not None or args.calib != DEFAULT_CALIB) and not args.int8:
+        print("error: --calib and --calib-data choose the calibration of --int8; add --int8", file=sys.stderr)
+        return 2
     try:
-        path, diffs = export_any(args.source, args.out, args.family)
-    except (FileNotFoundError, ValueError, ExportError) as e:
+        if args.int8 and args.source.suffix == ".onnx" and args.family is None:
+            path = args.source  # an existing export: quantized as it is
+        else:
+            path, diffs = export_any(args.source, args.out, args.family)
+            print(f"wrote {path} and {path}.json")
+            for check, per_output in diffs.items():
+                print(f"  ONNX Runtime vs PyTorch, {check} inputs: " + ", ".join(f"{name} max |Δ| {value:.2e}" for name, value in per_output.items()))
+        if args.int8:
+            report = export_int8(path, calib=args.calib, calib_data=args.calib_data,
+                                 out=args.out if path == args.source and args.out else None)
+            print(format_int8(report))
+    except (FileNotFoundError, ValueError, ExportError, QuantizeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {path} and {path}.json")
-    for check, per_output in diffs.items():
-        print(f"  ONNX Runtime vs PyTorch, {check} inputs: " + ", ".join(f"{name} max |Δ| {value:.2e}" for name, value in per_output.items()))
     return 0
+
+
+def format_int8(report) -> str:
+    """The lines ``--int8`` prints: what was written and what it measured."""
+    r = report.record
+    held = r["held_out"]
+    lines = [f"wrote {report.path} and {report.sidecar.name} ({report.seconds:.0f} s)",
+             f"  calibrated on {r['calibration']['count']} {r['calibration']['set']}; "
+             f"{len(r['float32_nodes'])} front-end nodes kept in float32",
+             f"  int8 vs fp32 on {held['count']} held-out {held['set']}: top-1 agreement "
+             f"{100 * held['top1_agreement']:.1f}%, " + ", ".join(f"{n} max |Δ| {v:.3g}" for n, v in held["max_abs_diff"].items())]
+    if held["top1_agreement"] < 0.99:
+        lines.append(f"  warning: int8 and fp32 disagree on the top class of {100 * (1 - held['top1_agreement']):.1f}% of "
+                     f"the held-out inputs; compare them on your own data before running --precision int8")
+    if "world_test" in r:
+        w = r["world_test"]
+        lines.append(f"  world test top-1 {100 * w['fp32']['top1']:.1f}% -> {100 * w['int8']['top1']:.1f}% "
+                     f"({w['top1_change_points']:+.1f} points), mAP {w['fp32']['mAP']:.3f} -> {w['int8']['mAP']:.3f}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

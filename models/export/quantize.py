@@ -1,0 +1,354 @@
+"""Reduced-precision variants of an exported model: ONNX Runtime static INT8, measured at export.
+
+:func:`export_int8` turns ``model.onnx`` (with its sidecar) into ``model.int8.onnx`` (with
+``model.int8.onnx.json``) beside it:
+
+1. ``quant_pre_process`` (ONNX Runtime's shape inference and graph optimisation) on a copy;
+2. ``quantize_static`` in QDQ format, uint8 activations and per-channel int8 weights, min-max
+   calibrated on inputs a :class:`~onnxruntime.quantization.CalibrationDataReader` feeds one
+   at a time (:func:`world_inputs` by default: validation windows of the model's world, audio
+   and, for localizers, the frame at the window's centre; or :func:`data_inputs`, training
+   clips of any layout the trainer reads, for audio-only labelers);
+3. the front end stays float32: :func:`front_end_nodes` (the STFT, the mel ``MatMul``, the log)
+   are excluded from quantization. Quantizing the magnitude spectrum to
+   8 bits flattens the quiet mel bands to log(offset); on the demo labeler that took top-1 on
+   200 world test windows from 100 % to 54 %, and excluding those 13 nodes kept it at 100 %;
+4. fp32 and int8 run in ONNX Runtime on held-out inputs (world *test* windows, never the
+   calibration ones): max |Δ| per output and top-1 agreement of the first output; for a
+   labeler that names the world's classes, top-1 and mAP on those windows too
+   (:func:`models.world.scoring.single_event_figures`, as ``apps.evaluate`` scores them).
+
+Why uint8 activations: ONNX Runtime's x86 int8 convolution is fast for uint8 × int8 (VNNI);
+on paper-size Slow-Fast EPIC (1 thread, a shared 2-core avx512_vnni machine) int8 activations
+made the QDQ model slower than fp32 (x0.6 to x0.96) while uint8 ones made it x2.65 faster.
+
+The sidecar is the fp32 one with ``extra["precision"]`` holding all of that (precision,
+calibration set and count, the held-out comparison, the world figures, the nodes kept in
+float32, the ONNX Runtime version) and ``extra["onnx_sha256"]`` of the new file. Both files are
+written atomically, the model first (models/core/atomic.py).
+
+Graphs whose inputs are not all a waveform or a picture (the streaming CRNN, which carries its
+GRU state and frame history between calls) are refused with one line: their state inputs have
+no calibration source here.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from models.core.atomic import atomic_path, remove_stale_temps, sha256_file
+from models.core.metadata import ModelMetadata, TensorSpec, precision_path, sidecar_path
+
+__all__ = [
+    "DEFAULT_CALIB",
+    "DEFAULT_HELD_OUT",
+    "QuantizeError",
+    "Int8Report",
+    "front_end_nodes",
+    "world_inputs",
+    "data_inputs",
+    "export_int8",
+    "bf16_refusal",
+]
+
+#: Calibration inputs by default (``--calib``): world validation windows.
+DEFAULT_CALIB = 64
+#: Held-out inputs the int8 file is compared on at export: world test windows.
+DEFAULT_HELD_OUT = 200
+#: Rows per ONNX Runtime call when comparing.
+_BATCH = 25
+
+
+class QuantizeError(ValueError):
+    """A model or calibration set that cannot give an int8 variant; the message is one line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Int8Report:
+    """What :func:`export_int8` wrote and measured.
+
+    Attributes:
+        path: ``model.int8.onnx``.
+        sidecar: Its sidecar.
+        record: ``extra["precision"]`` of the sidecar.
+        seconds: Wall time, calibration and comparison included.
+    """
+
+    path: Path
+    sidecar: Path
+    record: dict
+    seconds: float
+
+
+def front_end_nodes(proto) -> list[str]:
+    """Names of a waveform model's front-end nodes, in graph order: every node with no ``Conv``
+    upstream (pad, STFT, magnitude, mel ``MatMul``, log, normalisation), and the first ``Log``
+    with all its ancestors, which also catches a front end computing its STFT as convolutions
+    (PANNs' DFT kernels). That ``Log`` counts only while its ancestors are under a quarter of
+    the graph (a front end is small; a log in a head is not one). Empty for a graph whose
+    inputs go straight into convolutions."""
+    nodes = list(proto.graph.node)  # ONNX graphs are topologically sorted
+    producer = {out: n for n in nodes for out in n.output}
+    after_conv: set[str] = set()
+    front = set()
+    for node in nodes:
+        if node.op_type == "Conv" or any(i in after_conv for i in node.input):
+            after_conv.update(node.output)
+        else:
+            front.add(node.name)
+    log = next((n for n in nodes if n.op_type == "Log"), None)
+    if log is not None:
+        ancestors, todo = {log.name}, list(log.input)
+        while todo:
+            node = producer.get(todo.pop())
+            if node is not None and node.name not in ancestors:
+                ancestors.add(node.name)
+                todo.extend(node.input)
+        if len(ancestors) < len(nodes) / 4:
+            front |= ancestors
+    return [n.name for n in nodes if n.name in front]
+
+
+def _is_waveform(spec: TensorSpec, meta: ModelMetadata) -> bool:
+    """A (batch, samples) float input named so, or the model's only input (as realtime reads it)."""
+    shaped = len(spec.shape) == 2 and spec.dtype == "float32"
+    return shaped and (spec.name in ("audio", "waveform") or len(meta.inputs) == 1)
+
+
+def _is_picture(spec: TensorSpec) -> bool:
+    return len(spec.shape) == 4 and spec.shape[1] == 3 and isinstance(spec.shape[2], int) and spec.dtype == "float32"
+
+
+def _check_inputs(meta: ModelMetadata, *, where: str) -> None:
+    others = [s for s in meta.inputs if not (_is_waveform(s, meta) or _is_picture(s))]
+    if others:
+        shown = ", ".join(f"{s.name} {tuple(s.shape)}" for s in others)
+        raise QuantizeError(f"{where}: static INT8 needs calibration inputs for every graph input; {shown} is neither a "
+                            f"waveform (batch, samples) nor a picture (batch, 3, S, S) (a streaming graph's state?), "
+                            f"so there is nothing to calibrate it on; run this model in fp32")
+
+
+def _samples(meta: ModelMetadata, spec: TensorSpec) -> int:
+    n = spec.shape[1]
+    return n if isinstance(n, int) else int(round(meta.window_seconds * meta.sample_rate))
+
+
+def world_inputs(meta: ModelMetadata, split: str, count: int) -> tuple[dict[str, np.ndarray], list]:
+    """``count`` single-event windows of the model's world (``metadata.extra["world"]``, else
+    the bench world) from ``split`` as the model's inputs, and the windows.
+
+    A waveform input gets the last ``samples`` of each window (the labelled tail, as
+    ``apps.evaluate`` feeds it); a picture input gets the world frame at the window's centre,
+    preprocessed as the L3 localizers' metadata says (``extra["frame_preprocess"]``).
+
+    Raises:
+        QuantizeError: an input this cannot fill (names it).
+    """
+    from models.world import get_preset
+    from models.world.cache import cached_window_audio
+    from models.world.evalsets import single_event_windows
+    from models.world.scene import Scene
+
+    world = get_preset(meta.extra.get("world", "bench"))
+    seconds = max(2.0, meta.window_seconds)
+    windows = list(single_event_windows(split, seconds, count, config=world)[:count])
+    audio = np.asarray(cached_window_audio(windows, meta.sample_rate, world, desc=f"rendering {split} windows"))
+    feeds: dict[str, np.ndarray] = {}
+    for spec in meta.inputs:
+        if _is_waveform(spec, meta):
+            n = _samples(meta, spec)
+            feeds[spec.name] = np.ascontiguousarray(audio[:, audio.shape[1] - n:], dtype=np.float32)
+        elif _is_picture(spec) and "x / 127.5 - 1" in str(meta.extra.get("frame_preprocess", "")):
+            from models.l3.network import preprocess_frames
+
+            scenes: dict[int, Scene] = {}
+            frames = []
+            for w in windows:
+                scene = scenes.setdefault(w.seed, Scene(world, w.seed))
+                frames.append(scene.render_frame(int(round((w.end - meta.window_seconds / 2) * world.fps)))[0])
+            feeds[spec.name] = preprocess_frames(np.stack(frames), int(spec.shape[2])).numpy()
+        else:
+            raise QuantizeError(f"input {spec.name} {tuple(spec.shape)}: no world inputs for it (a picture input needs "
+                                f"extra.frame_preprocess 'x / 127.5 - 1' in the sidecar); pass --calib-data DIR")
+    return feeds, windows
+
+
+def data_inputs(meta: ModelMetadata, root: Path, count: int) -> tuple[dict[str, np.ndarray], str]:
+    """``count`` training clips of a dataset folder (any clip layout the trainer reads), the
+    first ``window_seconds`` of each, as the input of an audio-only labeler; and a description.
+
+    Raises:
+        QuantizeError: the model takes more than one waveform input.
+    """
+    from models.datasets.labelled_sets import read_labelled_set
+
+    if len(meta.inputs) != 1 or not _is_waveform(meta.inputs[0], meta):
+        raise QuantizeError(f"--calib-data calibrates audio-only labelers (one waveform input); this model takes "
+                            f"{', '.join(s.name for s in meta.inputs)}: leave --calib-data out to use world windows")
+    data = read_labelled_set(Path(root), recipe="python -m models.export --int8")
+    clips = dataclasses.replace(data.train, clips=tuple(data.train.clips[:count]))
+    decoded = clips.decode(meta.sample_rate, meta.window_seconds)
+    if not len(decoded.audio):
+        raise QuantizeError(f"--calib-data {root}: none of the first {count} training clips decoded")
+    spec = meta.inputs[0]
+    audio = np.ascontiguousarray(decoded.audio[:, :_samples(meta, spec)], dtype=np.float32)
+    return {spec.name: audio}, f"{data.layout} training clips of {root}"
+
+
+class _OneAtATime:
+    """The calibration reader: one input row per call (ONNX Runtime's CalibrationDataReader API)."""
+
+    def __init__(self, feeds: Mapping[str, np.ndarray]) -> None:
+        n = len(next(iter(feeds.values())))
+        self._rows = iter([{k: v[i:i + 1] for k, v in feeds.items()} for i in range(n)])
+
+    def get_next(self):
+        return next(self._rows, None)
+
+    def rewind(self) -> None:  # not needed for min-max calibration (one pass)
+        pass
+
+
+def _run(session, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    n = len(next(iter(feeds.values())))
+    parts = [session.run(None, {k: v[i:i + _BATCH] for k, v in feeds.items()}) for i in range(0, n, _BATCH)]
+    return [np.concatenate([p[j] for p in parts]) for j in range(len(parts[0]))]
+
+
+def _session(path: Path, threads: int = 2):
+    import onnxruntime as ort
+
+    from models.evaluation.benchmark import ort_session_options
+
+    return ort.InferenceSession(os.fspath(path), ort_session_options(threads), providers=["CPUExecutionProvider"])
+
+
+def _compare(fp32: Path, int8: Path, meta: ModelMetadata, feeds: Mapping[str, np.ndarray]):
+    a, b = _run(_session(fp32), feeds), _run(_session(int8), feeds)
+    names = [s.name for s in meta.outputs]
+    diffs = {n: float(np.abs(x.astype(np.float64) - y).max()) for n, x, y in zip(names, a, b)}
+    first_a, first_b = a[0].reshape(len(a[0]), -1), b[0].reshape(len(b[0]), -1)
+    agreement = float(np.mean(first_a.argmax(1) == first_b.argmax(1)))
+    return diffs, agreement, a[0], b[0]
+
+
+def _world_labels(meta: ModelMetadata) -> bool:
+    from models.world import CLASS_NAMES
+
+    return meta.task == "labeler" and tuple(meta.labels) == tuple(CLASS_NAMES)
+
+
+def export_int8(
+    onnx: str | os.PathLike,
+    *,
+    calib: int = DEFAULT_CALIB,
+    calib_data: str | os.PathLike | None = None,
+    held_out: int = DEFAULT_HELD_OUT,
+    out: str | os.PathLike | None = None,
+) -> Int8Report:
+    """Write the static INT8 variant of an exported model (see the module docstring).
+
+    Args:
+        onnx: The fp32 ``.onnx`` file; its sidecar must be beside it.
+        calib: Calibration inputs (world validation windows, or clips of ``calib_data``).
+        calib_data: A dataset folder to calibrate on instead (audio-only labelers).
+        held_out: World test windows to compare fp32 and int8 on.
+        out: Where to write (default: ``model.int8.onnx`` beside ``onnx``).
+
+    Raises:
+        FileNotFoundError: ``onnx`` or its sidecar is missing.
+        QuantizeError: a model or calibration set this cannot quantize (one line).
+    """
+    from onnxruntime import __version__ as ort_version
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    import onnx as onnx_lib
+
+    started = time.perf_counter()
+    src = Path(onnx)
+    if not src.is_file():
+        raise FileNotFoundError(f"{src}: no such ONNX file (export the fp32 model first: python -m models.export RUN)")
+    side = sidecar_path(src)
+    if not side.is_file():
+        raise FileNotFoundError(f"{src}: its sidecar {side.name} is missing (python -m models.export writes both)")
+    meta = ModelMetadata.load(side)
+    _check_inputs(meta, where=str(src))
+    if isinstance(calib, bool) or not isinstance(calib, int) or calib < 1:
+        raise QuantizeError(f"--calib: expected a count of inputs >= 1, found {calib!r}")
+    target = Path(out) if out is not None else precision_path(src, "int8")
+    if calib_data is not None:
+        feeds, described = data_inputs(meta, Path(calib_data), calib)
+    else:
+        feeds, _ = world_inputs(meta, "val", calib)
+        described = f"world '{meta.extra.get('world', 'bench')}' validation single-event windows"
+    count = len(next(iter(feeds.values())))
+    remove_stale_temps(target)
+    remove_stale_temps(sidecar_path(target))
+
+    class Reader(_OneAtATime, CalibrationDataReader):
+        pass
+
+    with tempfile.TemporaryDirectory(prefix="avlive-int8-") as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        # symbolic shape inference is for transformer graphs; ONNX's own inference suffices here
+        quant_pre_process(os.fspath(src), os.fspath(pre), skip_symbolic_shape=True)
+        excluded = front_end_nodes(onnx_lib.load(os.fspath(pre)))
+        with atomic_path(target) as part:
+            try:
+                quantize_static(os.fspath(pre), os.fspath(part), Reader(feeds), quant_format=QuantFormat.QDQ,
+                                per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                nodes_to_exclude=excluded)
+            except Exception as e:  # ONNX Runtime's quantizer raises many types; one line says which
+                raise QuantizeError(f"{src}: ONNX Runtime's quantize_static failed ({type(e).__name__}: "
+                                    f"{str(e).splitlines()[0] if str(e) else ''})") from None
+            test, windows = world_inputs(meta, "test", held_out)
+            diffs, agreement, probs32, probs8 = _compare(src, part, meta, test)
+    record = {
+        "precision": "int8",
+        "method": "onnxruntime quantize_static, QDQ, uint8 activations, per-channel int8 weights, min-max calibration",
+        "source": src.name,
+        "source_sha256": sha256_file(src),
+        "calibration": {"set": described, "count": count},
+        "float32_nodes": excluded,
+        "held_out": {"set": f"world '{meta.extra.get('world', 'bench')}' test single-event windows",
+                     "count": len(probs32), "max_abs_diff": diffs, "top1_agreement": agreement},
+        "onnxruntime_version": ort_version,
+    }
+    if _world_labels(meta):
+        from models.world.scoring import single_event_figures
+
+        a, b = single_event_figures(probs32, windows), single_event_figures(probs8, windows)
+        record["world_test"] = {"windows": len(windows), "fp32": {k: a[k] for k in ("top1", "mAP")},
+                                "int8": {k: b[k] for k in ("top1", "mAP")},
+                                "top1_change_points": 100 * (b["top1"] - a["top1"]),
+                                "mAP_change": b["mAP"] - a["mAP"]}
+    # the sidecar names the file it describes: written after the model (see export_onnx)
+    meta = meta.replace(extra={**meta.extra, "precision": record, "onnx_sha256": sha256_file(target)})
+    meta.save(sidecar_path(target))
+    return Int8Report(target, sidecar_path(target), record, time.perf_counter() - started)
+
+
+#: Why ``--bf16`` writes nothing: what was measured (2026-12-06, a shared 2-core avx512_bf16
+#: CPU, ONNX Runtime 1.32, torch 2.13; paper-size Slow-Fast EPIC, random weights, batch 1, 400
+#: frames, medians of 10 calls): ONNX Runtime runs no bfloat16 graph here (ONNX's Conv takes no
+#: bfloat16 at opset 18; MatMul(13) in bfloat16 has no CPU kernel), and PyTorch's oneDNN bf16
+#: autocast at 1 thread (86 and 140 ms in two runs, ``python -m apps.bench_precision --slowfast``)
+#: is no faster than fp32 in ONNX Runtime (84 and 130 ms), which avlive runs already; OpenVINO is
+#: not installed. INT8 (``--int8``: 37 ms in the second run, x3.5) is the reduced precision that wins.
+BF16_REFUSAL = ("--bf16: no bfloat16 variant is written: ONNX Runtime {ort} has no bfloat16 CPU kernels for these "
+                "graphs (Conv takes no bfloat16; MatMul: NOT_IMPLEMENTED), and PyTorch bf16 autocast measured no gain "
+                "over fp32 ONNX Runtime (Slow-Fast EPIC, 1 thread: 140 vs 130 ms; python -m apps.bench_precision "
+                "--slowfast); use --int8")
+
+
+def bf16_refusal() -> str:
+    """The one-line reason ``--bf16`` (and ``avlive --precision bf16``) gives for running nothing."""
+    import onnxruntime
+
+    return BF16_REFUSAL.format(ort=onnxruntime.__version__)
