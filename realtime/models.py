@@ -184,7 +184,10 @@ class LiveModel:
         w = self.model.window
         frame = (f" + {w.frames} frames at {w.frame_rate:g} fps" if w.frames > 1 else
                  " + frame" if w.needs_frame or self.kind == "localizer" else "")
-        return f"{self.kind} {self.name} ({self.source.kind} {self.source.path}, {self.backend}, {w.seconds:g} s at {w.sample_rate} Hz{frame})"
+        precision = (self.metadata.extra.get("precision") or {}) if self.metadata is not None else {}
+        kind = f"{precision['precision']} " if isinstance(precision, dict) and precision.get("precision") else ""
+        return (f"{self.kind} {self.name} ({kind}{self.source.kind} {self.source.path}, {self.backend}, {w.seconds:g} s at "
+                f"{w.sample_rate} Hz{frame})")
 
     def close(self) -> None:
         if self._runner is not None:
