@@ -1,7 +1,6 @@
 """Box sidecars (models/datasets/formats/video_boxes.py): both forms, both units, "no source", one-line errors."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 

@@ -4,6 +4,7 @@
     python -m models.train --recipe l3 --out runs/l3 size=lite              # the world, plain L³ defaults
     python -m models.train --recipe l3 --out runs/l3-vid --data DIR         # any folder of videos
     python -m apps.eval_l3 runs/l3-lite --write-threshold                   # threshold, then test figures
+    python -m apps.eval_l3 runs/l3-vid --data DIR --write-threshold         # the same on DIR's val/ and test/ videos
 
 **Pairs** (:class:`AVCPairs`, after L³, REFERENCE.md §2.1). Every item is a frame and one second
 of 48 kHz audio. A *positive* is a frame and the second centred on it from the same
@@ -105,6 +106,13 @@ folder) a fixed ``val_fraction`` of the training videos (by a hash of their rela
 validates. Audio
 sample 0 is taken to be at time 0 of the video's timeline, as for files muxed from time 0.
 
+**Videos where one thing sounds throughout** (a photo and its sound, the stamp videos of
+``apps.build_stamp_videos``): keep ``scene_groups=1``. Same-source groups assume that two
+seconds of one source far apart hold different sounds; in such a video they hold the same sound
+over the same picture, so the groups would label true correspondences as negatives. The stamp
+run (``--recipe l3`` with the l3-lite options but ``scene_groups=1``) is in
+models/datasets/stamp_videos.py.
+
 **Threshold**: the trainer's loop writes metadata once, before training, so the localizer's
 "no source" threshold is chosen afterwards on validation scenes:
 ``python -m apps.eval_l3 RUN --write-threshold`` (:func:`models.l3.evaluation.choose_threshold`,
@@ -171,7 +179,8 @@ class L3TrainConfig(TrainConfig):
     contrastive: float = 0.0  # weight of a symmetric InfoNCE term over the batch's positive pairs (needs batch_negatives)
     positives_only: bool = False  # training items all positives; negatives = the batch's cross-source pairs (needs batch_negatives)
     scene_groups: int = 1  # > 1 (needs positives_only): a batch is batch_size / scene_groups sources × scene_groups frames
-    # ≥ same_video_min_gap apart, and those same-source pairs are negatives too (see the module docstring)
+    # ≥ same_video_min_gap apart, and those same-source pairs are negatives too (see the module docstring; keep 1 for
+    # videos where one thing sounds throughout)
     video_fps: float = 2.0  # --data: frames kept per second of video
     video_seconds: float = 10.0  # --data: seconds read per video
     val_fraction: float = 0.1  # --data without val/ (or val.txt): fraction of the training videos that validate

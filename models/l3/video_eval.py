@@ -6,7 +6,8 @@ sidecars (:mod:`models.datasets.formats.video_boxes`). Each video is decoded as 
 it (:func:`~models.l3.sources.video_sources`: ``fps`` frames a second, squashed to the input
 size, 48 kHz mono audio) and every kept frame is a *hop*: the frame and the second centred on it.
 
-* **AVC**: :class:`~models.l3.pairs.AVCPairs` over the split's videos, without augmentation
+* **AVC**: :class:`~models.l3.pairs.AVCPairs` over the split's videos (except those whose
+  sidecar never shows the sounding source: sound from off screen), without augmentation
   (positives: a frame and its own second; negatives: a frame and another video's second), scored
   by the AVC probability: accuracy at 0.5 and ROC AUC.
 * **Localization hops**: the sidecar gives the sounding source's box at the frame's time and the
@@ -155,8 +156,11 @@ def no_source(model: L3Net, videos: Sequence[LabelledVideo], hops: Sequence[Vide
 
 
 def avc(model: L3Net, videos: Sequence[LabelledVideo], n_pairs: int, batch_size: int = 32, seed: int = 2024) -> dict[str, Any]:
-    """AVC accuracy and AUC on fixed pairs of the videos (needs ≥ 2 videos)."""
-    sources = [v.source for v in videos if len(v.source.eligible)]
+    """AVC accuracy and AUC on fixed pairs of the videos (needs ≥ 2 videos). Videos whose sidecar
+    marks no sounding source on screen anywhere (sound from off screen) are left out: their
+    frame and sound do not correspond."""
+    sources = [v.source for v in videos
+               if len(v.source.eligible) and (v.boxes is None or any(len(b) for b in v.boxes.boxes))]
     if len(sources) < 2:
         return {"n_pairs": 0}
     pairs = AVCPairs(sources, n_pairs, model.config.image_size, seed, fixed=True)
