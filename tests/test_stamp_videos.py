@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 SMALL = ["--size", "32", "--fps", "2", "--seconds", "3", "--single-per-stamp", "1", "--train-scenes", "2",
-         "--val-scenes", "2", "--test-scenes", "3", "--val-share", "0.25", "--test-share", "0.35", "--offscreen-share", "0.5"]
+         "--val-scenes", "3", "--test-scenes", "4", "--val-share", "0.25", "--test-share", "0.35", "--offscreen-share", "0.3"]
 COPYRIGHT = "Format: x\n\nFiles: *\nCopyright: 2002 Someone\nLicense: GPL-2\n\nFiles: food/*\nCopyright: 2010 Other\nLicense: CC0\n"
 
 

@@ -47,7 +47,7 @@ class Stamp:
     Attributes:
         name: path relative to the stamps root, without extension (``household/kettle``).
         png, ogg: its files.
-        group: a digest of the sound's bytes (stamps with the same sound share it).
+        group: a digest of the decoded sound (stamps with the same sound share it).
     """
 
     name: str
@@ -106,8 +106,18 @@ def find_stamps(root: str | Path, exclude: Sequence[str] = EXCLUDED) -> list[Sta
         ogg = png.with_suffix(".ogg")
         if rel.split("/", 1)[0] in exclude or not ogg.is_file():
             continue
-        out.append(Stamp(rel, png, ogg, hashlib.sha256(ogg.read_bytes()).hexdigest()[:12]))
+        out.append(Stamp(rel, png, ogg, _sound_digest(ogg)))
     return out
+
+
+def _sound_digest(ogg: Path) -> str:
+    """A digest of the decoded sound (not of the file: Ogg streams carry a random serial number,
+    so two encodings of one sound differ in bytes)."""
+    from models.io.media import read_audio
+
+    audio, rate = read_audio(ogg, mono=True)
+    q = np.round(np.asarray(audio, np.float64) * 32767).astype(np.int16)
+    return hashlib.sha256(q.tobytes() + str(rate).encode()).hexdigest()[:12]
 
 
 def split_stamps(stamps: Sequence[Stamp], seed: int, val_share: float, test_share: float) -> dict[str, list[Stamp]]:
