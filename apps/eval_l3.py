@@ -109,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="test", choices=["train", "val", "test"], help="--data: the split scored (default: %(default)s)")
     parser.add_argument("--fps", type=float, default=2.0, help="--data: frames scored per second of video (default: %(default)s)")
     parser.add_argument("--video-seconds", type=float, default=60.0, help="--data: seconds read per video (default: %(default)s)")
-    parser.add_argument("--val-fraction", type=float, default=0.1,
-                        help="--data without val/: share of training videos that validate, as the recipe's val_fraction (default: %(default)s)")
+    parser.add_argument("--val-fraction", type=float, default=None,
+                        help="--data without val/: share of training videos that validate (default: the run's val_fraction, else 0.1)")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here (default: RUN/eval_l3.json)")
     args = parser.parse_args(argv)
     if args.seeds < 2 or args.threads < 1 or args.batch_size < 1 or args.threshold_seeds < 1:
@@ -213,11 +213,16 @@ def _run_data(args, model, stored, stored_source, run) -> int:
     from models.l3.video_eval import choose_video_threshold, evaluate_videos, format_video_report, load_videos
 
     started = time.perf_counter()
+    val_fraction = args.val_fraction
+    if val_fraction is None:  # carve validation videos as the run did
+        config_file = run / "config.json" if run is not None else None
+        stored_config = json.loads(config_file.read_text()).get("config", {}) if config_file and config_file.is_file() else {}
+        val_fraction = float(stored_config.get("val_fraction", 0.1))
 
     def videos(split: str):
         print(f"decoding the {split} videos of {args.data} ...", file=sys.stderr)
         return load_videos(args.data, split, model.config.image_size, fps=args.fps, seconds=args.video_seconds,
-                           val_fraction=args.val_fraction, workers=max(1, args.render_workers))
+                           val_fraction=val_fraction, workers=max(1, args.render_workers))
 
     info: dict = {}
     if args.threshold is not None:
