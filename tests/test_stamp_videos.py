@@ -109,6 +109,7 @@ def test_eval_l3_data(stamp_set, capsys):
         loc = row["localization"]
         assert loc["n_hops"] > 0 and 0 <= loc["pointing"] <= 1 and 0 < loc["chance_area"] < 1
         assert 1 / 4 <= loc["chance_objects"] <= 1 / 3 and row["avc"]["n_pairs"] == 8 and row["no_source"]["n_hops"] > 0
+        assert 0 <= loc["pointing_mismatched"] <= 1
     assert "unseen" in printed.out and "chance(area)" in printed.out
     _, threshold = load_checkpoint(ckpt)
     assert threshold == pytest.approx(r["threshold"])

@@ -15,6 +15,9 @@ size, 48 kHz mono audio) and every kept frame is a *hop*: the frame and the seco
   box), cIoU ≥ 0.5 and cIoU AUC (:mod:`models.evaluation.metrics`). Two chance levels: the
   sounding box's mean share of the frame (a peak dropped uniformly at random) and the mean of
   1 / objects on screen (pointing at a random object; videos whose sidecar gives ``objects``).
+  The same hops are scored again with a loud second of another video of the row: a map that
+  follows the sound points at the sounding box less often then (``pointing_mismatched``); a map
+  that only finds salient objects points there as often.
 * **No-source hops**: the sidecar marks no sounding source on screen over the whole second
   (silence or sound from off screen). The figure is the share whose peak score is below the
   threshold, the live localizer's "no source" decision.
@@ -121,6 +124,24 @@ def _score(model: L3Net, videos: Sequence[LabelledVideo], hops: Sequence[VideoHo
     return score_hops(model, sources, as_hops, batch_size)
 
 
+def _mismatched_score(model: L3Net, videos: Sequence[LabelledVideo], hops: Sequence[VideoHop], batch_size: int,
+                     seed: int = 0) -> tuple[np.ndarray, list[np.ndarray]] | None:
+    """The hops scored with a loud second of *another* video (None with fewer than 2 usable videos)."""
+    others = [k for k, v in enumerate(videos) if len(v.source.eligible)]
+    if len(set(others) | {h.video for h in hops}) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    as_hops = []
+    for h in hops:
+        choices = [k for k in others if k != h.video]
+        if not choices:
+            return None
+        k = choices[int(rng.integers(len(choices)))]
+        eligible = videos[k].source.eligible
+        as_hops.append(Hop(h.video, h.index, None, k, int(eligible[int(rng.integers(len(eligible)))])))
+    return score_hops(model, [v.source for v in videos], as_hops, batch_size)
+
+
 def _pixel_boxes(boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     h, w = shape
     return boxes * np.array([w, h, w, h], np.float64)
@@ -140,6 +161,9 @@ def localization(model: L3Net, videos: Sequence[LabelledVideo], hops: Sequence[V
     out = {"n_hops": len(hops), "n_videos": len({h.video for h in hops}), "pointing": float(pointing),
            "ciou@0.5": ciou_at(cious, 0.5), "ciou_auc": ciou_auc(cious), "chance_area": _mean(area),
            "chance_objects": _mean(objects), "mean_objects": _mean([h.objects for h in hops if h.objects])}
+    mismatched = _mismatched_score(model, videos, hops, batch_size)
+    if mismatched is not None:  # if the map follows the sound, pointing falls towards chance here
+        out["pointing_mismatched"] = float(pointing_game(np.stack(mismatched[1]), boxes))
     if threshold is not None:
         out["above_threshold"] = _mean(scores >= threshold)
     out["_scores"] = scores
@@ -223,10 +247,11 @@ def format_video_report(r: dict[str, Any]) -> str:
     """A table: one line per row (AVC AUC, pointing against both chance levels, cIoU, no-source share)."""
     lines = [f"threshold {r['threshold']:.4f}",
              f"{'row':<10} {'videos':>6} {'AVC AUC':>8} {'AVC acc':>8} {'hops':>5} {'pointing':>9} {'chance(area)':>12} "
-             f"{'chance(1/obj)':>13} {'cIoU@0.5':>9} {'cIoU AUC':>9} {'no-src hops':>11} {'below thr':>9}"]
+             f"{'chance(1/obj)':>13} {'mismatched':>10} {'cIoU@0.5':>9} {'cIoU AUC':>9} {'no-src hops':>11} {'below thr':>9}"]
     for name, row in r["rows"].items():
         a, loc, q = row["avc"], row["localization"], row["no_source"]
         lines.append(f"{name:<10} {row['n_videos']:>6} {_f(a.get('auc'), False):>8} {_f(a.get('acc')):>8} {loc['n_hops']:>5} "
                      f"{_f(loc.get('pointing')):>9} {_f(loc.get('chance_area')):>12} {_f(loc.get('chance_objects')):>13} "
+                     f"{_f(loc.get('pointing_mismatched')):>10} "
                      f"{_f(loc.get('ciou@0.5')):>9} {_f(loc.get('ciou_auc'), False):>9} {q['n_hops']:>11} {_f(q.get('below')):>9}")
     return "\n".join(lines)
