@@ -1,9 +1,23 @@
-"""Evaluate a trained L³-Net on unseen bench scenes: correspondence, localization, silence, probes.
+"""Evaluate a trained L³-Net on unseen bench scenes, or on your own videos: correspondence, localization, silence.
 
     python -m apps.eval_l3 runs/l3-lite --seeds 3                    # report + runs/l3-lite/eval_l3.json
     python -m apps.eval_l3 runs/l3-lite --write-threshold            # choose the threshold on validation
                                                                      # scenes, store it, then evaluate
     python -m apps.eval_l3 runs/l3-lite/l3.pt --json /tmp/l3.json    # the live localizer's checkpoint
+
+    python -m apps.eval_l3 runs/l3-vid --data DIR --write-threshold  # your videos: threshold on DIR's
+                                                                     # val videos, figures on its test videos
+    python -m apps.eval_l3 runs/l3-vid --data DIR --split val        # figures on the validation videos
+
+With ``--data DIR`` the figures come from the videos of DIR, split as ``--recipe l3 --data DIR``
+splits them (train/ val/ test/ folders, train.txt/val.txt/test.txt lists, or ``--val-fraction``
+of a flat folder), with localization truth from box sidecars (``NAME.boxes.json`` beside
+``NAME.mp4``; the format is in models/datasets/formats/video_boxes.py): AVC accuracy and AUC,
+pointing game against two chance levels (the sounding box's mean share of the frame, and
+1 / objects), cIoU@0.5, cIoU AUC and the share of no-source hops below the threshold, for the
+split and per row (the first folder under the split: test/seen/, test/unseen/). The threshold
+is then chosen on DIR's validation videos (definitions in models/l3/video_eval.py), not on
+world scenes; one stored from DIR's validation videos (``--write-threshold`` earlier) is reused.
 
 SOURCE is a run folder of ``python -m models.train --recipe l3`` (its best checkpoint), one of
 its checkpoints, or an ``l3.pt`` file written by :func:`models.l3.network.save_checkpoint`.
@@ -91,6 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default: %(default)s)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--render-workers", type=int, default=2, help="processes rendering world audio (default: %(default)s)")
+    parser.add_argument("--data", type=Path, default=None, help="evaluate on this folder of videos (with box sidecars) instead of the world")
+    parser.add_argument("--split", default="test", choices=["train", "val", "test"], help="--data: the split scored (default: %(default)s)")
+    parser.add_argument("--fps", type=float, default=2.0, help="--data: frames scored per second of video (default: %(default)s)")
+    parser.add_argument("--video-seconds", type=float, default=60.0, help="--data: seconds read per video (default: %(default)s)")
+    parser.add_argument("--val-fraction", type=float, default=None,
+                        help="--data without val/: share of training videos that validate (default: the run's val_fraction, else 0.1)")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here (default: RUN/eval_l3.json)")
     args = parser.parse_args(argv)
     if args.seeds < 2 or args.threads < 1 or args.batch_size < 1 or args.threshold_seeds < 1:
@@ -98,10 +118,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         parser.error(f"--threshold: expected a probability in [0, 1], found {args.threshold}")
 
+    torch.set_num_threads(args.threads)
+    if args.data is not None:
+        try:
+            model, stored, stored_source, run = load_model(args.source)
+            return _run_data(args, model.to(args.device).eval(), stored, stored_source, run)
+        except (FileNotFoundError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+
     from models.l3.evaluation import L3EvalConfig
     from models.world import get_preset, split_seed
 
-    torch.set_num_threads(args.threads)
     try:
         world = get_preset(args.world)
         model, stored, stored_source, run = load_model(args.source)
@@ -174,6 +202,66 @@ def _run(args, model, stored, stored_source, run, config) -> int:
     folder = run if run is not None else (args.source.parent if args.source.is_file() else args.source)
     out = args.json or folder / "eval_l3.json"
     out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1, default=float) + "\n")
+    print(f"total {results['total_s']:.0f} s; figures written to {out}")
+    return 0
+
+
+def _run_data(args, model, stored, stored_source, run) -> int:
+    """``--data``: threshold on the folder's validation videos, figures on ``--split``, report and JSON."""
+    from models.l3.evaluation import write_threshold
+    from models.l3.video_eval import choose_video_threshold, evaluate_videos, format_video_report, load_videos
+
+    started = time.perf_counter()
+    val_fraction = args.val_fraction
+    if val_fraction is None:  # carve validation videos as the run did
+        config_file = run / "config.json" if run is not None else None
+        stored_config = json.loads(config_file.read_text()).get("config", {}) if config_file and config_file.is_file() else {}
+        val_fraction = float(stored_config.get("val_fraction", 0.1))
+
+    def videos(split: str):
+        print(f"decoding the {split} videos of {args.data} ...", file=sys.stderr)
+        return load_videos(args.data, split, model.config.image_size, fps=args.fps, seconds=args.video_seconds,
+                           val_fraction=val_fraction, workers=max(1, args.render_workers))
+
+    info: dict = {}
+    if args.threshold is not None:
+        threshold, how = args.threshold, "given on the command line"
+    elif args.write_threshold or stored_source != "data-validation":
+        threshold = choose_video_threshold(model, videos("val"), batch_size=args.batch_size, details=info)
+        info["data"] = str(args.data)
+        how = (f"chosen on the validation videos of {args.data}: {info['rule']}; there {100 * info['offscreen_below']:.1f}% "
+               f"of {info['n_offscreen']} no-source hops below, {100 * info['onscreen_above']:.1f}% of {info['n_onscreen']} "
+               f"sounding-box hops at/above")
+        if args.write_threshold:
+            if run is None and _is_l3_file(args.source):
+                from models.l3.network import save_checkpoint
+
+                save_checkpoint(args.source, model.cpu(), threshold)
+                written = [args.source]
+            else:
+                written = write_threshold(args.source, threshold, model.cpu(), info, chosen_on="data-validation")
+            model.to(args.device)
+            how += "; written to " + ", ".join(str(p) for p in written)
+        else:
+            how += " (not stored: pass --write-threshold)"
+    else:
+        threshold, how = float(stored), "stored with the model (chosen on validation videos)"
+    print(f"threshold {threshold:.4f}: {how}", file=sys.stderr)
+    split_videos = videos(args.split)
+    results = evaluate_videos(model, split_videos, threshold, pairs=args.pairs, batch_size=args.batch_size,
+                              log=lambda m: print(m, file=sys.stderr))
+    results.update({"threshold_how": how, "threshold_info": info, "source": str(args.source), "data": str(args.data),
+                    "split": args.split, "total_s": round(time.perf_counter() - started, 1)})
+    print(f"{args.split} videos of {args.data}")
+    print(format_video_report(results))
+    folder = run if run is not None else (args.source.parent if args.source.is_file() else args.source)
+    out = args.json or folder / f"eval_l3_data_{args.split}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for row in results["rows"].values():
+        for part in row.values():
+            if isinstance(part, dict):
+                part.pop("_scores", None)
     out.write_text(json.dumps(results, indent=1, default=float) + "\n")
     print(f"total {results['total_s']:.0f} s; figures written to {out}")
     return 0

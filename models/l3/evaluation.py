@@ -418,11 +418,13 @@ def choose_threshold(model: L3Net, seeds: Sequence[int] | None = None, *, world:
     return threshold
 
 
-def write_threshold(source: str | Path, threshold: float, model: L3Net, info: dict | None = None) -> list[Path]:
+def write_threshold(source: str | Path, threshold: float, model: L3Net, info: dict | None = None,
+                    chosen_on: str = "validation") -> list[Path]:
     """Store a chosen threshold with a trained run.
 
     For a run folder (or a checkpoint inside one): ``extra["threshold"]`` (with
-    ``threshold_source = "validation"`` and ``info`` as ``extra["threshold_info"]``) in
+    ``threshold_source = chosen_on``, ``"validation"`` for world scenes, ``"data-validation"`` for
+    the user's validation videos, and ``info`` as ``extra["threshold_info"]``) in
     ``metadata.json`` and in the metadata of ``checkpoints/best.pt`` and ``last.pt``; and
     ``l3.pt`` beside them, the :func:`models.l3.network.save_checkpoint` file the live localizer loads
     (``avlive --backend torch --models RUN/l3.pt``), holding ``model`` and the threshold.
@@ -439,7 +441,7 @@ def write_threshold(source: str | Path, threshold: float, model: L3Net, info: di
     source = Path(source)
     ckpt = find_checkpoint(source)
     run = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
-    extra = {"threshold": float(threshold), "threshold_source": "validation", "threshold_info": info or {}}
+    extra = {"threshold": float(threshold), "threshold_source": chosen_on, "threshold_info": info or {}}
     written = []
     for path in sorted({run / "checkpoints" / BEST, run / "checkpoints" / LAST, ckpt}):
         if path.is_file():

@@ -4,6 +4,7 @@
     python -m models.train --recipe l3 --out runs/l3 size=lite              # the world, plain L³ defaults
     python -m models.train --recipe l3 --out runs/l3-vid --data DIR         # any folder of videos
     python -m apps.eval_l3 runs/l3-lite --write-threshold                   # threshold, then test figures
+    python -m apps.eval_l3 runs/l3-vid --data DIR --write-threshold         # the same on DIR's val/ and test/ videos
 
 **Pairs** (:class:`AVCPairs`, after L³, REFERENCE.md §2.1). Every item is a frame and one second
 of 48 kHz audio. A *positive* is a frame and the second centred on it from the same
@@ -92,14 +93,25 @@ the AVC probability and of the heatmap's peak cell between positives and negativ
 
 **Data**: the world's train seeds (``train_scenes`` scenes, their first ``scene_seconds``),
 audio rendered once at 48 kHz into the world cache (``$AVLIVE_CACHE``, memory-mapped), frames
-rendered on demand; validation pairs from the validation seeds. With ``--data DIR``: every
-video under ``DIR`` (:func:`~models.datasets.formats.read_video_folder`), decoded in
+rendered on demand; validation pairs from the validation seeds. With ``--data DIR``: the videos
+under ``DIR`` (:func:`~models.datasets.formats.read_video_folder`), split by
+:func:`~models.datasets.formats.split_video_folder`, decoded in
 crash-contained worker processes (:func:`~models.io.decode_pool.decode_many`; a broken file costs
 that file, listed in the log) to 48 kHz mono audio and ``video_fps`` frames per second at the
-input size, the first ``video_seconds`` of each. Videos under a top-level ``val/`` (or
-``validation/``) folder validate and those under ``test/`` are left out; without such folders
-a fixed ``val_fraction`` of the files (by a hash of their relative path) validates. Audio
+input size, the first ``video_seconds`` of each. ``train.txt`` / ``val.txt`` / ``test.txt``
+list files in ``DIR`` name the splits; else ``train/`` ``val/`` ``test/`` top folders do; else
+(a flat folder) every video trains. Test videos are left out; wherever no validation videos are
+named (no ``val/``, no ``val.txt``: e.g. the common ``train/`` + ``test/`` layout, or a flat
+folder) a fixed ``val_fraction`` of the training videos (by a hash of their relative path)
+validates. Audio
 sample 0 is taken to be at time 0 of the video's timeline, as for files muxed from time 0.
+
+**Videos where one thing sounds throughout** (a photo and its sound, the stamp videos of
+``apps.build_stamp_videos``): keep ``scene_groups=1``. Same-source groups assume that two
+seconds of one source far apart hold different sounds; in such a video they hold the same sound
+over the same picture, so the groups would label true correspondences as negatives. The stamp
+run (``--recipe l3`` with the l3-lite options but ``scene_groups=1``) is in
+models/datasets/stamp_videos.py.
 
 **Threshold**: the trainer's loop writes metadata once, before training, so the localizer's
 "no source" threshold is chosen afterwards on validation scenes:
@@ -110,7 +122,6 @@ default 0.5 with ``extra["threshold_source"] == "default"``.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,10 +179,11 @@ class L3TrainConfig(TrainConfig):
     contrastive: float = 0.0  # weight of a symmetric InfoNCE term over the batch's positive pairs (needs batch_negatives)
     positives_only: bool = False  # training items all positives; negatives = the batch's cross-source pairs (needs batch_negatives)
     scene_groups: int = 1  # > 1 (needs positives_only): a batch is batch_size / scene_groups sources × scene_groups frames
-    # ≥ same_video_min_gap apart, and those same-source pairs are negatives too (see the module docstring)
+    # ≥ same_video_min_gap apart, and those same-source pairs are negatives too (see the module docstring; keep 1 for
+    # videos where one thing sounds throughout)
     video_fps: float = 2.0  # --data: frames kept per second of video
     video_seconds: float = 10.0  # --data: seconds read per video
-    val_fraction: float = 0.1  # --data without val/ folder: fraction of videos that validate
+    val_fraction: float = 0.1  # --data without val/ (or val.txt): fraction of the training videos that validate
     render_workers: int = 2  # processes rendering world audio into the cache (0: in-process)
 
     def validate(self) -> None:
@@ -223,19 +235,6 @@ def l3_config_for(size: str, fusion: str = "concat") -> L3Config:
     return dataclasses.replace(SIZES[size], fusion=fusion)
 
 
-def _split_of(relpath: str, val_fraction: float) -> str:
-    """'train', 'val' or 'test' for a file of a video folder (see the module docstring)."""
-    top = relpath.split("/", 1)[0].lower() if "/" in relpath else ""
-    if top in ("train", "training"):
-        return "train"
-    if top in ("val", "valid", "validation"):
-        return "val"
-    if top in ("test", "eval"):
-        return "test"
-    h = int(hashlib.sha256(relpath.encode()).hexdigest()[:8], 16) / 16**8
-    return "val" if h < val_fraction else "train"
-
-
 def _binary_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     if labels.min() == labels.max():
         return float("nan")
@@ -249,7 +248,8 @@ class L3Recipe(Recipe):
     description = "L3-Net audio-visual correspondence (1 s at 48 kHz + the frame at its centre): the sound-source heatmap"
     config_class = L3TrainConfig
     primary_metric = "avc_acc"
-    data_help = "optional: a folder of videos (any layout; val/ and test/ top folders are honoured)"
+    data_help = ("optional: a folder of videos (flat, train/ val/ test/ top folders, or train.txt/val.txt/test.txt lists; "
+                 "val_fraction of the training videos validate where no val/ exists)")
     reads = ("videos",)
 
     @property
@@ -279,15 +279,15 @@ class L3Recipe(Recipe):
             val = world_sources(world, [split_seed("val", i) for i in range(c.val_scenes)], c.val_scene_seconds,
                                 floor, c.render_workers)
             return train, val
-        from models.datasets.formats import read_video_folder
+        from models.datasets.formats import split_video_folder
 
-        files = [f for f in read_video_folder(data) if f.kind == "video"]
-        split = {f.relpath: _split_of(f.relpath, c.val_fraction) for f in files}
-        train_files = [f for f in files if split[f.relpath] == "train"]
-        val_files = [f for f in files if split[f.relpath] == "val"]
+        splits = split_video_folder(data, val_fraction=c.val_fraction)
+        train_files, val_files = splits["train"], splits["val"]
         if len(train_files) < 2 or len(val_files) < 2:
+            n = sum(len(v) for v in splits.values())
             raise ValueError(f"{data}: expected at least 2 training and 2 validation videos, found {len(train_files)} "
-                             f"and {len(val_files)} of {len(files)} (add videos, a val/ folder or raise val_fraction)")
+                             f"and {len(val_files)} ({len(splits['test'])} test) of {n} (add videos, a val/ folder or "
+                             f"val.txt, or raise val_fraction={c.val_fraction})")
         size = self.network_config.image_size
         workers = max(1, c.num_workers)
         train = video_sources(train_files, size, c.video_fps, c.video_seconds, floor, workers)

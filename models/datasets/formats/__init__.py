@@ -24,7 +24,8 @@ from models.datasets.formats.epic import (EPIC100_NUM_NOUNS, EPIC100_NUM_VERBS, 
                    write_epic100_video_info, write_epic_audio_hdf5)
 from models.datasets.formats.epic_sounds import EPIC_SOUNDS_NUM_CLASSES, EpicSoundsSegment, read_epic_sounds, write_epic_sounds
 from models.datasets.formats.esc50 import ESC50_FOLDS, Esc50Clip, esc50_class_names, read_esc50, write_esc50
-from models.datasets.formats.video_folder import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, MediaFile, read_video_folder, write_video_folder
+from models.datasets.formats.video_folder import (AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, MediaFile, read_video_folder,
+                                                    split_video_folder, write_video_folder)
 from models.datasets.formats.vggsound import (VGGSOUND_NUM_CLASSES, VggSoundClass, VggSoundClip, parse_vggsound_filename,
                        read_vggsound_csv, read_vggsound_split_csv, read_vggsound_stat, vggsound_class_order,
                        write_vggsound_csv, write_vggsound_split_csv, write_vggsound_stat)
@@ -100,5 +101,5 @@ __all__ = [
     "WeakLabel", "StrongLabels", "read_dcase_weak", "write_dcase_weak", "read_dcase_strong", "write_dcase_strong",
     "read_dcase_unlabeled", "write_dcase_unlabeled",
     # media folders
-    "MediaFile", "VIDEO_EXTENSIONS", "AUDIO_EXTENSIONS", "read_video_folder", "write_video_folder",
+    "MediaFile", "VIDEO_EXTENSIONS", "AUDIO_EXTENSIONS", "read_video_folder", "split_video_folder", "write_video_folder",
 ]
