@@ -11,7 +11,6 @@ import time
 import av
 import numpy as np
 import pytest
-import torch
 
 from models.core.events import read_strong_tsv
 from models.l3.network import L3Localizer, l3_tiny
@@ -74,14 +73,6 @@ def run_world(tmp_path, seconds: float, hop: float = 0.1, *, localizer=None, eve
         scheduler.step()
     scheduler.stop()
     return scene, scheduler
-
-
-@pytest.fixture
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the test machine's second core is busy
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_json_lines_validate_and_the_events_tsv_scores_against_the_reference(tmp_path, one_torch_thread):

@@ -29,14 +29,7 @@ from models.slowfast.network import (EPIC_CLIP, EPIC_FRONTEND, EPIC_SLOW_CLIP, V
 
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine every parallel op otherwise waits for a
-    busy core (x10-x100 slower on small tensors); restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ------------------------------------------------------------------ reference grammar (test-only)

@@ -24,12 +24,7 @@ from test_slowfast import random_state, reference_shapes  # tests/ is on sys.pat
 DATA = Path(__file__).parent / "data" / "real"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class NotAllowed:

@@ -56,7 +56,7 @@ LAYOUTS: dict[str, str] = {
     **CLIP_LAYOUTS,
     "epic100": "EPIC-KITCHENS-100: EPIC_100_train.csv + EPIC_100_validation.csv + class csvs + the audio HDF5",
     "epic_sounds": "EPIC-SOUNDS: EPIC_Sounds_train.csv + EPIC_Sounds_validation.csv + the audio HDF5",
-    "videos": "any folder of videos with sound (recursive; val/ and test/ top folders honoured)",
+    "videos": "any folder of videos with sound (flat, train/ val/ test/ folders, or train.txt/val.txt/test.txt lists)",
 }
 MEDIA_EXTENSIONS = tuple(VIDEO_EXTENSIONS) + tuple(AUDIO_EXTENSIONS)
 
