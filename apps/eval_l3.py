@@ -83,6 +83,23 @@ def _is_l3_file(path: Path) -> bool:
     return isinstance(data, dict) and data.get("format") != "avlive-checkpoint" and "model_state" in data
 
 
+def _persist_threshold(args, run, model, threshold: float, info: dict, chosen_on: str | None = None) -> str:
+    """Write the chosen threshold where the model came from (an ``l3.pt`` file, or the run's
+    checkpoints and export); returns the written paths, comma-separated."""
+    from models.l3.evaluation import write_threshold
+
+    if run is None and _is_l3_file(args.source):
+        from models.l3.network import save_checkpoint
+
+        save_checkpoint(args.source, model.cpu(), threshold)
+        written = [args.source]
+    else:
+        kwargs = {"chosen_on": chosen_on} if chosen_on else {}
+        written = write_threshold(args.source, threshold, model.cpu(), info, **kwargs)
+    model.to(args.device)
+    return ", ".join(str(p) for p in written)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m apps.eval_l3", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -151,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args, model, stored, stored_source, run, config) -> int:
     """Threshold, evaluation, report and JSON (after the model is loaded)."""
-    from models.l3.evaluation import choose_threshold, evaluate_l3, format_report, write_threshold
+    from models.l3.evaluation import choose_threshold, evaluate_l3, format_report
     from models.world import split_seed
 
     world = config.world
@@ -168,15 +185,7 @@ def _run(args, model, stored, stored_source, run, config) -> int:
                f"{100 * threshold_info['offscreen_below']:.1f}% of {threshold_info['n_offscreen']} off-screen/silent hops below, "
                f"{100 * threshold_info['onscreen_above']:.1f}% of {threshold_info['n_onscreen']} on-screen hops at/above")
         if args.write_threshold:
-            if run is None and _is_l3_file(args.source):
-                from models.l3.network import save_checkpoint
-
-                save_checkpoint(args.source, model.cpu(), threshold)
-                written = [args.source]
-            else:
-                written = write_threshold(args.source, threshold, model.cpu(), threshold_info)
-            model.to(args.device)
-            how += "; written to " + ", ".join(str(p) for p in written)
+            how += "; written to " + _persist_threshold(args, run, model, threshold, threshold_info)
         else:
             how += " (not stored: pass --write-threshold)"
     else:
@@ -209,7 +218,6 @@ def _run(args, model, stored, stored_source, run, config) -> int:
 
 def _run_data(args, model, stored, stored_source, run) -> int:
     """``--data``: threshold on the folder's validation videos, figures on ``--split``, report and JSON."""
-    from models.l3.evaluation import write_threshold
     from models.l3.video_eval import choose_video_threshold, evaluate_videos, format_video_report, load_videos
 
     started = time.perf_counter()
@@ -234,15 +242,7 @@ def _run_data(args, model, stored, stored_source, run) -> int:
                f"of {info['n_offscreen']} no-source hops below, {100 * info['onscreen_above']:.1f}% of {info['n_onscreen']} "
                f"sounding-box hops at/above")
         if args.write_threshold:
-            if run is None and _is_l3_file(args.source):
-                from models.l3.network import save_checkpoint
-
-                save_checkpoint(args.source, model.cpu(), threshold)
-                written = [args.source]
-            else:
-                written = write_threshold(args.source, threshold, model.cpu(), info, chosen_on="data-validation")
-            model.to(args.device)
-            how += "; written to " + ", ".join(str(p) for p in written)
+            how += "; written to " + _persist_threshold(args, run, model, threshold, info, chosen_on="data-validation")
         else:
             how += " (not stored: pass --write-threshold)"
     else:
