@@ -17,7 +17,8 @@ import torch
 from models.datasets.formats import read_esc50, write_esc50
 from models.datasets.from_world import (write_audioset_world, write_desed_world, write_epic_world, write_esc50_world,
                                         write_video_folder_world, write_vggsound_world)
-from models.datasets.labelled_sets import CLIP_LAYOUTS, LAYOUTS, assign_folds, detect_layout, read_labelled_set
+from models.datasets.labelled_sets import (CLIP_LAYOUTS, LAYOUTS, assign_folds, check_layout, detect_layout, detect_layouts,
+                                          read_labelled_set)
 from models.families import RECIPES
 from models.train.__main__ import main as train_main
 from models.world import split_seed
@@ -70,24 +71,34 @@ def layouts(tmp_path_factory) -> dict[str, Path]:
                                        preset="tiny", search_seconds=120).root
     epic = write_epic_world(base / "epic100", [split_seed("train", 0), split_seed("val", 0)], video_seconds=6.0,
                             preset="tiny").root
+    both = base / "epic_both"  # the real EPIC layout: both annotation sets beside one audio file
+    shutil.copytree(epic, both)
     roots["epic100"] = epic
     sounds = base / "epic_sounds"
     sounds.mkdir()
-    for f in epic.iterdir():
-        if f.name.startswith("EPIC_Sounds") or f.suffix in (".hdf5", ".h5"):
+    for f in list(epic.iterdir()):
+        if f.name.startswith("EPIC_Sounds"):
+            shutil.move(f, sounds / f.name)
+        elif f.suffix in (".hdf5", ".h5"):
             shutil.copy(f, sounds / f.name)
     roots["epic_sounds"] = sounds
+    roots["epic_both"] = both
     roots["videos"] = write_video_folder_world(base / "videos", [split_seed("train", 0)], clip_seconds=2.0,
                                                preset="tiny").root
     return roots
 
 
 def test_every_layout_is_recognised(layouts):
-    for name, root in layouts.items():
+    both = layouts["epic_both"]
+    assert detect_layouts(both) == ["epic100", "epic_sounds"]
+    for recipe in ("slowfast-epic100", "slowfast-epicsounds", "avslowfast-epic100"):
+        check_layout(both, recipe, RECIPES.get(recipe).factory.reads)  # each reads its part of the folder
+    for name in LAYOUTS:
+        root = layouts[name]
         # a folder of videos nested in folders looks like class folders: recipes that read
         # videos take both, and the clip recipes read its folders as classes
         assert detect_layout(root) in ((None, "folder") if name == "videos" else (name,)), name
-    assert set(layouts) == set(LAYOUTS)
+    assert set(layouts) == set(LAYOUTS) | {"epic_both"}
 
 
 def test_esc50_folds_split_honestly_and_any_class_subset_reads(layouts, tmp_path):

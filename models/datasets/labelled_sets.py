@@ -40,7 +40,8 @@ from models.datasets.formats import (AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, read_au
                                      read_dcase_strong, read_dcase_weak, read_esc50, read_video_folder,
                                      read_vggsound_csv, read_vggsound_split_csv)
 
-__all__ = ["CLIP_LAYOUTS", "LAYOUTS", "LabelledSet", "assign_folds", "carve_validation", "check_layout", "detect_layout", "read_labelled_set",
+__all__ = ["CLIP_LAYOUTS", "LAYOUTS", "LabelledSet", "assign_folds", "carve_validation", "check_layout", "detect_layout",
+           "detect_layouts", "read_labelled_set",
            "refuse_layout"]
 
 #: The layouts the clip recipes read, with what marks each one.
@@ -108,25 +109,33 @@ def _class_folders(root: Path) -> bool:
     return False
 
 
-def detect_layout(root: Path) -> str | None:
-    """The layout of ``root`` (a key of :data:`LAYOUTS` other than ``videos``, which any folder
-    with videos is), or None."""
+def detect_layouts(root: Path) -> list[str]:
+    """Every layout ``root`` holds (keys of :data:`LAYOUTS` other than ``videos``, which any
+    folder with videos is), in the order :func:`detect_layout` prefers them; a real EPIC folder
+    holds both the EPIC-KITCHENS-100 and the EPIC-SOUNDS annotations."""
     root = Path(root)
+    found = []
     if _esc50_csv(root):
-        return "esc50"
+        found.append("esc50")
     if (root / "balanced_train_segments.csv").is_file() or (root / "eval_segments.csv").is_file():
-        return "audioset"
+        found.append("audioset")
     if looks_like_desed(root):
-        return "desed"
+        found.append("desed")
     if ((root / "train.csv").is_file() and (root / "test.csv").is_file()) or (root / "vggsound.csv").is_file():
-        return "vggsound"
+        found.append("vggsound")
     if (root / "EPIC_100_train.csv").is_file():
-        return "epic100"
+        found.append("epic100")
     if (root / "EPIC_Sounds_train.csv").is_file():
-        return "epic_sounds"
-    if root.is_dir() and _class_folders(root):
-        return "folder"
-    return None
+        found.append("epic_sounds")
+    if not found and root.is_dir() and _class_folders(root):
+        found.append("folder")
+    return found
+
+
+def detect_layout(root: Path) -> str | None:
+    """The layout of ``root`` (the first of :func:`detect_layouts`), or None."""
+    found = detect_layouts(root)
+    return found[0] if found else None
 
 
 def refuse_layout(root: Path, recipe: str, reads: Sequence[str], found: str | None, readers: Sequence[str] = ()) -> ValueError:
@@ -151,9 +160,10 @@ def check_layout(root: Path, recipe: str, reads: Sequence[str], readers_of: Call
     if not root.is_dir():
         raise FileNotFoundError(f"--data {root}: no such folder; recipe {recipe!r} reads "
                                 f"{'; '.join(LAYOUTS[k] for k in reads)}")
-    found = detect_layout(root)
-    if found in reads or ("videos" in reads and found in (None, "folder")):
+    layouts = detect_layouts(root)
+    if any(name in reads for name in layouts) or ("videos" in reads and layouts in ([], ["folder"])):
         return
+    found = layouts[0] if layouts else None
     raise refuse_layout(root, recipe, reads, found, readers_of(found) if readers_of and found else ())
 
 
@@ -395,7 +405,8 @@ def read_labelled_set(root: Path, *, recipe: str, reads: Sequence[str] = tuple(C
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"--data {root}: no such folder")
-    layout = detect_layout(root)
-    if layout not in reads:
-        raise refuse_layout(root, recipe, reads, layout)
+    layouts = detect_layouts(root)
+    layout = next((name for name in layouts if name in reads), None)
+    if layout is None:
+        raise refuse_layout(root, recipe, reads, layouts[0] if layouts else None)
     return _READERS[layout](root, fold=fold, folds=folds, val_fraction=val_fraction, seed=seed)
