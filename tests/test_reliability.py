@@ -276,11 +276,16 @@ def test_a_killed_run_leaves_its_events_json_lines_and_a_playable_recording(tmp_
     for obj in records:
         schema.validate(obj)
     killed_at = records[-1]["stream_time"]
-    ended = {(e["label"], round(e["onset"], 3), round(e["offset"], 3))
-             for r in records if r["stream_time"] <= killed_at - 2.0 for e in r["ended"]}
+    ended = [(e["label"], e["onset"], e["offset"]) for r in records if r["stream_time"] <= killed_at - 2.0
+             for e in r["ended"]]
     assert ended, "no event ended in the first 10 s of the scene; pick a busier seed"
-    kept = {(e.label, round(e.onset, 3), round(e.offset, 3)) for e in read_strong_tsv(events)}
-    assert ended <= kept
+    kept = [(e.label, e.onset, e.offset) for e in read_strong_tsv(events)]
+    # The same event in both files: the JSON lines round times to 4 decimals and the TSV to 3, so
+    # they differ by at most 0.55 ms (rounding each side again to 3 decimals made a time within
+    # 0.05 ms of a half millisecond fail: one of three runs here).
+    missing = [e for e in ended if not any(k[0] == e[0] and abs(k[1] - e[1]) <= 6e-4 and abs(k[2] - e[2]) <= 6e-4
+                                           for k in kept)]
+    assert not missing, (missing, kept)
     partial = tmp_path / "run.partial.mp4"
     assert partial.is_file() and not video.exists()
     frames, times = read_video_frames(partial)
