@@ -71,8 +71,9 @@ def test_reader_takes_the_segments_pictures_and_audio(epic_world):
     # the audio is the 24 kHz recording resampled, cut where the window is
     whole = soxr.resample(EpicAudioHDF5(epic_world.audio_hdf5).read("P02_01"), 24000, 16000, quality="HQ")
     first = round((end - spec.audio_seconds) * 16000)
+    # measured max |Δ| 3.3e-8 (float32 rounding of the same soxr resampling): bound 1e-6
     np.testing.assert_allclose(item["audio"].numpy()[100:-100], whole[first + 100:first + spec.audio_samples - 100],
-                               atol=2e-3)
+                               atol=1e-6)
 
 
 def test_missing_and_corrupt_frames_skip_their_segments(epic_world, tmp_path):
@@ -133,8 +134,9 @@ def test_loss_is_two_cross_entropies_and_the_export_gives_two_softmaxes(epic_wor
     model = recipe.build_model()
     loss = recipe.loss(model, batch)
     terms = recipe.last_terms
-    assert math.isfinite(loss.item()) and loss.item() == pytest.approx(terms["ce_verb"] + terms["ce_noun"], rel=1e-5)
-    # untrained heads: each cross-entropy is near log(classes)
+    # the loss is the float32 sum of the two terms (measured relative difference 4.9e-8)
+    assert math.isfinite(loss.item()) and loss.item() == pytest.approx(terms["ce_verb"] + terms["ce_noun"], rel=1e-6)
+    # untrained heads: each cross-entropy is near log(classes) (seed 0: 2.43 against log 10 = 2.30)
     assert terms["ce_verb"] == pytest.approx(math.log(len(epic_world.verbs)), abs=0.5)
     module, example, _ = recipe.export_module(model)
     probs = module(*example.values())
