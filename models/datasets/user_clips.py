@@ -100,6 +100,7 @@ class UserClips:
         self.window = int(round(window_seconds * sample_rate))
         self.target, self.reads = target, tuple(reads)
         self.set: LabelledSet | None = None
+        self.decoded: tuple[ClipWindows, ClipWindows] | None = None  # (train, validation) once datasets() ran
 
     def read(self, data: Path) -> LabelledSet:
         c = self.config
@@ -121,6 +122,7 @@ class UserClips:
         train = ClipWindows(self.decode("train"), s.classes, self.window, target=self.target, train=True,
                             gain_db=gain_db, seed=self.config.seed)
         val = ClipWindows(self.decode("val"), s.classes, self.window, target=self.target, train=False)
+        self.decoded = (train, val)
         return train, val
 
     def test_dataset(self) -> ClipWindows | None:

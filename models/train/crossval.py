@@ -70,10 +70,11 @@ def _fit_probe(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, num
     return probs
 
 
-def _test_fold(recipe_cls, config, out: Path, data: Path) -> dict:
-    """Score ``out``'s best checkpoint on its test fold, and the probes on the same fold."""
-    recipe = recipe_cls(config)
-    train_set, val_set = recipe.build_datasets(data)  # the same split as training (seeded), decoded again
+def _test_fold(recipe, out: Path, data: Path) -> dict:
+    """Score ``out``'s best checkpoint on its test fold, and the probes on the same fold
+    (``recipe`` is the one that trained it: its decoded training and validation clips are reused)."""
+    config = recipe.config
+    train_set, val_set = recipe.user.decoded or recipe.build_datasets(data)
     ckpt = load_checkpoint(out / "checkpoints" / BEST)
     recipe.restore(ckpt["metadata"])
     model = recipe.build_model()
@@ -163,8 +164,9 @@ def cross_validate(recipe_cls, config, out: Path, data: Path, train_fn, argv: li
         if not done.is_file():
             print(f"cv: fold {k} of {config.cv} → {fold_out}", file=sys.stderr)
             resume = (fold_out / "checkpoints" / "last.pt").is_file()
-            train_fn(recipe_cls(fold_cfg), fold_out, data=data, resume=resume, argv=argv)
-            atomic_write_text(done, json.dumps(_test_fold(recipe_cls, fold_cfg, fold_out, data), indent=1) + "\n")
+            recipe = recipe_cls(fold_cfg)
+            train_fn(recipe, fold_out, data=data, resume=resume, argv=argv)
+            atomic_write_text(done, json.dumps(_test_fold(recipe, fold_out, data), indent=1) + "\n")
         folds.append(json.loads(done.read_text()))
         f = folds[-1]
         print(f"cv: fold {k}: network top-1 {100 * f['network']['top1']:.1f} %, log-mel probe "
