@@ -320,14 +320,15 @@ def test_engine_builder_refuses_a_float64_graph_before_importing_tensorrt(logmel
 
 
 def test_scene_check_fails_when_the_bar_leaves_out_onnxruntimes_own_float32_error(tmp_path, monkeypatch):
-    """With ORT_STFT_ERROR_RATIO at 0 the bar is PyTorch's float32 error alone (0.098 here), which
-    ONNX Runtime's float32 STFT exceeds on this input (0.12): the scene check fails, says why, and
-    leaves no file."""
+    """With ORT_STFT_ERROR_RATIO at 0 the bar is PyTorch's float32 error alone, which ONNX Runtime's
+    float32 STFT exceeds on this input: the scene check fails, says why, and leaves no file. The
+    spread is measured at export and differs between CPUs (0.098 against ORT's 0.12 on one machine,
+    0.071 against 0.143 on another), so the message is matched for its form, not its digits."""
     import models.export.onnx as onnx_export
 
     monkeypatch.setattr(onnx_export, "ORT_STFT_ERROR_RATIO", 0.0)
     path = tmp_path / "logmel.onnx"
     with pytest.raises(ExportVerificationError, match=r"low-passed world scene; atol 0.0001 \+ \(1 \+ 0\) x the "
-                                                      r"front end's float32-vs-float64 spread 0.09"):
+                                                      r"front end's float32-vs-float64 spread \d+\.\d+"):
         export_logmel(EPIC_LIKE, path)
     assert list(tmp_path.iterdir()) == []
