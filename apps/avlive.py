@@ -7,6 +7,7 @@
     avlive --source clip.mp4 --models runs/baseline runs/l3 --record out.mp4 --events-out out.tsv
     avlive --source synthetic:200001 --models runs/baseline --no-realtime --duration 60 --jsonl out.jsonl
     avlive --source synthetic:200001 --no-realtime --duration 60 --scores-out scores.tsv   (frame scores, for PSDS)
+    avlive --source synthetic:1 --source synthetic:2 --source clip.mp4 --events-out out/events.tsv   (3 streams)
     avlive --list-devices
 
 With a display (``DISPLAY`` or ``WAYLAND_DISPLAY`` set, or ``QT_QPA_PLATFORM=offscreen``) avlive
@@ -77,8 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
                                             "heatmap from a camera and a microphone.",
                                 epilog=SOURCES_EPILOG + MODEL_USAGE)
     g = p.add_argument_group("input")
-    g.add_argument("--source", metavar="synthetic[:SEED]|FILE", default=None,
-                   help="audio+video source (default synthetic:200000 when no --mic/--camera is given)")
+    g.add_argument("--source", metavar="synthetic[:SEED]|FILE", default=None, action="append",
+                   help="audio+video source (default synthetic:200000 when no --mic/--camera is given); repeat it "
+                        "for several streams in one process (one inference thread; JSON lines name their stream, "
+                        "--events-out writes one TSV per stream: OUT.<stream>.tsv; headless, real-time pace)")
     g.add_argument("--camera", metavar="INDEX|PATH|URL|none", default=None, help="video from a camera; none: audio only")
     g.add_argument("--mic", metavar="default|INDEX|NAME", default=None, help="audio from a microphone")
     g.add_argument("--av-offset-ms", type=float, default=0.0, metavar="MS",
@@ -276,20 +279,39 @@ def _run(args, window: bool) -> int:
         hop = args.hop if args.hop is not None else DEFAULT_HOP_S  # the labeler may change the default below
         every = args.localizer_every  # None: about every LOCALIZER_PERIOD_S seconds at the hop
         recovery = _recovery(args)
-        config = PipelineConfig(source=args.source, camera=args.camera, mic=args.mic, hop_s=hop, recovery=recovery,
+        sources = args.source or []
+        config = PipelineConfig(source=sources[0] if len(sources) == 1 else None, camera=args.camera, mic=args.mic, hop_s=hop, recovery=recovery,
                                 localizer_every=every if every is not None else localizer_every_for(hop),
                                 realtime=args.realtime, av_offset_ms=args.av_offset_ms, duration=args.duration,
                                 jsonl=jsonl, events_out=args.events_out, scores_out=args.scores_out,
                                 record=args.record)
-        check_sources(config)
+        if len(sources) > 1:
+            from realtime.multistream import check_multistream
+
+            check_multistream(config, sources)
+            if window and args.gui:
+                raise PipelineError("--gui with several --source: the window shows one stream; run headless")
+            for src in sources:
+                check_sources(dataclasses.replace(config, source=src))
+        else:
+            check_sources(config)
         video = args.camera != "none"
+        real_input = any(not plays_the_world(dataclasses.replace(config, source=src)) for src in sources) \
+            if len(sources) > 1 else not plays_the_world(config)
         models, notes = load_models(labeler=args.labeler, localizer=args.localizer, models=args.models,
                                     backend=args.backend, device=args.device, threads=args.threads, video=video,
-                                    real_input=not plays_the_world(config), precision=args.precision)
+                                    real_input=real_input, precision=args.precision)
         if args.hop is None and models.preferred_hop is not None:
             hop = models.preferred_hop
             config = dataclasses.replace(config, hop_s=hop,
                                          localizer_every=every if every is not None else localizer_every_for(hop))
+        if len(sources) > 1:
+            from realtime.multistream import run_streams
+
+            for line in notes:
+                print(f"avlive: {line}", file=sys.stderr)
+            run_streams(config, sources, models)
+            return 0
         streams = build_streams(config, models)
         for line in notes:  # after every check: a run that cannot start prints its one error line only
             print(f"avlive: {line}", file=sys.stderr)

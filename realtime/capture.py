@@ -239,6 +239,17 @@ class Capture:
                 PortAudioNotFound, a rate or frame-size mismatch as ValueError, ...); the
                 other sources are closed again.
         """
+        self.open_sources()
+        return self.go()
+
+    def open_sources(self) -> "Capture":
+        """The first half of :meth:`start`: open every source (each in its own thread), without
+        starting the clock. Several captures that should share a clock (the streams of one
+        process) open first, then :meth:`go` together.
+
+        Raises:
+            See :meth:`start`.
+        """
         if self._started:
             raise RuntimeError("Capture.start: already started (make a new Capture)")
         self._started = True
@@ -254,7 +265,14 @@ class Capture:
         if failed:
             self.stop()
             raise failed[0]
-        self._t0 = time.monotonic()
+        return self
+
+    def go(self, t0: float | None = None) -> "Capture":
+        """The second half of :meth:`start`: stream time 0 is now (or ``t0``, a ``time.monotonic()``
+        value), and capturing begins."""
+        if not self._started:
+            raise RuntimeError("Capture.go: call open_sources() first")
+        self._t0 = time.monotonic() if t0 is None else float(t0)
         self._go.set()
         return self
 

@@ -180,6 +180,21 @@ class LiveModel:
         """The scheduler's slot for this model."""
         return ModelSlot(self.name, self.model, every=every, hysteresis=self.hysteresis, kind=self.kind)
 
+    def slot_for_stream(self, every: int = 1, *, first: bool = True) -> ModelSlot:
+        """The scheduler's slot for this model in one of several streams of a process.
+
+        A model that keeps no state is the same object in every stream (the streams share it and,
+        when it offers ``batch``, one runner call per hop); a stateful one (``reset()``, e.g. a
+        streaming CRNN) gets, after the first stream, a new adapter on the same runner, so each
+        stream keeps its own state.
+        """
+        model = self.model
+        if not first and callable(getattr(model, "reset", None)):
+            model = live_adapter(self.metadata)(self._runner, self.metadata)
+            if not hasattr(model, "metadata"):
+                model.metadata = self.metadata
+        return ModelSlot(self.name, model, every=every, hysteresis=self.hysteresis, kind=self.kind)
+
     def describe(self) -> str:
         w = self.model.window
         frame = (f" + {w.frames} frames at {w.frame_rate:g} fps" if w.frames > 1 else
@@ -208,6 +223,10 @@ class LiveModels:
 
     def slots(self, localizer_every: int = 1) -> list[ModelSlot]:
         return [m.slot(localizer_every if m.kind == "localizer" else 1) for m in self.all]
+
+    def stream_slots(self, localizer_every: int = 1, *, first: bool = True) -> list[ModelSlot]:
+        """:meth:`slots` for one of several streams (see :meth:`LiveModel.slot_for_stream`)."""
+        return [m.slot_for_stream(localizer_every if m.kind == "localizer" else 1, first=first) for m in self.all]
 
     @property
     def sample_rate(self) -> int:

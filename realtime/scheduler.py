@@ -412,6 +412,31 @@ class _Due:
     gap: bool  # not exactly one of its hops after its previous run: reset() first
 
 
+@dataclass
+class _HopWork:
+    """One hop between its cut and its result (the inference thread's alone).
+
+    Attributes:
+        hop, end: the hop index and the capture index its windows end at.
+        capture: the capture's counters taken once for this hop (or None).
+        due: the models due, with what was cut for them.
+        t_start: ``perf_counter()`` when the hop began.
+        latency: stage → ms so far (``copy``, then ``model:<name>`` per run).
+        scores, frame_scores, runs, fresh: the models' outputs as recorded.
+    """
+
+    hop: int
+    end: int
+    capture: Any
+    due: list[_Due]
+    t_start: float
+    latency: dict[str, float]
+    scores: dict[str, np.ndarray] = field(default_factory=dict)
+    frame_scores: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    runs: list[ModelRun] = field(default_factory=list)
+    fresh: bool = False
+
+
 def _default_ring_class():
     from .rings import AudioRing
 
@@ -422,7 +447,9 @@ class Scheduler:
     """Runs live models on a capture stream, one hop at a time, on its own thread.
 
     Use ``start()`` / ``stop()`` (a context manager does both), or drive it synchronously with
-    ``step()`` (offline runs, tests) and finish with ``stop()``; not both.
+    ``step()`` (offline runs, tests) and finish with ``stop()``; not both. Several streams of one
+    process are driven by ``realtime.multistream.MultiScheduler`` instead, through the hop's parts
+    (``_begin_hop``, ``_call`` or ``_record``, ``_finish_hop``), on its one thread.
 
     Args:
         audio_ring: the capture ring (``realtime.rings.AudioRing``: ``total_written``,
@@ -802,31 +829,46 @@ class Scheduler:
             due.append(_Due(slot, end_index, end_time, frame_info, gap))
         return due
 
-    def _run_model(self, d: _Due, scores: dict, frame_scores: dict) -> tuple[ModelRun, bool]:
-        """Call one due model (after its ``reset()`` when a gap came before); (its run, whether
-        it produced a fresh heatmap)."""
+    def _reset_if_due(self, d: _Due) -> bool:
+        """Call a stateful model's ``reset()`` when a gap came before this run; whether it did."""
+        if not (d.gap and d.slot.reset is not None):
+            return False
+        d.slot.reset()
+        self._resets += 1
+        return True
+
+    @staticmethod
+    def _model_args(d: _Due) -> tuple[np.ndarray, np.ndarray | None]:
+        """What a due model is called with: its window and its frame (clip), or None for a
+        labeler that got no picture."""
         slot = d.slot
-        t0 = time.perf_counter()
-        reset = d.gap and slot.reset is not None
-        if reset:
-            slot.reset()
-            self._resets += 1
-        fresh = False
         if slot.kind == "labeler":
-            out = slot.spec.model(slot.audio, slot.frame if d.frame_info is not None else None)
+            return slot.audio, slot.frame if d.frame_info is not None else None
+        return slot.audio, slot.frame
+
+    def _call(self, work: "_HopWork", d: _Due) -> None:
+        """Call one due model (after its ``reset()`` when a gap came before) and record its run."""
+        t0 = time.perf_counter()
+        reset = self._reset_if_due(d)
+        out = d.slot.spec.model(*self._model_args(d))
+        self._record(work, d, out, (time.perf_counter() - t0) * 1e3, reset)
+
+    def _record(self, work: "_HopWork", d: _Due, out: Any, ms: float, reset: bool = False) -> None:
+        """Take one model's output into the hop: its scores or heatmap, and its :class:`ModelRun`
+        (``ms``: how long the call took, for a batched call the whole call)."""
+        slot = d.slot
+        if slot.kind == "labeler":
             if isinstance(out, FrameScores):
                 # copies: runners may hand back views of buffers they reuse on the next call
-                frame_scores[slot.spec.name] = (out.scores.copy(), d.end_time + out.times)
-                scores[slot.spec.name] = frame_scores[slot.spec.name][0][-1]
+                work.frame_scores[slot.spec.name] = (out.scores.copy(), d.end_time + out.times)
+                work.scores[slot.spec.name] = work.frame_scores[slot.spec.name][0][-1]
             else:
-                scores[slot.spec.name] = np.array(out, dtype=np.float32, copy=True).reshape(-1)
+                work.scores[slot.spec.name] = np.array(out, dtype=np.float32, copy=True).reshape(-1)
         else:
-            heatmap = slot.spec.model(slot.audio, slot.frame)
-            if not isinstance(heatmap, Heatmap):
+            if not isinstance(out, Heatmap):
                 raise TypeError(f"localizer {slot.spec.name!r}: expected a models.core.live.Heatmap, "
-                                f"received {type(heatmap).__name__}")
-            self._heatmap, self._heatmap_time, fresh = heatmap, d.end_time, True
-        ms = (time.perf_counter() - t0) * 1e3
+                                f"received {type(out).__name__}")
+            self._heatmap, self._heatmap_time, work.fresh = out, d.end_time, True
         slot.runs += 1
         clip = slot.clip_index is not None and d.frame_info is not None
         run = ModelRun(slot.spec.name, slot.kind, slot.window.sample_rate, int(d.end_index), float(d.end_time),
@@ -834,7 +876,8 @@ class Scheduler:
                        None if d.frame_info is None else int(d.frame_info[1]), ms,
                        frame_times=tuple(slot.clip_times.tolist()) if clip else (),
                        frame_indices=tuple(slot.clip_index.tolist()) if clip else (), reset=reset)
-        return run, fresh
+        work.latency[f"model:{run.name}"] = run.ms
+        work.runs.append(run)
 
     def _roll(self, d: _Due, scores: dict, frame_scores: dict) -> list[LabeledEvent]:
         """Feed a labeler's output to its rolling labels; the events that ended."""
@@ -855,6 +898,14 @@ class Scheduler:
         return just_ended
 
     def _hop(self, end: int) -> HopResult:
+        work = self._begin_hop(end)
+        for d in work.due:
+            self._call(work, d)
+        return self._finish_hop(work)
+
+    def _begin_hop(self, end: int) -> "_HopWork":
+        """The first part of a hop: count it (and the hops skipped before it), resample what
+        arrived, and cut every due model's window and pictures (windows ending at ``end``)."""
         t_start = time.perf_counter()
         hop = end // self.hop_samples
         skipped = 0 if self._next_hop is None else max(0, hop - self._next_hop)
@@ -862,40 +913,30 @@ class Scheduler:
         self._skips += skipped
         self._hops += 1
         self._last_end, self._last_hop = end, hop
-
-        # -- copy: resample what arrived, then cut every due model's window and pictures
         for stream in self._streams.values():
             stream.advance(end)
         capture = self._capture_now()  # once a hop: the cut and the result see the same counters
         due = self._cut(hop, end, capture)
-        t_copy = time.perf_counter()
+        return _HopWork(hop, end, capture, due, t_start, {"copy": (time.perf_counter() - t_start) * 1e3})
 
-        # -- models
-        latency: dict[str, float] = {"copy": (t_copy - t_start) * 1e3}
-        scores: dict[str, np.ndarray] = {}
-        frame_scores: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # name -> ((T, C) scores, (T,) stream times)
-        runs = []
-        fresh = False
-        for d in due:
-            run, heatmap_fresh = self._run_model(d, scores, frame_scores)
-            fresh = fresh or heatmap_fresh
-            latency[f"model:{run.name}"] = run.ms
-            runs.append(run)
+    def _finish_hop(self, work: "_HopWork") -> HopResult:
+        """The last part of a hop, once every due model ran (:meth:`_record`): rolling labels,
+        the result, the sinks."""
         t_models = time.perf_counter()
-
-        # -- post: rolling labels
         ended: list[LabeledEvent] = []
-        for d in due:
+        for d in work.due:
             if d.slot.kind == "labeler":
-                ended.extend(self._roll(d, scores, frame_scores))
-        lag_ms = (int(self.audio_ring.total_written) - end) / self.sample_rate * 1e3
+                ended.extend(self._roll(d, work.scores, work.frame_scores))
+        lag_ms = (int(self.audio_ring.total_written) - work.end) / self.sample_rate * 1e3
         t_post = time.perf_counter()
+        latency = work.latency
         latency["post"] = (t_post - t_models) * 1e3
         latency["sinks"] = self._sinks_ms
-        latency["total"] = (t_post - t_start) * 1e3
+        latency["total"] = (t_post - work.t_start) * 1e3
 
-        result = self._result(hop=hop, end=end, scores=scores, ended=tuple(ended), runs=tuple(runs), latency=latency,
-                              fresh=fresh, lag_ms=lag_ms, frame_scores=frame_scores, capture=capture)
+        result = self._result(hop=work.hop, end=work.end, scores=work.scores, ended=tuple(ended),
+                              runs=tuple(work.runs), latency=latency, fresh=work.fresh, lag_ms=lag_ms,
+                              frame_scores=work.frame_scores, capture=work.capture)
         self._latest = result
         t0 = time.perf_counter()
         for sink in self.sinks:

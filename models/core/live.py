@@ -22,6 +22,11 @@ What a model can ask for (:class:`WindowSpec`) and give back:
 * **Scores.** A labeler returns ``(C,)`` scores for its window, or a :class:`FrameScores`:
   ``(T, C)`` scores of T frames inside the window with each frame's time, so the rolling
   labels place onsets and offsets at frame resolution (a sound-event detector such as a CRNN).
+* **Batches.** A model that keeps no state and whose runner takes a batch axis may offer
+  ``batch(calls)``: a list of ``(audio, frame)`` pairs, each what one call would get, in one
+  runner call; it returns the list of what each call would have returned. One process serving
+  several streams (``realtime.multistream``) runs such a model once per hop for all streams
+  due; :func:`has_batch_axis` tells whether a model's inputs allow it.
 """
 from __future__ import annotations
 
@@ -223,6 +228,12 @@ class Localizer(Protocol):
         ...
 
 
+def has_batch_axis(metadata) -> bool:
+    """Whether every input of a model's metadata has a free first axis (named, e.g. ``"batch"``),
+    so one runner call can take the windows of several streams."""
+    return bool(metadata.inputs) and all(spec.shape and isinstance(spec.shape[0], str) for spec in metadata.inputs)
+
+
 class FunctionLabeler:
     """A Labeler around any batch scoring function: a torch module's forward, an ONNX Runtime or
     TensorRT runner (the realtime layer wraps runners this way), a test double.
@@ -230,23 +241,43 @@ class FunctionLabeler:
     Args:
         window: what the model needs.
         labels: one per score, in output order.
-        predict: (1, window.samples) float32 → (1, C) scores in [0, 1].
+        predict: (B, window.samples) float32 → (B, C) scores in [0, 1]; B is 1 unless
+            ``batchable``.
+        batchable: ``predict`` takes any B (then :meth:`batch` is offered; else it is None).
     """
 
-    def __init__(self, window: WindowSpec, labels, predict):
+    def __init__(self, window: WindowSpec, labels, predict, *, batchable: bool = False):
         self.window = window
         self.labels = tuple(labels)
         self._predict = predict
-        self._batch = np.zeros((1, window.samples), np.float32)  # reused every call
+        self._batch = np.zeros((1, window.samples), np.float32)  # reused every call; grown by batch()
+        self.batch = self._batch_call if batchable else None
 
     def __call__(self, audio: np.ndarray, frame: np.ndarray | None = None) -> np.ndarray:
         if audio.shape != (self.window.samples,):
             raise ValueError(f"labeler input: expected audio of shape ({self.window.samples},) at {self.window.sample_rate} Hz, received {audio.shape}")
         self._batch[0] = audio
-        scores = np.asarray(self._predict(self._batch), dtype=np.float32).reshape(-1)
+        scores = np.asarray(self._predict(self._batch[:1]), dtype=np.float32).reshape(-1)
         if scores.shape != (len(self.labels),):
             raise ValueError(f"labeler output: expected {len(self.labels)} scores, received {scores.shape}")
         return scores
+
+    def _batch_call(self, calls) -> list[np.ndarray]:
+        """``calls``: ``[(audio (window.samples,), frame or None), ...]`` → one ``(C,)`` array per
+        call, from one ``predict`` call on the ``(B, window.samples)`` stack."""
+        n = len(calls)
+        if self._batch.shape[0] < n:
+            self._batch = np.zeros((n, self.window.samples), np.float32)
+        batch = self._batch[:n]
+        for i, (audio, _frame) in enumerate(calls):
+            if audio.shape != (self.window.samples,):
+                raise ValueError(f"labeler input: expected audio of shape ({self.window.samples},) at "
+                                 f"{self.window.sample_rate} Hz, received {audio.shape}")
+            batch[i] = audio
+        scores = np.asarray(self._predict(batch), dtype=np.float32).reshape(n, -1)
+        if scores.shape[1] != len(self.labels):
+            raise ValueError(f"labeler output: expected {len(self.labels)} scores per window, received {scores.shape}")
+        return list(scores.copy())
 
 
 def scores_output(metadata) -> tuple[str, str]:
@@ -282,4 +313,4 @@ def runner_labeler(runner, metadata) -> FunctionLabeler:
         return y
 
     window = WindowSpec(metadata.window_seconds, metadata.sample_rate, needs_frame=False)
-    return FunctionLabeler(window, metadata.labels, predict)
+    return FunctionLabeler(window, metadata.labels, predict, batchable=has_batch_axis(metadata))

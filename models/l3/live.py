@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from models.core.family import ExportableModel, ModelFile
-from models.core.live import FRAME_AT_CENTRE, Heatmap, WindowSpec
+from models.core.live import FRAME_AT_CENTRE, Heatmap, WindowSpec, has_batch_axis
 from models.core.metadata import ModelMetadata, TensorSpec
 from models.l3.network import (SAMPLE_RATE, WINDOW_SAMPLES, L3Config, L3Export, L3Net, heatmap_from_cells,
                                load_checkpoint, preprocess_frames)
@@ -82,14 +82,29 @@ class RunnerLocalizer:
         self._size = int(metadata.inputs[0].shape[-1])
         frame_at = metadata.extra.get("frame_at", FRAME_AT_CENTRE)
         self.window = WindowSpec(metadata.window_seconds, metadata.sample_rate, needs_frame=True, frame_at=frame_at)
-        self._audio = np.zeros((1, self.window.samples), np.float32)  # reused every call
+        self._audio = np.zeros((1, self.window.samples), np.float32)  # reused every call; grown by batch()
+        self.batch = self._batch_call if has_batch_axis(metadata) else None
 
     def __call__(self, audio: np.ndarray, frame: np.ndarray) -> Heatmap:
         """``audio (48000,)`` float32 at 48 kHz, ``frame (H, W, 3)`` uint8 RGB → Heatmap at H×W."""
         self._audio[0] = audio
         frames = preprocess_frames(frame, self._size).numpy()
-        out = self._runner.infer({"frames": frames, "audio": self._audio})
+        out = self._runner.infer({"frames": frames, "audio": self._audio[:1]})
         return heatmap_from_cells(np.array(out["cell_probs"][0], np.float32), frame.shape[:2], self.threshold)
+
+    def _batch_call(self, calls) -> list[Heatmap]:
+        """``calls``: ``[(audio (48000,), frame (H, W, 3)), ...]`` (the frames may differ in size:
+        one per stream) → one Heatmap per call, from one runner call on the stacked inputs."""
+        n = len(calls)
+        if self._audio.shape[0] < n:
+            self._audio = np.zeros((n, self.window.samples), np.float32)
+        frames = np.empty((n, 3, self._size, self._size), np.float32)
+        for i, (audio, frame) in enumerate(calls):
+            self._audio[i] = audio
+            frames[i] = preprocess_frames(frame, self._size).numpy()[0]
+        out = self._runner.infer({"frames": frames, "audio": self._audio[:n]})
+        cells = np.array(out["cell_probs"], np.float32)
+        return [heatmap_from_cells(cells[i], frame.shape[:2], self.threshold) for i, (_audio, frame) in enumerate(calls)]
 
 
 def _is_bare_checkpoint(path: Path) -> bool:

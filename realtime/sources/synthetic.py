@@ -62,6 +62,10 @@ class SyntheticSource(Source):
 
     def _open(self) -> None:
         self._k = 0
+        if self.sample_rate is not None:
+            # The scene's first render sets up its sounds (about 0.5 s); paid here, before the
+            # capture's clock starts, it does not arrive as a burst that makes the first hops late.
+            self.scene.render_audio(0, 1, self._rate)
 
     def _close(self) -> None:
         pass

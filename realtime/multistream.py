@@ -1,0 +1,389 @@
+"""Several streams in one process: one capture feed per stream, one inference thread for all.
+
+Data flow (one owner per thread)::
+
+    stream 1: capture thread(s) ──▶ AudioRing 1, FrameRing 1 ─┐
+    stream 2: capture thread(s) ──▶ AudioRing 2, FrameRing 2 ─┼──▶ [inference thread: MultiScheduler]
+    ...                                                        │     cut the windows of every stream due
+                                                               │     one call per shared model on all of them
+                                                               │     (the model's ``batch``: its batch axis)
+                                                               └──▶  each stream's rolling labels and sinks
+
+Each stream has its own :class:`realtime.scheduler.Scheduler` (its rings, resampling streams,
+rolling labels, counters and sinks), but none of them runs a thread: the
+:class:`MultiScheduler` drives them. When a hop is due on some streams it cuts their windows
+(``Scheduler._begin_hop``), groups the due runs by model, calls a model shared by several
+streams once on all of their windows (``model.batch``, see ``models.core.live``), hands each
+stream its share (``Scheduler._record``) and finishes each stream's hop (``_finish_hop``:
+rolling labels, result, sinks). A model that keeps state (``reset()``) is one adapter per
+stream on a shared runner (``realtime.models.LiveModel.slot_for_stream``) and runs stream by
+stream. A stream's ``model:<name>`` latency is the whole call it took part in.
+
+:func:`run_streams` is ``avlive --source A --source B ...``: the JSON lines of every stream go to
+one output, each line naming its stream (``source``); each stream writes its own events TSV.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import re
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Sequence, TextIO
+
+from .capture import Capture
+from .pipeline import (PipelineConfig, PipelineError, RunOutcome, Streams, _stop_scheduler, audio_capacity,
+                       build_streams, frame_slots)
+from .rings import AudioRing, FrameRing
+from .scheduler import HopResult, Scheduler, SchedulerConfig
+from .sinks import EventsTsvSink, JsonLinesSink, SummarySink
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["MultiScheduler", "run_streams", "stream_output_path"]
+
+
+class MultiScheduler:
+    """One inference thread for several :class:`Scheduler` s (never started themselves).
+
+    Use ``start()`` / ``stop()``, or drive it with ``step()`` (tests); not both.
+
+    Args:
+        schedulers: one per stream; a model object shared by several of them (same ``id``)
+            is called once per round on all of their windows when it offers ``batch``.
+        thread_name: the inference thread's name.
+        min_wait_s: shortest sleep while no stream has a hop due.
+        gather_s: when a stream's hop is due, the streams whose hop is due within this many
+            seconds are waited for (at most that long), so one call serves them all; the
+            first stream's hop starts at most ``gather_s`` later. 0: never wait.
+
+    Attributes:
+        calls: model calls made (a batched call counts once).
+        batch_sizes: batch size → how many calls had it.
+    """
+
+    def __init__(self, schedulers: Sequence[Scheduler], *, thread_name: str = "avlive-inference",
+                 min_wait_s: float = 0.005, gather_s: float = 0.02) -> None:
+        self.schedulers = tuple(schedulers)
+        if not self.schedulers:
+            raise ValueError("MultiScheduler: expected at least one Scheduler")
+        if len({id(s) for s in self.schedulers}) != len(self.schedulers):
+            raise ValueError("MultiScheduler: the same Scheduler was given twice")
+        self.thread_name = thread_name
+        self.min_wait_s = float(min_wait_s)
+        if not gather_s >= 0:
+            raise ValueError(f"MultiScheduler gather_s: expected seconds >= 0, found {gather_s!r}")
+        self.gather_s = float(gather_s)
+        self.calls = 0
+        self.batch_sizes: collections.Counter[int] = collections.Counter()
+        self._thread: threading.Thread | None = None
+        self._stop_event = threading.Event()
+        self._error: BaseException | None = None
+        self._opened = False
+        self._closed = False
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> "MultiScheduler":
+        """Start the inference thread (it opens every stream's sinks)."""
+        if self._thread is not None or self._opened:
+            raise RuntimeError("MultiScheduler.start: already started (or driven with step())")
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        """Stop; every stream emits its final result and closes its sinks. An error raised on
+        the inference thread is re-raised here.
+
+        Raises:
+            TimeoutError: the thread is still busy after ``timeout`` seconds.
+        """
+        if self._thread is not None:
+            self._stop_event.set()
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise TimeoutError(f"MultiScheduler.stop: the inference thread is still busy after {timeout} s")
+        elif self._opened and not self._closed:
+            self._finish()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def step(self) -> list[HopResult]:
+        """One round now, on the calling thread: a hop on every stream, windows ending at each
+        stream's newest sample. For tests and offline use; not while ``start()``ed."""
+        if self._thread is not None:
+            raise RuntimeError("MultiScheduler.step: the inference thread is running")
+        if self._closed:
+            raise RuntimeError("MultiScheduler.step: stopped")
+        if not self._opened:
+            self._open()
+        return self._round([(s, int(s.audio_ring.total_written)) for s in self.schedulers])
+
+    # ---------------------------------------------------------------- thread
+
+    def _open(self) -> None:
+        self._opened = True
+        for s in self.schedulers:
+            s._open()
+
+    def _run(self) -> None:
+        try:
+            self._open()
+            for s in self.schedulers:
+                s._next_hop = int(s.audio_ring.total_written) // s.hop_samples + 1
+            wait = self._stop_event.wait
+            gather_until = None  # monotonic deadline while waiting for streams about to be due
+            while not self._stop_event.is_set():
+                due, soon, sleep = [], 0, None
+                for s in self.schedulers:
+                    total = int(s.audio_ring.total_written)
+                    missing = (s._next_hop * s.hop_samples - total) / s.sample_rate  # seconds
+                    if missing <= 0:
+                        due.append((s, total))
+                        continue
+                    soon += missing <= self.gather_s
+                    wait_s = min(max(missing, self.min_wait_s), s.config.hop_s)
+                    sleep = wait_s if sleep is None else min(sleep, wait_s)
+                if due and soon:
+                    now = time.monotonic()
+                    gather_until = gather_until or now + self.gather_s
+                    if now < gather_until:
+                        wait(min(self.min_wait_s, gather_until - now))
+                        continue
+                if due:
+                    gather_until = None
+                    self._round(due)
+                else:
+                    wait(sleep)
+        except BaseException as e:  # handed over to stop()
+            self._error = e
+            logger.error("inference thread failed: %s: %s", type(e).__name__, e)
+        finally:
+            try:
+                self._finish()
+            except BaseException as e:
+                if self._error is None:
+                    self._error = e
+
+    def _finish(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        errors = []
+        for s in self.schedulers:
+            try:
+                s._finish()
+            except BaseException as e:  # every stream closes its sinks, whatever another did
+                errors.append(e)
+        if errors:
+            raise errors[0]
+
+    def _round(self, due: Sequence[tuple[Scheduler, int]]) -> list[HopResult]:
+        """A hop on each ``(scheduler, end)``: cut, one call per model (batched across the
+        streams that share it), then each stream's rolling labels, result and sinks."""
+        works = [(s, s._begin_hop(end)) for s, end in due]
+        shared: dict[int, list] = {}
+        for s, work in works:
+            for d in work.due:
+                model = d.slot.spec.model
+                if d.slot.reset is None and callable(getattr(model, "batch", None)):
+                    shared.setdefault(id(model), []).append((s, work, d))
+        outputs: dict[tuple[int, int], tuple[object, float]] = {}  # (id(work), id(due)) -> (output, ms)
+        for items in shared.values():
+            if len(items) < 2:
+                continue
+            t0 = time.perf_counter()
+            outs = items[0][2].slot.spec.model.batch([s._model_args(d) for s, _w, d in items])
+            ms = (time.perf_counter() - t0) * 1e3
+            if len(outs) != len(items):
+                raise ValueError(f"model {items[0][2].slot.spec.name!r}: batch() returned {len(outs)} outputs for "
+                                 f"{len(items)} calls")
+            self.calls += 1
+            self.batch_sizes[len(items)] += 1
+            for (_s, work, d), out in zip(items, outs):
+                outputs[(id(work), id(d))] = (out, ms)
+        for s, work in works:  # in each stream's own order, as its Scheduler would
+            for d in work.due:
+                got = outputs.get((id(work), id(d)))
+                if got is None:
+                    s._call(work, d)
+                    self.calls += 1
+                    self.batch_sizes[1] += 1
+                else:
+                    s._record(work, d, got[0], got[1])
+        return [s._finish_hop(work) for s, work in works]
+
+
+# ------------------------------------------------------------------------------ the avlive run
+
+
+def stream_output_path(path: str | Path, name: str) -> Path:
+    """``out/events.tsv`` for stream ``synthetic:200001`` → ``out/events.synthetic-200001.tsv``."""
+    path = Path(path)
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "stream"
+    return path.with_name(f"{path.stem}.{slug}{path.suffix}")
+
+
+def _unique_names(names: Sequence[str]) -> list[str]:
+    seen: collections.Counter[str] = collections.Counter()
+    out = []
+    for n in names:
+        seen[n] += 1
+        out.append(n if seen[n] == 1 else f"{n}#{seen[n]}")
+    return out
+
+
+def check_multistream(config: PipelineConfig, sources: Sequence[str]) -> None:
+    """Fail fast on what several streams in one process cannot do (yet).
+
+    Raises:
+        PipelineError: fewer than two sources, a microphone or a camera, a recording, a
+            scores table, or ``--no-realtime``; each names what to do instead.
+    """
+    if len(sources) < 2:
+        raise PipelineError("several streams: expected at least two --source values")
+    if config.mic is not None or config.camera not in (None, "none"):
+        raise PipelineError("--mic/--camera with several --source: not supported yet; several streams are "
+                            "synthetic scenes or media files (--source FILE); run one avlive per device")
+    for flag, value in (("--record", config.record), ("--scores-out", config.scores_out)):
+        if value is not None:
+            raise PipelineError(f"{flag} with several --source: not supported yet; run one avlive per stream for it")
+    if not config.realtime:
+        raise PipelineError("--no-realtime with several --source: not supported; several streams run at "
+                            "real-time pace (run one avlive per file for offline scoring)")
+
+
+def run_streams(config: PipelineConfig, sources: Sequence[str], models, *, log: TextIO | str | None = "stderr",
+                stop: threading.Event | None = None) -> list[RunOutcome]:
+    """Run every source as its own stream, one inference thread for all, until every stream
+    ended, ``config.duration``, Ctrl-C or ``stop``.
+
+    Args:
+        config: the options (its ``source`` is ignored; ``events_out`` names one TSV per stream,
+            :func:`stream_output_path`; ``jsonl`` receives every stream's lines).
+        sources: the streams' ``--source`` values (synthetic scenes or media files).
+        models: loaded models (closed by the caller); stateless ones are shared by the streams.
+        log: where one-line notes go.
+        stop: set it from another thread to end the run as Ctrl-C does.
+
+    Returns:
+        One outcome per stream, in order.
+    """
+    check_multistream(config, sources)
+    stop = stop or threading.Event()
+    log = sys.stderr if log == "stderr" else log
+
+    def note(line: str) -> None:
+        if log is not None:
+            print(f"avlive: {line}", file=log, flush=True)
+
+    streams: list[Streams] = []
+    try:
+        for src in sources:
+            streams.append(build_streams(dataclasses.replace(config, source=src), models))
+    except BaseException:
+        for st in streams:
+            st.close()
+        raise
+    names = _unique_names([st.name for st in streams])
+    jsonl_target, jsonl_owned = None, False
+    if config.jsonl == "-":
+        jsonl_target = sys.stdout
+    elif config.jsonl is not None:
+        jsonl_target, jsonl_owned = open(config.jsonl, "w", encoding="utf-8"), True
+    schedulers, captures, outputs = [], [], []
+    try:
+        for i, (st, name) in enumerate(zip(streams, names)):
+            for line in st.notes:
+                note(f"{name}: {line}")
+            rate = st.sample_rate
+            audio_ring = AudioRing(audio_capacity(models, config.hop_s, rate), rate)
+            frame_ring = None
+            if st.video is not None:
+                w, h = st.frame_size
+                frame_ring = FrameRing(frame_slots(models, config.hop_s, st.fps), h, w)
+            jsonl = JsonLinesSink(jsonl_target, flush_each=True) if jsonl_target is not None else None
+            events = EventsTsvSink(stream_output_path(config.events_out, name)) if config.events_out else None
+            summary = SummarySink(stream=sys.stderr if config.summary == "stderr" else config.summary)
+            sinks = [s for s in (jsonl, events, summary) if s is not None]
+            slots = models.stream_slots(config.localizer_every, first=i == 0)
+            if frame_ring is None:
+                slots = [s for s in slots if s.resolved_kind != "localizer"]
+            try:
+                scheduler = Scheduler(audio_ring, frame_ring, slots, sinks, SchedulerConfig(hop_s=config.hop_s),
+                                      source_name=name)
+            except ValueError as e:
+                raise PipelineError(f"{name}: {str(e).splitlines()[0]} (pipeline hop --hop {config.hop_s:g} s)") from None
+            capture = Capture(st.audio, st.video, audio_ring, frame_ring, realtime=True,
+                              av_offset_ms=config.av_offset_ms, duration=config.duration, recovery=config.recovery,
+                              on_status=lambda line, name=name: note(f"{name}: {line}"))
+            scheduler.watch_capture(capture.stats)
+            schedulers.append(scheduler)
+            captures.append(capture)
+            outputs.append((jsonl, events, summary))
+        multi = MultiScheduler(schedulers)
+        described = ", ".join(m.describe() for m in models.all)
+        note(f"{len(streams)} streams ({', '.join(names)}) -> {described}; hop {config.hop_s:g} s, live, one inference "
+             f"thread" + (f", {config.duration:g} s" if config.duration else ""))
+        interrupted = _run(captures, multi, stop, note)
+        if interrupted:
+            note("Interrupted by user: stopped, every output flushed")
+        shared = ", ".join(f"{n}×{b}" for b, n in sorted(multi.batch_sizes.items()))
+        note(f"model calls: {multi.calls} (calls × batch size: {shared})")
+    finally:
+        for st in streams:
+            st.close()
+        if jsonl_owned:
+            jsonl_target.close()
+    return [RunOutcome(summary.summary, interrupted, (), jsonl.lines if jsonl else 0, events.count if events else 0)
+            for jsonl, events, summary in outputs]
+
+
+def _run(captures: Sequence[Capture], multi: MultiScheduler, stop: threading.Event, note) -> bool:
+    """Capture every stream, infer on one thread; True when interrupted."""
+    interrupted = False
+    started: list[Capture] = []
+    try:
+        for c in captures:  # open every source first, then start every clock at one instant
+            c.open_sources()
+            started.append(c)
+        t0 = time.monotonic()
+        for c in captures:
+            c.go(t0)
+        multi.start()
+        while not stop.is_set():
+            if all(c.wait(timeout=0) for c in captures):  # every stream ended; raises a source's error
+                _drain(multi)
+                break
+            if not multi.running:  # the inference thread failed; stop() re-raises its error
+                break
+            stop.wait(0.1)
+        else:
+            interrupted = True
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        try:
+            for c in started:
+                c.stop()
+        finally:
+            _stop_scheduler(multi, note)
+    return interrupted or stop.is_set()
+
+
+def _drain(multi: MultiScheduler, timeout: float = 5.0) -> None:
+    """After capture ended: let the inference thread reach every stream's last whole hop."""
+    deadline = time.monotonic() + timeout
+    while multi.running and time.monotonic() < deadline:
+        behind = [s for s in multi.schedulers
+                  if (s.latest() is None or s.latest().hop < int(s.audio_ring.total_written) // s.hop_samples)]
+        if not behind:
+            return
+        time.sleep(0.01)

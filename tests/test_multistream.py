@@ -1,0 +1,215 @@
+"""Several streams in one process: one inference thread, one batched call per shared model.
+
+The demo labeler and localizer (ONNX Runtime, their exported batch axis) on three world scenes:
+every stream gets, hop by hop, what its own single-stream Scheduler gives it, while each shared
+model runs once per hop for all streams."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.core.live import FunctionLabeler, WindowSpec
+from realtime.models import load_models
+from realtime.multistream import MultiScheduler, stream_output_path
+from realtime.rings import AudioRing, FrameRing
+from realtime.scheduler import ModelSlot, Scheduler, SchedulerConfig
+from realtime.sources.synthetic import SyntheticSource
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = (200000, 200001, 200002)
+HOP_S = 0.25
+#: Largest |batched - one by one| measured over 40 hops of these three scenes (ONNX Runtime, one
+#: thread): the labeler's probabilities 0 (bit-equal), the localizer's heatmap 1.75e-7 (float32
+#: rounding of kernels blocked for a batch of 3 instead of 1). About 6x the larger.
+BATCH_ATOL = 1e-6
+
+
+class Collect:
+    def __init__(self):
+        self.results = []
+
+    def open(self, context):
+        pass
+
+    def write(self, result):
+        self.results.append(result)
+
+    def close(self):
+        pass
+
+
+def world_feed(seed: int, rate: int):
+    """A synthetic scene's source (bench preset) and rings sized for the demo models."""
+    source = SyntheticSource(seed, preset="bench", sample_rate=rate)
+    source.open()
+    width, height = source.frame_size
+    return source, AudioRing(8 * rate, rate), FrameRing(64, height, width)
+
+
+def feed_until(source, audio_ring, frame_ring, samples: int) -> None:
+    """Read the source's chunks (a frame and its frame period of audio) until at least ``samples``
+    are in (whole chunks: the hop's windows end at the newest sample, in every scheduler alike)."""
+    while audio_ring.total_written < samples:
+        chunk = source.read()
+        if chunk.frame is not None:
+            frame_ring.write(chunk.frame, chunk.frame_time)
+        audio_ring.write(chunk.audio)
+
+
+@pytest.fixture(scope="module")
+def demo_models():
+    models, _notes = load_models(threads=1)
+    yield models
+    models.close()
+
+
+def test_batched_streams_equal_one_scheduler_per_stream(demo_models):
+    rate = demo_models.sample_rate
+    hop = int(HOP_S * rate)
+    streams, singles, multi_sinks, single_sinks = [], [], [], []
+    for i, seed in enumerate(SEEDS):
+        for group, sinks in ((streams, multi_sinks), (singles, single_sinks)):
+            source, audio_ring, frame_ring = world_feed(seed, rate)
+            sink = Collect()
+            sinks.append(sink)
+            slots = demo_models.stream_slots(3, first=i == 0)
+            group.append((source, Scheduler(audio_ring, frame_ring, slots, [sink], SchedulerConfig(hop_s=HOP_S),
+                                            source_name=f"synthetic:{seed}")))
+    multi = MultiScheduler([s for _src, s in streams])
+    hops = 14  # 3.5 s: the localizer (every 3rd hop) runs 4-5 times, the labeler's window fills
+    for k in range(1, hops + 1):
+        for source, s in streams + singles:
+            feed_until(source, s.audio_ring, s.frame_ring, k * hop)
+        multi.step()
+        for _src, s in singles:
+            s.step()
+    multi.stop()
+    for _src, s in singles:
+        s.stop()
+
+    labeler, localizer = demo_models.labelers[0].name, demo_models.localizer.name
+    compared = {"labeler": 0, "localizer": 0}
+    for got_sink, want_sink in zip(multi_sinks, single_sinks):
+        got, want = got_sink.results, want_sink.results
+        assert len(got) == len(want) == hops + 1  # + the final result
+        for g, w in zip(got, want):
+            assert (g.hop, g.end_index) == (w.hop, w.end_index)
+            assert [(r.name, r.end_index, r.frame_index) for r in g.runs] == \
+                   [(r.name, r.end_index, r.frame_index) for r in w.runs]
+            if labeler in w.scores:
+                np.testing.assert_allclose(g.scores[labeler], w.scores[labeler], rtol=0, atol=BATCH_ATOL)
+                compared["labeler"] += 1
+            if w.heatmap_fresh:
+                assert g.heatmap_fresh
+                np.testing.assert_allclose(g.heatmap.map, w.heatmap.map, rtol=0, atol=BATCH_ATOL)
+                assert g.heatmap.peak == w.heatmap.peak
+                compared["localizer"] += 1
+        assert [e.label for e in got[-1].ended] == [e.label for e in want[-1].ended]
+    assert compared["labeler"] == len(SEEDS) * hops
+    assert compared["localizer"] >= len(SEEDS) * 4
+    # every model call served all three streams at once
+    assert dict(multi.batch_sizes) == {3: multi.calls}
+    assert multi.calls == hops + compared["localizer"] // len(SEEDS)
+    assert demo_models.labelers[0].model.batch is not None and demo_models.localizer.model.batch is not None
+    assert localizer != labeler
+
+
+class StatefulCounter:
+    """A labeler that keeps state (``reset()``): the running count of its calls since a reset."""
+
+    def __init__(self):
+        self.window = WindowSpec(0.5, 16000)
+        self.labels = ("calls",)
+        self.count = 0
+        self.resets = 0
+        self.batch = lambda calls: [np.array([0.0], np.float32) for _ in calls]  # must never be used
+
+    def reset(self):
+        self.count = 0
+        self.resets += 1
+
+    def __call__(self, audio, frame=None):
+        self.count += 1
+        return np.array([min(1.0, self.count / 100)], np.float32)
+
+
+def test_a_stateful_model_runs_stream_by_stream_and_a_stateless_one_once_for_all():
+    rate = 16000
+    shared = FunctionLabeler(WindowSpec(0.5, rate), ("level",), lambda b: np.abs(b).mean(axis=1, keepdims=True),
+                             batchable=True)
+    states = [StatefulCounter(), StatefulCounter()]
+    schedulers, rings = [], []
+    for i in range(2):
+        ring = AudioRing(4 * rate, rate)
+        rings.append(ring)
+        schedulers.append(Scheduler(ring, None, [ModelSlot("level", shared), ModelSlot("calls", states[i])], [],
+                                    SchedulerConfig(hop_s=HOP_S), source_name=f"s{i}"))
+    multi = MultiScheduler(schedulers)
+    signal = [np.full(rate * 2, 0.25, np.float32), np.full(rate * 2, 0.5, np.float32)]
+    results = []
+    for k in range(1, 5):
+        for ring, x in zip(rings, signal):
+            ring.write(x[(k - 1) * rate // 4: k * rate // 4])
+        results.append(multi.step())
+    multi.stop()
+    assert [s.count for s in states] == [4, 4] and [s.resets for s in states] == [1, 1]
+    assert multi.batch_sizes == {2: 4, 1: 8}  # the shared labeler batched, each stateful one alone
+    last = results[-1]
+    np.testing.assert_allclose([r.scores["level"][0] for r in last], [0.25, 0.5], rtol=1e-6)
+
+
+def test_stream_output_path_names_each_stream():
+    assert stream_output_path("out/events.tsv", "synthetic:200001") == Path("out/events.synthetic-200001.tsv")
+    assert stream_output_path("e.tsv", "my clip.mp4#2") == Path("e.my-clip.mp4-2.tsv")
+
+
+def avlive(*args, timeout=120):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env.pop("DISPLAY", None)
+    env.pop("QT_QPA_PLATFORM", None)
+    return subprocess.run([sys.executable, "-m", "apps.avlive", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_avlive_runs_three_streams_in_one_process(tmp_path):
+    jsonl, events = tmp_path / "all.jsonl", tmp_path / "events.tsv"
+    done = avlive("--source", "synthetic:200000", "--source", "synthetic:200001", "--source", "synthetic:200001",
+                  "--duration", "2", "--jsonl", str(jsonl), "--events-out", str(events), "--threads", "1", "--headless")
+    assert done.returncode == 0, done.stderr
+    assert "3 streams (synthetic:200000, synthetic:200001, synthetic:200001#2)" in done.stderr
+    assert "one inference thread" in done.stderr
+    calls = next(line for line in done.stderr.splitlines() if "model calls:" in line)
+    assert "×3" in calls  # the three streams' clocks start together: their hops fall due together
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    by_source: dict[str, list[dict]] = {}
+    for line in lines:
+        by_source.setdefault(line["source"], []).append(line)
+    assert sorted(by_source) == ["synthetic:200000", "synthetic:200001", "synthetic:200001#2"]
+    for name, records in by_source.items():
+        hops = [r for r in records if not r.get("final")]
+        assert len(hops) >= 6, (name, len(hops))  # 8 hops in 2 s (skips under load are the benchmark's matter)
+    for name in by_source:
+        path = stream_output_path(events, name)
+        assert path.read_text().startswith("filename\tonset\toffset\tevent_label")
+    # the same scene twice gives the same labels
+    a = [r["top"] for r in by_source["synthetic:200001"] if not r.get("final")]
+    b = [r["top"] for r in by_source["synthetic:200001#2"] if not r.get("final")]
+    assert [[t["label"] for t in x] for x in a[2:5]] == [[t["label"] for t in x] for x in b[2:5]]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (("--record", "x.mp4"), "--record with several --source: not supported yet"),
+    (("--no-realtime",), "--no-realtime with several --source: not supported"),
+    (("--mic", "default"), "--mic/--camera with several --source: not supported yet"),
+])
+def test_what_several_streams_cannot_do_is_one_line(tmp_path, extra, message):
+    done = avlive("--source", "synthetic:1", "--source", "synthetic:2", "--duration", "1", *extra, timeout=60)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
