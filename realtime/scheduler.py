@@ -31,7 +31,8 @@ Consecutive windows of such a model end at the newest sample of their hops, so t
 model hop apart give or take a capture block (exactly, offline).
 
 **Windows.** Each model gets the window its ``WindowSpec`` declares, ending at the newest
-sample, in a buffer allocated once per model; before the stream has that much audio the front
+sample (or the newest multiple of its ``align``: a streaming front end's frame grid), in a
+buffer allocated once per model; before the stream has that much audio the front
 of the window is zeros. A model that needs a frame gets the frame nearest (``FrameRing.nearest``)
 to its window's centre or end (``frame_at``), copied into a per-model frame buffer. A model
 whose frame is missing (no frame yet) or whose audio was overwritten before it could be copied
@@ -807,13 +808,16 @@ class Scheduler:
         for slot in self._slots:
             if slot.next_hop is not None and hop < slot.next_hop:
                 continue
+            align = slot.window.align
             if slot.stream is None:
-                ok = self._read_window(slot, self.audio_ring, end, 0)
-                end_index = end
+                end_index = end - end % align
+                ok = self._read_window(slot, self.audio_ring, end_index, 0)
             else:
                 ring = slot.stream.ring
-                ok = self._read_window(slot, ring, ring.total_written, slot.stream.segment_start)
-                end_index = slot.stream.end_index
+                newest = ring.total_written
+                end_index = slot.stream.end_index - slot.stream.end_index % align  # on the stream's grid
+                ok = self._read_window(slot, ring, newest - (slot.stream.end_index - end_index),
+                                       slot.stream.segment_start)
             if not ok:  # overwritten before we got to it; the ring counts it in late_reads
                 continue
             end_time = end_index / slot.window.sample_rate

@@ -64,6 +64,10 @@ class WindowSpec:
             ``1 / frame_rate`` apart); > 0 when ``frames > 1``, else unused.
         hop_seconds: how often the model runs, a whole multiple of the pipeline's hop (checked
             by the scheduler); None: every pipeline hop.
+        align: the window ends on a multiple of this many samples of the stream (at
+            ``sample_rate``): a model that keeps per-frame features between runs (a streaming
+            front end, ``models.audio.streaming``) gets windows that move by whole frames. It
+            delays the window's end by less than ``align`` samples. 1: the newest sample.
     """
 
     seconds: float
@@ -73,6 +77,7 @@ class WindowSpec:
     frames: int = 0
     frame_rate: float = 0.0
     hop_seconds: float | None = None
+    align: int = 1
 
     def __post_init__(self) -> None:
         if self.seconds <= 0:
@@ -91,6 +96,8 @@ class WindowSpec:
         if self.hop_seconds is not None and (not _finite(self.hop_seconds) or self.hop_seconds <= 0):
             raise ValueError(f"WindowSpec.hop_seconds: expected seconds > 0 or None (every hop), "
                              f"found {self.hop_seconds!r}")
+        if isinstance(self.align, bool) or not isinstance(self.align, int) or self.align < 1:
+            raise ValueError(f"WindowSpec.align: expected an int >= 1 (samples), found {self.align!r}")
         if self.frames > 0 and not self.needs_frame:
             object.__setattr__(self, "needs_frame", True)  # a clip is pictures: one flag for "takes frames"
 
@@ -291,8 +298,20 @@ def scores_output(metadata) -> tuple[str, str]:
     return names[0], "identity"
 
 
+def as_scores(y, how: str) -> np.ndarray:
+    """A model output as scores in [0, 1]: ``how`` from :func:`scores_output`."""
+    y = np.asarray(y, np.float32)
+    if how == "sigmoid":
+        return 1.0 / (1.0 + np.exp(-y))
+    if how == "softmax":
+        e = np.exp(y - y.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+    return y
+
+
 def runner_labeler(runner, metadata) -> FunctionLabeler:
-    """The default live adapter: a waveform-in labeler on any runner.
+    """The default live adapter: a waveform-in labeler on any runner (a features-in export,
+    ``extra["frontend_outside"]``: a :class:`models.audio.streaming.StreamingLabeler`).
 
     Args:
         runner: an open ``engines`` runner (``infer({name: array}) -> {name: array}``).
@@ -300,17 +319,15 @@ def runner_labeler(runner, metadata) -> FunctionLabeler:
             float32, its scores come from ``probs``/``scores``/``probabilities``, or ``logits``
             through a sigmoid (``extra["multi_label"]``) or a softmax.
     """
+    if metadata.extra.get("frontend_outside"):
+        from models.audio.streaming import StreamingLabeler
+
+        return StreamingLabeler(runner, metadata)
     name, how = scores_output(metadata)
     in_name = metadata.inputs[0].name
 
     def predict(batch: np.ndarray) -> np.ndarray:
-        y = np.asarray(runner.infer({in_name: batch})[name], np.float32)
-        if how == "sigmoid":
-            return 1.0 / (1.0 + np.exp(-y))
-        if how == "softmax":
-            e = np.exp(y - y.max(axis=-1, keepdims=True))
-            return e / e.sum(axis=-1, keepdims=True)
-        return y
+        return as_scores(runner.infer({in_name: batch})[name], how)
 
     window = WindowSpec(metadata.window_seconds, metadata.sample_rate, needs_frame=False)
     return FunctionLabeler(window, metadata.labels, predict, batchable=has_batch_axis(metadata))

@@ -34,22 +34,27 @@ from pathlib import Path
 
 from models.core.atomic import sha256_file
 from models.core.checkpoint import find_checkpoint
-from models.core.family import ModelFile
+from models.core.family import ExportableModel, ModelFile
 from models.core.metadata import ModelMetadata
+from models.export.frontend_outside import features_in, features_path
 from models.export.onnx import ExportError, export_onnx, worst_abs_diff
 from models.export.quantize import DEFAULT_CALIB, QuantizeError, bf16_refusal, export_int8
 from models.families import MODEL_FILES, load_trained, model_file_for
 
 
-def export_run(source: Path, out: Path | None = None) -> tuple[Path, dict]:
-    """Export a run folder or avlive checkpoint; returns (onnx path, max differences by check)."""
+def export_run(source: Path, out: Path | None = None, *, frontend_outside: bool = False) -> tuple[Path, dict]:
+    """Export a run folder or avlive checkpoint; returns (onnx path, max differences by check).
+    ``frontend_outside``: the features-in variant ``model.logmel.onnx`` (models.export.frontend_outside)."""
     checkpoint = find_checkpoint(source)
     recipe, model, metadata = load_trained(checkpoint)
     module, example, dynamic_axes = recipe.export_module(model)
     meta = ModelMetadata.from_dict(metadata).replace(checkpoint_sha256=sha256_file(checkpoint))
+    if frontend_outside:
+        variant = features_in(ExportableModel(module, example, dynamic_axes, meta))
+        module, example, dynamic_axes, meta = variant.module, variant.example_inputs, variant.dynamic_axes, variant.metadata
     run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
-    out = out or run_dir / "model.onnx"
-    real = recipe.real_inputs() if hasattr(recipe, "real_inputs") else None
+    out = out or run_dir / ("model.logmel.onnx" if frontend_outside else "model.onnx")
+    real = recipe.real_inputs() if hasattr(recipe, "real_inputs") and not frontend_outside else None
     extra = [real] if real else []
     report = export_onnx(module, meta, example, out, dynamic_axes=dynamic_axes, extra_checks=extra)
     return out, diffs_by_kind(report.checks)
@@ -66,11 +71,15 @@ def diffs_by_kind(checks) -> dict[str, dict[str, float]]:
     return {name: worst_abs_diff(group) for name, group in grouped.items()}
 
 
-def export_model_file(kind: ModelFile, source: Path, out: Path | None = None) -> tuple[Path, dict]:
+def export_model_file(kind: ModelFile, source: Path, out: Path | None = None, *,
+                      frontend_outside: bool = False) -> tuple[Path, dict]:
     """Export a model file a family reads directly (``kind``: a released Slow-Fast ``.pyth``, a
-    bare L3 checkpoint) to ``out`` (default: beside it, suffix ``.onnx``)."""
+    bare L3 checkpoint) to ``out`` (default: beside it, suffix ``.onnx``; ``.logmel.onnx`` for the
+    features-in variant)."""
     model = kind.load(Path(source))
-    out = out or Path(source).with_suffix(".onnx")
+    if frontend_outside:
+        model = features_in(model)
+    out = out or (features_path(Path(source).with_suffix(".onnx")) if frontend_outside else Path(source).with_suffix(".onnx"))
     report = export_onnx(model.module, model.metadata, model.example_inputs, out, dynamic_axes=model.dynamic_axes)
     return out, diffs_by_kind(report.checks)
 
@@ -86,15 +95,18 @@ def model_file_kind(name: str) -> ModelFile:
     return MODEL_FILES.get(name).factory
 
 
-def export_any(source: Path, out: Path | None = None, family: str | None = None) -> tuple[Path, dict]:
+def export_any(source: Path, out: Path | None = None, family: str | None = None, *,
+               frontend_outside: bool = False) -> tuple[Path, dict]:
     """A model file through the family that reads it (``family``: that model file kind, by name),
     else a run folder or checkpoint through its recipe."""
     if family is not None:
         if not Path(source).is_file():
             raise FileNotFoundError(f"{source}: no such file (--family {family} reads a model file)")
-        return export_model_file(model_file_kind(family), source, out)
+        return export_model_file(model_file_kind(family), source, out, frontend_outside=frontend_outside)
     kind = model_file_for(source) if Path(source).is_file() else None
-    return export_run(source, out) if kind is None else export_model_file(kind, source, out)
+    if kind is None:
+        return export_run(source, out, frontend_outside=frontend_outside)
+    return export_model_file(kind, source, out, frontend_outside=frontend_outside)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="ONNX file to write (default: RUN_DIR/model.onnx, or beside the model file)")
     parser.add_argument("--family", metavar="KIND", default=None,
                         help="read SOURCE as this model file kind (e.g. panns-cnn14, panns-cnn14-decision-max); default: the kind that claims it")
+    parser.add_argument("--frontend", choices=("inside", "outside"), default="inside",
+                        help="inside: waveform in, the front end in the graph (model.onnx); outside: log-mel in "
+                             "(model.logmel.onnx), the live labeler computes only each hop's new frames in numpy "
+                             "(waveform-in Slow-Fast models; models/export/frontend_outside.py)")
     precision = parser.add_argument_group("reduced precision")
     precision.add_argument("--int8", action="store_true",
                            help="also write the static INT8 variant MODEL.int8.onnx (+ .json) beside the fp32 file")
@@ -125,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.int8 and args.source.suffix == ".onnx" and args.family is None:
             path = args.source  # an existing export: quantized as it is
         else:
-            path, diffs = export_any(args.source, args.out, args.family)
+            path, diffs = export_any(args.source, args.out, args.family, frontend_outside=args.frontend == "outside")
             print(f"wrote {path} and {path}.json")
             for check, per_output in diffs.items():
                 print(f"  ONNX Runtime vs PyTorch, {check} inputs: " + ", ".join(f"{name} max |Δ| {value:.2e}" for name, value in per_output.items()))

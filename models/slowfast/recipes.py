@@ -208,7 +208,12 @@ class SlowFastWaveform(nn.Module):
         self.num_frames = clip.num_frames
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        feats = pad_frames_edge(self.frontend(audio), self.num_frames)  # (B, T, F)
+        return self.from_features(self.frontend(audio))
+
+    def from_features(self, feats: torch.Tensor) -> torch.Tensor:
+        """The part after the front end: log-mel ``(B, T, F)`` -> probabilities ``(B, K)`` (what a
+        features-in export runs, ``models.export.frontend_outside``)."""
+        feats = pad_frames_edge(feats, self.num_frames)  # (B, T, F)
         feats = pad_or_crop_frames(feats, self.model.frame_multiple)
         out = self.model(feats[:, None])
         return torch.cat(out, dim=1) if isinstance(out, tuple) else out
