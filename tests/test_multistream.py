@@ -213,3 +213,16 @@ def test_what_several_streams_cannot_do_is_one_line(tmp_path, extra, message):
     assert done.returncode == 2
     assert message in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_bench_streams_reports_every_stream(tmp_path, capsys):
+    from apps.bench_streams import main
+
+    assert main(["--streams", "1", "2", "--seconds", "3", "--threads", "1", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| streams | hops | skipped |" in out
+    assert "| synthetic:200001 |" in out  # the comparison with each scene alone
+    report = json.loads((tmp_path / "bench-streams.json").read_text())
+    assert [r["n"] for r in report["runs"]] == [1, 2] and sorted(report["alone"]) == ["synthetic:200000", "synthetic:200001"]
+    assert all(s["hops"] > 0 for r in report["runs"] for s in r["streams"])
+    assert (tmp_path / "streams.png").stat().st_size > 0

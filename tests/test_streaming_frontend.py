@@ -165,3 +165,14 @@ def test_export_cli_writes_the_features_in_variant(epic_exports, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"wrote {tmp_path / 'SLOWFAST_EPIC_SOUNDS_tiny.logmel.onnx'}" in done.stdout
     assert (tmp_path / "SLOWFAST_EPIC_SOUNDS_tiny.logmel.onnx.json").is_file()
+
+
+def test_bench_frontend_prints_every_row(capsys):
+    from apps.bench_frontend import main
+
+    assert main(["--configs", "epic", "--iters", "2", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    for row in ("librosa (whole window)", "torch eager (whole window)", "ONNX Runtime graph (whole window)",
+                "numpy whole window", "streaming, per 0.25 s hop"):
+        assert f"| {row} | " in out
+    assert "| frames per window | 400 |" in out and "| frames computed per hop | 52 |" in out
