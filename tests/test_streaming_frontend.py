@@ -176,3 +176,21 @@ def test_bench_frontend_prints_every_row(capsys):
                 "numpy whole window", "streaming, per 0.25 s hop"):
         assert f"| {row} | " in out
     assert "| frames per window | 400 |" in out and "| frames computed per hop | 52 |" in out
+
+
+def test_a_features_in_export_quantizes_on_features_and_keeps_its_head_in_float32(epic_exports, tmp_path):
+    import onnx
+
+    from models.export.quantize import export_int8
+
+    _, feats_path, _ = epic_exports
+    report = export_int8(feats_path, calib=8, held_out=16, out=tmp_path / "model.logmel.int8.onnx")
+    record = report.record
+    assert record["calibration"]["count"] == 8 and record["held_out"]["count"] == 16
+    graph = onnx.load(report.path).graph
+    producer = {o: n for n in graph.node for o in n.output}
+    last = producer[graph.output[0].name]  # Slow-Fast's head: softmax, then the mean over its cells
+    assert (last.op_type, producer[last.input[0]].op_type) == ("ReduceMean", "Softmax")
+    assert {last.name, producer[last.input[0]].name} <= set(record["float32_nodes"])
+    meta = ModelMetadata.load(f"{report.path}.json")
+    assert meta.extra["frontend_outside"] is True  # it runs live through the streaming front end too

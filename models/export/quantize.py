@@ -13,6 +13,8 @@
    are excluded from quantization. Quantizing the magnitude spectrum to
    8 bits flattens the quiet mel bands to log(offset); on the demo labeler that took top-1 on
    200 world test windows from 100 % to 54 %, and excluding those 13 nodes kept it at 100 %;
+   so does the output head (:func:`output_head_nodes`: softmax or sigmoid and the reshaping
+   around them), whose probabilities uint8 would round to steps of 1/255;
 4. fp32 and int8 run in ONNX Runtime on held-out inputs (world *test* windows, never the
    calibration ones): max |Δ| per output and top-1 agreement of the first output; for a
    labeler that names the world's classes, top-1 and mAP on those windows too
@@ -115,10 +117,50 @@ def front_end_nodes(proto) -> list[str]:
     return [n.name for n in nodes if n.name in front]
 
 
+#: Operators between a model's last weighted layer and its outputs that stay float32 (the output
+#: activation, the reshaping around it, Slow-Fast's mean of the softmax over its cells).
+_HEAD_OPS = {"Softmax", "Sigmoid", "LogSoftmax", "Concat", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose",
+             "Identity", "Split", "Slice", "Cast", "ReduceMean", "ReduceMax"}
+
+
+def output_head_nodes(proto) -> list[str]:
+    """Names of the nodes from the last weighted layers to the graph's outputs (softmax, sigmoid,
+    the concatenation of two heads): quantized, a 397-way softmax's probabilities fall on uint8's
+    1/255 steps, so every class under 0.4 % ties at 0 and the top class is lost among them."""
+    producer = {out: n for n in proto.graph.node for out in n.output}
+    head, todo = set(), [o.name for o in proto.graph.output]
+    while todo:
+        node = producer.get(todo.pop())
+        if node is None or node.op_type not in _HEAD_OPS or node.name in head:
+            continue
+        head.add(node.name)
+        todo.extend(node.input)
+    return [n.name for n in proto.graph.node if n.name in head]
+
+
 def _is_waveform(spec: TensorSpec, meta: ModelMetadata) -> bool:
     """A (batch, samples) float input named so, or the model's only input (as realtime reads it)."""
     shaped = len(spec.shape) == 2 and spec.dtype == "float32"
     return shaped and (spec.name in ("audio", "waveform") or len(meta.inputs) == 1)
+
+
+def _is_features(spec: TensorSpec, meta: ModelMetadata) -> bool:
+    """The (batch, T, F) input of a features-in export (``models.export.frontend_outside``)."""
+    return bool(meta.extra.get("frontend_outside")) and len(spec.shape) == 3 and spec.dtype == "float32"
+
+
+def _features(meta: ModelMetadata, waves: np.ndarray) -> np.ndarray:
+    """``(B, N)`` windows -> ``(B, T, F)`` features, as the live labeler computes them."""
+    from models.audio.frontend import FrontEndConfig
+    from models.audio.streaming import StreamingFrontEnd
+
+    n = int(round(meta.window_seconds * meta.sample_rate))
+    front = StreamingFrontEnd(FrontEndConfig.from_dict(meta.frontend), n)
+    out = []
+    for wave in waves:
+        front.reset()
+        out.append(front(np.ascontiguousarray(wave[-n:], dtype=np.float32)).copy())
+    return np.stack(out)
 
 
 def _is_picture(spec: TensorSpec) -> bool:
@@ -126,11 +168,12 @@ def _is_picture(spec: TensorSpec) -> bool:
 
 
 def _check_inputs(meta: ModelMetadata, *, where: str) -> None:
-    others = [s for s in meta.inputs if not (_is_waveform(s, meta) or _is_picture(s))]
+    others = [s for s in meta.inputs if not (_is_waveform(s, meta) or _is_picture(s) or _is_features(s, meta))]
     if others:
         shown = ", ".join(f"{s.name} {tuple(s.shape)}" for s in others)
         raise QuantizeError(f"{where}: static INT8 needs calibration inputs for every graph input; {shown} is neither a "
-                            f"waveform (batch, samples) nor a picture (batch, 3, S, S) (a streaming graph's state?), "
+                            f"waveform (batch, samples), a picture (batch, 3, S, S) nor the features of a features-in "
+                            f"export (batch, T, F) (a streaming graph's state?), "
                             f"so there is nothing to calibrate it on; run this model in fp32")
 
 
@@ -164,6 +207,8 @@ def world_inputs(meta: ModelMetadata, split: str, count: int) -> tuple[dict[str,
         if _is_waveform(spec, meta):
             n = _samples(meta, spec)
             feeds[spec.name] = np.ascontiguousarray(audio[:, audio.shape[1] - n:], dtype=np.float32)
+        elif _is_features(spec, meta):
+            feeds[spec.name] = _features(meta, audio)
         elif _is_picture(spec) and "x / 127.5 - 1" in str(meta.extra.get("frame_preprocess", "")):
             from models.l3.network import preprocess_frames
 
@@ -188,7 +233,8 @@ def data_inputs(meta: ModelMetadata, root: Path, count: int) -> tuple[dict[str, 
     """
     from models.datasets.labelled_sets import read_labelled_set
 
-    if len(meta.inputs) != 1 or not _is_waveform(meta.inputs[0], meta):
+    features = len(meta.inputs) == 1 and _is_features(meta.inputs[0], meta)
+    if len(meta.inputs) != 1 or not (_is_waveform(meta.inputs[0], meta) or features):
         raise QuantizeError(f"--calib-data calibrates audio-only labelers (one waveform input); this model takes "
                             f"{', '.join(s.name for s in meta.inputs)}: leave --calib-data out to use world windows")
     data = read_labelled_set(Path(root), recipe="python -m models.export --int8")
@@ -197,6 +243,8 @@ def data_inputs(meta: ModelMetadata, root: Path, count: int) -> tuple[dict[str, 
     if not len(decoded.audio):
         raise QuantizeError(f"--calib-data {root}: none of the first {count} training clips decoded")
     spec = meta.inputs[0]
+    if features:
+        return {spec.name: _features(meta, np.asarray(decoded.audio))}, f"{data.layout} training clips of {root}"
     audio = np.ascontiguousarray(decoded.audio[:, :_samples(meta, spec)], dtype=np.float32)
     return {spec.name: audio}, f"{data.layout} training clips of {root}"
 
@@ -298,7 +346,8 @@ def export_int8(
         pre = Path(tmp) / "pre.onnx"
         # symbolic shape inference is for transformer graphs; ONNX's own inference suffices here
         quant_pre_process(os.fspath(src), os.fspath(pre), skip_symbolic_shape=True)
-        excluded = front_end_nodes(onnx_lib.load(os.fspath(pre)))
+        graph = onnx_lib.load(os.fspath(pre))
+        excluded = list(dict.fromkeys(front_end_nodes(graph) + output_head_nodes(graph)))
         with atomic_path(target) as part:
             try:
                 quantize_static(os.fspath(pre), os.fspath(part), Reader(feeds), quant_format=QuantFormat.QDQ,

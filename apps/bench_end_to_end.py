@@ -1,0 +1,192 @@
+"""Waveform in, scores out, per live hop: avlive against the straightforward way, same network,
+same run.
+
+    python -m apps.bench_end_to_end                      # paper-size Slow-Fast EPIC, 2 threads
+    python -m apps.bench_end_to_end --threads 1 2 --iters 30 --json out/bench-e2e.json
+
+The network is the paper-size Slow-Fast EPIC-KITCHENS-100 model (26.9 M parameters, 2 s
+windows at 24 kHz, 400 x 128 log-mel) with seeded random weights: this measures speed; random
+weights say nothing about accuracy (the INT8 line says how often INT8 and fp32 agree on the top
+class of world windows, for what that is worth). Every row computes the scores of the 2 s window
+ending at each hop of a world scene (``--hop``, 0.25 s; windows on the front end's 5 ms grid, as
+``WindowSpec.align`` makes them live), rows interleaved call by call so load hits them alike:
+
+* ``straightforward``: what the reference code and most users do: librosa log-mel of the whole
+  window every hop, then the network in eager PyTorch, float32;
+* ``avlive waveform-in, fp32``: the exported ``model.onnx`` (front end in the graph), ONNX Runtime;
+* ``avlive features-in, fp32`` / ``int8``: ``python -m models.export SRC --frontend outside``
+  (``model.logmel.onnx``; ``--int8``: static INT8 calibrated on world windows), with the
+  streaming front end computing only each hop's new frames;
+
+and, network only (log-mel in, no front end): avlive's exporter (``torch.onnx.export(...,
+dynamo=True)``, what ``models.export`` writes) against a plain ``torch.onnx.export`` with the
+TorchScript exporter, both in ONNX Runtime fp32.
+
+Prints medians (ms) and each row's speed-up over the straightforward way.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.audio.streaming import StreamingFrontEnd
+from models.core.metadata import ModelMetadata, TensorSpec
+from models.evaluation.benchmark import configure_threads, machine_description, ort_session_options
+from models.export.frontend_outside import FeaturesIn
+from models.export.onnx import export_onnx
+from models.export.quantize import export_int8
+from models.slowfast.network import EPIC_CLIP
+from models.slowfast.recipes import SlowFastWaveform
+from models.world import Scene, get_preset
+
+
+def _quiet():
+    stack = contextlib.ExitStack()
+    stack.enter_context(warnings.catch_warnings())
+    warnings.simplefilter("ignore")
+    stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+    return stack
+
+
+def _session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), ort_session_options(threads), providers=["CPUExecutionProvider"])
+
+
+def build(folder: Path, calib: int) -> tuple[SlowFastWaveform, dict[str, Path], dict]:
+    """The network and its exports: waveform-in, features-in (+ int8), plain features-in."""
+    from models.families import NETWORKS
+
+    torch.manual_seed(0)
+    model = NETWORKS.create("slowfast-epic100").eval()
+    wrapper = SlowFastWaveform(model, EPIC_CLIP).eval()
+    n, labels = EPIC_CLIP.clip_samples, tuple(f"class_{k}" for k in range(397))
+    meta = ModelMetadata(family="slowfast", task="labeler", labels=labels, sample_rate=24000,
+                         window_seconds=EPIC_CLIP.seconds, needs_frame=False, frontend=EPIC_CLIP.frontend.to_dict(),
+                         inputs=(TensorSpec("audio", ("batch", n), "float32"),),
+                         outputs=(TensorSpec("probs", ("batch", 397), "float32"),), extra={"multi_label": False})
+    audio = 0.05 * torch.randn(2, n, generator=torch.Generator().manual_seed(0))
+    paths = {"wave": folder / "model.onnx", "feats": folder / "model.logmel.onnx", "plain": folder / "plain.onnx"}
+    print("exporting the waveform-in and features-in models (a minute or two) ...", file=sys.stderr, flush=True)
+    with _quiet():
+        export_onnx(wrapper, meta, {"audio": audio}, paths["wave"], dynamic_axes={"audio": {0: "batch"}})
+        feats = wrapper.frontend(audio).detach()
+        fmeta = meta.replace(inputs=(TensorSpec("logmel", ("batch", 400, 128), "float32"),),
+                             extra={"multi_label": False, "frontend_outside": True})
+        export_onnx(FeaturesIn(wrapper).eval(), fmeta, {"logmel": feats}, paths["feats"],
+                    dynamic_axes={"logmel": {0: "batch"}})
+        torch.onnx.export(FeaturesIn(wrapper).eval(), (feats[:1],), str(paths["plain"]), dynamo=False,
+                          opset_version=17, input_names=["logmel"], output_names=["probs"])
+    print(f"quantizing the features-in model to INT8 ({calib} world calibration windows) ...", file=sys.stderr, flush=True)
+    report = export_int8(paths["feats"], calib=calib)
+    paths["int8"] = Path(report.path)
+    return wrapper, paths, dict(report.record)
+
+
+def bench(wrapper: SlowFastWaveform, paths: dict[str, Path], threads: int, iters: int, hop_s: float) -> dict[str, float]:
+    import librosa
+
+    cfg = EPIC_CLIP.frontend
+    n, rate = EPIC_CLIP.clip_samples, cfg.sample_rate
+    hop = int(round(hop_s * rate))
+    hop -= hop % cfg.hop_length
+    audio = Scene(get_preset("bench"), 200000).render_audio(0, n + hop * (iters + 10), rate)
+    torch.set_num_threads(threads)
+    sessions = {k: _session(p, threads) for k, p in paths.items()}
+    fronts = {"fp32": StreamingFrontEnd(cfg, n), "int8": StreamingFrontEnd(cfg, n)}
+
+    def window(k: int) -> np.ndarray:
+        return audio[k * hop: k * hop + n]
+
+    def straightforward(k: int):
+        s = librosa.feature.melspectrogram(y=window(k), sr=rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
+                                           win_length=cfg.win_length, center=cfg.center, pad_mode="constant",
+                                           power=cfg.power, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax,
+                                           htk=cfg.mel_scale == "htk", norm=cfg.mel_norm)
+        feats = torch.from_numpy(np.log(s + cfg.log_offset).T[None].astype(np.float32))
+        with torch.inference_mode():
+            return wrapper.from_features(feats).numpy()
+
+    def waveform_in(k: int):
+        return sessions["wave"].run(None, {"audio": window(k)[None]})[0]
+
+    def features_in(which: str):
+        def run(k: int):
+            feats = fronts[which](window(k))
+            return sessions["feats" if which == "fp32" else "int8"].run(None, {"logmel": feats[None]})[0]
+        return run
+
+    fixed = fronts["fp32"].__class__(cfg, n)(window(0))[None].copy()
+
+    def network(which: str):
+        return lambda k: sessions[which].run(None, {"logmel": fixed})[0]
+
+    rows = {
+        "straightforward (librosa + eager PyTorch, fp32)": straightforward,
+        "avlive waveform-in, fp32 (front end in the graph)": waveform_in,
+        "avlive features-in, fp32 (streaming front end)": features_in("fp32"),
+        "avlive features-in, int8 (streaming front end)": features_in("int8"),
+        "network only: avlive's export (dynamo), fp32": network("feats"),
+        "network only: plain torch.onnx.export (TorchScript), fp32": network("plain"),
+    }
+    for fn in rows.values():  # warm-up; the streaming front ends start from hop 0 again below
+        fn(0)
+    for f in fronts.values():
+        f.reset()
+    times: dict[str, list[float]] = {name: [] for name in rows}
+    for k in range(iters):
+        for name, fn in rows.items():
+            t0 = time.perf_counter()
+            fn(k)
+            times[name].append(time.perf_counter() - t0)
+    return {name: 1e3 * float(np.median(v)) for name, v in times.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m apps.bench_end_to_end", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--threads", type=int, nargs="+", default=[2], help="intra-op thread counts")
+    p.add_argument("--iters", type=int, default=20, help="hops timed per row (medians)")
+    p.add_argument("--hop", type=float, default=0.25, help="seconds between windows")
+    p.add_argument("--calib", type=int, default=64, help="INT8 calibration windows")
+    p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = p.parse_args(argv)
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="avlive-bench-e2e-") as tmp:
+        wrapper, paths, int8 = build(Path(tmp), args.calib)
+        for threads in args.threads:
+            configure_threads(threads)
+            results[threads] = bench(wrapper, paths, threads, args.iters, args.hop)
+    base_row = "straightforward (librosa + eager PyTorch, fp32)"
+    print(f"\nSlow-Fast EPIC paper size (random weights), one {args.hop:g} s hop of a 2 s window, medians of "
+          f"{args.iters} (ms; x = speed-up over the straightforward way)\n")
+    print("| | " + " | ".join(f"{t} thread{'s' if t > 1 else ''}" for t in args.threads) + " |")
+    print("|---|" + "---|" * len(args.threads))
+    for row in results[args.threads[0]]:
+        cells = [f"{results[t][row]:.1f} (x{results[t][base_row] / results[t][row]:.2f})" for t in args.threads]
+        print(f"| {row} | " + " | ".join(cells) + " |")
+    held = int8.get("held_out")
+    if held:
+        print(f"\nINT8 vs fp32 top-1 agreement on {held.get('count')} held-out {held.get('set')}: "
+              f"{100 * held.get('top1_agreement', float('nan')):.1f}% (random weights: not an accuracy figure)")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"machine": machine_description(), "iters": args.iters, "hop_s": args.hop,
+                                         "ms": {str(t): r for t, r in results.items()}, "int8": int8},
+                                        indent=2, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
