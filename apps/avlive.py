@@ -247,7 +247,12 @@ def main(argv: list[str] | None = None) -> int:
     if not os.path.isdir(args.save_dir):
         print(f"avlive: --save-dir {args.save_dir}: no such folder", file=sys.stderr)
         return 2
-    window = args.gui or (display and not args.headless)
+    several = len(args.source or []) > 1
+    if several and args.gui:
+        print("avlive: --gui with several --source: the window shows one stream; run without --gui (JSON lines name "
+              "each line's stream)", file=sys.stderr)
+        return 2
+    window = (args.gui or (display and not args.headless)) and not several
 
     from apps.native_stderr import ENV_VAR, NativeStderrFilter
 
@@ -289,8 +294,6 @@ def _run(args, window: bool) -> int:
             from realtime.multistream import check_multistream
 
             check_multistream(config, sources)
-            if window and args.gui:
-                raise PipelineError("--gui with several --source: the window shows one stream; run headless")
             for src in sources:
                 check_sources(dataclasses.replace(config, source=src))
         else:

@@ -226,3 +226,15 @@ def test_bench_streams_reports_every_stream(tmp_path, capsys):
     assert [r["n"] for r in report["runs"]] == [1, 2] and sorted(report["alone"]) == ["synthetic:200000", "synthetic:200001"]
     assert all(s["hops"] > 0 for r in report["runs"] for s in r["streams"])
     assert (tmp_path / "streams.png").stat().st_size > 0
+
+
+def test_several_streams_with_a_display_run_headless_and_gui_is_refused(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1", QT_QPA_PLATFORM="offscreen")
+    args = [sys.executable, "-m", "apps.avlive", "--source", "synthetic:1", "--source", "synthetic:2"]
+    gui = subprocess.run([*args, "--gui"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert gui.returncode == 2 and "--gui with several --source" in gui.stderr
+    out = tmp_path / "x.jsonl"
+    done = subprocess.run([*args, "--duration", "1", "--jsonl", str(out), "--threads", "1"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert {json.loads(line)["source"] for line in out.read_text().splitlines()} == {"synthetic:1", "synthetic:2"}
