@@ -1,6 +1,7 @@
 """One benchmark command: ``python -m apps.bench WHAT [options]``, each WHAT one of avlive's
 benchmarks (its options after it; ``python -m apps.bench WHAT --help`` lists them).
 
+    python -m apps.bench models [--quick]     # the model table per backend and batch (apps.bench_models)
     python -m apps.bench live                 # accuracy and onset-to-label latency live (apps.bench_live)
     python -m apps.bench streams              # streams one process sustains (apps.bench_streams)
     python -m apps.bench e2e                  # waveform in, scores out per hop, against the straightforward way
@@ -17,6 +18,7 @@ import sys
 
 #: WHAT -> (module, one line).
 BENCHMARKS: dict[str, tuple[str, str]] = {
+    "models": ("apps.bench_models", "the model table: every family per backend and batch, GFLOP/s, plot"),
     "live": ("apps.bench_live", "the live pipeline on unseen world scenes or real soundscapes: SED scores, latency"),
     "streams": ("apps.bench_streams", "N real-time streams in one process: skips, CPU, latency against one stream"),
     "e2e": ("apps.bench_end_to_end", "paper-size Slow-Fast EPIC per hop: avlive's variants against librosa + PyTorch"),

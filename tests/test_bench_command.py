@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 
 import pytest
 
@@ -19,7 +20,7 @@ def test_usage_and_an_unknown_benchmark(capsys):
     assert "streams" in capsys.readouterr().out
     assert main(["--help"]) == 0
     assert main(["nope"]) == 2
-    assert "unknown benchmark 'nope'; expected one of live, streams" in capsys.readouterr().err
+    assert "unknown benchmark 'nope'; expected one of models, live, streams" in capsys.readouterr().err
 
 
 def test_options_go_to_the_benchmark(capsys):
@@ -27,3 +28,15 @@ def test_options_go_to_the_benchmark(capsys):
         main(["streams", "--help"])
     assert stop.value.code == 0
     assert "--streams" in capsys.readouterr().out
+
+
+def test_the_quick_model_table(tmp_path, capsys):
+    assert main(["models", "--quick", "--threads", "1", "--iters", "2", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| demo labeler (slowfast-lite) | onnxruntime int8 | 1 |" in out
+    assert "| efficientat-mn04 (random) | torch | 8 |" in out
+    assert "skipped: --no-compile" in out and "| tensorrt | 1 |" in out
+    rows = json.loads((tmp_path / "models.json").read_text())["rows"]
+    timed = [r for r in rows if r["skipped"] is None]
+    assert timed and all(r["p50_ms"] > 0 and r["p99_ms"] >= r["p50_ms"] for r in timed)
+    assert (tmp_path / "models.png").stat().st_size > 0 and (tmp_path / "models.md").is_file()
