@@ -309,6 +309,31 @@ def stage_breakdown(records: list[dict[str, Any]]) -> dict[str, tuple[float, flo
     return {k: (float(np.mean(v)), float(np.percentile(v, 95))) for k, v in stages.items()}
 
 
+def plot_stages(runs: Sequence[tuple[str, dict[str, tuple[float, float]]]], path: Path) -> None:
+    """One stacked bar per run: the mean milliseconds of each stage of a hop (copy, each model,
+    post, sinks), so where a hop's time goes can be seen at a glance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stages = [k for k in dict.fromkeys(k for _, b in runs for k in b) if k != "total"]
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(runs) + 2), 3.8))
+    bottom = np.zeros(len(runs))
+    for stage in stages:
+        values = np.array([b.get(stage, (0.0, 0.0))[0] for _, b in runs])
+        ax.bar(range(len(runs)), values, bottom=bottom, label=stage)
+        bottom += values
+    ax.set_xticks(range(len(runs)))
+    ax.set_xticklabels([name for name, _ in runs], rotation=10, fontsize=8)
+    ax.set_ylabel("ms per hop (mean)")
+    ax.set_title("where a hop's time goes, per stage")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 @dataclass
 class LabelerRuns:
     """What the runs of one labeler over all seeds gave."""
@@ -464,6 +489,9 @@ def main(argv: list[str] | None = None) -> int:
     print("per-stage latency (ms, mean / p95 over hops):")
     for k, (mean, p95_stage) in sorted(stage_breakdown(first.records).items()):
         print(f"  {k:<28} {mean:7.2f} / {p95_stage:7.2f}")
+
+    plot_stages([(r.name, stage_breakdown(r.records)) for r in results], args.out / "stages.png")
+    print(f"per-stage plot: {args.out / 'stages.png'}")
 
     print(f"\nlabelers compared (event F1 with a 250 ms collar; PSDS over all seeds; latency"
           f"{' not meaningful with --fast' if args.fast else ''}):")

@@ -133,6 +133,7 @@ def test_bench_live_runs_avlive_and_prints_every_figure(tmp_path):
                    "PSDS1 / PSDS2", "labelers compared"):
         assert figure in done.stdout
     assert (tmp_path / "200001.events.tsv").is_file() and (tmp_path / "200001.jsonl").is_file()
+    assert (tmp_path / "stages.png").stat().st_size > 0  # the stacked per-stage plot
     assert set(CLASS_NAMES) >= {e.label for e in bench_live.read_strong_tsv(tmp_path / "200001.events.tsv")}
     assert bench_live.read_score_tsv(tmp_path / "200001.scores.tsv").labels == CLASS_NAMES
 
