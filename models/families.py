@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from models import avslowfast, baseline, crnn, efficientat, l3, panns, slowfast, soundnet
+from models.audio.streaming import StreamingLabeler
 from models.core.checkpoint import find_checkpoint, load_checkpoint
 from models.core.family import ExportableModel, Family, ModelFile
 from models.core.live import runner_labeler
@@ -140,4 +141,6 @@ def live_adapter(metadata: ModelMetadata):
         return family.live
     if metadata.task != "labeler":
         raise KeyError(f"model family {family.name!r} has no live adapter for a {metadata.task}")
+    if metadata.extra.get("frontend_outside"):  # a features-in export: the streaming front end feeds it
+        return StreamingLabeler
     return runner_labeler

@@ -15,10 +15,11 @@ from engines import open_runner
 from models.audio.frontend import FrontEnd, FrontEndConfig
 from models.audio.streaming import StreamingFrontEnd, StreamingLabeler
 from models.core.family import ExportableModel
-from models.core.live import FunctionLabeler, WindowSpec, runner_labeler
+from models.core.live import FunctionLabeler, WindowSpec
 from models.core.metadata import ModelMetadata, TensorSpec
 from models.export.cli import export_any
 from models.export.frontend_outside import features_in
+from models.families import live_adapter
 from models.slowfast.network import EPIC_CLIP, EPIC_FRONTEND, VGGSOUND_FRONTEND
 from models.world import Scene, get_preset
 from realtime.rings import AudioRing
@@ -121,8 +122,9 @@ def test_features_in_export_runs_live_equal_to_the_waveform_export(epic_exports)
     assert meta.extra["frontend_outside"] is True and meta.frontend == EPIC_FRONTEND.to_dict()
     assert diffs["random"]["probs"] < 1e-6
     with open_runner("onnxruntime", wave_path, threads=1) as rw, open_runner("onnxruntime", feats_path, threads=1) as rf:
-        by_wave = runner_labeler(rw, ModelMetadata.load(f"{wave_path}.json"))
-        by_feats = runner_labeler(rf, meta)
+        wave_meta = ModelMetadata.load(f"{wave_path}.json")
+        by_wave = live_adapter(wave_meta)(rw, wave_meta)
+        by_feats = live_adapter(meta)(rf, meta)
         assert isinstance(by_wave, FunctionLabeler) and isinstance(by_feats, StreamingLabeler)
         assert by_feats.window.align == 120 and by_feats.window.samples == by_wave.window.samples
         audio = world_audio(24000, 8.0)
@@ -138,7 +140,8 @@ def test_the_scheduler_aligns_a_streaming_labelers_windows_on_its_frame_grid(epi
     120 samples, so consecutive windows share their frames."""
     _, feats_path, _ = epic_exports
     with open_runner("onnxruntime", feats_path, threads=1) as runner:
-        labeler = runner_labeler(runner, ModelMetadata.load(f"{feats_path}.json"))
+        meta = ModelMetadata.load(f"{feats_path}.json")
+        labeler = live_adapter(meta)(runner, meta)
         ring = AudioRing(8 * 48000, 48000)
         scheduler = Scheduler(ring, None, [ModelSlot("epic", labeler)], [], SchedulerConfig(hop_s=0.25))
         audio = world_audio(48000, 6.0)

@@ -311,7 +311,8 @@ def as_scores(y, how: str) -> np.ndarray:
 
 def runner_labeler(runner, metadata) -> FunctionLabeler:
     """The default live adapter: a waveform-in labeler on any runner (a features-in export,
-    ``extra["frontend_outside"]``: a :class:`models.audio.streaming.StreamingLabeler`).
+    ``extra["frontend_outside"]``, gets ``models.audio.streaming.StreamingLabeler`` instead:
+    ``models.families.live_adapter`` chooses).
 
     Args:
         runner: an open ``engines`` runner (``infer({name: array}) -> {name: array}``).
@@ -319,10 +320,6 @@ def runner_labeler(runner, metadata) -> FunctionLabeler:
             float32, its scores come from ``probs``/``scores``/``probabilities``, or ``logits``
             through a sigmoid (``extra["multi_label"]``) or a softmax.
     """
-    if metadata.extra.get("frontend_outside"):
-        from models.audio.streaming import StreamingLabeler
-
-        return StreamingLabeler(runner, metadata)
     name, how = scores_output(metadata)
     in_name = metadata.inputs[0].name
 
