@@ -833,6 +833,14 @@ class Scheduler:
             due.append(_Due(slot, end_index, end_time, frame_info, gap))
         return due
 
+    def _stagger_slots(self, phase: int, first_hop: int) -> None:
+        """Delay the first run of each stateless model that runs every n-th hop from hop
+        ``first_hop`` by ``phase mod n`` hops (``realtime.multistream``: the streams of one
+        process take turns)."""
+        for slot in self._slots:
+            if slot.ticks > 1 and slot.reset is None and slot.next_hop is None and phase % slot.ticks:
+                slot.next_hop = first_hop + phase % slot.ticks
+
     def _reset_if_due(self, d: _Due) -> bool:
         """Call a stateful model's ``reset()`` when a gap came before this run; whether it did."""
         if not (d.gap and d.slot.reset is not None):

@@ -81,7 +81,7 @@ def test_batched_streams_equal_one_scheduler_per_stream(demo_models):
             slots = demo_models.stream_slots(3, first=i == 0)
             group.append((source, Scheduler(audio_ring, frame_ring, slots, [sink], SchedulerConfig(hop_s=HOP_S),
                                             source_name=f"synthetic:{seed}")))
-    multi = MultiScheduler([s for _src, s in streams])
+    multi = MultiScheduler([s for _src, s in streams], stagger=False)  # every stream's localizer on the same hops
     hops = 14  # 3.5 s: the localizer (every 3rd hop) runs 4-5 times, the labeler's window fills
     for k in range(1, hops + 1):
         for source, s in streams + singles:
@@ -238,3 +238,22 @@ def test_several_streams_with_a_display_run_headless_and_gui_is_refused(tmp_path
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert {json.loads(line)["source"] for line in out.read_text().splitlines()} == {"synthetic:1", "synthetic:2"}
+
+
+def test_streams_take_turns_with_a_model_that_runs_every_third_hop():
+    """Staggered (the default), three streams' every-third-hop model runs for one stream a hop,
+    in one call each, instead of for all three every third hop."""
+    rate = 16000
+    shared = FunctionLabeler(WindowSpec(0.5, rate), ("level",), lambda b: np.abs(b).mean(axis=1, keepdims=True),
+                             batchable=True)
+    rings = [AudioRing(4 * rate, rate) for _ in range(3)]
+    multi = MultiScheduler([Scheduler(r, None, [ModelSlot("level", shared, every=3)], [], SchedulerConfig(hop_s=HOP_S),
+                                      source_name=f"s{i}") for i, r in enumerate(rings)])
+    ran = []
+    for k in range(1, 7):
+        for r in rings:
+            r.write(np.full(rate // 4, 0.1, np.float32))
+        ran.append([bool(result.runs) for result in multi.step()])
+    multi.stop()
+    assert ran == [[True, False, False], [False, True, False], [False, False, True]] * 2
+    assert multi.batch_sizes == {1: 6}
