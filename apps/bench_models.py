@@ -269,7 +269,7 @@ def plot(rows: list[Row], path: Path) -> None:
     timed = [r for r in rows if r.p50_ms is not None]
     models = list(dict.fromkeys(r.model for r in timed))
     backends = list(dict.fromkeys(f"{r.backend} b{r.batch}" for r in timed))
-    fig, ax = plt.subplots(figsize=(9, 4))
+    fig, ax = plt.subplots(figsize=(10, 4))
     width = 0.8 / max(1, len(backends))
     for j, b in enumerate(backends):
         values = [next((r.p50_ms for r in timed if r.model == m and f"{r.backend} b{r.batch}" == b), np.nan)
@@ -279,7 +279,7 @@ def plot(rows: list[Row], path: Path) -> None:
     ax.set_xticks(np.arange(len(models)) + 0.4 - width / 2)
     ax.set_xticklabels(models, rotation=15, ha="right", fontsize=8)
     ax.set_ylabel("ms per window (p50, log scale)")
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title("avlive models per backend (batch 8: per window)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
