@@ -15,9 +15,11 @@ rolling labels, counters and sinks), but none of them runs a thread: the
 (``Scheduler._begin_hop``), groups the due runs by model, calls a model shared by several
 streams once on all of their windows (``model.batch``, see ``models.core.live``), hands each
 stream its share (``Scheduler._record``) and finishes each stream's hop (``_finish_hop``:
-rolling labels, result, sinks). A model that keeps state (``reset()``) is one adapter per
-stream on a shared runner (``realtime.models.LiveModel.slot_for_stream``) and runs stream by
-stream. A stream's ``model:<name>`` latency is the whole call it took part in.
+rolling labels, result, sinks) as soon as its last model ran. A model that keeps state
+(``reset()``) is one adapter per stream on a shared runner
+(``realtime.models.LiveModel.slot_for_stream``) and runs stream by stream. A model that runs
+every n-th hop (the localizer) takes the streams in turns (``stagger``). A stream's
+``model:<name>`` latency is the whole call it took part in.
 
 :func:`run_streams` is ``avlive --source A --source B ...``: the JSON lines of every stream go to
 one output, each line naming its stream (``source``); each stream writes its own events TSV.
@@ -196,39 +198,50 @@ class MultiScheduler:
             raise errors[0]
 
     def _round(self, due: Sequence[tuple[Scheduler, int]]) -> list[HopResult]:
-        """A hop on each ``(scheduler, end)``: cut, one call per model (batched across the
-        streams that share it), then each stream's rolling labels, result and sinks."""
+        """A hop on each ``(scheduler, end)``: cut every window; then the calls, one per shared
+        model (batched across the streams that share it) and one per other run, in the order the
+        streams list their models; each stream's hop is finished (rolling labels, result, sinks)
+        as soon as its last model has run, so a stream whose localizer is not due this hop does
+        not wait for the other streams' localizer."""
         works = [(s, s._begin_hop(end)) for s, end in due]
-        shared: dict[int, list] = {}
+        groups: dict[object, list] = {}  # in order of first appearance: the labelers' calls first
         for s, work in works:
             for d in work.due:
                 model = d.slot.spec.model
-                if d.slot.reset is None and callable(getattr(model, "batch", None)):
-                    shared.setdefault(id(model), []).append((s, work, d))
-        outputs: dict[tuple[int, int], tuple[object, float]] = {}  # (id(work), id(due)) -> (output, ms)
-        for items in shared.values():
-            if len(items) < 2:
-                continue
+                shared = d.slot.reset is None and callable(getattr(model, "batch", None))
+                groups.setdefault(id(model) if shared else (id(work), id(d)), []).append((s, work, d))
+        waiting = {id(work): len(work.due) for _, work in works}
+        outputs: dict[tuple[int, int], tuple[object, float, bool]] = {}  # (id(work), id(due)) -> (output, ms, reset)
+        results: dict[int, HopResult] = {}
+
+        def finish_ready() -> None:
+            for s, work in works:
+                if waiting[id(work)] == 0 and id(work) not in results:
+                    for d in work.due:  # in the stream's own order, as its Scheduler would
+                        s._record(work, d, *outputs[(id(work), id(d))])
+                    results[id(work)] = s._finish_hop(work)
+
+        finish_ready()  # streams with no model due this hop
+        for items in groups.values():
             t0 = time.perf_counter()
-            outs = items[0][2].slot.spec.model.batch([s._model_args(d) for s, _w, d in items])
+            if len(items) > 1:
+                outs = items[0][2].slot.spec.model.batch([s._model_args(d) for s, _w, d in items])
+                if len(outs) != len(items):
+                    raise ValueError(f"model {items[0][2].slot.spec.name!r}: batch() returned {len(outs)} outputs "
+                                     f"for {len(items)} calls")
+                resets = [False] * len(items)
+            else:
+                s, _work, d = items[0]
+                resets = [s._reset_if_due(d)]
+                outs = [d.slot.spec.model(*s._model_args(d))]
             ms = (time.perf_counter() - t0) * 1e3
-            if len(outs) != len(items):
-                raise ValueError(f"model {items[0][2].slot.spec.name!r}: batch() returned {len(outs)} outputs for "
-                                 f"{len(items)} calls")
             self.calls += 1
             self.batch_sizes[len(items)] += 1
-            for (_s, work, d), out in zip(items, outs):
-                outputs[(id(work), id(d))] = (out, ms)
-        for s, work in works:  # in each stream's own order, as its Scheduler would
-            for d in work.due:
-                got = outputs.get((id(work), id(d)))
-                if got is None:
-                    s._call(work, d)
-                    self.calls += 1
-                    self.batch_sizes[1] += 1
-                else:
-                    s._record(work, d, got[0], got[1])
-        return [s._finish_hop(work) for s, work in works]
+            for (_s, work, d), out, reset in zip(items, outs, resets):
+                outputs[(id(work), id(d))] = (out, ms, reset)
+                waiting[id(work)] -= 1
+            finish_ready()
+        return [results[id(work)] for _, work in works]
 
 
 # ------------------------------------------------------------------------------ the avlive run
