@@ -108,12 +108,15 @@ def fixed_metadata(shape=(1, 400, 128), **changes) -> ModelMetadata:
 # ------------------------------------------------------------------------------------ registry
 
 
-def test_registry_names_the_three_backends():
-    assert RUNNERS.names() == ["onnxruntime", "tensorrt", "torch"]
+def test_registry_names_the_four_backends():
+    from engines.triton_runner import TritonRunner
+
+    assert RUNNERS.names() == ["onnxruntime", "tensorrt", "torch", "triton"]
     assert RUNNERS.get("onnxruntime").factory is OnnxRuntimeRunner
     assert RUNNERS.get("torch").factory is TorchRunner
     assert RUNNERS.get("tensorrt").factory is TensorRTRunner
-    with pytest.raises(KeyError, match="unknown runner 'tflite'; expected one of: onnxruntime, tensorrt, torch"):
+    assert RUNNERS.get("triton").factory is TritonRunner
+    with pytest.raises(KeyError, match="unknown runner 'tflite'; expected one of: onnxruntime, tensorrt, torch, triton"):
         open_runner("tflite", "m.tflite")
 
 
