@@ -102,9 +102,18 @@ def _connect(url: str, timeout_s: float) -> Any:
 
 def _require_model(client: Any, url: str, model: str, timeout_s: float) -> None:
     """Raise :class:`TritonServerError` listing the server's models when ``model`` is not ready."""
-    if client.is_model_ready(model, client_timeout=timeout_s):
-        return
-    entries = client.get_model_repository_index(client_timeout=timeout_s).models
+    from tritonclient.utils import InferenceServerException
+
+    try:
+        if client.is_model_ready(model, client_timeout=timeout_s):
+            return
+    except InferenceServerException:  # some servers answer an unknown model with an error, not "not ready"
+        pass
+    try:
+        entries = client.get_model_repository_index(client_timeout=timeout_s).models
+    except InferenceServerException as exc:
+        raise TritonServerError(f"model {model!r} is not ready on the Triton server at {url}, which does not list "
+                                f"its models ({_first_line(exc)})") from None
     shown = ", ".join(f"{m.name} ({m.state or 'not loaded'}{': ' + m.reason if m.reason else ''})" for m in entries)
     have = f"it has: {shown}" if shown else "it has no models"
     raise TritonServerError(f"model {model!r} is not ready on the Triton server at {url}; {have} (export one: "
@@ -131,10 +140,15 @@ def server_metadata(url: str, model: str, *, timeout_s: float = 10.0) -> ModelMe
         RuntimeError: :data:`TRITON_MISSING`.
         TritonServerError: no server, no such model, or no avlive metadata (one line each).
     """
+    from tritonclient.utils import InferenceServerException
+
     client = _connect(url, timeout_s)
     try:
         _require_model(client, url, model, timeout_s)
         return _metadata_from_config(client, url, model, timeout_s)
+    except InferenceServerException as exc:
+        raise TritonServerError(f"the Triton server at {url} failed to describe {model!r}: {_first_line(exc)}") \
+            from None
     finally:
         client.close()
 
@@ -195,6 +209,8 @@ class TritonRunner(BaseRunner):
         self._max_batch = 0
 
     def _open(self) -> None:
+        from tritonclient.utils import InferenceServerException
+
         client = _connect(self.url, self.timeout_s)
         try:
             _require_model(client, self.url, self.model, self.timeout_s)
@@ -215,6 +231,10 @@ class TritonRunner(BaseRunner):
                                               recorded_in="its avlive metadata")
                 except MetadataMismatch as exc:
                     raise TritonServerError(str(exc)) from None
+        except InferenceServerException as exc:
+            client.close()
+            raise TritonServerError(f"the Triton server at {self.url} failed to describe {self.model!r}: "
+                                    f"{_first_line(exc)}") from None
         except BaseException:
             client.close()
             raise

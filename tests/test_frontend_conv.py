@@ -5,8 +5,9 @@ front-end configurations: the demo Slow-Fast one, L3's, EPIC-SOUNDS'):
 
 * float64: ``conv`` and ``stft`` agree to 5e-15 .. 3e-9 (log units): the formulation is exact;
   the test allows 1e-7.
-* float32, broadband noise: max |conv - stft| 1.9e-6, 3.4e-5, 3.1e-6, inside the export
-  tolerance (``DEFAULT_ATOL + DEFAULT_RTOL · |value|`` = 1e-4 + 1e-4·|v|), which the test uses.
+* float32, broadband noise: max |conv - stft| 1.9e-6, 3.4e-5, 3.1e-6 (EfficientAT's own LogMel:
+  6.3e-5, its features being ~1), inside the export tolerance (``DEFAULT_ATOL + DEFAULT_RTOL ·
+  |value|`` = 1e-4 + 1e-4·|v|), which the test uses.
 * float32, low-passed scene audio (bands near float32's noise floor): |stft32 - float64| reaches
   0.024, 1.24 and 9.7e-6; |conv32 - float64| is 7.2e-3, 0.19 and 3.4e-6, i.e. the convolution
   lands closer to the exact features than the FFT does (ratio 0.16 .. 0.34; on noise 1.0 .. 3.3).
@@ -124,6 +125,25 @@ def test_export_with_the_conv_front_end_has_no_stft_op(tmp_path):
     got = ort.InferenceSession(str(tmp_path / "conv.onnx"), providers=["CPUExecutionProvider"]).run(
         None, {"audio": wave.numpy()})[0]
     np.testing.assert_allclose(got, expected, atol=DEFAULT_ATOL, rtol=DEFAULT_RTOL)
-    with pytest.raises(ExportError, match="holds no avlive FrontEnd"):
+    with pytest.raises(ExportError, match="holds no front end with an STFT"):
         export_onnx(nn.Linear(4, 3), meta.replace(inputs=[TensorSpec("audio", ("batch", 4), "float32")]),
                     {"audio": torch.randn(2, 4)}, tmp_path / "x.onnx", frontend="conv")
+
+
+def test_efficientat_front_end_has_the_conv_formulation_too():
+    """EfficientAT's own LogMel (reflect padding, symmetric window, Kaldi banks): the same switch,
+    with the same measured bounds (float64 exact; float32 within the export tolerance on noise)."""
+    from models.efficientat.frontend import LogMel
+
+    fe = LogMel()
+    wave = torch.randn(2, 32000, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        out = {}
+        for impl in ("stft", "conv"):
+            fe.stft_impl = impl
+            out[impl + "32"], out[impl + "64"] = fe(wave).double(), fe(wave.double())
+    assert float((out["conv64"] - out["stft64"]).abs().max()) < 1e-7
+    assert bool(((out["conv32"] - out["stft32"]).abs() <= DEFAULT_ATOL + DEFAULT_RTOL * out["stft32"].abs()).all())
+    with stft_impl_override(nn.Sequential(fe), "stft") as found:
+        assert found == [fe] and fe.stft_impl == "stft"
+    assert fe.stft_impl == "conv"  # restored to what it was

@@ -60,7 +60,8 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["FrontEndConfig", "FrontEnd", "stft_dtype_override", "stft_impl_override", "STFT_IMPLS", "hz_to_mel",
-           "mel_to_hz", "mel_filterbank", "hann_window", "dft_basis"]
+           "mel_to_hz", "mel_filterbank", "hann_window", "dft_basis", "windowed_dft_basis", "conv_stft_power",
+           "has_stft_impl"]
 
 _MEL_SCALES = ("htk", "slaney")
 _MEL_NORMS = (None, "slaney")
@@ -304,21 +305,40 @@ def hann_window(win_length: int, n_fft: int) -> np.ndarray:
     return out
 
 
-def dft_basis(win_length: int, n_fft: int) -> np.ndarray:
-    """The windowed one-sided DFT basis as ``Conv1d`` kernels, float64, ``(2 F, 1, n_fft)``.
+def windowed_dft_basis(window: np.ndarray) -> np.ndarray:
+    """The one-sided DFT basis times ``window`` (length ``n_fft``) as ``Conv1d`` kernels, float64,
+    ``(2 F, 1, n_fft)``, ``F = n_fft // 2 + 1``.
 
-    ``F = n_fft // 2 + 1``. Rows ``0 .. F-1`` are ``w[n] cos(2 pi k n / n_fft)`` and rows
-    ``F .. 2F-1`` are ``-w[n] sin(2 pi k n / n_fft)``, ``w`` = :func:`hann_window`, so that
-    ``conv1d(x, basis, stride=hop)`` gives the real and imaginary parts of ``torch.stft(x,
-    n_fft, hop, window=w, center=False)`` frame by frame. ``k n`` is reduced modulo ``n_fft``
-    before the angle is formed, keeping the float64 angles exact.
+    Rows ``0 .. F-1`` are ``w[n] cos(2 pi k n / n_fft)`` and rows ``F .. 2F-1`` are
+    ``-w[n] sin(2 pi k n / n_fft)``, so that ``conv1d(x, basis, stride=hop)`` gives the real and
+    imaginary parts of ``torch.stft(x, n_fft, hop, window=w, center=False)`` frame by frame.
+    ``k n`` is reduced modulo ``n_fft`` before the angle is formed, keeping the angles exact.
     """
+    window = np.asarray(window, dtype=np.float64)
+    n_fft = len(window)
     n = np.arange(n_fft)
     k = np.arange(n_fft // 2 + 1)
     angle = 2.0 * np.pi * ((k[:, None] * n[None, :]) % n_fft) / n_fft  # (F, n_fft)
-    window = hann_window(win_length, n_fft)
     basis = np.concatenate([np.cos(angle) * window, -np.sin(angle) * window])  # (2F, n_fft)
     return basis[:, None, :]
+
+
+def dft_basis(win_length: int, n_fft: int) -> np.ndarray:
+    """:func:`windowed_dft_basis` of avlive's window, :func:`hann_window` ``(win_length, n_fft)``."""
+    return windowed_dft_basis(hann_window(win_length, n_fft))
+
+
+def conv_stft_power(wave: torch.Tensor, basis: torch.Tensor, hop_length: int) -> torch.Tensor:
+    """``|STFT|^2`` of already padded ``(B, N)`` audio as a strided convolution with ``basis``
+    (:func:`windowed_dft_basis`, ``(2F, 1, n_fft)``, in ``wave``'s dtype): ``(B, F, T)``."""
+    parts = F.conv1d(wave.unsqueeze(1), basis, stride=hop_length)  # (B, 2F, T): real rows, then imaginary
+    return parts.square().unflatten(1, (2, basis.shape[0] // 2)).sum(1)
+
+
+def has_stft_impl(module: nn.Module) -> bool:
+    """Whether ``module`` offers the two STFT formulations (an ``stft_impl`` property, as
+    :class:`FrontEnd` and EfficientAT's ``LogMel`` have)."""
+    return isinstance(getattr(type(module), "stft_impl", None), property)
 
 
 # --------------------------------------------------------------------------- module
@@ -455,8 +475,7 @@ class FrontEnd(nn.Module):
             wave = F.pad(wave, (before, after))  # zeros, (B, N + before + after)
         if self.stft_impl == "conv":
             basis = (self.basis64 if double else self.basis).to(wave.dtype)  # (2F, 1, n_fft)
-            parts = F.conv1d(wave.unsqueeze(1), basis, stride=cfg.hop_length)  # (B, 2F, T): re then im
-            s = parts.square().unflatten(1, (2, cfg.n_freqs)).sum(1).transpose(1, 2)  # |X|^2, (B, T, n_freqs)
+            s = conv_stft_power(wave, basis, cfg.hop_length).transpose(1, 2)  # |X|^2, (B, T, n_freqs)
         else:
             spec = torch.stft(
                 wave, cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.n_fft,
@@ -505,8 +524,9 @@ def stft_dtype_override(module: nn.Module, stft_dtype: str) -> Iterator[list[Fro
 
 
 @contextlib.contextmanager
-def stft_impl_override(module: nn.Module, stft_impl: str) -> Iterator[list[FrontEnd]]:
-    """Run every :class:`FrontEnd` inside ``module`` with the STFT formulation ``stft_impl``
+def stft_impl_override(module: nn.Module, stft_impl: str) -> Iterator[list[nn.Module]]:
+    """Run every front end inside ``module`` that has both formulations (:func:`has_stft_impl`:
+    :class:`FrontEnd`, EfficientAT's ``LogMel``) with the STFT formulation ``stft_impl``
     (``"stft"`` or ``"conv"``) until the block ends, restoring each one's own on exit, even on
     error. ``python -m models.export RUN --frontend conv`` exports under it.
 
@@ -518,7 +538,7 @@ def stft_impl_override(module: nn.Module, stft_impl: str) -> Iterator[list[Front
     """
     if stft_impl not in STFT_IMPLS:
         raise ValueError(f"stft_impl_override: expected {' or '.join(map(repr, STFT_IMPLS))}, found {stft_impl!r}")
-    front_ends = [m for m in module.modules() if isinstance(m, FrontEnd)]
+    front_ends = [m for m in module.modules() if has_stft_impl(m)]
     saved = [fe.stft_impl for fe in front_ends]
     try:
         for fe in front_ends:

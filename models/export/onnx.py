@@ -52,7 +52,7 @@ import torch
 from torch import nn
 
 from models.core.atomic import atomic_path, remove_stale_temps, sha256_file
-from models.audio.frontend import STFT_IMPLS, FrontEnd, stft_dtype_override, stft_impl_override
+from models.audio.frontend import STFT_IMPLS, FrontEnd, has_stft_impl, stft_dtype_override, stft_impl_override
 from models.core.metadata import ModelMetadata, TensorSpec, sidecar_path
 
 __all__ = [
@@ -608,10 +608,9 @@ def export_onnx(
     """
     if frontend not in STFT_IMPLS:
         raise ValueError(f"--frontend: expected one of {', '.join(STFT_IMPLS)}, found {frontend!r}")
-    if frontend != "stft" and not any(isinstance(m, FrontEnd) for m in model.modules()):
-        raise ExportError(f"--frontend {frontend}: {type(model).__name__} holds no avlive FrontEnd to compute that way "
-                          f"(a family with a front end of its own: PANNs computes its STFT as convolutions already; "
-                          f"EfficientAT's torch.stft front end has no conv formulation yet)")
+    if frontend != "stft" and not any(has_stft_impl(m) for m in model.modules()):
+        raise ExportError(f"--frontend {frontend}: {type(model).__name__} holds no front end with an STFT to compute "
+                          f"that way (PANNs computes its STFT as convolutions already; SoundNet has none)")
     with stft_impl_override(model, frontend) if frontend != "stft" else contextlib.nullcontext():
         return _export_onnx(model, metadata, example_inputs, path, dynamic_axes=dynamic_axes, opset=opset, atol=atol,
                             rtol=rtol, verify_sizes=verify_sizes, seed=seed, extra_checks=extra_checks,
