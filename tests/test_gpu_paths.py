@@ -81,3 +81,24 @@ def test_evaluate_torch_on_cuda_matches_the_cpu(tiny_run):
     cuda = run("-m", "apps.evaluate", str(tiny_run), "--windows", "64", "--device", "cuda")
     assert cpu.returncode == 0 and cuda.returncode == 0, cuda.stderr
     assert cpu.stdout.split("]", 1)[1][:40] == cuda.stdout.split("]", 1)[1][:40]  # the same top-1 and mAP
+
+
+def test_benchmarks_record_a_jetsons_power_and_clock_state(tmp_path):
+    from models.evaluation.benchmark import jetson_state, machine_description
+
+    assert jetson_state(str(tmp_path)) is None  # not a Jetson: nothing recorded
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "nv_tegra_release").write_text("# R36 (release), REVISION: 4.0, GCID: 1, BOARD: generic\n")
+    gpu = tmp_path / "sys" / "class" / "devfreq" / "17000000.gpu"
+    gpu.mkdir(parents=True)
+    for key, hz in (("cur_freq", 1300500000), ("min_freq", 306000000), ("max_freq", 1300500000)):
+        (gpu / key).write_text(f"{hz}\n")
+    cpu = tmp_path / "sys" / "devices" / "system" / "cpu" / "cpu0" / "cpufreq"
+    cpu.mkdir(parents=True)
+    (cpu / "scaling_cur_freq").write_text("2201600\n")
+    state = jetson_state(str(tmp_path))
+    assert state == {"l4t_release": "# R36 (release), REVISION: 4.0, GCID: 1, BOARD: generic", "nvpmodel": None,
+                     "devfreq": {"17000000.gpu": {"cur_freq": 1300500000, "min_freq": 306000000,
+                                                  "max_freq": 1300500000}},
+                     "cpu0_cur_freq_khz": 2201600}
+    assert "jetson" in machine_description()
