@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -87,26 +88,67 @@ def find_server(venv: str | os.PathLike | None = None) -> ServerInstall:
     return ServerInstall(root_venv, binary, root, backends)
 
 
+def venv_python_version(venv: Path) -> str:
+    """``"3.11"``: the Python version of a venv (from its ``lib/python3.X`` folder)."""
+    found = sorted(p.name for p in (venv / "lib").glob("python3.*"))
+    if not found:
+        raise ServerSetupError(f"{venv} is not a Python virtual environment (no lib/python3.*)")
+    return found[-1].removeprefix("python")
+
+
+def site_packages(venv: Path) -> Path:
+    return venv / "lib" / f"python{venv_python_version(venv)}" / "site-packages"
+
+
+def place_python_stub(install: ServerInstall) -> Path:
+    """Put the Python backend's stub for the venv's Python where the backend looks for it.
+
+    The wheel keeps one stub per Python version (``tritonserver/python_backend_stubs/3.X/``);
+    Triton's Python backend runs ``backends/python/triton_python_backend_stub``. Copied once.
+
+    Raises:
+        ServerSetupError: the wheel has no stub for this Python version (names the ones it has).
+    """
+    version = venv_python_version(install.venv)
+    target = install.root / "backends" / "python" / "triton_python_backend_stub"
+    if target.is_file():
+        return target
+    source = install.root / "python_backend_stubs" / version / "triton_python_backend_stub"
+    if not source.is_file():
+        have = sorted(p.name for p in (install.root / "python_backend_stubs").glob("*"))
+        raise ServerSetupError(f"the server in {install.venv} has no Python-backend stub for Python {version} "
+                               f"(it has: {', '.join(have) or 'none'}); make the venv with one of those")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source, target)
+    target.chmod(0o755)
+    return target
+
+
 def setup(venv: str | os.PathLike) -> ServerInstall:
-    """Create the venv and install :data:`SETUP_PACKAGES` into it (network: PyPI)."""
+    """Create the venv, install :data:`SETUP_PACKAGES` into it (network: PyPI) and place the
+    Python backend's stub (:func:`place_python_stub`)."""
     target = Path(venv).expanduser()
     if not (target / "bin" / "python").is_file():
         subprocess.run([sys.executable, "-m", "venv", os.fspath(target)], check=True)
     pip = [os.fspath(target / "bin" / "python"), "-m", "pip", "install", "--quiet"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
     subprocess.run([*pip, *SETUP_PACKAGES], check=True)
+    install = find_server(target)
+    place_python_stub(install)
     return find_server(target)
 
 
 def server_env(install: ServerInstall) -> dict[str, str]:
     """The server's environment: its libraries on ``LD_LIBRARY_PATH``, the venv's ``bin`` first on
-    ``PATH`` (the Python backend's stub runs the venv's Python, with its numpy and onnxruntime)."""
+    ``PATH`` and its ``site-packages`` as ``PYTHONPATH`` (the Python backend's stub embeds Python
+    and must import the venv's numpy and onnxruntime, not the caller's packages)."""
     env = dict(os.environ)
     libs = [install.root / name for name in ("lib", "external_libs") if (install.root / name).is_dir()]
+    libs += sorted(install.root.parent.parent.glob("nvidia_pytriton.libs"))
     env["LD_LIBRARY_PATH"] = os.pathsep.join([*map(os.fspath, libs), env.get("LD_LIBRARY_PATH", "")]).strip(os.pathsep)
     env["PATH"] = os.pathsep.join([os.fspath(install.venv / "bin"), env.get("PATH", "")])
     env["VIRTUAL_ENV"] = os.fspath(install.venv)
-    env.pop("PYTHONPATH", None)  # the stub imports the venv's packages, not the caller's
+    env["PYTHONPATH"] = os.fspath(site_packages(install.venv))
     return env
 
 
@@ -130,6 +172,8 @@ def free_port() -> int:
 def start_server(install: ServerInstall, repo: str | os.PathLike, *, grpc_port: int, http_port: int,
                  metrics_port: int, log: str | os.PathLike, address: str = "127.0.0.1") -> subprocess.Popen:
     """Start the server in the background, its output to ``log``; see :func:`wait_ready`."""
+    if "python" in install.backends:
+        place_python_stub(install)
     handle = open(log, "wb")  # noqa: SIM115 - the child owns it until it exits
     try:
         return subprocess.Popen(server_command(install, repo, grpc_port=grpc_port, http_port=http_port,

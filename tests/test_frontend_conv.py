@@ -114,10 +114,10 @@ def test_export_with_the_conv_front_end_has_no_stft_op(tmp_path):
                          needs_frame=False, inputs=[TensorSpec("audio", ("batch", "samples"), "float32")],
                          outputs=[TensorSpec("logits", ("batch", 3), "float32")])
     report = export_onnx(model, meta, {"audio": torch.randn(2, 8000)}, tmp_path / "conv.onnx",
-                         dynamic_axes={"audio": {0: "batch", 1: "samples"}}, frontend="conv")
+                         dynamic_axes={"audio": {0: "batch", 1: "samples"}}, stft_impl="conv")
     ops = {n.op_type for n in onnx.load(str(tmp_path / "conv.onnx")).graph.node}
     assert "STFT" not in ops and "DFT" not in ops and "Conv" in ops
-    assert report.metadata.extra["onnx_export"]["frontend"] == "conv"
+    assert report.metadata.extra["onnx_export"]["stft_impl"] == "conv"
     assert model.frontend.stft_impl == "stft"  # restored after the export
     wave = torch.randn(3, 8000, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
@@ -127,7 +127,7 @@ def test_export_with_the_conv_front_end_has_no_stft_op(tmp_path):
     np.testing.assert_allclose(got, expected, atol=DEFAULT_ATOL, rtol=DEFAULT_RTOL)
     with pytest.raises(ExportError, match="holds no front end with an STFT"):
         export_onnx(nn.Linear(4, 3), meta.replace(inputs=[TensorSpec("audio", ("batch", 4), "float32")]),
-                    {"audio": torch.randn(2, 4)}, tmp_path / "x.onnx", frontend="conv")
+                    {"audio": torch.randn(2, 4)}, tmp_path / "x.onnx", stft_impl="conv")
 
 
 def test_efficientat_front_end_has_the_conv_formulation_too():

@@ -74,7 +74,7 @@ def export_run(source: Path, out: Path | None = None, *, frontend_outside: bool 
     out = out or run_dir / ("model.logmel.onnx" if frontend_outside else "model.onnx")
     real = recipe.real_inputs() if hasattr(recipe, "real_inputs") and not frontend_outside else None
     extra = [real] if real else []
-    report = export_onnx(module, meta, example, out, dynamic_axes=dynamic_axes, extra_checks=extra, frontend=stft_impl)
+    report = export_onnx(module, meta, example, out, dynamic_axes=dynamic_axes, extra_checks=extra, stft_impl=stft_impl)
     return out, diffs_by_kind(report.checks)
 
 
@@ -99,7 +99,7 @@ def export_model_file(kind: ModelFile, source: Path, out: Path | None = None, *,
         model = features_in(model)
     out = out or (features_path(Path(source).with_suffix(".onnx")) if frontend_outside else Path(source).with_suffix(".onnx"))
     report = export_onnx(model.module, model.metadata, model.example_inputs, out, dynamic_axes=model.dynamic_axes,
-                         frontend=stft_impl)
+                         stft_impl=stft_impl)
     return out, diffs_by_kind(report.checks)
 
 
