@@ -14,8 +14,7 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from apps.triton_server import ServerSetupError, find_server, free_port, setup_command, start_server, stop_server, \
-    wait_ready
+from apps.triton_server import ServerSetupError, find_server, free_port, start_server, stop_server, wait_ready
 from conftest import REPO, python_cmd, subprocess_env
 from engines import open_runner
 from engines.tensorrt_runner import EngineInfo, engine_metadata
@@ -163,8 +162,8 @@ def _server_missing() -> str | None:
 def triton_server(tmp_path_factory):
     reason = _server_missing()
     if reason is not None:
-        pytest.skip(f"no Triton server set up: {reason} (setup: {setup_command()}; then export "
-                    f"AVLIVE_TRITON_VENV=DIR)")
+        pytest.skip(f"no Triton server set up: {reason}; tests look in $AVLIVE_TRITON_VENV, else the default "
+                    f"(README, \"Fleets\")")
     install = find_server()
     root = tmp_path_factory.mktemp("triton")
     backend = "onnxruntime" if "onnxruntime" in install.backends else "python"
@@ -215,6 +214,7 @@ def test_four_clients_share_one_server_with_dynamic_batching(triton_server):
     np.testing.assert_allclose(got, expected, atol=DEFAULT_ATOL, rtol=DEFAULT_RTOL)  # the export's tolerance
     after = batch_statistics(url, "labeler")
     ran = {size: after.get(size, 0) - before.get(size, 0) for size in after}
+    print(f"server batches (size: executions) for 32 single-window requests from 4 clients: {ran}")
     assert sum(size * count for size, count in ran.items()) == 32, ran
     assert any(size > 1 and count > 0 for size, count in ran.items()), \
         f"the server ran every request alone: {ran} (backend {backend})"
