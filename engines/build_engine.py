@@ -281,6 +281,39 @@ def _refuse_float64(onnx_path: Path) -> None:
                          "stft_dtype='float64' is for ONNX Runtime and PyTorch only) to build an engine")
 
 
+#: ONNX ops TensorRT's ONNX parser does not have (onnx-tensorrt's operator matrix: unsupported).
+UNBUILDABLE_OPS = ("STFT", "DFT")
+
+
+def _refuse_stft(onnx_path: Path) -> None:
+    """Raise ValueError, in one line, if the graph computes an STFT or DFT with ONNX's own ops,
+    which TensorRT's ONNX parser lacks: export it with ``--frontend conv`` (the STFT as a strided
+    convolution, models/audio/frontend.py). Runs before TensorRT is imported, so the answer comes
+    in a second, not after a failed build; ``allow_stft=True`` skips it for a TensorRT that has them.
+    """
+    if not onnx_path.is_file():
+        return
+    import onnx
+
+    found: list[str] = []
+
+    def walk(graph: Any) -> None:
+        for node in graph.node:
+            if node.op_type in UNBUILDABLE_OPS:
+                found.append(node.op_type)
+            for a in node.attribute:
+                if a.type == onnx.AttributeProto.GRAPH:
+                    walk(a.g)
+                for g in a.graphs:
+                    walk(g)
+
+    walk(onnx.load(os.fspath(onnx_path), load_external_data=False).graph)
+    if found:
+        raise ValueError(f"{onnx_path} computes its front end with ONNX's {found[0]} op, which TensorRT's ONNX parser "
+                         f"does not have: export it again with the STFT as a convolution (python -m models.export RUN "
+                         f"--frontend conv), or pass --allow-stft for a TensorRT that has it")
+
+
 @contextlib.contextmanager
 def _cancel_on_ctrl_c() -> Iterator[threading.Event]:
     """An event set by Ctrl-C while the block runs (the progress monitor then cancels the build)."""
@@ -352,6 +385,7 @@ def build_engine(
     metadata: ModelMetadata | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    allow_stft: bool = False,
 ) -> EngineBuild:
     """Build a TensorRT engine from an ONNX file and write it with its sidecar, atomically.
 
@@ -381,6 +415,8 @@ def build_engine(
         metadata: The ONNX model's metadata (default: its sidecar, which must exist).
         progress: Print build progress through an ``IProgressMonitor`` where TensorRT has one.
         log: Where progress and notes go.
+        allow_stft: Try graphs with ONNX ``STFT``/``DFT`` ops anyway (by default they are refused
+            before TensorRT is imported: its ONNX parser has neither; export with ``--frontend conv``).
 
     Returns:
         An :class:`EngineBuild`.
@@ -399,6 +435,8 @@ def build_engine(
     if calib is not None and not int8 or calib_data is not None and not int8:
         raise ValueError("--calib and --calib-data choose the calibration of --int8; add --int8")
     _refuse_float64(Path(onnx_path))  # TensorRT has no FP64
+    if not allow_stft:
+        _refuse_stft(Path(onnx_path))  # nor an STFT op
     trt = require_tensorrt()
     import torch
 
@@ -573,6 +611,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timing-cache", metavar="PATH", help="timing-cache file (default: ENGINE.timing-cache)")
     parser.add_argument("--no-timing-cache", action="store_true", help="do not read or write a timing cache")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--allow-stft", action="store_true",
+                        help="try a graph with ONNX STFT/DFT ops anyway (refused by default: TensorRT's ONNX parser has "
+                             "neither; export with python -m models.export RUN --frontend conv)")
     args = parser.parse_args(argv)
     try:
         shapes = {kind: dict(parse_shape_arg(t) for t in getattr(args, kind)) for kind in ("min", "opt", "max")}
@@ -588,7 +629,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      calib_data=args.calib_data, calib_batch=args.calib_batch, calib_cache=args.calib_cache,
                      dla=args.dla, workspace_mb=args.workspace_mb,
                      min_shapes=shapes["min"], opt_shapes=shapes["opt"], max_shapes=shapes["max"],
-                     max_batch=max_batch, timing_cache=timing_cache, progress=not args.quiet,
+                     max_batch=max_batch, timing_cache=timing_cache, progress=not args.quiet, allow_stft=args.allow_stft,
                      log=(lambda _m: None) if args.quiet else print)
     except KeyboardInterrupt as exc:
         print(f"cancelled: {exc}" if str(exc) else "cancelled", file=sys.stderr)

@@ -87,6 +87,17 @@ def exported(tmp_path_factory):
     return model, path, report.metadata
 
 
+@pytest.fixture(scope="module")
+def exported_conv(tmp_path_factory):
+    """The same network exported for TensorRT: its STFT as a strided convolution (--frontend conv)."""
+    torch.manual_seed(0)
+    model = AudioNet().eval()
+    path = tmp_path_factory.mktemp("engines-conv") / "audio.onnx"
+    report = export_onnx(model, audio_metadata(), {"audio": torch.randn(2, 8000)}, path,
+                         dynamic_axes={"audio": {0: "batch", 1: "samples"}}, stft_impl="conv")
+    return model, path, report.metadata
+
+
 def fixed_onnx(path, *, op="Relu", shape=(1, 400, 128)) -> None:
     """A one-node ONNX model y = op(x) with a fixed input shape (built directly, no exporter)."""
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))
@@ -439,12 +450,12 @@ def test_shape_arguments_and_default_engine_path():
 
 
 @pytest.mark.gpu
-def test_tensorrt_engine_matches_onnxruntime(exported, tmp_path):
+def test_tensorrt_engine_matches_onnxruntime(exported_conv, tmp_path):
     if not HAS_TENSORRT:
         pytest.skip(f"TensorRT not installed: {TENSORRT_MISSING.split(': ', 1)[1]}")
     if not HAS_CUDA:
         pytest.skip("TensorRT needs a CUDA device; torch.cuda.is_available() is False")
-    _, path, _ = exported
+    _, path, _ = exported_conv
     build = build_engine(path, tmp_path / "audio.fp32.engine", max_shapes={"audio": (4, 16000)},
                          opt_shapes={"audio": (1, 8000)}, min_shapes={"audio": (1, 4000)}, progress=False,
                          log=lambda _m: None)
@@ -589,8 +600,8 @@ def fake_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=None: (8, 7))
 
 
-def test_build_engine_flow_with_a_stand_in(exported, tmp_path, monkeypatch, fake_gpu):
-    _, path, meta = exported
+def test_build_engine_flow_with_a_stand_in(exported_conv, tmp_path, monkeypatch, fake_gpu):
+    _, path, meta = exported_conv
     fake = FakeTensorRT()
     monkeypatch.setitem(sys.modules, "tensorrt", fake)
     lines = []
@@ -612,8 +623,8 @@ def test_build_engine_flow_with_a_stand_in(exported, tmp_path, monkeypatch, fake
     assert ("timing_cache", b"CACHE") in fake.calls
 
 
-def test_build_engine_reports_every_parser_error(exported, tmp_path, monkeypatch, fake_gpu):
-    _, path, _ = exported
+def test_build_engine_reports_every_parser_error(exported_conv, tmp_path, monkeypatch, fake_gpu):
+    _, path, _ = exported_conv
     monkeypatch.setitem(sys.modules, "tensorrt", FakeTensorRT(parse_errors=("node 3: bad op", "node 7: bad type")))
     lines = []
     with pytest.raises(RuntimeError, match=r"rejected .* with 2 error\(s\):\n  node 3: bad op\n  node 7: bad type"):
@@ -623,8 +634,8 @@ def test_build_engine_reports_every_parser_error(exported, tmp_path, monkeypatch
 
 
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals need the main thread")
-def test_build_engine_cancels_on_ctrl_c(exported, tmp_path, monkeypatch, fake_gpu):
-    _, path, _ = exported
+def test_build_engine_cancels_on_ctrl_c(exported_conv, tmp_path, monkeypatch, fake_gpu):
+    _, path, _ = exported_conv
     monkeypatch.setitem(sys.modules, "tensorrt", FakeTensorRT(interrupt=True))
     with pytest.raises(KeyboardInterrupt, match="cancelled; nothing written"):
         build_engine(path, tmp_path / "cancel.engine", log=lambda _m: None)
@@ -739,13 +750,13 @@ def test_engine_sidecar_mismatch_names_field_values_and_rebuild_command():
         engine_sidecar(precision="int8")  # an int8 engine records its calibration
 
 
-def test_build_engine_int8_on_dla_with_a_stand_in(exported, tmp_path, monkeypatch, fake_gpu):
+def test_build_engine_int8_on_dla_with_a_stand_in(exported_conv, tmp_path, monkeypatch, fake_gpu):
     """The builder flow of --int8 --dla with a calibration cache made for this request: the flags,
     the calibrator reading the cache (no calibration inputs rendered), the calibration profile and
     the sidecar's new fields. The stand-in checks nothing of TensorRT itself."""
     from engines.calibration import CalibrationRequest, _write_cache, calibration_cache_path
 
-    _, path, _ = exported
+    _, path, _ = exported_conv
     fake = FakeTensorRT(dla_cores=2)
     monkeypatch.setitem(sys.modules, "tensorrt", fake)
     import models.export.quantize as quantize
@@ -772,3 +783,20 @@ def test_build_engine_int8_on_dla_with_a_stand_in(exported, tmp_path, monkeypatc
         build_engine(path, tmp_path / "x.engine", fp16=True, dla=2, log=lambda _m: None)
     with pytest.raises(ValueError, match="add --int8"):
         build_engine(path, tmp_path / "x.engine", calib=8, log=lambda _m: None)
+
+
+def test_graphs_with_an_stft_op_are_refused_before_tensorrt(exported, exported_conv, tmp_path, monkeypatch, capsys):
+    """TensorRT's ONNX parser has no STFT: such a graph is refused in one line naming --frontend conv,
+    before TensorRT is even imported; the conv export passes that check."""
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # so reaching the import would say "not installed"
+    _, path, _ = exported
+    with pytest.raises(ValueError, match=r"ONNX's STFT op, .* --frontend conv"):
+        build_engine(path, tmp_path / "x.engine")
+    assert build_main([str(path), "--fp16"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--frontend conv" in err[0]
+    _, conv, _ = exported_conv
+    with pytest.raises(RuntimeError, match="TensorRT is not installed"):  # past the check, at the import
+        build_engine(conv, tmp_path / "x.engine")
+    with pytest.raises(RuntimeError, match="TensorRT is not installed"):
+        build_engine(path, tmp_path / "x.engine", allow_stft=True)

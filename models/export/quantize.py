@@ -138,6 +138,9 @@ def check_calibratable(meta: ModelMetadata, *, where: str) -> None:
                             f"so there is nothing to calibrate it on; run this model in fp32")
 
 
+_check_inputs = check_calibratable  # its earlier, private name
+
+
 def _samples(meta: ModelMetadata, spec: TensorSpec) -> int:
     n = spec.shape[1]
     return n if isinstance(n, int) else int(round(meta.window_seconds * meta.sample_rate))
