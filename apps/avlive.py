@@ -68,6 +68,7 @@ def _pre_parser() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from engines.triton_runner import DEFAULT_TRITON_URL
     from realtime.models import BACKENDS, DEVICES, MODEL_USAGE, PRECISIONS
 
     class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -105,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "metadata's task")
     m.add_argument("--backend", choices=BACKENDS, default="onnxruntime", help="inference backend")
     m.add_argument("--device", choices=DEVICES, default="cpu", help="inference device")
+    m.add_argument("--triton-url", default=DEFAULT_TRITON_URL, metavar="HOST:PORT",
+                   help="--backend triton: the Triton Inference Server's gRPC endpoint (a model path names the model "
+                        "its --triton export made; a plain NAME is the model's name on the server)")
     m.add_argument("--threads", type=int, default=2, metavar="N", help="CPU threads per backend")
     m.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="fp32: the exported model; int8: its static INT8 variant MODEL.int8.onnx (python -m "
@@ -303,7 +307,7 @@ def _run(args, window: bool) -> int:
             if len(sources) > 1 else not plays_the_world(config)
         models, notes = load_models(labeler=args.labeler, localizer=args.localizer, models=args.models,
                                     backend=args.backend, device=args.device, threads=args.threads, video=video,
-                                    real_input=real_input, precision=args.precision)
+                                    real_input=real_input, precision=args.precision, triton_url=args.triton_url)
         if args.hop is None and models.preferred_hop is not None:
             hop = models.preferred_hop
             config = dataclasses.replace(config, hop_s=hop,

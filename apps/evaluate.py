@@ -4,6 +4,9 @@ with any backend.
     python -m apps.evaluate runs/baseline                       # PyTorch, bench test windows
     python -m apps.evaluate runs/baseline --backend onnxruntime # the exported model.onnx
     python -m apps.evaluate runs/baseline --compare             # both, and their max |Δ|
+    python -m apps.evaluate runs/baseline --device cuda         # PyTorch on the GPU
+    python -m apps.evaluate runs/baseline --backend tensorrt    # runs/baseline/model.*.engine (GPU)
+    python -m apps.evaluate baseline --backend triton --triton-url HOST:8001   # a model on a Triton server
     python -m apps.evaluate runs/esc --data ESC-50 --fold 1     # clips of a dataset folder
 
 With ``--data`` (any clip layout the trainer reads: ESC-50, folder per class, VGG-Sound,
@@ -45,14 +48,44 @@ def score(runner, audio: np.ndarray, batch: int = 64) -> np.ndarray:
     return np.concatenate([runner.infer({name: np.ascontiguousarray(audio[i : i + batch], dtype=np.float32)})[out].copy() for i in range(0, len(audio), batch)])
 
 
-def open_backend(run_dir: Path, backend: str, device: str, threads: int):
-    """A runner over the run's model: the recipe's export module (torch) or model.onnx."""
+def find_engine(model: Path) -> Path:
+    """The TensorRT engine of a run folder (``model*.engine``, the first by name), or ``model``
+    itself when it is an engine file.
+
+    Raises:
+        FileNotFoundError: none there (names the command that builds one).
+    """
+    if model.suffix in (".engine", ".plan"):
+        return model
+    folder = model if model.is_dir() else model.parent
+    found = sorted(folder.glob("model*.engine")) + sorted(folder.glob("model*.plan"))
+    if not found:
+        onnx = folder / "model.onnx"
+        raise FileNotFoundError(f"{folder} holds no TensorRT engine (model*.engine); build one on this GPU: python -m "
+                                f"engines.build_engine {onnx} --fp16 (export {onnx} with --frontend conv first)")
+    return found[0]
+
+
+def open_backend(run_dir: Path, backend: str, device: str, threads: int, triton_url: str | None = None):
+    """A runner over the run's model: the recipe's export module (torch), model.onnx, its
+    TensorRT engine, or the model of that name on a Triton server."""
     if backend == "torch":
         from models.families import load_trained
 
         recipe, model, metadata = load_trained(run_dir)
         module, _, _ = recipe.export_module(model)
         return open_runner("torch", module, device=device, threads=threads, metadata=ModelMetadata.from_dict(metadata)), ModelMetadata.from_dict(metadata)
+    if backend == "tensorrt":
+        if device != "cuda":
+            raise ValueError("--backend tensorrt runs on the GPU: add --device cuda")
+        runner = open_runner("tensorrt", find_engine(run_dir), device="cuda")
+        return runner, runner.metadata
+    if backend == "triton":
+        from engines.triton_runner import DEFAULT_TRITON_URL
+        from realtime.models import triton_model_name
+
+        runner = open_runner("triton", triton_model_name(run_dir), url=triton_url or DEFAULT_TRITON_URL)
+        return runner, runner.metadata
     onnx_path = run_dir / "model.onnx" if run_dir.is_dir() else run_dir
     if not onnx_path.exists():
         raise FileNotFoundError(f"{onnx_path} does not exist: export it first with `python -m models.export {run_dir}`")
@@ -124,11 +157,16 @@ def format_data_figures(figures: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m apps.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path, help="run folder (or an exported .onnx with its sidecar)")
-    parser.add_argument("--backend", default="torch", choices=["torch", "onnxruntime", "tensorrt"], help="(default: %(default)s)")
+    parser.add_argument("--backend", default="torch", choices=["torch", "onnxruntime", "tensorrt", "triton"],
+                        help="(default: %(default)s; tensorrt needs --device cuda; triton: the model on the server at "
+                             "--triton-url)")
     parser.add_argument("--compare", action="store_true", help="score with torch and onnxruntime and print their max |Δ|")
     parser.add_argument("--split", default="test", choices=["val", "test"], help="(default: %(default)s)")
     parser.add_argument("--windows", type=int, default=2000, help="at least this many windows (default: %(default)s)")
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                        help="cpu, or cuda (torch on the GPU; onnxruntime with onnxruntime-gpu; tensorrt)")
+    parser.add_argument("--triton-url", default=None, metavar="HOST:PORT",
+                        help="--backend triton: the server's gRPC endpoint (default 127.0.0.1:8001)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     parser.add_argument("--data", type=Path, default=None,
@@ -143,7 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     results, scores = {}, {}
     try:
         for backend in backends:
-            runner, meta = open_backend(args.model, backend, args.device, args.threads)
+            try:
+                runner, meta = open_backend(args.model, backend, args.device, args.threads, args.triton_url)
+            except RuntimeError as e:  # no CUDA device, TensorRT or tritonclient missing, no server: one line
+                raise ValueError(f"--backend {backend} --device {args.device}: {str(e).splitlines()[0]}") from None
             data = args.data or (Path(meta.extra["data"]) if "data_layout" in meta.extra else None)
             if data is not None:
                 fold = args.fold if args.fold is not None else int(meta.extra.get("fold", 0)) if args.data is None else 0

@@ -6,6 +6,7 @@ backend         runs                                         devices
 ``onnxruntime`` an ``.onnx`` file (sidecar cross-checked)     cpu, cuda (onnxruntime-gpu)
 ``torch``       an ``nn.Module`` + its ``ModelMetadata``      cpu, cuda
 ``tensorrt``    an ``.engine`` file + its sidecar             cuda (TensorRT 10, imported lazily)
+``triton``      a model on a Triton Inference Server (gRPC)  the server's (tritonclient, lazily)
 =============== ============================================ =====================================
 
 Example::
@@ -29,6 +30,7 @@ from engines.base import (
 from engines.onnxruntime_runner import OnnxRuntimeRunner
 from engines.tensorrt_runner import TensorRTRunner
 from engines.torch_runner import TorchRunner
+from engines.triton_runner import TritonRunner
 from models.core.metadata import ModelMetadata
 from models.core.registry import Registry
 
@@ -39,6 +41,7 @@ __all__ = [
     "OnnxRuntimeRunner",
     "TorchRunner",
     "TensorRTRunner",
+    "TritonRunner",
     "RunnerInputError",
     "NonFiniteOutputError",
     "DeviceUnavailableError",
@@ -49,6 +52,7 @@ RUNNERS: Registry = Registry("runner")
 RUNNERS.register("onnxruntime", "ONNX Runtime on an .onnx file (CPU or CUDA execution provider)")(OnnxRuntimeRunner)
 RUNNERS.register("torch", "PyTorch on an nn.Module with its ModelMetadata (CPU or CUDA)")(TorchRunner)
 RUNNERS.register("tensorrt", "TensorRT 10 engine + sidecar on a CUDA device (optional extra)")(TensorRTRunner)
+RUNNERS.register("triton", "a model on a Triton Inference Server, over gRPC (optional extra)")(TritonRunner)
 
 
 def open_runner(
@@ -63,8 +67,9 @@ def open_runner(
     """Make and open a runner.
 
     Args:
-        backend: ``"onnxruntime"``, ``"torch"`` or ``"tensorrt"`` (see :data:`RUNNERS`).
-        path_or_module: The ``.onnx`` file, the ``nn.Module``, or the ``.engine`` file.
+        backend: ``"onnxruntime"``, ``"torch"``, ``"tensorrt"`` or ``"triton"`` (see :data:`RUNNERS`).
+        path_or_module: The ``.onnx`` file, the ``nn.Module``, the ``.engine`` file, or the
+            model's name on the Triton server (``url="HOST:PORT"`` among ``kwargs``).
         device: ``"cpu"`` or ``"cuda"`` (TensorRT: ``"cuda"`` only).
         threads: CPU threads (ONNX Runtime intra-op threads; ``torch.set_num_threads`` for
             torch; unused by TensorRT).

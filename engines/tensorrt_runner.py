@@ -5,9 +5,14 @@ file it was built from. :func:`engines.build_engine.build_engine` therefore writ
 ``model.fp16.engine``, a sidecar ``model.fp16.engine.json``: the ONNX file's
 :class:`~models.core.metadata.ModelMetadata` (labels, sample rate, I/O tensors ...) with
 ``extra["tensorrt"]`` holding an :class:`EngineInfo` (ONNX SHA-256, engine SHA-256, TensorRT
-version, GPU name, precision, optimisation profiles). :class:`TensorRTRunner` checks all of it
-before deserializing (:func:`check_engine_sidecar`, a pure function) and refuses a mismatch
-with an :class:`EngineMismatchError` naming the field.
+version, GPU name, compute capability, precision, DLA core, INT8 calibration, optimisation
+profiles, the build command). :class:`TensorRTRunner` checks all of it before deserializing
+(:func:`check_engine_sidecar`, a pure function) and refuses a mismatch with an
+:class:`EngineMismatchError` naming the field, the expected and the found value, and the exact
+command that rebuilds the engine on this machine.
+
+**None of the TensorRT code has run yet**: it follows NVIDIA's documented TensorRT 10 Python
+API, and its tests skip where TensorRT or a GPU is missing (tests/test_engines.py).
 
 The runner follows TensorRT 10's named-tensor API: ``engine.num_io_tensors`` /
 ``get_tensor_name`` / ``get_tensor_mode`` / ``get_tensor_shape``,
@@ -56,13 +61,17 @@ __all__ = [
     "engine_metadata",
     "check_engine_sidecar",
     "engine_tensor_spec",
+    "rebuild_command",
+    "compute_capability",
 ]
 
 #: The message (and RuntimeError) when ``import tensorrt`` fails.
 TENSORRT_MISSING = "TensorRT is not installed: pip install -e '.[tensorrt]' --extra-index-url https://pypi.nvidia.com"
 
-#: Engine precisions avlive builds.
-PRECISIONS = ("fp32", "fp16")
+#: Engine precisions avlive builds (``int8``: FP16 and INT8 kernels, entropy-calibrated).
+PRECISIONS = ("fp32", "fp16", "int8")
+
+_CAPABILITY_RE = re.compile(r"^[0-9]+\.[0-9]+$")
 
 #: The key of :class:`EngineInfo` in an engine sidecar's ``ModelMetadata.extra``.
 ENGINE_EXTRA_KEY = "tensorrt"
@@ -84,10 +93,16 @@ def require_tensorrt() -> Any:
     return tensorrt
 
 
+def compute_capability(torch: Any, device_index: int) -> str:
+    """``"8.7"``: the CUDA compute capability of a device, as engine sidecars record it."""
+    major, minor = torch.cuda.get_device_capability(device_index)
+    return f"{int(major)}.{int(minor)}"
+
+
 class EngineMismatchError(MetadataMismatch):
     """An engine's sidecar does not match this machine, the engine file, the ONNX file or the caller.
 
-    ``field`` names what differs (``"tensorrt_version"``, ``"gpu_name"``, ``"onnx_sha256"``,
+    ``field`` names what differs (``"tensorrt_version"``, ``"gpu_name"``, ``"compute_capability"``, ``"onnx_sha256"``,
     ``"engine_sha256"``, ``"precision"``, ``"sample_rate"``, ``"labels"``,
     ``"inputs[0].shape"`` ...), ``expected`` is the current value and ``found`` the recorded one.
     """
@@ -101,11 +116,20 @@ class EngineInfo:
         onnx_sha256: SHA-256 of the ONNX file it was built from.
         tensorrt_version: ``tensorrt.__version__`` at build time (engines do not move across versions).
         gpu_name: The CUDA device's name at build time (engines do not move across GPUs).
-        precision: ``"fp32"`` or ``"fp16"`` (FP16 kernels allowed).
+        precision: ``"fp32"``, ``"fp16"`` (FP16 kernels allowed) or ``"int8"`` (INT8 and FP16
+            kernels, entropy-calibrated).
         engine_sha256: SHA-256 of the serialized engine, or None (then not checked).
         profiles: Input name → ``{"min": [...], "opt": [...], "max": [...]}`` of the
             optimisation profile (inputs with dynamic axes only).
         workspace_mb: The builder's workspace memory-pool limit in MiB, or None.
+        compute_capability: The GPU's CUDA compute capability at build time, ``"8.7"`` (engines
+            do not move across architectures); None in sidecars written before it was recorded.
+        dla_core: The DLA core the engine runs on (Jetson; layers DLA cannot run fall back to
+            the GPU), or None for the GPU alone.
+        calibration: For ``int8``: ``{"set": ..., "count": N, "batch": B, "cache": file name}``
+            (what the entropy calibrator saw); else None.
+        build_command: The command that built it (``python -m engines.build_engine ...``), which
+            a mismatch error repeats as the way to rebuild; None in older sidecars.
     """
 
     onnx_sha256: str
@@ -115,6 +139,10 @@ class EngineInfo:
     engine_sha256: str | None = None
     profiles: dict[str, dict[str, list[int]]] = field(default_factory=dict, hash=False)
     workspace_mb: int | None = None
+    compute_capability: str | None = None
+    dla_core: int | None = None
+    calibration: dict[str, Any] | None = field(default=None, hash=False)
+    build_command: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("onnx_sha256",) + (("engine_sha256",) if self.engine_sha256 is not None else ()):
@@ -132,6 +160,25 @@ class EngineInfo:
                                               or self.workspace_mb < 1):
             raise ValueError(f"invalid engine sidecar field workspace_mb: expected a positive int or None, "
                              f"found {self.workspace_mb!r}")
+        if self.compute_capability is not None and (not isinstance(self.compute_capability, str)
+                                                    or not _CAPABILITY_RE.match(self.compute_capability)):
+            raise ValueError(f"invalid engine sidecar field compute_capability: expected 'MAJOR.MINOR' such as '8.7' "
+                             f"or None, found {self.compute_capability!r}")
+        if self.dla_core is not None and (isinstance(self.dla_core, bool) or not isinstance(self.dla_core, int)
+                                          or self.dla_core < 0):
+            raise ValueError(f"invalid engine sidecar field dla_core: expected a DLA core index >= 0 or None, "
+                             f"found {self.dla_core!r}")
+        if self.calibration is not None and not isinstance(self.calibration, Mapping):
+            raise ValueError(f"invalid engine sidecar field calibration: expected an object or None, "
+                             f"found {self.calibration!r}")
+        if (self.precision == "int8") != (self.calibration is not None):
+            raise ValueError(f"invalid engine sidecar field calibration: expected one for precision int8 and none "
+                             f"otherwise, found {self.calibration!r} with precision {self.precision}")
+        if self.build_command is not None and (not isinstance(self.build_command, str) or not self.build_command):
+            raise ValueError(f"invalid engine sidecar field build_command: expected a non-empty str or None, "
+                             f"found {self.build_command!r}")
+        if self.calibration is not None:
+            object.__setattr__(self, "calibration", dict(self.calibration))
         profiles: dict[str, dict[str, list[int]]] = {}
         if not isinstance(self.profiles, Mapping):
             raise ValueError(f"invalid engine sidecar field profiles: expected a dict, found {self.profiles!r}")
@@ -199,11 +246,22 @@ def _in_recorded_order(found: Sequence[TensorSpec], recorded: Sequence[TensorSpe
     return list(found)
 
 
+def rebuild_command(info: EngineInfo) -> str:
+    """The command that rebuilds an engine: the one its sidecar recorded, else a generic one
+    (sidecars written before ``build_command`` was recorded)."""
+    if info.build_command:
+        return info.build_command
+    flags = {"fp32": "", "fp16": " --fp16", "int8": " --int8"}[info.precision]
+    dla = f" --dla {info.dla_core}" if info.dla_core is not None else ""
+    return f"python -m engines.build_engine MODEL.onnx{flags}{dla}"
+
+
 def check_engine_sidecar(
     metadata: ModelMetadata,
     *,
     tensorrt_version: str | None = None,
     gpu_name: str | None = None,
+    compute_capability: str | None = None,
     engine_sha256: str | None = None,
     onnx_sha256: str | None = None,
     precision: str | None = None,
@@ -223,9 +281,10 @@ def check_engine_sidecar(
         metadata: The engine sidecar's metadata.
         tensorrt_version: The installed TensorRT version.
         gpu_name: The GPU the engine is about to run on.
+        compute_capability: Its CUDA compute capability, ``"MAJOR.MINOR"``.
         engine_sha256: SHA-256 of the engine file being loaded.
         onnx_sha256: SHA-256 of the ONNX file the engine should come from.
-        precision: The precision the caller wants (``"fp32"``/``"fp16"``).
+        precision: The precision the caller wants (``"fp32"``/``"fp16"``/``"int8"``).
         sample_rate: The sample rate the caller will feed.
         labels: The labels the caller expects, in output order.
         engine_inputs: The engine's input tensors (dynamic axes as str).
@@ -241,16 +300,19 @@ def check_engine_sidecar(
         ValueError: If the sidecar has no valid ``extra["tensorrt"]`` section.
     """
     info = EngineInfo.from_metadata(metadata, where)
-    rebuild = "rebuild the engine: python -m engines.build_engine MODEL.onnx"
+    rebuild = f"rebuild it here: {rebuild_command(info)}"
     checks = (
         ("tensorrt_version", tensorrt_version, info.tensorrt_version,
          f"the engine was built with TensorRT {info.tensorrt_version}; engines do not load across versions; {rebuild}"),
         ("gpu_name", gpu_name, info.gpu_name, f"the engine was built on {info.gpu_name}; engines are GPU-specific; {rebuild}"),
+        ("compute_capability", compute_capability, info.compute_capability,
+         f"the engine was built for compute capability {info.compute_capability}; engines do not move across GPU "
+         f"architectures; {rebuild}"),
         ("engine_sha256", engine_sha256, info.engine_sha256,
          f"the engine file is not the one {where} describes (rebuilt or copied without its sidecar?); {rebuild}"),
         ("onnx_sha256", onnx_sha256, info.onnx_sha256,
          f"the engine was built from another version of the ONNX file; {rebuild}"),
-        ("precision", precision, info.precision, "build one with --fp16, or without, as needed"),
+        ("precision", precision, info.precision, "build one with --fp16, --int8 or neither, as needed"),
     )
     for name, current, recorded, hint in checks:
         if current is not None and recorded is not None and current != recorded:
@@ -279,7 +341,7 @@ class TensorRTRunner(BaseRunner):
         device: ``"cuda"`` (the current CUDA device); TensorRT has no CPU path.
         metadata: The engine's sidecar metadata (default: read from the sidecar).
         onnx_path: If given, the engine must have been built from this ONNX file (SHA-256).
-        precision: If given, the engine must have this precision (``"fp32"``/``"fp16"``).
+        precision: If given, the engine must have this precision (``"fp32"``/``"fp16"``/``"int8"``).
         sample_rate: If given, the model must expect this sample rate.
         labels: If given, the model's labels must be these, in this order.
         check_finite: Check outputs for NaN and infinity.
@@ -344,6 +406,7 @@ class TensorRTRunner(BaseRunner):
         device_index = torch.cuda.current_device()
         self.info = check_engine_sidecar(
             self.metadata, tensorrt_version=trt.__version__, gpu_name=torch.cuda.get_device_name(device_index),
+            compute_capability=compute_capability(torch, device_index),
             engine_sha256=hashlib.sha256(data).hexdigest(),
             onnx_sha256=sha256_file(self.onnx_path) if self.onnx_path is not None else None,
             precision=self.precision, sample_rate=self.sample_rate, labels=self.labels, where=f"sidecar {side.name}")

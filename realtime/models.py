@@ -25,6 +25,12 @@ a file a family reads          ``models.families.MODEL_FILES`` (a released Slow-
 a folder holding one of those  that file (the demo layout: model + sidecar)
 =============================  ==============================================================
 
+``--backend triton`` (``--triton-url HOST:PORT``) runs each model on a Triton Inference Server: a
+path above names the model the way ``python -m models.export PATH --triton REPO`` named it (its
+folder's name: ``runs/baseline`` → ``baseline``, ``models/demo/labeler`` → ``labeler``), a repository
+entry ``REPO/NAME/`` is ``NAME``, and anything that is not a path is the model's name on the server;
+the model's metadata comes from the server (:func:`triton_source`).
+
 ``--precision int8`` (ONNX Runtime only) runs ``model.int8.onnx`` in place of ``model.onnx`` (a run
 folder, a folder holding an export, or ``FILE.onnx`` → ``FILE.int8.onnx``), written by
 ``python -m models.export RUN --int8``; a missing variant is a one-line error naming that command.
@@ -51,6 +57,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from engines.base import NonFiniteOutputError
+from engines.triton_runner import DEFAULT_TRITON_URL
 from models.core.atomic import is_temp_file, sha256_file
 from models.core.metadata import PRECISIONS, MetadataMismatch, ModelMetadata, precision_path, sidecar_path
 from models.families import MODEL_FILES, exportable, live_adapter, model_file_for
@@ -70,11 +77,13 @@ __all__ = [
     "ModelSource",
     "NoModels",
     "inspect_model",
+    "triton_model_name",
+    "triton_source",
     "load_models",
     "open_model",
 ]
 
-BACKENDS = ("onnxruntime", "torch", "tensorrt")
+BACKENDS = ("onnxruntime", "torch", "tensorrt", "triton")
 DEVICES = ("cpu", "cuda")
 
 #: Where the demo models live (issues 5 and 6 put them there).
@@ -94,6 +103,8 @@ models (--models PATH ..., or --labeler / --localizer PATH):
                             decides: Cnn14_*.pth tags, Cnn14_DecisionLevelMax_*.pth gives frame
                             scores; for another name: python -m models.export FILE.pth
                             --family panns-cnn14 (or panns-cnn14-decision-max), then FILE.onnx
+  NAME (--backend triton)   a model on the Triton server (--triton-url); a path names the model
+                            its --triton export made (runs/baseline: baseline)
   none given                the synthetic world: models/demo/labeler and models/demo/localizer;
                             a microphone, camera or file: models/demo/real-sounds (labels only)
   --labeler / --localizer   each replaces the default of its kind and keeps the other's (none:
@@ -337,6 +348,36 @@ def inspect_model(path: str | os.PathLike) -> ModelSource:
                      f"{', '.join(MODEL_FILES.names())}, found a {p.suffix or 'suffix-less'} file")
 
 
+def triton_model_name(value: str | os.PathLike) -> str:
+    """The name on a Triton server of what ``--models`` names (see the module docstring)."""
+    p = Path(value)
+    if p.is_dir() and (p / "config.pbtxt").is_file():
+        return p.resolve().name  # a repository entry
+    if p.exists():
+        from models.export.triton import default_model_name
+
+        return default_model_name(p)
+    return str(value)
+
+
+def triton_source(value: str | os.PathLike, url: str) -> ModelSource:
+    """What the Triton server at ``url`` holds under the name of ``value``; its metadata comes
+    from the server.
+
+    Raises:
+        ModelError: tritonclient missing, no server, no such model, no avlive metadata (one line).
+    """
+    from engines.triton_runner import require_tritonclient, server_metadata
+
+    name = triton_model_name(value)
+    try:
+        require_tritonclient()
+        meta = server_metadata(url, name)
+    except RuntimeError as e:  # TRITON_MISSING, TritonServerError
+        raise ModelError(f"--backend triton: {str(e).splitlines()[0]}") from None
+    return ModelSource(Path(name), "triton", meta.task, meta)
+
+
 def _check_use(src: ModelSource, kind: str) -> None:
     """Refuse a model whose metadata does not fit the use (names the field)."""
     if src.task != kind:
@@ -436,7 +477,8 @@ def _variant(onnx: Path, precision: str, exported_from: Path) -> Path:
     return variant
 
 
-def _open_runner(src: ModelSource, backend: str, device: str, threads: int, precision: str = "fp32"):
+def _open_runner(src: ModelSource, backend: str, device: str, threads: int, precision: str = "fp32",
+                 triton_url: str = DEFAULT_TRITON_URL):
     """(runner, metadata) for ``src`` on ``backend`` in ``precision``."""
     from engines import open_runner
 
@@ -448,6 +490,20 @@ def _open_runner(src: ModelSource, backend: str, device: str, threads: int, prec
         raise ModelError(f"--precision {precision}: reduced-precision variants run with --backend onnxruntime, "
                          f"found --backend {backend}" + (" (a TensorRT engine has the precision it was built with)"
                                                          if backend == "tensorrt" else ""))
+    if backend == "triton":
+        if device != "cpu":
+            raise ModelError(f"--device {device}: with --backend triton the server decides where the model runs (its "
+                             f"instance kind: python -m models.export MODEL --triton REPO --triton-kind gpu); leave "
+                             f"--device out")
+        if src.kind != "triton":
+            src = triton_source(src.path, triton_url)
+        try:
+            runner = open_runner("triton", str(src.path), metadata=src.metadata, url=triton_url)
+        except (RuntimeError, ValueError) as e:  # no server, model gone, tensors that disagree: one line
+            raise ModelError(f"--backend triton: {str(e).splitlines()[0]}") from None
+        return runner, src.metadata
+    if src.kind == "triton":
+        raise ModelError(f"{src.path}: a model on a Triton server runs with --backend triton")
     if backend == "onnxruntime":
         if src.kind == "engine":
             raise ModelError(f"{src.path}: a TensorRT engine runs with --backend tensorrt")
@@ -547,17 +603,20 @@ def _probe_labeler(model, meta: ModelMetadata) -> None:
 
 
 def open_model(src: ModelSource, kind: str, *, backend: str = "onnxruntime", device: str = "cpu",
-               threads: int = 2, name: str | None = None, precision: str = "fp32") -> LiveModel:
+               threads: int = 2, name: str | None = None, precision: str = "fp32",
+               triton_url: str = DEFAULT_TRITON_URL) -> LiveModel:
     """Load one model for one use: open the runner for ``backend``, then the family's live adapter.
 
     Args:
         src: what :func:`inspect_model` found.
         kind: "labeler" or "localizer".
-        backend: "onnxruntime", "torch" or "tensorrt" (an engine file with its sidecar).
+        backend: "onnxruntime", "torch", "tensorrt" (an engine file with its sidecar) or "triton"
+            (a model on a Triton server).
         device: "cpu" or "cuda".
         threads: CPU threads for the backend.
         name: the model's name (default: the folder's or file's).
         precision: "fp32", or "int8" for the exported variant (onnxruntime).
+        triton_url: the Triton server's gRPC ``HOST:PORT`` (backend "triton").
 
     Raises:
         ModelError: a missing file (named), a use its metadata does not allow (field named), a
@@ -570,7 +629,7 @@ def open_model(src: ModelSource, kind: str, *, backend: str = "onnxruntime", dev
     if precision not in PRECISIONS:
         raise ModelError(f"--precision: expected one of {', '.join(PRECISIONS)}, found {precision!r}")
     _check_use(src, kind)
-    runner, meta = _open_runner(src, backend, device, threads, precision)
+    runner, meta = _open_runner(src, backend, device, threads, precision, triton_url)
     try:
         model = live_adapter(meta)(runner, meta)
     except BaseException as e:
@@ -598,7 +657,7 @@ def open_model(src: ModelSource, kind: str, *, backend: str = "onnxruntime", dev
 def load_models(*, labeler: str | None = None, localizer: str | None = None, models: Sequence[str] = (),
                 backend: str = "onnxruntime", device: str = "cpu", threads: int = 2, video: bool = True,
                 demo_dir: Path | None = None, real_input: bool = False,
-                precision: str = "fp32") -> tuple[LiveModels, list[str]]:
+                precision: str = "fp32", triton_url: str = DEFAULT_TRITON_URL) -> tuple[LiveModels, list[str]]:
     """The models for a run, from the command-line options.
 
     ``--models`` lists the run's models exactly. ``--labeler`` and ``--localizer`` each choose
@@ -616,6 +675,7 @@ def load_models(*, labeler: str | None = None, localizer: str | None = None, mod
         demo_dir: where the demo models are looked for (default :data:`DEMO_DIR`).
         real_input: the input is a microphone, a camera or a file, not the synthetic world.
         precision: "fp32" (the export itself) or "int8" (each model's ``*.int8.onnx``).
+        triton_url: the Triton server (backend "triton"), whose models' metadata is read from it.
 
     Returns:
         ``(models, notes)``: notes are one-line remarks for stderr. Models the run chose by
@@ -627,16 +687,27 @@ def load_models(*, labeler: str | None = None, localizer: str | None = None, mod
     """
     demo_dir = Path(DEMO_DIR if demo_dir is None else demo_dir)
     notes: list[str] = []
+    if backend not in BACKENDS:
+        raise ModelError(f"--backend: expected one of {', '.join(BACKENDS)}, found {backend!r}")
+    served = backend == "triton"
+    if served and device != "cpu":
+        raise ModelError(f"--device {device}: with --backend triton the server decides where the model runs (its "
+                         f"instance kind: python -m models.export MODEL --triton REPO --triton-kind gpu); leave "
+                         f"--device out")
+
+    def inspect(value: str | os.PathLike) -> ModelSource:
+        return triton_source(value, triton_url) if served else inspect_model(value)
+
     for flag, value in (("--labeler", labeler), ("--localizer", localizer)):
-        if value is not None and value != "none" and not Path(value).exists():
+        if value is not None and value != "none" and not served and not Path(value).exists():
             raise ModelError(f"{flag} {value}: no such file or folder (expected a model path or 'none')")
     wanted: list[tuple[ModelSource, str, str]] = []  # (source, kind, why)
     if labeler not in (None, "none"):
-        wanted.append((inspect_model(labeler), "labeler", "--labeler"))
+        wanted.append((inspect(labeler), "labeler", "--labeler"))
     if localizer not in (None, "none"):
-        wanted.append((inspect_model(localizer), "localizer", "--localizer"))
+        wanted.append((inspect(localizer), "localizer", "--localizer"))
     for path in models:
-        src = inspect_model(path)
+        src = inspect(path)
         if src.task not in _KINDS:
             raise ModelError(str(MetadataMismatch("task", "labeler or localizer", src.task, f"{path}")))
         wanted.append((src, src.task, "--models"))
@@ -651,7 +722,7 @@ def load_models(*, labeler: str | None = None, localizer: str | None = None, mod
             path = real_sounds if real else demo_dir / "labeler"
             if path.exists():
                 why = "default for real input: the real-sound labeler, everyday sounds" if real else world
-                wanted.append((inspect_model(path), "labeler", why))
+                wanted.append((inspect(path), "labeler", why))
             elif localizer in (None, "none"):
                 raise NoModels(f"no model given and no demo models in {demo_dir} yet: pass --models RUN_DIR (a run "
                                f"folder; train one with: python -m models.train --recipe baseline --out runs/baseline)")
@@ -663,7 +734,7 @@ def load_models(*, labeler: str | None = None, localizer: str | None = None, mod
                 absent.append("no localizer (default for real input: the demo localizer knows only the synthetic "
                               "world's pictures; add one: --localizer PATH)")
             elif path.exists():
-                wanted.append((inspect_model(path), "localizer", f"{world}; --localizer none leaves it out"))
+                wanted.append((inspect(path), "localizer", f"{world}; --localizer none leaves it out"))
         elif localizer == "none":
             absent.append("no localizer (--localizer none)")
     if not video:
@@ -689,7 +760,7 @@ def load_models(*, labeler: str | None = None, localizer: str | None = None, mod
                 name, i = f"{src.name}-{i}", i + 1
             used.add(name)
             model = open_model(src, kind, backend=backend, device=device, threads=threads, name=name,
-                               precision=precision)
+                               precision=precision, triton_url=triton_url)
             model.named = not why.startswith("default")
             loaded.append(model)
     except BaseException:

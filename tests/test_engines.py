@@ -87,6 +87,17 @@ def exported(tmp_path_factory):
     return model, path, report.metadata
 
 
+@pytest.fixture(scope="module")
+def exported_conv(tmp_path_factory):
+    """The same network exported for TensorRT: its STFT as a strided convolution (--frontend conv)."""
+    torch.manual_seed(0)
+    model = AudioNet().eval()
+    path = tmp_path_factory.mktemp("engines-conv") / "audio.onnx"
+    report = export_onnx(model, audio_metadata(), {"audio": torch.randn(2, 8000)}, path,
+                         dynamic_axes={"audio": {0: "batch", 1: "samples"}}, stft_impl="conv")
+    return model, path, report.metadata
+
+
 def fixed_onnx(path, *, op="Relu", shape=(1, 400, 128)) -> None:
     """A one-node ONNX model y = op(x) with a fixed input shape (built directly, no exporter)."""
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))
@@ -108,12 +119,15 @@ def fixed_metadata(shape=(1, 400, 128), **changes) -> ModelMetadata:
 # ------------------------------------------------------------------------------------ registry
 
 
-def test_registry_names_the_three_backends():
-    assert RUNNERS.names() == ["onnxruntime", "tensorrt", "torch"]
+def test_registry_names_the_four_backends():
+    from engines.triton_runner import TritonRunner
+
+    assert RUNNERS.names() == ["onnxruntime", "tensorrt", "torch", "triton"]
     assert RUNNERS.get("onnxruntime").factory is OnnxRuntimeRunner
     assert RUNNERS.get("torch").factory is TorchRunner
     assert RUNNERS.get("tensorrt").factory is TensorRTRunner
-    with pytest.raises(KeyError, match="unknown runner 'tflite'; expected one of: onnxruntime, tensorrt, torch"):
+    assert RUNNERS.get("triton").factory is TritonRunner
+    with pytest.raises(KeyError, match="unknown runner 'tflite'; expected one of: onnxruntime, tensorrt, torch, triton"):
         open_runner("tflite", "m.tflite")
 
 
@@ -436,12 +450,12 @@ def test_shape_arguments_and_default_engine_path():
 
 
 @pytest.mark.gpu
-def test_tensorrt_engine_matches_onnxruntime(exported, tmp_path):
+def test_tensorrt_engine_matches_onnxruntime(exported_conv, tmp_path):
     if not HAS_TENSORRT:
         pytest.skip(f"TensorRT not installed: {TENSORRT_MISSING.split(': ', 1)[1]}")
     if not HAS_CUDA:
         pytest.skip("TensorRT needs a CUDA device; torch.cuda.is_available() is False")
-    _, path, _ = exported
+    _, path, _ = exported_conv
     build = build_engine(path, tmp_path / "audio.fp32.engine", max_shapes={"audio": (4, 16000)},
                          opt_shapes={"audio": (1, 8000)}, min_shapes={"audio": (1, 4000)}, progress=False,
                          log=lambda _m: None)
@@ -467,7 +481,7 @@ class FakeTensorRT(types.ModuleType):
     It checks nothing about TensorRT itself; the real build runs in test_tensorrt_engine_matches_onnxruntime.
     """
 
-    def __init__(self, *, parse_errors=(), interrupt=False):
+    def __init__(self, *, parse_errors=(), interrupt=False, dla_cores=0):
         super().__init__("tensorrt")
         self.__version__ = "10.99.0"
         self.calls = calls = []
@@ -492,6 +506,12 @@ class FakeTensorRT(types.ModuleType):
 
         class Config:
             progress_monitor = None
+            int8_calibrator = None
+            default_device_type = "gpu"
+            DLA_core = -1
+
+            def set_calibration_profile(self, profile):
+                calls.append(("calibration_profile",))
 
             def set_memory_pool_limit(self, pool, size):
                 calls.append(("pool", pool, size))
@@ -526,6 +546,8 @@ class FakeTensorRT(types.ModuleType):
                 return parse_errors[i]
 
         class Builder:
+            num_DLA_cores = dla_cores
+
             def __init__(self, logger):
                 pass
 
@@ -540,6 +562,15 @@ class FakeTensorRT(types.ModuleType):
                 return Profile()
 
             def build_serialized_network(self, network, config):
+                self.config = config
+                calibrator = config.int8_calibrator
+                if calibrator is not None:  # as the builder does: a usable cache first, else batches
+                    cache = calibrator.read_calibration_cache()
+                    calls.append(("calibration_cache_read", cache))
+                    if cache is None:
+                        while calibrator.get_batch(["audio"]) is not None:
+                            pass
+                        calibrator.write_calibration_cache(b"SCALES")
                 monitor = config.progress_monitor
                 monitor.phase_start("Building engine", None, 2)
                 if interrupt:
@@ -548,9 +579,15 @@ class FakeTensorRT(types.ModuleType):
                 monitor.phase_finish("Building engine")
                 return b"ENGINE" if keep_going else None
 
+        class IInt8EntropyCalibrator2:
+            def __init__(self):
+                pass
+
         self.Logger, self.IProgressMonitor, self.Builder, self.OnnxParser = Logger, IProgressMonitor, Builder, Parser
+        self.IInt8EntropyCalibrator2 = IInt8EntropyCalibrator2
         self.MemoryPoolType = types.SimpleNamespace(WORKSPACE="workspace")
-        self.BuilderFlag = types.SimpleNamespace(FP16="fp16")
+        self.BuilderFlag = types.SimpleNamespace(FP16="fp16", INT8="int8", GPU_FALLBACK="gpu_fallback")
+        self.DeviceType = types.SimpleNamespace(GPU="gpu", DLA="dla")
 
 
 @pytest.fixture
@@ -560,10 +597,11 @@ def fake_gpu(monkeypatch):
     monkeypatch.setattr(torch_runner_module, "require_torch_cuda", lambda what="": None)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=None: "Fake GPU")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=None: (8, 7))
 
 
-def test_build_engine_flow_with_a_stand_in(exported, tmp_path, monkeypatch, fake_gpu):
-    _, path, meta = exported
+def test_build_engine_flow_with_a_stand_in(exported_conv, tmp_path, monkeypatch, fake_gpu):
+    _, path, meta = exported_conv
     fake = FakeTensorRT()
     monkeypatch.setitem(sys.modules, "tensorrt", fake)
     lines = []
@@ -585,8 +623,8 @@ def test_build_engine_flow_with_a_stand_in(exported, tmp_path, monkeypatch, fake
     assert ("timing_cache", b"CACHE") in fake.calls
 
 
-def test_build_engine_reports_every_parser_error(exported, tmp_path, monkeypatch, fake_gpu):
-    _, path, _ = exported
+def test_build_engine_reports_every_parser_error(exported_conv, tmp_path, monkeypatch, fake_gpu):
+    _, path, _ = exported_conv
     monkeypatch.setitem(sys.modules, "tensorrt", FakeTensorRT(parse_errors=("node 3: bad op", "node 7: bad type")))
     lines = []
     with pytest.raises(RuntimeError, match=r"rejected .* with 2 error\(s\):\n  node 3: bad op\n  node 7: bad type"):
@@ -596,9 +634,169 @@ def test_build_engine_reports_every_parser_error(exported, tmp_path, monkeypatch
 
 
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals need the main thread")
-def test_build_engine_cancels_on_ctrl_c(exported, tmp_path, monkeypatch, fake_gpu):
-    _, path, _ = exported
+def test_build_engine_cancels_on_ctrl_c(exported_conv, tmp_path, monkeypatch, fake_gpu):
+    _, path, _ = exported_conv
     monkeypatch.setitem(sys.modules, "tensorrt", FakeTensorRT(interrupt=True))
     with pytest.raises(KeyboardInterrupt, match="cancelled; nothing written"):
         build_engine(path, tmp_path / "cancel.engine", log=lambda _m: None)
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------ INT8, DLA, sidecar fields
+
+
+def test_calibration_batches_cut_fixed_size_batches():
+    from engines.calibration import calibration_batches
+
+    feeds = {"audio": np.arange(23 * 4, dtype=np.float64).reshape(23, 4), "frame": np.zeros((23, 3, 2, 2), np.uint8)}
+    batches, dropped = calibration_batches(feeds, 8)
+    assert len(batches) == 2 and dropped == 7
+    assert all(b["audio"].shape == (8, 4) and b["audio"].dtype == np.float32 and b["audio"].flags.c_contiguous
+               for b in batches)
+    assert batches[1]["frame"].dtype == np.uint8
+    np.testing.assert_array_equal(batches[1]["audio"], feeds["audio"][8:16])
+    with pytest.raises(ValueError, match="fewer than one batch of 32"):
+        calibration_batches(feeds, 32)
+    with pytest.raises(ValueError, match="same number of rows"):
+        calibration_batches({"a": np.zeros((4, 2)), "b": np.zeros((5, 2))}, 2)
+    with pytest.raises(ValueError, match="expected an int >= 1"):
+        calibration_batches(feeds, 0)
+
+
+def test_calibration_cache_is_reused_only_for_its_request(tmp_path):
+    from engines.calibration import CalibrationRequest, _write_cache, cached_calibration
+
+    request = CalibrationRequest(SHA_A, 64, None, 8)
+    cache = tmp_path / "m.int8.engine.calibration-cache"
+    assert cached_calibration(cache, request) is None
+    _write_cache(cache, b"SCALES", request, {"audio": (8, 8000)}, "world 'bench' validation windows", 64)
+    record = cached_calibration(cache, request)
+    assert record["shapes"] == {"audio": [8, 8000]} and record["count"] == 64
+    for other in (CalibrationRequest(SHA_B, 64, None, 8), CalibrationRequest(SHA_A, 128, None, 8),
+                  CalibrationRequest(SHA_A, 64, "ESC-50", 8), CalibrationRequest(SHA_A, 64, None, 4)):
+        assert cached_calibration(cache, other) is None
+    sidecar_path(cache).write_text("{not json")
+    assert cached_calibration(cache, request) is None
+    with pytest.raises(ValueError, match="--calib-batch 16 is larger than --calib 8"):
+        CalibrationRequest(SHA_A, 8, None, 16)
+
+
+def test_dla_requests_are_checked_before_building():
+    from engines.build_engine import check_dla
+
+    check_dla(None, fp16=False, int8=False)
+    check_dla(1, fp16=True, int8=False, num_dla_cores=2)
+    with pytest.raises(ValueError, match="DLA runs FP16 and INT8 layers only; add --fp16"):
+        check_dla(0, fp16=False, int8=False)
+    with pytest.raises(ValueError, match=r"has 2 DLA cores \(expected --dla 0 to 1\)"):
+        check_dla(2, fp16=True, int8=False, num_dla_cores=2)
+    with pytest.raises(ValueError, match="has no DLA cores .* leave --dla out"):
+        check_dla(0, fp16=True, int8=False, num_dla_cores=0)
+    with pytest.raises(ValueError, match="index >= 0"):
+        check_dla(-1, fp16=True, int8=False)
+    assert default_engine_path("runs/x/model.onnx", fp16=True, dla=0).name == "model.fp16.dla0.engine"
+    assert default_engine_path("runs/x/model.onnx", int8=True).name == "model.int8.engine"
+
+
+def test_build_command_parses_back_to_the_same_build():
+    import shlex
+
+    from engines.build_engine import build_command
+
+    profiles = {"audio": {"min": [1, 8000], "opt": [1, 8000], "max": [4, 8000]}}
+    command = build_command("runs/my run/model.onnx", "runs/my run/model.int8.engine", fp16=False, int8=True, dla=0,
+                            workspace_mb=512, profiles=profiles, calib=128, calib_data="ESC-50", calib_batch=4)
+    words = shlex.split(command)
+    assert words[:3] == ["python", "-m", "engines.build_engine"]
+    seen = {}
+
+    def capture(model, out, **kwargs):
+        seen.update(model=model, out=out, **kwargs)
+        raise KeyboardInterrupt
+
+    import engines.build_engine as build_module
+
+    original = build_module.build_engine
+    build_module.build_engine = capture  # main()'s parsing alone: nothing is built
+    try:
+        assert build_main(words[3:]) == 130
+    finally:
+        build_module.build_engine = original
+    assert seen["model"] == "runs/my run/model.onnx" and seen["out"] == "runs/my run/model.int8.engine"
+    assert (seen["int8"], seen["calib"], seen["calib_data"], seen["calib_batch"], seen["dla"], seen["workspace_mb"]) == \
+        (True, 128, "ESC-50", 4, 0, 512)
+    assert seen["max_shapes"] == {"audio": (4, 8000)} and seen["min_shapes"] == {"audio": (1, 8000)}
+
+
+def test_engine_sidecar_mismatch_names_field_values_and_rebuild_command():
+    meta = engine_sidecar(compute_capability="8.7", build_command="python -m engines.build_engine runs/x/model.onnx "
+                                                                  "--out runs/x/model.fp16.engine --fp16")
+    for current, field, expected, found in (
+            ({"gpu_name": "NVIDIA RTX 4090"}, "gpu_name", "NVIDIA RTX 4090", "NVIDIA H100 80GB HBM3"),
+            ({"tensorrt_version": "10.7.0"}, "tensorrt_version", "10.7.0", "10.3.0"),
+            ({"compute_capability": "8.9"}, "compute_capability", "8.9", "8.7")):
+        with pytest.raises(EngineMismatchError) as info:
+            check_engine_sidecar(meta, **current)
+        text = str(info.value)
+        assert info.value.field == field and f"expected {expected!r}, found {found!r}" in text
+        assert "rebuild it here: python -m engines.build_engine runs/x/model.onnx --out runs/x/model.fp16.engine --fp16" \
+            in text
+    old = engine_sidecar()  # written before build_command was recorded: a generic command
+    with pytest.raises(EngineMismatchError, match="rebuild it here: python -m engines.build_engine MODEL.onnx --fp16"):
+        check_engine_sidecar(old, gpu_name="Orin")
+    with pytest.raises(ValueError, match="compute_capability"):
+        engine_sidecar(compute_capability="sm_87")
+    with pytest.raises(ValueError, match="calibration"):
+        engine_sidecar(precision="int8")  # an int8 engine records its calibration
+
+
+def test_build_engine_int8_on_dla_with_a_stand_in(exported_conv, tmp_path, monkeypatch, fake_gpu):
+    """The builder flow of --int8 --dla with a calibration cache made for this request: the flags,
+    the calibrator reading the cache (no calibration inputs rendered), the calibration profile and
+    the sidecar's new fields. The stand-in checks nothing of TensorRT itself."""
+    from engines.calibration import CalibrationRequest, _write_cache, calibration_cache_path
+
+    _, path, _ = exported_conv
+    fake = FakeTensorRT(dla_cores=2)
+    monkeypatch.setitem(sys.modules, "tensorrt", fake)
+    import models.export.quantize as quantize
+
+    def no_rendering(*args, **kwargs):
+        raise AssertionError("a current calibration cache must spare reading calibration inputs")
+
+    monkeypatch.setattr(quantize, "calibration_inputs", no_rendering)
+    engine = tmp_path / "audio.int8.dla1.engine"
+    cache = calibration_cache_path(engine)
+    request = CalibrationRequest(hashlib.sha256(path.read_bytes()).hexdigest(), 16, None, 4)
+    _write_cache(cache, b"SCALES", request, {"audio": [4, 8000]}, "world 'bench' validation single-event windows", 16)
+    lines = []
+    build = build_engine(path, engine, int8=True, calib=16, calib_batch=4, dla=1, log=lines.append)
+    assert ("flag", "int8") in fake.calls and ("flag", "fp16") in fake.calls and ("flag", "gpu_fallback") in fake.calls
+    assert ("calibration_cache_read", b"SCALES") in fake.calls and ("calibration_profile",) in fake.calls
+    assert ("set_shape", "audio", [4, 8000], [4, 8000], [4, 8000]) in fake.calls  # the calibration profile
+    assert ("set_shape", "audio", [1, 8000], [1, 8000], [1, 8000]) in fake.calls  # DLA: batch 1 by default
+    info = EngineInfo.from_metadata(ModelMetadata.load(build.sidecar))
+    assert (info.precision, info.dla_core, info.compute_capability) == ("int8", 1, "8.7")
+    assert info.calibration["cache"] == cache.name and info.calibration["count"] == 16
+    assert "--int8" in info.build_command and "--dla 1" in info.build_command
+    with pytest.raises(ValueError, match="has 2 DLA cores"):
+        build_engine(path, tmp_path / "x.engine", fp16=True, dla=2, log=lambda _m: None)
+    with pytest.raises(ValueError, match="add --int8"):
+        build_engine(path, tmp_path / "x.engine", calib=8, log=lambda _m: None)
+
+
+def test_graphs_with_an_stft_op_are_refused_before_tensorrt(exported, exported_conv, tmp_path, monkeypatch, capsys):
+    """TensorRT's ONNX parser has no STFT: such a graph is refused in one line naming --frontend conv,
+    before TensorRT is even imported; the conv export passes that check."""
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # so reaching the import would say "not installed"
+    _, path, _ = exported
+    with pytest.raises(ValueError, match=r"ONNX's STFT op, .* --frontend conv"):
+        build_engine(path, tmp_path / "x.engine")
+    assert build_main([str(path), "--fp16"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--frontend conv" in err[0]
+    _, conv, _ = exported_conv
+    with pytest.raises(RuntimeError, match="TensorRT is not installed"):  # past the check, at the import
+        build_engine(conv, tmp_path / "x.engine")
+    with pytest.raises(RuntimeError, match="TensorRT is not installed"):
+        build_engine(path, tmp_path / "x.engine", allow_stft=True)

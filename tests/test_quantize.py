@@ -10,7 +10,7 @@ import pytest
 
 from models.core.metadata import ModelMetadata, TensorSpec, precision_path
 from models.export.cli import main as export_main
-from models.export.quantize import QuantizeError, _check_inputs, export_int8, world_inputs
+from models.export.quantize import QuantizeError, check_calibratable, export_int8, world_inputs
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,7 @@ def test_a_streaming_graph_with_state_inputs_is_refused():
                                  TensorSpec("history", ("batch", "history", 32), "float32")),
                          outputs=(TensorSpec("probs", ("batch", "window", 2), "float32"),))
     with pytest.raises(QuantizeError, match="history"):
-        _check_inputs(meta, where="crnn")
+        check_calibratable(meta, where="crnn")
 
 
 def test_calibration_on_a_dataset_folder(int8_run, tmp_path):

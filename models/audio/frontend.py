@@ -28,6 +28,21 @@ the filterbank and the log in float64, in PyTorch and in the exported ONNX graph
 to the input's float32: within half a float32 ulp of librosa. TensorRT has no FP64, so
 ``engines/build_engine.py`` refuses such graphs.
 
+Two formulations of the STFT, chosen per module (:attr:`FrontEnd.stft_impl`, or for a whole
+model :func:`stft_impl_override`; ``python -m models.export RUN --frontend conv``):
+
+``"stft"`` (default)  ``torch.stft``, exported as ONNX's ``STFT`` op: an FFT, fast in PyTorch and
+                      ONNX Runtime. TensorRT's ONNX parser has no ``STFT`` (nor ``DFT``) op:
+                      onnx-tensorrt's operator matrix lists both as unsupported, so such a graph
+                      does not build an engine.
+``"conv"``            the same frames as a strided ``Conv1d`` whose ``2 · (n_fft // 2 + 1)``
+                      kernels are the windowed DFT basis (``w[n]·cos(2πkn/N)``, ``-w[n]·sin(2πkn/N)``),
+                      stride ``hop_length``: only convolution, multiply, add, sqrt, matmul, log,
+                      which every TensorRT version builds (and runs in FP16 on Tensor Cores). It
+                      costs ``n_fft / log2(n_fft)`` times the FFT's arithmetic, small beside the
+                      networks that follow. Equal to ``"stft"`` within the export tolerance:
+                      tests/test_frontend_conv.py measures both against the float64 features.
+
 librosa is a test-only dependency: the Hann window and the mel filterbank are built here
 from their definitions.
 """
@@ -44,12 +59,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["FrontEndConfig", "FrontEnd", "stft_dtype_override", "hz_to_mel", "mel_to_hz", "mel_filterbank",
-           "hann_window"]
+__all__ = ["FrontEndConfig", "FrontEnd", "stft_dtype_override", "stft_impl_override", "STFT_IMPLS", "hz_to_mel",
+           "mel_to_hz", "mel_filterbank", "hann_window", "dft_basis", "windowed_dft_basis", "conv_stft_power",
+           "has_stft_impl"]
 
 _MEL_SCALES = ("htk", "slaney")
 _MEL_NORMS = (None, "slaney")
 _STFT_DTYPES = ("float32", "float64")
+
+#: The STFT formulations :class:`FrontEnd` has (see the module docstring).
+STFT_IMPLS = ("stft", "conv")
 
 
 # --------------------------------------------------------------------------- config
@@ -286,6 +305,42 @@ def hann_window(win_length: int, n_fft: int) -> np.ndarray:
     return out
 
 
+def windowed_dft_basis(window: np.ndarray) -> np.ndarray:
+    """The one-sided DFT basis times ``window`` (length ``n_fft``) as ``Conv1d`` kernels, float64,
+    ``(2 F, 1, n_fft)``, ``F = n_fft // 2 + 1``.
+
+    Rows ``0 .. F-1`` are ``w[n] cos(2 pi k n / n_fft)`` and rows ``F .. 2F-1`` are
+    ``-w[n] sin(2 pi k n / n_fft)``, so that ``conv1d(x, basis, stride=hop)`` gives the real and
+    imaginary parts of ``torch.stft(x, n_fft, hop, window=w, center=False)`` frame by frame.
+    ``k n`` is reduced modulo ``n_fft`` before the angle is formed, keeping the angles exact.
+    """
+    window = np.asarray(window, dtype=np.float64)
+    n_fft = len(window)
+    n = np.arange(n_fft)
+    k = np.arange(n_fft // 2 + 1)
+    angle = 2.0 * np.pi * ((k[:, None] * n[None, :]) % n_fft) / n_fft  # (F, n_fft)
+    basis = np.concatenate([np.cos(angle) * window, -np.sin(angle) * window])  # (2F, n_fft)
+    return basis[:, None, :]
+
+
+def dft_basis(win_length: int, n_fft: int) -> np.ndarray:
+    """:func:`windowed_dft_basis` of avlive's window, :func:`hann_window` ``(win_length, n_fft)``."""
+    return windowed_dft_basis(hann_window(win_length, n_fft))
+
+
+def conv_stft_power(wave: torch.Tensor, basis: torch.Tensor, hop_length: int) -> torch.Tensor:
+    """``|STFT|^2`` of already padded ``(B, N)`` audio as a strided convolution with ``basis``
+    (:func:`windowed_dft_basis`, ``(2F, 1, n_fft)``, in ``wave``'s dtype): ``(B, F, T)``."""
+    parts = F.conv1d(wave.unsqueeze(1), basis, stride=hop_length)  # (B, 2F, T): real rows, then imaginary
+    return parts.square().unflatten(1, (2, basis.shape[0] // 2)).sum(1)
+
+
+def has_stft_impl(module: nn.Module) -> bool:
+    """Whether ``module`` offers the two STFT formulations (an ``stft_impl`` property, as
+    :class:`FrontEnd` and EfficientAT's ``LogMel`` have)."""
+    return isinstance(getattr(type(module), "stft_impl", None), property)
+
+
 # --------------------------------------------------------------------------- module
 
 
@@ -345,6 +400,26 @@ class FrontEnd(nn.Module):
         offset = torch.tensor([config.log_offset], dtype=torch.float64)
         self.register_buffer("offset", offset.float(), persistent=False)
         self.register_buffer("offset64", offset, persistent=False)
+        # the "conv" formulation's kernels, built on first use (an EPIC front end's are 2050 x 2048)
+        self.register_buffer("basis", None, persistent=False)  # (2F, 1, n_fft) float32
+        self.register_buffer("basis64", None, persistent=False)  # the same in float64
+        self.stft_impl = "stft"
+
+    @property
+    def stft_impl(self) -> str:
+        """``"stft"`` (``torch.stft``, ONNX ``STFT``) or ``"conv"`` (strided ``Conv1d`` with the
+        windowed DFT basis, which TensorRT builds); see the module docstring."""
+        return self.__dict__.get("_stft_impl", "stft")  # a module pickled before it existed: "stft"
+
+    @stft_impl.setter
+    def stft_impl(self, value: str) -> None:
+        if value not in STFT_IMPLS:
+            raise ValueError(f"FrontEnd.stft_impl: expected {' or '.join(map(repr, STFT_IMPLS))}, found {value!r}")
+        if value == "conv" and getattr(self, "basis", None) is None:
+            basis = torch.from_numpy(dft_basis(self.config.win_length, self.config.n_fft)).to(self.window.device)
+            self.basis = basis.float()
+            self.basis64 = basis
+        self._stft_impl = value
 
     @property
     def output_bins(self) -> int:
@@ -354,7 +429,8 @@ class FrontEnd(nn.Module):
     def _apply(self, fn: Any, recurse: bool = True) -> FrontEnd:
         """``nn.Module._apply`` (behind ``.to``, ``.float()``, ``.cuda()`` ...), except that the
         float64 buffers keep their exact float64 values and follow only the device."""
-        exact = {"window64": self.window64, "filterbank64": self.filterbank64, "offset64": self.offset64}
+        exact = {"window64": self.window64, "filterbank64": self.filterbank64, "offset64": self.offset64,
+                 "basis64": getattr(self, "basis64", None)}
         super()._apply(fn, recurse)
         for name, before in exact.items():
             after = getattr(self, name)
@@ -397,12 +473,16 @@ class FrontEnd(nn.Module):
         before, after = cfg.padding
         if before or after:
             wave = F.pad(wave, (before, after))  # zeros, (B, N + before + after)
-        spec = torch.stft(
-            wave, cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.n_fft,
-            window=window, center=False, onesided=True, return_complex=True,
-        )  # (B, n_freqs, T) complex
-        re_im = torch.view_as_real(spec)  # (B, n_freqs, T, 2): one path for both powers
-        s = re_im.square().sum(-1).transpose(1, 2)  # |X|^2, (B, T, n_freqs)
+        if self.stft_impl == "conv":
+            basis = (self.basis64 if double else self.basis).to(wave.dtype)  # (2F, 1, n_fft)
+            s = conv_stft_power(wave, basis, cfg.hop_length).transpose(1, 2)  # |X|^2, (B, T, n_freqs)
+        else:
+            spec = torch.stft(
+                wave, cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.n_fft,
+                window=window, center=False, onesided=True, return_complex=True,
+            )  # (B, n_freqs, T) complex
+            re_im = torch.view_as_real(spec)  # (B, n_freqs, T, 2): one path for both powers
+            s = re_im.square().sum(-1).transpose(1, 2)  # |X|^2, (B, T, n_freqs)
         if cfg.power == 1.0:
             s = s.sqrt()
         if filterbank is not None:
@@ -412,7 +492,7 @@ class FrontEnd(nn.Module):
         return s.to(out_dtype)  # no-op unless stft_dtype="float64" on float32 input
 
     def extra_repr(self) -> str:
-        return repr(self.config)
+        return repr(self.config) + (", stft_impl='conv'" if self.stft_impl == "conv" else "")
 
 
 @contextlib.contextmanager
@@ -441,3 +521,29 @@ def stft_dtype_override(module: nn.Module, stft_dtype: str) -> Iterator[list[Fro
     finally:
         for fe, config in zip(front_ends, saved):
             fe.config = config
+
+
+@contextlib.contextmanager
+def stft_impl_override(module: nn.Module, stft_impl: str) -> Iterator[list[nn.Module]]:
+    """Run every front end inside ``module`` that has both formulations (:func:`has_stft_impl`:
+    :class:`FrontEnd`, EfficientAT's ``LogMel``) with the STFT formulation ``stft_impl``
+    (``"stft"`` or ``"conv"``) until the block ends, restoring each one's own on exit, even on
+    error. ``python -m models.export RUN --frontend conv`` exports under it.
+
+    Yields:
+        The front ends found (empty when ``module`` holds none).
+
+    Raises:
+        ValueError: ``stft_impl`` is not one of :data:`STFT_IMPLS`.
+    """
+    if stft_impl not in STFT_IMPLS:
+        raise ValueError(f"stft_impl_override: expected {' or '.join(map(repr, STFT_IMPLS))}, found {stft_impl!r}")
+    front_ends = [m for m in module.modules() if has_stft_impl(m)]
+    saved = [fe.stft_impl for fe in front_ends]
+    try:
+        for fe in front_ends:
+            fe.stft_impl = stft_impl
+        yield front_ends
+    finally:
+        for fe, impl in zip(front_ends, saved):
+            fe.stft_impl = impl

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.audio.frontend import STFT_IMPLS, conv_stft_power, windowed_dft_basis
+
 __all__ = ["MelConfig", "kaldi_mel_banks", "symmetric_hann", "LogMel"]
 
 
@@ -130,6 +132,24 @@ class LogMel(nn.Module):
         self.register_buffer("banks", torch.tensor(banks, dtype=torch.float32), persistent=False)
         self.register_buffer("window64", torch.tensor(window, dtype=torch.float64), persistent=False)
         self.register_buffer("banks64", torch.tensor(banks, dtype=torch.float64), persistent=False)
+        # the "conv" formulation's kernels (models/audio/frontend.py), built on first use
+        self.register_buffer("basis", None, persistent=False)
+        self.register_buffer("basis64", None, persistent=False)
+
+    @property
+    def stft_impl(self) -> str:
+        """``"stft"`` (``torch.stft``, ONNX ``STFT``) or ``"conv"`` (a strided ``Conv1d`` with the
+        windowed DFT basis, which TensorRT's ONNX parser builds; ``models.export --frontend conv``)."""
+        return self.__dict__.get("_stft_impl", "stft")
+
+    @stft_impl.setter
+    def stft_impl(self, value: str) -> None:
+        if value not in STFT_IMPLS:
+            raise ValueError(f"LogMel.stft_impl: expected {' or '.join(map(repr, STFT_IMPLS))}, found {value!r}")
+        if value == "conv" and getattr(self, "basis", None) is None:
+            basis = torch.from_numpy(windowed_dft_basis(self.window64.cpu().numpy())).to(self.window.device)
+            self.basis, self.basis64 = basis.float(), basis
+        self.__dict__["_stft_impl"] = value
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         cfg = self.config
@@ -138,9 +158,12 @@ class LogMel(nn.Module):
         x = wave[:, 1:] - cfg.preemphasis * wave[:, :-1]  # (B, N - 1)
         pad = cfg.n_fft // 2
         x = F.pad(x[:, None, :], (pad, pad), mode="reflect")[:, 0, :]  # (B, N - 1 + n_fft)
-        spec = torch.stft(x, cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.n_fft, window=window,
-                          center=False, normalized=False, onesided=True, return_complex=True)  # (B, F, T)
-        power = torch.view_as_real(spec).square().sum(-1)  # (B, n_fft / 2 + 1, T)
+        if self.stft_impl == "conv":
+            power = conv_stft_power(x, (self.basis64 if double else self.basis), cfg.hop_length)  # (B, F, T)
+        else:
+            spec = torch.stft(x, cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.n_fft, window=window,
+                              center=False, normalized=False, onesided=True, return_complex=True)  # (B, F, T)
+            power = torch.view_as_real(spec).square().sum(-1)  # (B, n_fft / 2 + 1, T)
         mel = torch.matmul(banks, power)  # (B, n_mels, T)
         logmel = (torch.log(mel + cfg.log_offset) + cfg.shift) / cfg.scale
         return logmel[:, None, :, :]  # (B, 1, n_mels, T)

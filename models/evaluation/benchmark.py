@@ -33,6 +33,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -51,6 +52,7 @@ __all__ = [
     "time_callable",
     "percentile",
     "machine_description",
+    "jetson_state",
     "add_timing_options",
     "check_timing_options",
     "time_each",
@@ -362,6 +364,48 @@ def _cpu_quota() -> float | None:
         return None
 
 
+def jetson_state(root: str = "/") -> dict[str, Any] | None:
+    """The power and clock state of an NVIDIA Jetson, or None on any other machine.
+
+    A Jetson is recognised by ``/etc/nv_tegra_release`` (the L4T release, first line kept).
+    Recorded: ``nvpmodel`` (the output of ``nvpmodel -q``, the power mode, when the tool is
+    there and answers within 5 s; None otherwise) and ``devfreq``: for each device under
+    ``/sys/class/devfreq`` (the GPU, the DLA and other engines), its ``cur_freq``, ``min_freq``
+    and ``max_freq`` in Hz (``jetson_clocks`` pins cur at max), and ``cpu0_cur_freq_khz``.
+    Benchmarks on a Jetson depend on all of it; README, "Jetson", says how to set it.
+
+    Args:
+        root: The file-system root to read under (``"/"``; tests pass a folder laid out alike,
+            and ``nvpmodel`` is only run for the real root).
+    """
+    base = Path(root)
+    release = _read(os.fspath(base / "etc" / "nv_tegra_release"))
+    if release is None:
+        return None
+    state: dict[str, Any] = {"l4t_release": release.strip().splitlines()[0] if release.strip() else "",
+                             "nvpmodel": None, "devfreq": {}, "cpu0_cur_freq_khz": None}
+    tool = shutil.which("nvpmodel") if root == "/" else None
+    if tool is not None:
+        try:
+            done = subprocess.run([tool, "-q"], capture_output=True, text=True, timeout=5)
+            state["nvpmodel"] = " | ".join(line.strip() for line in done.stdout.splitlines() if line.strip()) or None
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    devfreq = base / "sys" / "class" / "devfreq"
+    for device in sorted(devfreq.iterdir()) if devfreq.is_dir() else []:
+        freqs = {}
+        for key in ("cur_freq", "min_freq", "max_freq"):
+            text = _read(os.fspath(device / key))
+            if text is not None and text.strip().isdigit():
+                freqs[key] = int(text.strip())
+        if freqs:
+            state["devfreq"][device.name] = freqs
+    cpu = _read(os.fspath(base / "sys" / "devices" / "system" / "cpu" / "cpu0" / "cpufreq" / "scaling_cur_freq"))
+    if cpu is not None and cpu.strip().isdigit():
+        state["cpu0_cur_freq_khz"] = int(cpu.strip())
+    return state
+
+
 def machine_description() -> dict[str, Any]:
     """What a benchmark ran on, as a plain-JSON dict.
 
@@ -369,8 +413,9 @@ def machine_description() -> dict[str, Any]:
     affinity), ``cpu_quota_cores`` (cgroup limit), ``os``, ``machine``, ``python``,
     ``numpy_version``, ``torch_version``, ``torch_num_threads``, ``torch_num_interop_threads``,
     ``cuda_device`` (name of CUDA device 0, or None), ``torch_cuda_version``,
-    ``onnxruntime_version``, ``onnxruntime_providers``. A library that cannot be imported
-    gives None values rather than an error.
+    ``onnxruntime_version``, ``onnxruntime_providers``, ``jetson`` (:func:`jetson_state`: power
+    mode and clocks on a Jetson, else None). A library that cannot be imported gives None values
+    rather than an error.
     """
     try:
         usable = len(os.sched_getaffinity(0))  # type: ignore[attr-defined]
@@ -393,6 +438,7 @@ def machine_description() -> dict[str, Any]:
         "torch_cuda_version": None,
         "onnxruntime_version": None,
         "onnxruntime_providers": None,
+        "jetson": jetson_state(),
     }
     try:
         import numpy

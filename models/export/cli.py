@@ -20,6 +20,20 @@ Reduced precision (models/export/quantize.py):
     python -m models.export models/demo/labeler/model.onnx --int8 --calib 128
     python -m models.export runs/esc --int8 --calib-data ESC-50   # calibrate on the set's clips
 
+Triton Inference Server (models/export/triton.py), for many avlive clients on one server:
+
+    python -m models.export runs/baseline --triton triton-repo          # export, then triton-repo/baseline/
+    python -m models.export models/demo/labeler/model.onnx --triton triton-repo --triton-backend python
+    python -m models.export runs/x/model.fp16.engine --triton triton-repo   # a TensorRT plan (GPU server)
+
+--triton writes REPO/<name>/config.pbtxt (dynamic batching, instance group, tensors from the
+sidecar, the sidecar itself as a parameter) and REPO/<name>/1/model.onnx with its sidecar; an
+existing .onnx or .engine is served as it is.
+
+--frontend conv keeps the front end in the graph but computes its STFT as a strided convolution
+with the windowed DFT basis instead of ONNX's STFT op, which TensorRT's ONNX parser does not have:
+export with it the models you will build engines from (README, "Deployment").
+
 --int8 writes ONNX Runtime static INT8 (QDQ, per-channel weights, front end kept in float32)
 beside the fp32 file, calibrated on --calib world validation windows (or training clips of
 --calib-data, audio-only labelers), and records in its sidecar the max |Δ| and top-1 agreement
@@ -39,12 +53,16 @@ from models.core.metadata import ModelMetadata
 from models.export.frontend_outside import features_in, features_path
 from models.export.onnx import ExportError, export_onnx, worst_abs_diff
 from models.export.quantize import DEFAULT_CALIB, QuantizeError, bf16_refusal, export_int8
+from models.export.triton import (DEFAULT_MAX_BATCH as TRITON_MAX_BATCH, TRITON_BACKENDS, TritonExportError,
+                                  write_triton_repository)
 from models.families import MODEL_FILES, load_trained, model_file_for
 
 
-def export_run(source: Path, out: Path | None = None, *, frontend_outside: bool = False) -> tuple[Path, dict]:
+def export_run(source: Path, out: Path | None = None, *, frontend_outside: bool = False,
+               stft_impl: str = "stft") -> tuple[Path, dict]:
     """Export a run folder or avlive checkpoint; returns (onnx path, max differences by check).
-    ``frontend_outside``: the features-in variant ``model.logmel.onnx`` (models.export.frontend_outside)."""
+    ``frontend_outside``: the features-in variant ``model.logmel.onnx`` (models.export.frontend_outside).
+    ``stft_impl``: ``"conv"`` computes the graph's STFT as a convolution (TensorRT builds it)."""
     checkpoint = find_checkpoint(source)
     recipe, model, metadata = load_trained(checkpoint)
     module, example, dynamic_axes = recipe.export_module(model)
@@ -56,7 +74,7 @@ def export_run(source: Path, out: Path | None = None, *, frontend_outside: bool 
     out = out or run_dir / ("model.logmel.onnx" if frontend_outside else "model.onnx")
     real = recipe.real_inputs() if hasattr(recipe, "real_inputs") and not frontend_outside else None
     extra = [real] if real else []
-    report = export_onnx(module, meta, example, out, dynamic_axes=dynamic_axes, extra_checks=extra)
+    report = export_onnx(module, meta, example, out, dynamic_axes=dynamic_axes, extra_checks=extra, stft_impl=stft_impl)
     return out, diffs_by_kind(report.checks)
 
 
@@ -72,7 +90,7 @@ def diffs_by_kind(checks) -> dict[str, dict[str, float]]:
 
 
 def export_model_file(kind: ModelFile, source: Path, out: Path | None = None, *,
-                      frontend_outside: bool = False) -> tuple[Path, dict]:
+                      frontend_outside: bool = False, stft_impl: str = "stft") -> tuple[Path, dict]:
     """Export a model file a family reads directly (``kind``: a released Slow-Fast ``.pyth``, a
     bare L3 checkpoint) to ``out`` (default: beside it, suffix ``.onnx``; ``.logmel.onnx`` for the
     features-in variant)."""
@@ -80,7 +98,8 @@ def export_model_file(kind: ModelFile, source: Path, out: Path | None = None, *,
     if frontend_outside:
         model = features_in(model)
     out = out or (features_path(Path(source).with_suffix(".onnx")) if frontend_outside else Path(source).with_suffix(".onnx"))
-    report = export_onnx(model.module, model.metadata, model.example_inputs, out, dynamic_axes=model.dynamic_axes)
+    report = export_onnx(model.module, model.metadata, model.example_inputs, out, dynamic_axes=model.dynamic_axes,
+                         stft_impl=stft_impl)
     return out, diffs_by_kind(report.checks)
 
 
@@ -96,17 +115,18 @@ def model_file_kind(name: str) -> ModelFile:
 
 
 def export_any(source: Path, out: Path | None = None, family: str | None = None, *,
-               frontend_outside: bool = False) -> tuple[Path, dict]:
+               frontend_outside: bool = False, stft_impl: str = "stft") -> tuple[Path, dict]:
     """A model file through the family that reads it (``family``: that model file kind, by name),
     else a run folder or checkpoint through its recipe."""
     if family is not None:
         if not Path(source).is_file():
             raise FileNotFoundError(f"{source}: no such file (--family {family} reads a model file)")
-        return export_model_file(model_file_kind(family), source, out, frontend_outside=frontend_outside)
+        return export_model_file(model_file_kind(family), source, out, frontend_outside=frontend_outside,
+                                 stft_impl=stft_impl)
     kind = model_file_for(source) if Path(source).is_file() else None
     if kind is None:
-        return export_run(source, out, frontend_outside=frontend_outside)
-    return export_model_file(kind, source, out, frontend_outside=frontend_outside)
+        return export_run(source, out, frontend_outside=frontend_outside, stft_impl=stft_impl)
+    return export_model_file(kind, source, out, frontend_outside=frontend_outside, stft_impl=stft_impl)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,10 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="ONNX file to write (default: RUN_DIR/model.onnx, or beside the model file)")
     parser.add_argument("--family", metavar="KIND", default=None,
                         help="read SOURCE as this model file kind (e.g. panns-cnn14, panns-cnn14-decision-max); default: the kind that claims it")
-    parser.add_argument("--frontend", choices=("inside", "outside"), default="inside",
+    parser.add_argument("--frontend", choices=("inside", "outside", "conv"), default="inside",
                         help="inside: waveform in, the front end in the graph (model.onnx); outside: log-mel in "
                              "(model.logmel.onnx), the live labeler computes only each hop's new frames in numpy "
-                             "(waveform-in Slow-Fast models; models/export/frontend_outside.py)")
+                             "(waveform-in Slow-Fast models; models/export/frontend_outside.py); conv: as inside, the "
+                             "STFT computed as a strided convolution with the windowed DFT basis, which TensorRT "
+                             "builds (export with it the models you build engines from)")
     precision = parser.add_argument_group("reduced precision")
     precision.add_argument("--int8", action="store_true",
                            help="also write the static INT8 variant MODEL.int8.onnx (+ .json) beside the fp32 file")
@@ -130,7 +152,29 @@ def main(argv: list[str] | None = None) -> int:
                                 "reads; audio-only labelers) instead of world validation windows")
     precision.add_argument("--bf16", action="store_true",
                            help="bfloat16 variant: refused, with the measurement that decided it (quantize.py)")
+    triton = parser.add_argument_group("Triton Inference Server")
+    triton.add_argument("--triton", type=Path, default=None, metavar="REPO_DIR",
+                        help="also write a Triton model repository entry REPO_DIR/<name>/ (config.pbtxt, 1/model.onnx "
+                             "and its sidecar)")
+    triton.add_argument("--triton-name", default=None, metavar="NAME",
+                        help="the model's name on the server (default: the run's folder name, e.g. baseline)")
+    triton.add_argument("--triton-backend", choices=TRITON_BACKENDS, default=None,
+                        help="onnxruntime (Triton's ONNX Runtime backend), python (ONNX Runtime inside Triton's Python "
+                             "backend, for servers without the former), tensorrt (an .engine as model.plan); default: "
+                             "tensorrt for an engine, else onnxruntime")
+    triton.add_argument("--triton-max-batch", type=int, default=TRITON_MAX_BATCH, metavar="N",
+                        help="largest batch the server's dynamic batcher forms (default: %(default)s)")
+    triton.add_argument("--triton-instances", type=int, default=1, metavar="N",
+                        help="model instances on the server (default: %(default)s)")
+    triton.add_argument("--triton-kind", choices=("cpu", "gpu"), default="cpu",
+                        help="where the instances run (default: %(default)s; tensorrt: gpu)")
     args = parser.parse_args(argv)
+    triton_flags = args.triton_name or args.triton_backend or args.triton_max_batch != TRITON_MAX_BATCH or \
+        args.triton_instances != 1 or args.triton_kind != "cpu"
+    if triton_flags and args.triton is None:
+        print("error: the --triton-* options describe the repository --triton REPO_DIR writes; add --triton REPO_DIR",
+              file=sys.stderr)
+        return 2
     if args.bf16:
         print(f"error: {bf16_refusal()}", file=sys.stderr)
         return 2
@@ -138,10 +182,18 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --calib and --calib-data choose the calibration of --int8; add --int8", file=sys.stderr)
         return 2
     try:
+        served_as_is = args.source.suffix in (".engine", ".plan") or (
+            args.source.suffix == ".onnx" and args.family is None and args.source.is_file())
+        if args.triton is not None and served_as_is and not args.int8:
+            print(format_triton(write_triton_repository(
+                args.source, args.triton, name=args.triton_name, backend=args.triton_backend,
+                max_batch_size=args.triton_max_batch, instances=args.triton_instances, kind=args.triton_kind)))
+            return 0
         if args.int8 and args.source.suffix == ".onnx" and args.family is None:
             path = args.source  # an existing export: quantized as it is
         else:
-            path, diffs = export_any(args.source, args.out, args.family, frontend_outside=args.frontend == "outside")
+            path, diffs = export_any(args.source, args.out, args.family, frontend_outside=args.frontend == "outside",
+                                     stft_impl="conv" if args.frontend == "conv" else "stft")
             print(f"wrote {path} and {path}.json")
             for check, per_output in diffs.items():
                 print(f"  ONNX Runtime vs PyTorch, {check} inputs: " + ", ".join(f"{name} max |Δ| {value:.2e}" for name, value in per_output.items()))
@@ -149,10 +201,24 @@ def main(argv: list[str] | None = None) -> int:
             report = export_int8(path, calib=args.calib, calib_data=args.calib_data,
                                  out=args.out if path == args.source and args.out else None)
             print(format_int8(report))
-    except (FileNotFoundError, ValueError, ExportError, QuantizeError) as e:
+        if args.triton is not None:
+            print(format_triton(write_triton_repository(
+                report.path if args.int8 else path, args.triton, name=args.triton_name, backend=args.triton_backend,
+                max_batch_size=args.triton_max_batch, instances=args.triton_instances, kind=args.triton_kind)))
+    except (FileNotFoundError, ValueError, ExportError, QuantizeError, TritonExportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def format_triton(done) -> str:
+    """The lines ``--triton`` prints: what was written and how to serve it."""
+    batching = (f"dynamic batching up to {done.max_batch_size}" if done.dynamic_batching else
+                "no batch axis on every tensor: max_batch_size 0, no dynamic batching")
+    repo = done.config.parent.parent
+    return (f"wrote Triton model {done.name!r}: {done.config} and {done.model} (+ {done.sidecar.name}); {batching}\n"
+            f"  serve it: tritonserver --model-repository {repo} (or python -m apps.triton_server --serve {repo}); "
+            f"then: avlive --backend triton --triton-url HOST:8001 --models {done.name}")
 
 
 def format_int8(report) -> str:

@@ -37,6 +37,7 @@ single-file limit (the file is written without external data, so one rename publ
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import math
 import os
@@ -51,7 +52,7 @@ import torch
 from torch import nn
 
 from models.core.atomic import atomic_path, remove_stale_temps, sha256_file
-from models.audio.frontend import FrontEnd, stft_dtype_override
+from models.audio.frontend import STFT_IMPLS, FrontEnd, has_stft_impl, stft_dtype_override, stft_impl_override
 from models.core.metadata import ModelMetadata, TensorSpec, sidecar_path
 
 __all__ = [
@@ -556,6 +557,7 @@ def export_onnx(
     verify_sizes: Mapping[str, int] | None = None,
     seed: int = 0,
     extra_checks: Sequence[Mapping[str, torch.Tensor]] = (),
+    stft_impl: str = "stft",
 ) -> ExportReport:
     """Export ``model`` to ``path`` (ONNX, dynamo exporter), verify it, write its sidecar.
 
@@ -579,6 +581,12 @@ def export_onnx(
             example size plus a third, at least plus one).
         seed: Seed of the second check's random inputs.
         extra_checks: More inputs to verify on before the file is kept (e.g. real data).
+        stft_impl: The STFT formulation of every front end in the model that has two
+            (:func:`~models.audio.frontend.has_stft_impl`) while it is exported and verified:
+            ``"stft"`` (ONNX ``STFT``) or ``"conv"`` (a strided ``Conv`` with the windowed DFT
+            basis, which TensorRT's ONNX parser builds; ``python -m models.export RUN --frontend
+            conv``). The model's own setting is restored afterwards; the sidecar records it as
+            ``extra["onnx_export"]["stft_impl"]``.
 
     Models that hold a :class:`~models.audio.frontend.FrontEnd` are also verified on low-passed world
     scene windows (:func:`lowpassed_scene_audio`, the example's shape) in place of their 2-D
@@ -599,6 +607,33 @@ def export_onnx(
     In every error case no file is left at ``path`` (an earlier file there is untouched) and no
     sidecar is written.
     """
+    if stft_impl not in STFT_IMPLS:
+        raise ValueError(f"stft_impl: expected one of {', '.join(STFT_IMPLS)}, found {stft_impl!r}")
+    if stft_impl != "stft" and not any(has_stft_impl(m) for m in model.modules()):
+        raise ExportError(f"--frontend {stft_impl}: {type(model).__name__} holds no front end with an STFT to compute "
+                          f"that way (PANNs computes its STFT as convolutions already; SoundNet has none)")
+    with stft_impl_override(model, stft_impl) if stft_impl != "stft" else contextlib.nullcontext():
+        return _export_onnx(model, metadata, example_inputs, path, dynamic_axes=dynamic_axes, opset=opset, atol=atol,
+                            rtol=rtol, verify_sizes=verify_sizes, seed=seed, extra_checks=extra_checks,
+                            stft_impl=stft_impl)
+
+
+def _export_onnx(
+    model: nn.Module,
+    metadata: ModelMetadata,
+    example_inputs: Mapping[str, torch.Tensor],
+    path: str | os.PathLike,
+    *,
+    dynamic_axes: Mapping[str, Mapping[int, str]] | None = None,
+    opset: int = DEFAULT_OPSET,
+    atol: float = DEFAULT_ATOL,
+    rtol: float = DEFAULT_RTOL,
+    verify_sizes: Mapping[str, int] | None = None,
+    seed: int = 0,
+    extra_checks: Sequence[Mapping[str, torch.Tensor]] = (),
+    stft_impl: str = "stft",
+) -> ExportReport:
+    """:func:`export_onnx` itself, with the front ends already in their ``stft_impl`` formulation."""
     started = time.perf_counter()
     input_names, axes = _check_arguments(model, metadata, example_inputs, dynamic_axes, opset)
     output_names = [s.name for s in metadata.outputs]
@@ -667,6 +702,7 @@ def export_onnx(
             "atol": atol,
             "rtol": rtol,
             "max_abs_diff": worst,
+            "stft_impl": stft_impl,
         }
         if spread is not None:
             record["lowpassed_scene"] = {

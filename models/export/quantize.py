@@ -55,6 +55,8 @@ __all__ = [
     "front_end_nodes",
     "world_inputs",
     "data_inputs",
+    "calibration_inputs",
+    "check_calibratable",
     "export_int8",
     "bf16_refusal",
 ]
@@ -167,7 +169,9 @@ def _is_picture(spec: TensorSpec) -> bool:
     return len(spec.shape) == 4 and spec.shape[1] == 3 and isinstance(spec.shape[2], int) and spec.dtype == "float32"
 
 
-def _check_inputs(meta: ModelMetadata, *, where: str) -> None:
+def check_calibratable(meta: ModelMetadata, *, where: str) -> None:
+    """Raise :class:`QuantizeError` (one line) when an input is neither a waveform, a picture nor
+    the features of a features-in export: there is nothing to calibrate it on."""
     others = [s for s in meta.inputs if not (_is_waveform(s, meta) or _is_picture(s) or _is_features(s, meta))]
     if others:
         shown = ", ".join(f"{s.name} {tuple(s.shape)}" for s in others)
@@ -175,6 +179,7 @@ def _check_inputs(meta: ModelMetadata, *, where: str) -> None:
                             f"waveform (batch, samples), a picture (batch, 3, S, S) nor the features of a features-in "
                             f"export (batch, T, F) (a streaming graph's state?), "
                             f"so there is nothing to calibrate it on; run this model in fp32")
+
 
 
 def _samples(meta: ModelMetadata, spec: TensorSpec) -> int:
@@ -247,6 +252,28 @@ def data_inputs(meta: ModelMetadata, root: Path, count: int) -> tuple[dict[str, 
         return {spec.name: _features(meta, np.asarray(decoded.audio))}, f"{data.layout} training clips of {root}"
     audio = np.ascontiguousarray(decoded.audio[:, :_samples(meta, spec)], dtype=np.float32)
     return {spec.name: audio}, f"{data.layout} training clips of {root}"
+
+
+def calibration_inputs(meta: ModelMetadata, calib: int,
+                       calib_data: str | os.PathLike | None = None) -> tuple[dict[str, np.ndarray], str]:
+    """The calibration inputs of an int8 build and a description of them: ``calib`` world
+    validation windows (:func:`world_inputs`), or ``calib`` training clips of the dataset folder
+    ``calib_data`` (:func:`data_inputs`). Shared by the ONNX Runtime INT8 export here and the
+    TensorRT entropy calibrator (engines/calibration.py), so both calibrate on the same inputs.
+
+    Returns:
+        ``({input name: (N, ...) array}, description)``.
+
+    Raises:
+        QuantizeError: a model with inputs nothing here can fill, or a bad count (one line).
+    """
+    if isinstance(calib, bool) or not isinstance(calib, int) or calib < 1:
+        raise QuantizeError(f"--calib: expected a count of inputs >= 1, found {calib!r}")
+    check_calibratable(meta, where=f"{meta.family} {meta.task}")
+    if calib_data is not None:
+        return data_inputs(meta, Path(calib_data), calib)
+    feeds, _ = world_inputs(meta, "val", calib)
+    return feeds, f"world '{meta.extra.get('world', 'bench')}' validation single-event windows"
 
 
 class _OneAtATime:
@@ -326,15 +353,11 @@ def export_int8(
     if not side.is_file():
         raise FileNotFoundError(f"{src}: its sidecar {side.name} is missing (python -m models.export writes both)")
     meta = ModelMetadata.load(side)
-    _check_inputs(meta, where=str(src))
+    check_calibratable(meta, where=str(src))
     if isinstance(calib, bool) or not isinstance(calib, int) or calib < 1:
         raise QuantizeError(f"--calib: expected a count of inputs >= 1, found {calib!r}")
     target = Path(out) if out is not None else precision_path(src, "int8")
-    if calib_data is not None:
-        feeds, described = data_inputs(meta, Path(calib_data), calib)
-    else:
-        feeds, _ = world_inputs(meta, "val", calib)
-        described = f"world '{meta.extra.get('world', 'bench')}' validation single-event windows"
+    feeds, described = calibration_inputs(meta, calib, calib_data)
     count = len(next(iter(feeds.values())))
     remove_stale_temps(target)
     remove_stale_temps(sidecar_path(target))
