@@ -14,6 +14,8 @@ medians and tails of ``--iters`` calls on one world window:
   ``--no-compile`` (compiling takes minutes);
 * ``onnxruntime`` fp32, batch 1 and 8: the exported graph (front end inside), as avlive runs it;
 * ``onnxruntime`` int8, batch 1: the shipped variant, or with ``--int8`` one quantized here;
+* ``torch cuda`` (``--cuda``), batch 1 and 8, each call synchronised: skipped with the reason
+  where there is no CUDA device;
 * ``tensorrt``: skipped with the reason where TensorRT is not installed.
 
 Columns: p50 / p95 / p99 ms per call (batch 8: per window), GFLOP/s achieved (floating-point
@@ -202,6 +204,29 @@ def tensorrt_refusal() -> str | None:
     return "TensorRT rows need an engine: python -m engines.build_engine MODEL.onnx (not timed here)"
 
 
+def _cuda_rows(subject: Subject, t1: dict, t8: dict, iters: int, few: int, flops: int | None) -> list[Row]:
+    """``torch`` on the GPU, batch 1 and 8 (each call synchronised), or one skipped row saying why."""
+    if not torch.cuda.is_available():
+        return [Row(subject.name, "torch cuda", 1, skipped=f"no CUDA device (torch {torch.__version__}, CUDA build: "
+                                                           f"{torch.version.cuda})")]
+    module = subject.module.to("cuda")
+    g1 = {k: v.to("cuda") for k, v in t1.items()}
+    g8 = {k: v.to("cuda") for k, v in t8.items()}
+    rows = []
+    try:
+        with torch.inference_mode():
+            for batch, feed, n in ((1, g1, iters), (BATCH, g8, few)):
+                t = time_callable(lambda feed=feed: module(*feed.values()), warmup=2, iters=n,
+                                  name=f"{subject.name} torch cuda b{batch}", sync=torch.cuda.synchronize)
+                per = 1.0 / batch
+                rows.append(Row(subject.name, "torch cuda", batch, t.p50_ms * per, t.p95_ms * per, t.p99_ms * per,
+                                None if flops is None else flops / (t.p50_ms * per * 1e-3) / 1e9,
+                                torch.cuda.max_memory_allocated() / 2**20))
+    finally:
+        subject.module.to("cpu")
+    return rows
+
+
 def bench_subject(subject: Subject, args, tmp: Path) -> list[Row]:
     import onnxruntime as ort
 
@@ -227,6 +252,7 @@ def bench_subject(subject: Subject, args, tmp: Path) -> list[Row]:
                 rows.append(Row(subject.name, "torch.compile", 1, skipped=f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"))
         else:
             rows.append(Row(subject.name, "torch.compile", 1, skipped=why))
+        rows.extend(_cuda_rows(subject, t1, t8, iters, few, flops) if args.cuda else [])
     else:
         rows.append(Row(subject.name, "torch", 1, skipped="shipped as ONNX only"))
     session = ort.InferenceSession(str(subject.onnx), ort_session_options(args.threads), providers=["CPUExecutionProvider"])
@@ -295,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iters", type=int, default=20, help="timed calls per batch-1 row (batch 8: a quarter)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True, help="time torch.compile rows")
     p.add_argument("--int8", action="store_true", help="quantize models without a shipped INT8 variant")
+    p.add_argument("--cuda", action="store_true",
+                   help="also torch on the GPU, batch 1 and 8 (peak RSS column: CUDA memory allocated, MB); a row "
+                        "says why where there is no CUDA device")
     p.add_argument("--out", type=Path, default=Path("out/bench-models"), help="where the JSON, Markdown and plot go")
     args = p.parse_args(argv)
     names = args.models or (QUICK if args.quick else DEFAULT)

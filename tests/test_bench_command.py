@@ -31,11 +31,15 @@ def test_options_go_to_the_benchmark(capsys):
 
 
 def test_the_quick_model_table(tmp_path, capsys):
-    assert main(["models", "--quick", "--threads", "1", "--iters", "2", "--out", str(tmp_path)]) == 0
+    assert main(["models", "--quick", "--threads", "1", "--iters", "2", "--cuda", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "| demo labeler (slowfast-lite) | onnxruntime int8 | 1 |" in out
     assert "| efficientat-mn04 (random) | torch | 8 |" in out
     assert "skipped: --no-compile" in out and "| tensorrt | 1 |" in out
+    import torch
+
+    if not torch.cuda.is_available():
+        assert "| efficientat-mn04 (random) | torch cuda | 1 |" in out and "skipped: no CUDA device" in out
     rows = json.loads((tmp_path / "models.json").read_text())["rows"]
     timed = [r for r in rows if r["skipped"] is None]
     assert timed and all(r["p50_ms"] > 0 and r["p99_ms"] >= r["p50_ms"] for r in timed)
