@@ -27,13 +27,10 @@ Prints medians (ms) and each row's speed-up over the straightforward way.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -41,21 +38,13 @@ import torch
 
 from models.audio.streaming import StreamingFrontEnd
 from models.core.metadata import ModelMetadata, TensorSpec
-from models.evaluation.benchmark import configure_threads, machine_description, ort_session_options
+from models.evaluation.benchmark import configure_threads, machine_description, ort_session_options, quiet
 from models.export.frontend_outside import FeaturesIn
 from models.export.onnx import export_onnx
 from models.export.quantize import export_int8
 from models.slowfast.network import EPIC_CLIP
 from models.slowfast.recipes import SlowFastWaveform
 from models.world import Scene, get_preset
-
-
-def _quiet():
-    stack = contextlib.ExitStack()
-    stack.enter_context(warnings.catch_warnings())
-    warnings.simplefilter("ignore")
-    stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
-    return stack
 
 
 def _session(path: Path, threads: int):
@@ -79,7 +68,7 @@ def build(folder: Path, calib: int) -> tuple[SlowFastWaveform, dict[str, Path], 
     audio = 0.05 * torch.randn(2, n, generator=torch.Generator().manual_seed(0))
     paths = {"wave": folder / "model.onnx", "feats": folder / "model.logmel.onnx", "plain": folder / "plain.onnx"}
     print("exporting the waveform-in and features-in models (a minute or two) ...", file=sys.stderr, flush=True)
-    with _quiet():
+    with quiet():
         export_onnx(wrapper, meta, {"audio": audio}, paths["wave"], dynamic_axes={"audio": {0: "batch"}})
         feats = wrapper.frontend(audio).detach()
         fmeta = meta.replace(inputs=(TensorSpec("logmel", ("batch", 400, 128), "float32"),),

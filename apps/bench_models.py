@@ -31,7 +31,6 @@ import resource
 import shutil
 import sys
 import tempfile
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -41,7 +40,7 @@ import torch
 
 from models.core.family import ExportableModel
 from models.core.metadata import ModelMetadata, TensorSpec, precision_path, sidecar_path
-from models.evaluation.benchmark import configure_threads, machine_description, ort_session_options, time_callable
+from models.evaluation.benchmark import configure_threads, machine_description, ort_session_options, quiet, time_callable
 from realtime.models import DEMO_DIR
 
 BATCH = 8
@@ -72,21 +71,10 @@ class Subject:
     metadata: ModelMetadata
 
 
-def _quiet():
-    import contextlib
-    import io
-
-    stack = contextlib.ExitStack()
-    stack.enter_context(warnings.catch_warnings())
-    warnings.simplefilter("ignore")
-    stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
-    return stack
-
-
 def _export(model: ExportableModel, path: Path) -> Path:
     from models.export.onnx import export_onnx
 
-    with _quiet():
+    with quiet():
         export_onnx(model.module, model.metadata, model.example_inputs, path, dynamic_axes=model.dynamic_axes)
     return path
 
@@ -262,7 +250,7 @@ def bench_subject(subject: Subject, args, tmp: Path) -> list[Row]:
     if not int8.is_file() and args.int8:
         from models.export.quantize import export_int8
 
-        with _quiet():
+        with quiet():
             int8 = Path(export_int8(subject.onnx, calib=16, held_out=16).path)
     if int8.is_file():
         quantized = ort.InferenceSession(str(int8), ort_session_options(args.threads), providers=["CPUExecutionProvider"])

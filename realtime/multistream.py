@@ -37,9 +37,7 @@ from pathlib import Path
 from typing import Sequence, TextIO
 
 from .capture import Capture
-from .pipeline import (PipelineConfig, PipelineError, RunOutcome, Streams, _stop_scheduler, audio_capacity,
-                       build_streams, frame_slots)
-from .rings import AudioRing, FrameRing
+from .pipeline import PipelineConfig, PipelineError, RunOutcome, Streams, _stop_scheduler, build_streams, make_rings
 from .scheduler import HopResult, Scheduler, SchedulerConfig
 from .sinks import EventsTsvSink, JsonLinesSink, SummarySink
 
@@ -326,12 +324,7 @@ def run_streams(config: PipelineConfig, sources: Sequence[str], models, *, log: 
         for i, (st, name) in enumerate(zip(streams, names)):
             for line in st.notes:
                 note(f"{name}: {line}")
-            rate = st.sample_rate
-            audio_ring = AudioRing(audio_capacity(models, config.hop_s, rate), rate)
-            frame_ring = None
-            if st.video is not None:
-                w, h = st.frame_size
-                frame_ring = FrameRing(frame_slots(models, config.hop_s, st.fps), h, w)
+            audio_ring, frame_ring = make_rings(st, models, config.hop_s)
             jsonl = JsonLinesSink(jsonl_target, flush_each=True) if jsonl_target is not None else None
             events = EventsTsvSink(stream_output_path(config.events_out, name)) if config.events_out else None
             summary = SummarySink(stream=sys.stderr if config.summary == "stderr" else config.summary)

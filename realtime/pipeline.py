@@ -401,6 +401,17 @@ def _is_still_image(info) -> bool:
     return (info.video_codec or "") in _IMAGE_CODECS
 
 
+def make_rings(streams: Streams, models: LiveModels, hop_s: float) -> tuple[AudioRing, FrameRing | None]:
+    """The capture rings of one stream: audio at its capture rate, frames when it has video."""
+    rate = streams.sample_rate
+    audio_ring = AudioRing(audio_capacity(models, hop_s, rate), rate)
+    frame_ring = None
+    if streams.video is not None:
+        w, h = streams.frame_size
+        frame_ring = FrameRing(frame_slots(models, hop_s, streams.fps), h, w)
+    return audio_ring, frame_ring
+
+
 def audio_capacity(models: LiveModels, hop_s: float, sample_rate: int) -> int:
     """Samples the capture ring holds: longest window (+ 0.25 s look-back when resampled) + hop + slack."""
     need = 0.0
@@ -496,12 +507,7 @@ def run_pipeline(config: PipelineConfig, models: LiveModels, streams: Streams | 
 
     for line in streams.notes:
         note(line)
-    rate = streams.sample_rate
-    audio_ring = AudioRing(audio_capacity(models, config.hop_s, rate), rate)
-    frame_ring = None
-    if streams.video is not None:
-        w, h = streams.frame_size
-        frame_ring = FrameRing(frame_slots(models, config.hop_s, streams.fps), h, w)
+    audio_ring, frame_ring = make_rings(streams, models, config.hop_s)
     offline = not config.realtime and not streams.live
     sinks, jsonl, events, recorder, summary = _make_sinks(config, view, offline)
     slots = models.slots(config.localizer_every)

@@ -652,3 +652,17 @@ def time_each(report: BenchmarkReport, names: Iterable[str], bench: Callable[[st
     if out:
         report.save(out)
         print(f"saved {out}", file=sys.stderr)
+
+
+def quiet():
+    """A context that silences warnings and standard output (an exporter's progress lines) for
+    the set-up of a benchmark, so its table is what it prints."""
+    import contextlib
+    import io
+    import warnings
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(warnings.catch_warnings())
+    warnings.simplefilter("ignore")
+    stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+    return stack
