@@ -76,8 +76,9 @@ def test_dft_basis_rows_are_the_windowed_dft():
     window = np.zeros(8)
     window[1:7] = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(6) / 6)
     spectrum = np.fft.rfft(x * window)
-    np.testing.assert_allclose(basis[:5, 0] @ x, spectrum.real, atol=1e-12)
-    np.testing.assert_allclose(basis[5:, 0] @ x, spectrum.imag, atol=1e-12)
+    # measured: 5.6e-17 (real) and 8.3e-17 (imaginary), float64 rounding of an 8-term sum
+    np.testing.assert_allclose(basis[:5, 0] @ x, spectrum.real, atol=1e-15)
+    np.testing.assert_allclose(basis[5:, 0] @ x, spectrum.imag, atol=1e-15)
 
 
 def test_stft_impl_is_checked_and_restored():
