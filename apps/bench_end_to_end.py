@@ -36,11 +36,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from apps.bench_models import export, slowfast_epic_exportable
 from models.audio.streaming import StreamingFrontEnd
-from models.core.metadata import ModelMetadata, TensorSpec
 from models.evaluation.benchmark import configure_threads, machine_description, ort_session_options, quiet
-from models.export.frontend_outside import FeaturesIn
-from models.export.onnx import export_onnx
+from models.export.frontend_outside import features_in
 from models.export.quantize import export_int8
 from models.slowfast.network import EPIC_CLIP
 from models.slowfast.recipes import SlowFastWaveform
@@ -55,32 +54,19 @@ def _session(path: Path, threads: int):
 
 def build(folder: Path, calib: int) -> tuple[SlowFastWaveform, dict[str, Path], dict]:
     """The network and its exports: waveform-in, features-in (+ int8), plain features-in."""
-    from models.families import NETWORKS
-
-    torch.manual_seed(0)
-    model = NETWORKS.create("slowfast-epic100").eval()
-    wrapper = SlowFastWaveform(model, EPIC_CLIP).eval()
-    n, labels = EPIC_CLIP.clip_samples, tuple(f"class_{k}" for k in range(397))
-    meta = ModelMetadata(family="slowfast", task="labeler", labels=labels, sample_rate=24000,
-                         window_seconds=EPIC_CLIP.seconds, needs_frame=False, frontend=EPIC_CLIP.frontend.to_dict(),
-                         inputs=(TensorSpec("audio", ("batch", n), "float32"),),
-                         outputs=(TensorSpec("probs", ("batch", 397), "float32"),), extra={"multi_label": False})
-    audio = 0.05 * torch.randn(2, n, generator=torch.Generator().manual_seed(0))
+    model = slowfast_epic_exportable()
+    variant = features_in(model)
     paths = {"wave": folder / "model.onnx", "feats": folder / "model.logmel.onnx", "plain": folder / "plain.onnx"}
     print("exporting the waveform-in and features-in models (a minute or two) ...", file=sys.stderr, flush=True)
+    export(model, paths["wave"])
+    export(variant, paths["feats"])
     with quiet():
-        export_onnx(wrapper, meta, {"audio": audio}, paths["wave"], dynamic_axes={"audio": {0: "batch"}})
-        feats = wrapper.frontend(audio).detach()
-        fmeta = meta.replace(inputs=(TensorSpec("logmel", ("batch", 400, 128), "float32"),),
-                             extra={"multi_label": False, "frontend_outside": True})
-        export_onnx(FeaturesIn(wrapper).eval(), fmeta, {"logmel": feats}, paths["feats"],
-                    dynamic_axes={"logmel": {0: "batch"}})
-        torch.onnx.export(FeaturesIn(wrapper).eval(), (feats[:1],), str(paths["plain"]), dynamo=False,
+        torch.onnx.export(variant.module, (variant.example_inputs["logmel"][:1],), str(paths["plain"]), dynamo=False,
                           opset_version=17, input_names=["logmel"], output_names=["probs"])
     print(f"quantizing the features-in model to INT8 ({calib} world calibration windows) ...", file=sys.stderr, flush=True)
     report = export_int8(paths["feats"], calib=calib)
     paths["int8"] = Path(report.path)
-    return wrapper, paths, dict(report.record)
+    return model.module, paths, dict(report.record)
 
 
 def bench(wrapper: SlowFastWaveform, paths: dict[str, Path], threads: int, iters: int, hop_s: float) -> dict[str, float]:

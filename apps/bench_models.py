@@ -71,7 +71,8 @@ class Subject:
     metadata: ModelMetadata
 
 
-def _export(model: ExportableModel, path: Path) -> Path:
+def export(model: ExportableModel, path: Path) -> Path:
+    """``model`` exported (and verified) to ``path``, quietly."""
     from models.export.onnx import export_onnx
 
     with quiet():
@@ -79,7 +80,8 @@ def _export(model: ExportableModel, path: Path) -> Path:
     return path
 
 
-def _slowfast_epic(tmp: Path) -> Subject:
+def slowfast_epic_exportable() -> ExportableModel:
+    """Paper-size Slow-Fast EPIC with seeded random weights, waveform in (front end inside)."""
     from models.families import NETWORKS
     from models.slowfast.network import EPIC_CLIP
     from models.slowfast.recipes import SlowFastWaveform
@@ -92,8 +94,13 @@ def _slowfast_epic(tmp: Path) -> Subject:
                          frontend=EPIC_CLIP.frontend.to_dict(), inputs=(TensorSpec("audio", ("batch", n), "float32"),),
                          outputs=(TensorSpec("probs", ("batch", 397), "float32"),), extra={"multi_label": False})
     example = {"audio": 0.05 * torch.randn(2, n, generator=torch.Generator().manual_seed(0))}
-    model = ExportableModel(module, example, {"audio": {0: "batch"}}, meta)
-    return Subject("slowfast-epic100 (paper, random)", module, _export(model, tmp / "slowfast.onnx"), meta)
+    return ExportableModel(module, example, {"audio": {0: "batch"}}, meta)
+
+
+def _slowfast_epic(tmp: Path) -> Subject:
+    model = slowfast_epic_exportable()
+    return Subject("slowfast-epic100 (paper, random)", model.module, export(model, tmp / "slowfast.onnx"),
+                   model.metadata)
 
 
 def _panns(tmp: Path) -> Subject:
@@ -104,7 +111,7 @@ def _panns(tmp: Path) -> Subject:
     path = tmp / "Cnn14_random.pth"
     torch.save(random_checkpoint(CNN14, 0), path)
     model = load_panns(path)
-    return Subject("panns-cnn14 (random)", model.module.eval(), _export(model, tmp / "cnn14.onnx"), model.metadata)
+    return Subject("panns-cnn14 (random)", model.module.eval(), export(model, tmp / "cnn14.onnx"), model.metadata)
 
 
 def _efficientat(size: str) -> Callable[[Path], Subject]:
@@ -120,7 +127,7 @@ def _efficientat(size: str) -> Callable[[Path], Subject]:
         n = int(round(WINDOW_SECONDS * meta.sample_rate))
         example = {"audio": 0.05 * torch.randn(2, n, generator=torch.Generator().manual_seed(0))}
         model = ExportableModel(module, example, {"audio": {0: "batch"}}, meta)
-        return Subject(f"efficientat-{size} (random)", module, _export(model, tmp / f"{size}.onnx"), meta)
+        return Subject(f"efficientat-{size} (random)", module, export(model, tmp / f"{size}.onnx"), meta)
     return build
 
 

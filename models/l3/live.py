@@ -83,6 +83,7 @@ class RunnerLocalizer:
         frame_at = metadata.extra.get("frame_at", FRAME_AT_CENTRE)
         self.window = WindowSpec(metadata.window_seconds, metadata.sample_rate, needs_frame=True, frame_at=frame_at)
         self._audio = np.zeros((1, self.window.samples), np.float32)  # reused every call; grown by batch()
+        self._frames = np.zeros((1, 3, self._size, self._size), np.float32)  # batch()'s frame stack
         self.batch = self._batch_call if has_batch_axis(metadata) else None
 
     def __call__(self, audio: np.ndarray, frame: np.ndarray) -> Heatmap:
@@ -96,13 +97,13 @@ class RunnerLocalizer:
         """``calls``: ``[(audio (48000,), frame (H, W, 3)), ...]`` (the frames may differ in size:
         one per stream) → one Heatmap per call, from one runner call on the stacked inputs."""
         n = len(calls)
-        if self._audio.shape[0] < n:
+        if self._audio.shape[0] < n:  # grown once to the most streams seen, then reused
             self._audio = np.zeros((n, self.window.samples), np.float32)
-        frames = np.empty((n, 3, self._size, self._size), np.float32)
+            self._frames = np.zeros((n, 3, self._size, self._size), np.float32)
         for i, (audio, frame) in enumerate(calls):
             self._audio[i] = audio
-            frames[i] = preprocess_frames(frame, self._size).numpy()[0]
-        out = self._runner.infer({"frames": frames, "audio": self._audio[:n]})
+            self._frames[i] = preprocess_frames(frame, self._size).numpy()[0]
+        out = self._runner.infer({"frames": self._frames[:n], "audio": self._audio[:n]})
         cells = np.array(out["cell_probs"], np.float32)
         return [heatmap_from_cells(cells[i], frame.shape[:2], self.threshold) for i, (_audio, frame) in enumerate(calls)]
 
