@@ -28,7 +28,9 @@ go round robin over each class's groups in a hash order of the group name. Writt
 bed (:data:`BEDS`: city, harbour, farm, night recordings) with one to ``--max-events`` sounds of
 the ESC-50 part mixed in at 0-20 dB above the bed, strong labels from each sound's sounding
 extent. Training soundscapes draw sounds from folds 1-3, validation from fold 4, and the held-out
-``eval`` set from fold 5, so no recording is in two of them. Written as the CRNN reads it:
+``eval`` set from fold 5, so no recording is in two of them (``--eval-fold K`` holds out fold K
+instead, with the fold before it for validation and the other three for training: the rotation
+``apps.cv_real_sounds`` uses for 5-fold cross-validation). Written as the CRNN reads it:
 ``metadata/train/synthetic.tsv`` + ``audio/train/synthetic/``, ``metadata/validation/validation.tsv``
 + ``audio/validation/``, ``metadata/eval/eval.tsv`` + ``audio/eval/``.
 
@@ -345,7 +347,7 @@ def write_esc50_part(out: Path, classes: list[SoundClass], sounds: list[Sound]) 
     write_esc50(out / "meta" / "esc50.csv", records)
 
 
-def _bed_audio(roots: dict[str, Path]) -> list[tuple[Path, str, np.ndarray]]:
+def bed_audio(roots: dict[str, Path]) -> list[tuple[Path, str, np.ndarray]]:
     beds = []
     for rule in BEDS:
         for path in _matches(roots, rule):
@@ -380,12 +382,24 @@ def _soundscape(rng: np.random.Generator, beds, pool: list[Sound], classes: list
     return mix.astype(np.float32), events, b
 
 
+def soundscape_folds(eval_fold: int = 5) -> dict[str, tuple[int, ...]]:
+    """The folds each soundscape split draws its sounds from: ``eval_fold`` held out, the fold
+    before it (round the circle) for validation, the other three for training."""
+    if eval_fold not in range(1, 6):
+        raise ValueError(f"eval fold: expected 1-5, found {eval_fold}")
+    validation = 5 if eval_fold == 1 else eval_fold - 1
+    return {"train": tuple(f for f in range(1, 6) if f not in (eval_fold, validation)),
+            "validation": (validation,), "eval": (eval_fold,)}
+
+
 def write_soundscapes(out: Path, classes: list[SoundClass], sounds: list[Sound], beds, counts: dict[str, int],
-                      max_events: int, seed: int, seconds: float = SCAPE_SECONDS) -> list[tuple[str, Path, str]]:
+                      max_events: int, seed: int, seconds: float = SCAPE_SECONDS,
+                      eval_fold: int = 5) -> list[tuple[str, Path, str]]:
     """Write the DESED part; returns (soundscape, bed path, bed package) rows for SOURCES.tsv."""
-    splits = {"train": ((1, 2, 3), "audio/train/synthetic", "metadata/train/synthetic.tsv"),
-              "validation": ((4,), "audio/validation", "metadata/validation/validation.tsv"),
-              "eval": ((5,), "audio/eval", "metadata/eval/eval.tsv")}
+    folds = soundscape_folds(eval_fold)
+    splits = {"train": (folds["train"], "audio/train/synthetic", "metadata/train/synthetic.tsv"),
+              "validation": (folds["validation"], "audio/validation", "metadata/validation/validation.tsv"),
+              "eval": (folds["eval"], "audio/eval", "metadata/eval/eval.tsv")}
     used_beds = []
     for split, (folds, audio_dir, tsv) in splits.items():
         pool = [s for s in sounds if s.fold in folds]
@@ -404,7 +418,8 @@ def write_soundscapes(out: Path, classes: list[SoundClass], sounds: list[Sound],
 
 
 def write_table(out: Path, classes: list[SoundClass], sounds: list[Sound], left_out: dict[str, int],
-                n_beds: int, counts: dict[str, int]) -> str:
+                n_beds: int, counts: dict[str, int], eval_fold: int = 5) -> str:
+    folds = soundscape_folds(eval_fold)
     lines = ["| target | class | clips | recordings | packages |", "|---|---|---|---|---|"]
     for k, c in enumerate(classes):
         mine = [s for s in sounds if s.cls == k]
@@ -413,25 +428,33 @@ def write_table(out: Path, classes: list[SoundClass], sounds: list[Sound], left_
     lines.append(f"| | **total** | **{len(sounds)}** | **{len({s.group for s in sounds})}** | "
                  f"{len({s.package for s in sounds})} packages |")
     text = ("\n".join(lines) + f"\n\nLeft out: {left_out['silent or not audio']} silent or not audio, "
-            f"{left_out['too short']} too short. Soundscapes: {counts['train']} train (folds 1-3), "
-            f"{counts['validation']} validation (fold 4), {counts['eval']} eval (fold 5), on {n_beds} ambient beds.\n")
+            f"{left_out['too short']} too short. Soundscapes: {counts['train']} train ({_folds(folds['train'])}), "
+            f"{counts['validation']} validation ({_folds(folds['validation'])}), {counts['eval']} eval "
+            f"({_folds(folds['eval'])}), on {n_beds} ambient beds.\n")
     (out / "TABLE.md").write_text(text, encoding="utf-8")
     return text
 
 
+def _folds(folds: tuple[int, ...]) -> str:
+    if len(folds) == 1:
+        return f"fold {folds[0]}"
+    contiguous = list(folds) == list(range(folds[0], folds[-1] + 1))
+    return f"folds {folds[0]}-{folds[-1]}" if contiguous else "folds " + ", ".join(map(str, folds))
+
+
 def build(out: Path, roots: dict[str, Path], *, per_class: int = 40, min_clips: int = 8, min_groups: int = 5,
           counts: dict[str, int] | None = None, max_events: int = 3, seed: int = 0,
-          seconds: float = SCAPE_SECONDS) -> str:
+          seconds: float = SCAPE_SECONDS, eval_fold: int = 5) -> str:
     """Write both parts, SOURCES.tsv and TABLE.md; returns the table."""
     counts = counts or {"train": 480, "validation": 96, "eval": 96}
     classes, sounds, left_out = collect(roots, per_class, min_clips, min_groups)
     if not classes:
         raise ValueError("no class has enough sounds; are the packages extracted? (see --cache)")
     write_esc50_part(out / "esc50", classes, sounds)
-    beds = _bed_audio(roots)
+    beds = bed_audio(roots)
     if not beds:
         raise ValueError("no ambient bed decoded (lincity-ng-data, wesnoth-1.16-data)")
-    used_beds = write_soundscapes(out / "desed", classes, sounds, beds, counts, max_events, seed, seconds)
+    used_beds = write_soundscapes(out / "desed", classes, sounds, beds, counts, max_events, seed, seconds, eval_fold)
     rows = ["file\tclass\tpackage\tpath in package\tlicence"]
     for s in sorted(sounds, key=lambda s: s.name):
         root = roots[s.package]
@@ -441,7 +464,7 @@ def build(out: Path, roots: dict[str, Path], *, per_class: int = 40, min_clips: 
         root = roots[package]
         rows.append(f"{scape}\t(ambient bed)\t{package}\t/{path.relative_to(root)}\t{file_licence(root, package, path)}")
     (out / "SOURCES.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return write_table(out, classes, sounds, left_out, len(beds), counts)
+    return write_table(out, classes, sounds, left_out, len(beds), counts, eval_fold)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -458,12 +481,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-events", type=int, default=3, help="sounds per soundscape at most (default 3)")
     parser.add_argument("--seconds", type=float, default=SCAPE_SECONDS, help="soundscape length (default 10 s)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-fold", type=int, default=5, choices=range(1, 6), metavar="K",
+                        help="fold held out for the eval soundscapes (default 5; validation is the fold before it)")
     args = parser.parse_args(argv)
     try:
         roots = fetch_packages(args.cache, args.debs)
         table = build(args.out, roots, per_class=args.per_class, min_clips=args.min_clips, min_groups=args.min_groups,
                       counts=dict(zip(("train", "validation", "eval"), args.soundscapes)),
-                      max_events=args.max_events, seed=args.seed, seconds=args.seconds)
+                      max_events=args.max_events, seed=args.seed, seconds=args.seconds, eval_fold=args.eval_fold)
     except (FileNotFoundError, ValueError, subprocess.CalledProcessError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

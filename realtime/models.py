@@ -461,16 +461,26 @@ def check_onnx_pair(onnx: Path, meta: ModelMetadata) -> None:
                          f"again: python -m models.export RUN_FOLDER")
 
 
-def _variant(onnx: Path, precision: str, exported_from: Path) -> Path:
+def _variant(onnx: Path, precision: str, exported_from: Path, meta: ModelMetadata) -> Path:
     """The ``precision`` variant of an exported model (``model.int8.onnx`` beside ``model.onnx``).
 
     Raises:
-        ModelError: it is missing (names the command that writes it).
+        ModelError: it is missing (names the command that writes it, or says why no such variant
+            can exist: a streaming graph's state inputs have nothing to calibrate INT8 on).
     """
     if precision == "fp32" or onnx.name.endswith(f".{precision}.onnx"):
         return onnx
     variant = precision_path(onnx, precision)
     if not variant.is_file() or not sidecar_path(variant).is_file():
+        if precision == "int8":
+            from models.export.quantize import QuantizeError, check_calibratable
+
+            try:
+                check_calibratable(meta, where=str(onnx))
+            except QuantizeError as e:
+                why = str(e).split("; ")[1]  # "<inputs> is neither a waveform ... nothing to calibrate it on"
+                raise ModelError(f"--precision int8: {onnx} has no INT8 variant and cannot have one: {why}; leave "
+                                 f"out --precision to run it in fp32") from None
         missing = variant if not variant.is_file() else sidecar_path(variant)
         raise ModelError(f"--precision {precision}: {missing} is missing; write it with: python -m models.export "
                          f"{exported_from} --{precision}")
@@ -519,7 +529,7 @@ def _open_runner(src: ModelSource, backend: str, device: str, threads: int, prec
                                  f"models.export {src.path} --out OUT.onnx --{precision}, then pass OUT.onnx")
             onnx, meta = _cached_onnx(src)
         if precision != "fp32":
-            onnx = _variant(onnx, precision, src.path if src.kind == "run" else onnx)
+            onnx = _variant(onnx, precision, src.path if src.kind == "run" else onnx, meta)
             meta = _load_sidecar(sidecar_path(onnx), f"{precision} model {onnx}")
         _check_use(ModelSource(onnx, "onnx", meta.task, meta), src.task)
         check_onnx_pair(onnx, meta)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -91,6 +92,20 @@ def test_a_missing_int8_variant_names_the_command(int8_run, tmp_path, capsys):
     assert rc != 0 and len(lines) == 1, lines
     assert "model.int8.onnx is missing" in lines[0]
     assert f"python -m models.export {tmp_path / 'model.onnx'} --int8" in lines[0]
+
+
+def test_int8_of_a_streaming_labeler_says_none_can_exist(capsys):
+    """The real-sound CRNN carries its state between calls: asking it for INT8 says why there is no
+    variant (rather than naming an export command that would refuse too)."""
+    from apps.avlive import main
+
+    demo = Path(__file__).resolve().parents[1] / "models/demo/real-sounds"
+    rc = main(["--source", "synthetic:200001", "--labeler", str(demo), "--localizer", "none", "--threads", "1",
+               "--no-realtime", "--duration", "1", "--jsonl", "none", "--precision", "int8"])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert rc != 0 and len(lines) == 1, lines
+    assert "has no INT8 variant and cannot have one" in lines[0] and "history" in lines[0]
+    assert "leave out --precision" in lines[0] and "python -m models.export" not in lines[0]
 
 
 def test_bf16_is_refused_with_the_measurement(tmp_path, capsys):

@@ -245,3 +245,84 @@ def test_eval_clips_refuses_a_labeler_of_other_classes(tmp_path, capsys):
     assert eval_clips.main([str(DEMO_DIR / "labeler"), "--data", str(out / "esc50"), "--threads", "1"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "does not know 1 of the set's classes (drum)" in err, err
+
+
+def test_every_fold_is_held_out_once_with_its_own_validation_fold():
+    from apps.build_real_sounds import soundscape_folds
+
+    splits = [soundscape_folds(k) for k in range(1, 6)]
+    assert [s["eval"] for s in splits] == [(1,), (2,), (3,), (4,), (5,)]
+    assert [s["validation"] for s in splits] == [(5,), (1,), (2,), (3,), (4,)]
+    for s in splits:  # the three splits share no fold and cover all five
+        assert sorted(s["train"] + s["validation"] + s["eval"]) == [1, 2, 3, 4, 5]
+    assert splits[4]["train"] == (1, 2, 3)  # the shipped labeler's split is fold 5's
+    with pytest.raises(ValueError, match="expected 1-5, found 6"):
+        soundscape_folds(6)
+
+
+def test_eval_fold_holds_out_that_folds_recordings(tmp_path):
+    """Every speech recording put in fold 2 and every drum kit elsewhere: with ``eval_fold=2`` the
+    eval soundscapes hold only speech, training and validation only drums."""
+    from apps.build_real_sounds import bed_audio, collect, write_soundscapes
+
+    roots = _tree(tmp_path)
+    classes, sounds, _ = collect(roots, 40, 5, 5)
+    names = [c.name for c in classes]
+    for s in sounds:
+        s.fold = 2 if names[s.cls] == "speech" else (1 if "kit_a" in s.group else 4)
+    out = tmp_path / "desed"
+    write_soundscapes(out, classes, sounds, bed_audio(roots), {"train": 4, "validation": 3, "eval": 3}, 2, 0,
+                      4.0, eval_fold=2)
+    labels = {split: {e.label for e in read_dcase_strong(out / tsv).events}
+              for split, tsv in (("train", "metadata/train/synthetic.tsv"),
+                                 ("validation", "metadata/validation/validation.tsv"),
+                                 ("eval", "metadata/eval/eval.tsv"))}
+    assert labels == {"train": {"drum"}, "validation": {"drum"}, "eval": {"speech"}}
+    table = build(tmp_path / "out", roots, min_clips=5, min_groups=5, counts={"train": 1, "validation": 1, "eval": 1},
+                  eval_fold=2)
+    assert "1 train (folds 3-5), 1 validation (fold 1), 1 eval (fold 2)" in table
+
+
+def _cache_with(roots: dict[str, Path], cache: Path) -> Path:
+    """A package cache as apps.build_real_sounds leaves it, holding the given extracted trees
+    (every other package extracted but empty)."""
+    from apps.build_real_sounds import PACKAGES
+
+    for package in PACKAGES:
+        root = cache / package
+        if package in roots:
+            root.parent.mkdir(parents=True, exist_ok=True)
+            roots[package].rename(root)
+        root.mkdir(parents=True, exist_ok=True)
+        (root / ".done").write_text("test\n")
+    return cache
+
+
+def test_cross_validation_trains_scores_and_reuses_a_fold(tmp_path, capsys):
+    """One held-out fold end to end through the real trainer, exporter and clip scorer (2 steps):
+    the table names the fold, its clips and the SVM of the same fold; run again, the fold is not
+    trained again."""
+    from apps import cv_real_sounds
+
+    roots = _tree(tmp_path / "tree")
+    speech = roots["asterisk-core-sounds-en-wav"] / "usr/share/asterisk/sounds/en_US_f_Allison"
+    rng = np.random.default_rng(9)
+    for name in ("prompt-g", "prompt-h"):  # eight recordings: speech passes the builder's default bar
+        write_wav(speech / f"{name}.wav", _burst(rng, 0.8, lead=0.3), RATE)
+    cache = _cache_with(roots, tmp_path / "cache")
+    out = tmp_path / "cv"
+    argv = [str(out), "--cache", str(cache), "--folds", "2", "--steps", "2", "--soundscapes", "6", "2", "2",
+            "--seconds", "4", "--threads", "1", "batch_size=2"]
+    assert cv_real_sounds.main(argv) == 0
+    fold_clips = [c for c in read_esc50(out / "esc50/meta/esc50.csv") if c.fold == 2]
+    figures = __import__("json").loads((out / "fold-2/figures.json").read_text())
+    assert figures["fold"] == 2 and figures["clips"] == len(fold_clips) > 0
+    assert figures["validation"]["last_step"] == 2
+    text = (out / "cv.md").read_text()
+    assert f"| 2 | {len(fold_clips)} | {100 * figures['top1']:.1f} % |" in text
+    assert (out / "confusion.png").stat().st_size > 0 and (out / "fold-2/run/model.onnx").is_file()
+    stamp = (out / "fold-2/run/model.onnx").stat().st_mtime_ns
+    capsys.readouterr()
+    assert cv_real_sounds.main(argv) == 0
+    assert "fold 2: done before" in capsys.readouterr().err
+    assert (out / "fold-2/run/model.onnx").stat().st_mtime_ns == stamp

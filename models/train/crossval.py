@@ -103,7 +103,7 @@ def _test_fold(recipe, out: Path, data: Path) -> dict:
     return result
 
 
-def _plot_confusion(matrix: np.ndarray, classes, path: Path, title: str) -> None:
+def plot_confusion(matrix: np.ndarray, classes, path: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -177,7 +177,7 @@ def cross_validate(recipe_cls, config, out: Path, data: Path, train_fn, argv: li
     atomic_write_text(out / "cv.json", json.dumps(summary, indent=1) + "\n")
     atomic_write_text(out / "cv.md", _table(folds))
     matrix = np.sum([np.array(f["confusion"]) for f in folds], axis=0)
-    _plot_confusion(matrix, folds[0]["classes"], out / "confusion.png",
+    plot_confusion(matrix, folds[0]["classes"], out / "confusion.png",
                     f"{recipe_cls.name}: {config.cv}-fold confusion ({int(matrix.sum())} test clips)")
     print(_table(folds), end="")
     print(f"cv: wrote {out / 'cv.json'}, {out / 'cv.md'} and {out / 'confusion.png'}", file=sys.stderr)
