@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Sequence, TextIO
 
 from .capture import Capture
+from .inference_thread import InferenceThread
 from .pipeline import PipelineConfig, PipelineError, RunOutcome, Streams, _stop_scheduler, build_streams, make_rings
 from .scheduler import HopResult, Scheduler, SchedulerConfig
 from .sinks import EventsTsvSink, JsonLinesSink, SummarySink
@@ -46,7 +47,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["MultiScheduler", "run_streams", "stream_output_path"]
 
 
-class MultiScheduler:
+class MultiScheduler(InferenceThread):
     """One inference thread for several :class:`Scheduler` s (never started themselves).
 
     Use ``start()`` / ``stop()``, or drive it with ``step()`` (tests); not both.
@@ -76,7 +77,7 @@ class MultiScheduler:
             raise ValueError("MultiScheduler: expected at least one Scheduler")
         if len({id(s) for s in self.schedulers}) != len(self.schedulers):
             raise ValueError("MultiScheduler: the same Scheduler was given twice")
-        self.thread_name = thread_name
+        self._init_thread(thread_name)
         self.min_wait_s = float(min_wait_s)
         if not gather_s >= 0:
             raise ValueError(f"MultiScheduler gather_s: expected seconds >= 0, found {gather_s!r}")
@@ -84,49 +85,11 @@ class MultiScheduler:
         self.stagger = bool(stagger)
         self.calls = 0
         self.batch_sizes: collections.Counter[int] = collections.Counter()
-        self._thread: threading.Thread | None = None
-        self._stop_event = threading.Event()
-        self._error: BaseException | None = None
-        self._opened = False
-        self._closed = False
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> "MultiScheduler":
-        """Start the inference thread (it opens every stream's sinks)."""
-        if self._thread is not None or self._opened:
-            raise RuntimeError("MultiScheduler.start: already started (or driven with step())")
-        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float | None = 10.0) -> None:
-        """Stop; every stream emits its final result and closes its sinks. An error raised on
-        the inference thread is re-raised here.
-
-        Raises:
-            TimeoutError: the thread is still busy after ``timeout`` seconds.
-        """
-        if self._thread is not None:
-            self._stop_event.set()
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                raise TimeoutError(f"MultiScheduler.stop: the inference thread is still busy after {timeout} s")
-        elif self._opened and not self._closed:
-            self._finish()
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
 
     def step(self) -> list[HopResult]:
         """One round now, on the calling thread: a hop on every stream, windows ending at each
         stream's newest sample. For tests and offline use; not while ``start()``ed."""
-        if self._thread is not None:
-            raise RuntimeError("MultiScheduler.step: the inference thread is running")
-        if self._closed:
-            raise RuntimeError("MultiScheduler.step: stopped")
+        self._check_steppable()
         if not self._opened:
             self._open(threaded=False)
         return self._round([(s, int(s.audio_ring.total_written)) for s in self.schedulers])
@@ -145,47 +108,33 @@ class MultiScheduler:
             if self.stagger:
                 s._stagger_slots(i, first)
 
-    def _run(self) -> None:
-        try:
-            self._open(threaded=True)
-            wait = self._stop_event.wait
-            gather_until = None  # monotonic deadline while waiting for streams about to be due
-            while not self._stop_event.is_set():
-                due, soon, sleep = [], 0, None
-                for s in self.schedulers:
-                    total = int(s.audio_ring.total_written)
-                    missing = (s._next_hop * s.hop_samples - total) / s.sample_rate  # seconds
-                    if missing <= 0:
-                        due.append((s, total))
-                        continue
-                    soon += missing <= self.gather_s
-                    wait_s = min(max(missing, self.min_wait_s), s.config.hop_s)
-                    sleep = wait_s if sleep is None else min(sleep, wait_s)
-                if due and soon:
-                    now = time.monotonic()
-                    gather_until = gather_until or now + self.gather_s
-                    if now < gather_until:
-                        wait(min(self.min_wait_s, gather_until - now))
-                        continue
-                if due:
-                    gather_until = None
-                    self._round(due)
-                else:
-                    wait(sleep)
-        except BaseException as e:  # handed over to stop()
-            self._error = e
-            logger.error("inference thread failed: %s: %s", type(e).__name__, e)
-        finally:
-            try:
-                self._finish()
-            except BaseException as e:
-                if self._error is None:
-                    self._error = e
+    def _loop(self, wait) -> None:
+        self._open(threaded=True)
+        gather_until = None  # monotonic deadline while waiting for streams about to be due
+        while not self._stop_event.is_set():
+            due, soon, sleep = [], 0, None
+            for s in self.schedulers:
+                total = int(s.audio_ring.total_written)
+                missing = (s._next_hop * s.hop_samples - total) / s.sample_rate  # seconds
+                if missing <= 0:
+                    due.append((s, total))
+                    continue
+                soon += missing <= self.gather_s
+                wait_s = min(max(missing, self.min_wait_s), s.config.hop_s)
+                sleep = wait_s if sleep is None else min(sleep, wait_s)
+            if due and soon:
+                now = time.monotonic()
+                gather_until = gather_until or now + self.gather_s
+                if now < gather_until:
+                    wait(min(self.min_wait_s, gather_until - now))
+                    continue
+            if due:
+                gather_until = None
+                self._round(due)
+            else:
+                wait(sleep)
 
-    def _finish(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+    def _close(self) -> None:
         errors = []
         for s in self.schedulers:
             try:

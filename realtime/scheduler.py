@@ -74,7 +74,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import threading
 import time
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -85,6 +84,7 @@ import numpy as np
 from models.core.events import LabeledEvent
 from models.core.live import FrameScores, Heatmap, WindowSpec
 
+from .inference_thread import InferenceThread
 from .rolling import ActiveEvent, HysteresisConfig, RollingLabels
 from .sinks import Sink, SinkContext
 
@@ -444,7 +444,7 @@ def _default_ring_class():
     return AudioRing
 
 
-class Scheduler:
+class Scheduler(InferenceThread):
     """Runs live models on a capture stream, one hop at a time, on its own thread.
 
     Use ``start()`` / ``stop()`` (a context manager does both), or drive it synchronously with
@@ -550,11 +550,7 @@ class Scheduler:
 
         self._labels = MappingProxyType({s.spec.name: s.labels for s in self._slots if s.kind == "labeler"})
         self._latest: HopResult | None = None
-        self._thread: threading.Thread | None = None
-        self._stop_event = threading.Event()
-        self._error: BaseException | None = None
-        self._opened = False
-        self._closed = False
+        self._init_thread(self.config.thread_name)
         self._next_hop: int | None = None  # grid index of the next due hop
         self._last_end = 0
         self._last_hop = 0
@@ -618,48 +614,12 @@ class Scheduler:
         """Model name → how many times it ran."""
         return {s.spec.name: s.runs for s in self._slots}
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> "Scheduler":
-        """Start the inference thread (it opens the sinks)."""
-        if self._thread is not None or self._opened:
-            raise RuntimeError("Scheduler.start: already started (or driven with step()); make a new Scheduler")
-        self._thread = threading.Thread(target=self._run, name=self.config.thread_name, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float | None = 10.0) -> None:
-        """Stop, emit the final result (closing open events), flush and close every sink.
-
-        Safe to call more than once, and from a ``KeyboardInterrupt`` handler. An exception
-        raised on the inference thread (a model or a sink failing) is re-raised here.
-
-        Raises:
-            TimeoutError: the thread did not finish within ``timeout`` seconds (a model call
-                still running).
-        """
-        if self._thread is not None:
-            self._stop_event.set()
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                raise TimeoutError(f"Scheduler.stop: the inference thread is still busy after {timeout} s")
-        elif self._opened and not self._closed:
-            self._finish()
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
-
     def step(self) -> HopResult:
         """Run one hop now, on the calling thread, with windows ending at the newest sample.
 
         For offline runs and tests; the first call opens the sinks. Not while ``start()``ed.
         """
-        if self._thread is not None:
-            raise RuntimeError("Scheduler.step: the inference thread is running; use latest()")
-        if self._closed:
-            raise RuntimeError("Scheduler.step: the scheduler was stopped")
+        self._check_steppable()
         if not self._opened:
             self._open()
         return self._hop(int(self.audio_ring.total_written))
@@ -671,12 +631,6 @@ class Scheduler:
     def stop_recording(self, timeout: float | None = 10.0):
         """Ask the recorder sink to finish its file; returns the file's path (or None)."""
         return self._recorder().stop_recording(timeout=timeout)
-
-    def __enter__(self) -> "Scheduler":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     # ---------------------------------------------------------------- thread
 
@@ -692,35 +646,21 @@ class Scheduler:
         for sink in self.sinks:
             sink.open(context)
 
-    def _run(self) -> None:
-        try:
-            self._open()
-            self._next_hop = int(self.audio_ring.total_written) // self.hop_samples + 1
-            wait = self._stop_event.wait
-            while not self._stop_event.is_set():
-                total = int(self.audio_ring.total_written)
-                due = self._next_hop * self.hop_samples
-                if total < due:
-                    # Sleep about as long as the missing audio takes to arrive (real-time sources),
-                    # waking at once on stop.
-                    wait(min(max((due - total) / self.sample_rate, self.config.min_wait_s), self.config.hop_s))
-                    continue
-                self._hop(total)
-        except BaseException as e:  # handed over to stop()
-            self._error = e
-            logger.error("inference thread failed: %s: %s", type(e).__name__, e)
-        finally:
-            try:
-                self._finish()
-            except BaseException as e:
-                if self._error is None:
-                    self._error = e
+    def _loop(self, wait) -> None:
+        self._open()
+        self._next_hop = int(self.audio_ring.total_written) // self.hop_samples + 1
+        while not self._stop_event.is_set():
+            total = int(self.audio_ring.total_written)
+            due = self._next_hop * self.hop_samples
+            if total < due:
+                # Sleep about as long as the missing audio takes to arrive (real-time sources),
+                # waking at once on stop.
+                wait(min(max((due - total) / self.sample_rate, self.config.min_wait_s), self.config.hop_s))
+                continue
+            self._hop(total)
 
-    def _finish(self) -> None:
+    def _close(self) -> None:
         """Final result (open events closed at the last hop's time), then close every sink."""
-        if self._closed:
-            return
-        self._closed = True
         errors = []
         try:
             t = self._last_end / self.sample_rate

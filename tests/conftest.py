@@ -14,6 +14,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+#: Fixtures every test module may name: ``pulse_mic`` (a private PulseAudio microphone).
+pytest_plugins = ("pulse_fixture",)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_world_cache(tmp_path_factory):

@@ -6,9 +6,8 @@ mono) and a source ``vmic`` remapped from the sink's monitor: whatever is played
 comes out of the microphone. PortAudio reaches it through ALSA's ``pulse`` device
 (shared/notes/virtual-microphone.md).
 
-Use it by importing the fixture into a test module::
-
-    from pulse_fixture import pulse_mic  # noqa: F401  (pytest finds the fixture by name)
+tests/conftest.py registers this module as a plugin, so a test names ``pulse_mic`` as an
+argument and nothing more.
 """
 from __future__ import annotations
 

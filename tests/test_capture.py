@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 import soxr
-from pulse_fixture import pulse_mic, write_wav_int16  # noqa: F401  (pulse_mic is a fixture)
+from pulse_fixture import write_wav_int16
 from scipy import signal
 
 from models.world import BENCH, TINY, Scene

@@ -197,10 +197,13 @@ def test_avlive_runs_three_streams_in_one_process(tmp_path):
     for name in by_source:
         path = stream_output_path(events, name)
         assert path.read_text().startswith("filename\tonset\toffset\tevent_label")
-    # the same scene twice gives the same labels
-    a = [r["top"] for r in by_source["synthetic:200001"] if not r.get("final")]
-    b = [r["top"] for r in by_source["synthetic:200001#2"] if not r.get("final")]
-    assert [[t["label"] for t in x] for x in a[2:5]] == [[t["label"] for t in x] for x in b[2:5]]
+    # the same scene twice gives the same labels at the same stream time (hop by hop, matched by
+    # time: a hop one stream skipped under load has no partner)
+    a, b = ({r["stream_time"]: [t["label"] for t in r["top"]] for r in by_source[name] if not r.get("final")}
+            for name in ("synthetic:200001", "synthetic:200001#2"))
+    common = sorted(set(a) & set(b))
+    assert len(common) >= 5, (sorted(a), sorted(b))
+    assert [a[t] for t in common] == [b[t] for t in common]
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -12,7 +12,6 @@ from apps.build_real_sounds import RATE, build, file_licence, group_of, sounding
 from models.datasets.formats.dcase import read_dcase_strong
 from models.datasets.formats.esc50 import read_esc50
 from models.datasets.from_world import write_wav
-from pulse_fixture import pulse_mic  # noqa: F401  (pytest finds the fixture by name)
 
 COPYRIGHT = """Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 
