@@ -467,13 +467,18 @@ def build(out: Path, roots: dict[str, Path], *, per_class: int = 40, min_clips: 
     return write_table(out, classes, sounds, left_out, len(beds), counts, eval_fold)
 
 
+def add_package_options(parser: argparse.ArgumentParser) -> None:
+    """``--cache`` and ``--debs``: where the Debian packages come from (see :func:`fetch_packages`)."""
+    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "avlive" / "debian-sounds",
+                        help="where the packages are downloaded and extracted (reused)")
+    parser.add_argument("--debs", type=Path, default=None, help="a folder of .deb files to use instead of downloading")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m apps.build_real_sounds", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="folder to write esc50/, desed/, SOURCES.tsv and TABLE.md into")
-    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "avlive" / "debian-sounds",
-                        help="where the packages are downloaded and extracted (reused)")
-    parser.add_argument("--debs", type=Path, default=None, help="a folder of .deb files to use instead of downloading")
+    add_package_options(parser)
     parser.add_argument("--per-class", type=int, default=40, help="clips per class at most (default 40)")
     parser.add_argument("--min-clips", type=int, default=8, help="a class needs this many clips (default 8)")
     parser.add_argument("--min-groups", type=int, default=5, help="... from this many recordings (default 5)")
