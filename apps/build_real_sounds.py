@@ -396,10 +396,10 @@ def write_soundscapes(out: Path, classes: list[SoundClass], sounds: list[Sound],
                       max_events: int, seed: int, seconds: float = SCAPE_SECONDS,
                       eval_fold: int = 5) -> list[tuple[str, Path, str]]:
     """Write the DESED part; returns (soundscape, bed path, bed package) rows for SOURCES.tsv."""
-    folds = soundscape_folds(eval_fold)
-    splits = {"train": (folds["train"], "audio/train/synthetic", "metadata/train/synthetic.tsv"),
-              "validation": (folds["validation"], "audio/validation", "metadata/validation/validation.tsv"),
-              "eval": (folds["eval"], "audio/eval", "metadata/eval/eval.tsv")}
+    drawn_from = soundscape_folds(eval_fold)
+    splits = {"train": (drawn_from["train"], "audio/train/synthetic", "metadata/train/synthetic.tsv"),
+              "validation": (drawn_from["validation"], "audio/validation", "metadata/validation/validation.tsv"),
+              "eval": (drawn_from["eval"], "audio/eval", "metadata/eval/eval.tsv")}
     used_beds = []
     for split, (folds, audio_dir, tsv) in splits.items():
         pool = [s for s in sounds if s.fold in folds]

@@ -84,7 +84,8 @@ def train_fold(out: Path, fold: int, steps: int, threads: int, clip_seconds: flo
     _run(train)
     _run(["-m", "models.export", str(run)])
     figures = clip_accuracy(run / "model.onnx", out / "esc50", {fold}, threads=threads)
-    figures.update(fold=fold, validation=best_validation(run), seconds=round(time.perf_counter() - started, 1))
+    figures.update(fold=fold, steps=steps, validation=best_validation(run),
+                   seconds=round(time.perf_counter() - started, 1))
     _atomic_json(fold_dir / "figures.json", figures)
     return figures
 
@@ -162,13 +163,17 @@ def main(argv: list[str] | None = None) -> int:
             done = args.out / f"fold-{fold}" / "figures.json"
             if done.is_file():
                 figures.append(json.loads(done.read_text()))
+                if figures[-1].get("steps") != args.steps:
+                    raise ValueError(f"{done.parent} was trained for {figures[-1].get('steps')} steps, not --steps "
+                                     f"{args.steps}: give that count, or another OUT")
                 print(f"fold {fold}: done before, top-1 {100 * figures[-1]['top1']:.1f} %", file=sys.stderr)
                 continue
             desed = args.out / f"fold-{fold}" / "desed"
             if not (desed / "metadata" / "eval" / "eval.tsv").is_file():
                 beds = beds or bed_audio(roots)
-                write_soundscapes(desed, classes, sounds, beds, dict(zip(("train", "validation", "eval"), args.soundscapes)),
-                                  3, 0, args.seconds, eval_fold=fold)
+                counts = dict(zip(("train", "validation", "eval"), args.soundscapes))
+                write_soundscapes(desed, classes, sounds, beds, counts, max_events=3, seed=0, seconds=args.seconds,
+                                  eval_fold=fold)  # the builder's defaults: fold 5's set is the shipped one
             figures.append(train_fold(args.out, fold, args.steps, args.threads, args.seconds, args.overrides))
             print(f"fold {fold}: top-1 {100 * figures[-1]['top1']:.1f} % on {figures[-1]['clips']} clips", file=sys.stderr)
         svm = svm_by_fold(esc50)

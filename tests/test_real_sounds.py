@@ -325,3 +325,5 @@ def test_cross_validation_trains_scores_and_reuses_a_fold(tmp_path, capsys):
     assert cv_real_sounds.main(argv) == 0
     assert "fold 2: done before" in capsys.readouterr().err
     assert (out / "fold-2/run/model.onnx").stat().st_mtime_ns == stamp
+    assert cv_real_sounds.main([*argv[:6], "3", *argv[7:]]) == 2  # the same folder with another --steps
+    assert "trained for 2 steps, not --steps 3" in capsys.readouterr().err
