@@ -78,7 +78,8 @@ class InferenceThread:
         """``step()`` runs on the calling thread: refused while the thread runs or after a stop."""
         kind = type(self).__name__
         if self._thread is not None:
-            raise RuntimeError(f"{kind}.step: the inference thread is running; use latest()")
+            raise RuntimeError(f"{kind}.step: the inference thread is running (start() was called); step() drives "
+                               f"a {kind} that was never started")
         if self._closed:
             raise RuntimeError(f"{kind}.step: stopped")
 
