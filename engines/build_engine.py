@@ -245,6 +245,19 @@ def resolve_profiles(
     return profiles
 
 
+def _graphs(graph: Any) -> Iterator[Any]:
+    """An ONNX graph and every subgraph inside it (If/Loop/Scan bodies), depth first."""
+    import onnx
+
+    yield graph
+    for node in graph.node:
+        for a in node.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                yield from _graphs(a.g)
+            for g in a.graphs:
+                yield from _graphs(g)
+
+
 def _refuse_float64(onnx_path: Path) -> None:
     """Raise ValueError, in one line, if the ONNX graph holds float64 tensors: TensorRT has no FP64.
 
@@ -259,8 +272,7 @@ def _refuse_float64(onnx_path: Path) -> None:
 
     double = onnx.TensorProto.DOUBLE
     found: list[str] = []
-
-    def walk(graph: Any) -> None:
+    for graph in _graphs(onnx.load(os.fspath(onnx_path), load_external_data=False).graph):
         found.extend(t.name for t in graph.initializer if t.data_type == double)
         found.extend(v.name for v in (*graph.input, *graph.output, *graph.value_info)
                      if v.type.tensor_type.elem_type == double)
@@ -269,12 +281,6 @@ def _refuse_float64(onnx_path: Path) -> None:
                 if (node.op_type == "Cast" and a.name == "to" and a.i == double) or (
                         a.type == onnx.AttributeProto.TENSOR and a.t.data_type == double):
                     found.append(node.name or node.op_type)
-                if a.type == onnx.AttributeProto.GRAPH:
-                    walk(a.g)
-                for g in a.graphs:
-                    walk(g)
-
-    walk(onnx.load(os.fspath(onnx_path), load_external_data=False).graph)
     if found:
         raise ValueError(f"{onnx_path} computes in float64 ({len(found)} float64 tensors, e.g. {found[0]!r}) and "
                          "TensorRT has no FP64: export its front end with stft_dtype='float32' (the default; "
@@ -295,19 +301,8 @@ def _refuse_stft(onnx_path: Path) -> None:
         return
     import onnx
 
-    found: list[str] = []
-
-    def walk(graph: Any) -> None:
-        for node in graph.node:
-            if node.op_type in UNBUILDABLE_OPS:
-                found.append(node.op_type)
-            for a in node.attribute:
-                if a.type == onnx.AttributeProto.GRAPH:
-                    walk(a.g)
-                for g in a.graphs:
-                    walk(g)
-
-    walk(onnx.load(os.fspath(onnx_path), load_external_data=False).graph)
+    found = [node.op_type for graph in _graphs(onnx.load(os.fspath(onnx_path), load_external_data=False).graph)
+             for node in graph.node if node.op_type in UNBUILDABLE_OPS]
     if found:
         raise ValueError(f"{onnx_path} computes its front end with ONNX's {found[0]} op, which TensorRT's ONNX parser "
                          f"does not have: export it again with the STFT as a convolution (python -m models.export RUN "
