@@ -151,6 +151,21 @@ def sidecar_path(artifact: str | os.PathLike) -> Path:
     return Path(f"{os.fspath(artifact)}.json")
 
 
+def load_export(artifact: str | os.PathLike, missing: str) -> tuple[Path, "ModelMetadata"]:
+    """``(path, metadata from its sidecar)`` of an exported model file.
+
+    Raises:
+        FileNotFoundError: the file is missing (``missing`` says what to do), or its sidecar is.
+    """
+    src = Path(artifact)
+    if not src.is_file():
+        raise FileNotFoundError(f"{src}: {missing}")
+    side = sidecar_path(src)
+    if not side.is_file():
+        raise FileNotFoundError(f"{src}: its sidecar {side.name} is missing (python -m models.export writes both)")
+    return src, ModelMetadata.load(side)
+
+
 #: The numeric precisions a model may be exported in (``python -m models.export --int8``).
 PRECISIONS = ("fp32", "int8", "bf16")
 

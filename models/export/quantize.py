@@ -45,7 +45,7 @@ from typing import Mapping
 import numpy as np
 
 from models.core.atomic import atomic_path, remove_stale_temps, sha256_file
-from models.core.metadata import ModelMetadata, TensorSpec, precision_path, sidecar_path
+from models.core.metadata import ModelMetadata, TensorSpec, load_export, precision_path, sidecar_path
 
 __all__ = [
     "DEFAULT_CALIB",
@@ -346,13 +346,7 @@ def export_int8(
     import onnx as onnx_lib
 
     started = time.perf_counter()
-    src = Path(onnx)
-    if not src.is_file():
-        raise FileNotFoundError(f"{src}: no such ONNX file (export the fp32 model first: python -m models.export RUN)")
-    side = sidecar_path(src)
-    if not side.is_file():
-        raise FileNotFoundError(f"{src}: its sidecar {side.name} is missing (python -m models.export writes both)")
-    meta = ModelMetadata.load(side)
+    src, meta = load_export(onnx, "no such ONNX file (export the fp32 model first: python -m models.export RUN)")
     check_calibratable(meta, where=str(src))
     if isinstance(calib, bool) or not isinstance(calib, int) or calib < 1:
         raise QuantizeError(f"--calib: expected a count of inputs >= 1, found {calib!r}")

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.core.atomic import atomic_path, atomic_write_text
-from models.core.metadata import ModelMetadata, TensorSpec, sidecar_path
+from models.core.metadata import ModelMetadata, TensorSpec, load_export, sidecar_path
 
 __all__ = [
     "TRITON_BACKENDS",
@@ -241,13 +241,7 @@ def write_triton_repository(
         FileNotFoundError: the model or its sidecar is missing.
         TritonExportError: an option that does not fit the model (one line).
     """
-    src = Path(model_path)
-    if not src.is_file():
-        raise FileNotFoundError(f"{src}: no such model file (export one first: python -m models.export RUN)")
-    side = sidecar_path(src)
-    if not side.is_file():
-        raise FileNotFoundError(f"{src}: its sidecar {side.name} is missing (python -m models.export writes both)")
-    meta = ModelMetadata.load(side)
+    src, meta = load_export(model_path, "no such model file (export one first: python -m models.export RUN)")
     is_engine = src.suffix in (".engine", ".plan")
     backend = backend or ("tensorrt" if is_engine else "onnxruntime")
     if is_engine != (backend == "tensorrt"):
@@ -267,7 +261,7 @@ def write_triton_repository(
     version.mkdir(parents=True, exist_ok=True)
     model = version / ("model.plan" if backend == "tensorrt" else "model.onnx")
     _copy_atomic(src, model)
-    _copy_atomic(side, sidecar_path(model))
+    _copy_atomic(sidecar_path(src), sidecar_path(model))
     if backend == "python":
         atomic_write_text(version / "model.py", PYTHON_BACKEND_MODEL)
     config = folder / "config.pbtxt"
