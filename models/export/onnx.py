@@ -624,16 +624,17 @@ def _export_onnx(
     example_inputs: Mapping[str, torch.Tensor],
     path: str | os.PathLike,
     *,
-    dynamic_axes: Mapping[str, Mapping[int, str]] | None = None,
-    opset: int = DEFAULT_OPSET,
-    atol: float = DEFAULT_ATOL,
-    rtol: float = DEFAULT_RTOL,
-    verify_sizes: Mapping[str, int] | None = None,
-    seed: int = 0,
-    extra_checks: Sequence[Mapping[str, torch.Tensor]] = (),
-    stft_impl: str = "stft",
+    dynamic_axes: Mapping[str, Mapping[int, str]] | None,
+    opset: int,
+    atol: float,
+    rtol: float,
+    verify_sizes: Mapping[str, int] | None,
+    seed: int,
+    extra_checks: Sequence[Mapping[str, torch.Tensor]],
+    stft_impl: str,
 ) -> ExportReport:
-    """:func:`export_onnx` itself, with the front ends already in their ``stft_impl`` formulation."""
+    """:func:`export_onnx` itself, with the front ends already in their ``stft_impl`` formulation.
+    Every option is required here: the defaults live once, on :func:`export_onnx`."""
     started = time.perf_counter()
     input_names, axes = _check_arguments(model, metadata, example_inputs, dynamic_axes, opset)
     output_names = [s.name for s in metadata.outputs]
