@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import types
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -77,25 +78,24 @@ def audio_metadata() -> ModelMetadata:
         outputs=[TensorSpec("logits", ("batch", len(LABELS)), "float32")])
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def _export_audio_net(folder: Path, stft_impl: str):
+    """(model, ONNX path, metadata) of the seeded AudioNet exported with ``stft_impl``."""
     torch.manual_seed(0)
     model = AudioNet().eval()
-    path = tmp_path_factory.mktemp("engines") / "audio.onnx"
-    report = export_onnx(model, audio_metadata(), {"audio": torch.randn(2, 8000)}, path,
-                         dynamic_axes={"audio": {0: "batch", 1: "samples"}})
-    return model, path, report.metadata
+    report = export_onnx(model, audio_metadata(), {"audio": torch.randn(2, 8000)}, folder / "audio.onnx",
+                         dynamic_axes={"audio": {0: "batch", 1: "samples"}}, stft_impl=stft_impl)
+    return model, folder / "audio.onnx", report.metadata
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    return _export_audio_net(tmp_path_factory.mktemp("engines"), "stft")
 
 
 @pytest.fixture(scope="module")
 def exported_conv(tmp_path_factory):
     """The same network exported for TensorRT: its STFT as a strided convolution (--frontend conv)."""
-    torch.manual_seed(0)
-    model = AudioNet().eval()
-    path = tmp_path_factory.mktemp("engines-conv") / "audio.onnx"
-    report = export_onnx(model, audio_metadata(), {"audio": torch.randn(2, 8000)}, path,
-                         dynamic_axes={"audio": {0: "batch", 1: "samples"}}, stft_impl="conv")
-    return model, path, report.metadata
+    return _export_audio_net(tmp_path_factory.mktemp("engines-conv"), "conv")
 
 
 def fixed_onnx(path, *, op="Relu", shape=(1, 400, 128)) -> None:
