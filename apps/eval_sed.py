@@ -22,20 +22,20 @@ from torch.utils.data import DataLoader
 
 
 def evaluate_run(run: Path, seeds: int, seconds: float, batch_size: int) -> dict:
-    from models.crnn.data import WorldSedClips
     from models.crnn.recipe import CRNNRecipe
     from models.families import load_trained
-    from models.world import get_preset, split_seed
+    from models.world import split_seed
 
     recipe, model, _ = load_trained(run)
     if not isinstance(recipe, CRNNRecipe):
         raise SystemExit(f"{run}: expected a CRNN run (recipe crnn-lite or crnn), found recipe {recipe.name!r}")
     c = recipe.config
-    clips = WorldSedClips(get_preset(c.world), [split_seed("test", i) for i in range(seeds)], ["strong"] * seeds,
-                          seconds, c.clip_seconds, recipe.grid, fixed=True, desc="rendering the test scenes")
+    # a fused run's clips carry its embeddings of the test scenes (computed once, then cached)
+    clips = recipe.world_clips([split_seed("test", i) for i in range(seeds)], ["strong"] * seeds, seconds,
+                               fixed=True, desc="rendering the test scenes")
     loader = DataLoader(clips, batch_size=batch_size, collate_fn=recipe.collate)
     figures = recipe.figures(model.deployed(), model.frontend, loader, with_psds=True)
-    return {"run": str(run), "deploy": c.deploy, "mean_teacher": c.mean_teacher,
+    return {"run": str(run), "deploy": c.deploy, "mean_teacher": c.mean_teacher, "fused": c.fuse or "-",
             "scenes": {"strong": c.strong_scenes, "weak": c.weak_scenes, "unlabelled": c.unlabelled_scenes}, **figures}
 
 
@@ -52,11 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     rows = [evaluate_run(run, args.seeds, args.seconds, args.batch_size) for run in args.runs]
     print(f"{int(rows[0]['clips'])} clips per run from {args.seeds} test scenes x {args.seconds:g} s")
-    header = f"{'run':<28} {'network':<8} {'tagging':>8} {'segment':>8} {'event':>7} {'ev.macro':>8} {'PSDS1':>6} {'PSDS2':>6}"
+    header = f"{'run':<28} {'network':<8} {'fused':<26} {'tagging':>8} {'segment':>8} {'event':>7} {'ev.macro':>8} {'PSDS1':>6} {'PSDS2':>6}"
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(f"{Path(r['run']).name:<28} {r['deploy']:<8} {r['tagging_f1']:8.3f} {r['segment_f1']:8.3f} "
+        print(f"{Path(r['run']).name:<28} {r['deploy']:<8} {r['fused']:<26} {r['tagging_f1']:8.3f} {r['segment_f1']:8.3f} "
               f"{r['event_f1']:7.3f} {r['event_f1_macro']:8.3f} {r['psds1']:6.3f} {r['psds2']:6.3f}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")

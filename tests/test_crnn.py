@@ -353,3 +353,77 @@ def test_teacher_is_the_ema_of_the_student_and_the_trainer_updates_it(tmp_path):
     config = apply_overrides(CRNNTrainConfig(), [*TINY, "mean_teacher=true", "deploy=teacher"])
     train(Counting(config), tmp_path / "run", argv=["test"])
     assert calls == [1, 2]  # once after every optimiser step
+
+
+# --- fused embeddings (offline audio-visual transfer) -------------------------------------
+
+def test_fused_sizes_keep_the_spectral_frame_size():
+    """Each fused embedding adds the rows the first blocks pool into one bin; the last block pools
+    the rest, so every variant's GRU reads frames as wide as the spectral network's."""
+    for size in ("lite", "paper"):
+        recipe = CRNNRecipe(CRNNTrainConfig(size=size, fuse="slowfast-lite,l3-vision"))
+        spectral = CRNNRecipe(CRNNTrainConfig(size=size))._sized_config(())
+        for dims in [(1152,), (1152, 128)]:
+            fused = recipe._sized_config(dims)
+            assert fused.frame_dim == spectral.frame_dim and fused.time_stride == spectral.time_stride
+            assert fused.input_bins == spectral.n_mels + fused.fusion_bins * len(dims)
+
+
+def test_unknown_fused_extractor_is_refused_in_one_line():
+    with pytest.raises(ValueError, match="unknown embedding extractor.*l3-vision"):
+        CRNNTrainConfig(fuse="l3-audio,no-such-net").validate()
+    with pytest.raises(ValueError, match="each extractor once"):
+        CRNNTrainConfig(fuse="l3-vision,l3-vision").validate()
+
+
+def test_scene_embeddings_tile_the_scene_and_pick_the_nearest_step(tmp_path):
+    """Chunks of a scene, cached apart, join into one grid over the span; a later chunk equals the
+    extractor run on that span directly; each mel frame gets the step whose time is nearest."""
+    from models.crnn.fusion import CHUNK_SECONDS, SceneEmbeddings, create_extractors, mel_centres
+    from models.embeddings import EmbeddingCache, world_clip_inputs
+    from models.world import BENCH, Scene, split_seed
+
+    (vision,) = create_extractors(["l3-vision"], threads=1)
+    seed = split_seed("test", 0)
+    cache = EmbeddingCache(tmp_path / "emb")
+    side = SceneEmbeddings(BENCH, "bench", [seed], 2 * CHUNK_SECONDS, [vision], cache)
+    values, times = side.tracks[0][0]
+    steps = int(2 * CHUNK_SECONDS * vision.rate_hz)
+    np.testing.assert_allclose(times, (np.arange(steps) + 0.5) / vision.rate_hz, atol=1e-9)
+    direct = vision(world_clip_inputs(Scene(BENCH, seed), CHUNK_SECONDS, CHUNK_SECONDS, extractors=[vision]))
+    np.testing.assert_array_equal(values[steps // 2:], direct.values)
+
+    grid = CRNNRecipe(CRNNTrainConfig()).grid
+    centres = mel_centres(grid, grid.mel_frames(16000 * 5))
+    start = 27.3  # a clip across the chunks' seam
+    got = side.frames(0, start, centres)
+    nearest = np.floor((start + centres) * vision.rate_hz).astype(int)  # grid times are step centres
+    np.testing.assert_array_equal(got, values[nearest])
+    again = SceneEmbeddings(BENCH, "bench", [seed], 2 * CHUNK_SECONDS, [vision], cache)
+    assert cache.hits == 2 and np.array_equal(again.tracks[0][0][0], values)  # the second reads the cache
+
+
+def test_fused_run_trains_scores_unseen_scenes_and_refuses_export(tmp_path):
+    """A fused run through the trainer: its metadata names the extractors and their weights,
+    apps.eval_sed scores it on test scenes with their own embeddings, and export refuses it in
+    one line (it has no streaming step)."""
+    from apps.eval_sed import evaluate_run
+    from models.families import exportable
+    from models.train.__main__ import main as train_main
+
+    run = tmp_path / "fused"
+    settings = [s for s in TINY if not s.startswith(("weak_scenes", "unlabelled_scenes"))]
+    assert train_main(["--recipe", "crnn-lite", "--out", str(run), *settings, "fuse=slowfast-lite,l3-vision",
+                       f"embedding_cache={tmp_path / 'emb'}"]) == 0
+    meta = json.loads((run / "metadata.json").read_text())
+    fusion = meta["extra"]["fusion"]
+    assert fusion["extractors"] == ["slowfast-lite", "l3-vision"] and fusion["dims"] == [1152, 128]
+    assert len(fusion["fingerprints"]) == 2 and meta["inputs"][1]["name"] == "fused"
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model_state"]
+    assert state["student.fused_std"].shape == (1280,) and float(state["student.fused_std"].min()) > 0
+
+    row = evaluate_run(run, seeds=1, seconds=10.0, batch_size=2)
+    assert row["fused"] == "slowfast-lite,l3-vision" and row["clips"] == 2.0
+    assert all(0.0 <= row[k] <= 1.0 for k in ("tagging_f1", "segment_f1", "event_f1", "psds1"))
+    with pytest.raises(ValueError, match="offline variant"):
+        exportable(run)

@@ -6,6 +6,8 @@
 * :mod:`.frames`, :mod:`.postprocess`: the frame grid, targets, and frames -> events.
 * :mod:`.data`, :mod:`.recipe`: strong/weak/unlabelled clips from the world or a DESED folder,
   mean teacher, mixup, SpecAugment (``--recipe crnn-lite``, ``--recipe crnn``).
+* :mod:`.fusion`: pretrained auditory and visual embeddings fused into the input per frame
+  (``fuse=...``; the paper's audio-visual transfer, offline).
 * :mod:`.live`: the streaming labeler that avlive runs.
 """
 from models.core.family import Family, NetworkEntry

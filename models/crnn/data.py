@@ -104,11 +104,13 @@ class WorldSedClips(Dataset, EvaluationClips):
         seed: with (epoch, index), draws a training crop and its gain.
         fixed: validation: clips on a grid of ``clip_seconds`` in every scene, never changing.
         gain_db: random gain per training item, uniform in ±gain_db.
+        side: with fused embeddings (:class:`models.crnn.fusion.SceneEmbeddings` of the same
+            seeds), items also hold ``fused`` ``(T_mel, dim)``: the embeddings at each mel frame.
     """
 
     def __init__(self, config: WorldConfig, seeds: Sequence[int], roles: Sequence[str], span_seconds: float,
                  clip_seconds: float, grid: FrameGrid, *, size: int = 0, seed: int = 0, fixed: bool = False,
-                 gain_db: float = 0.0, desc: str = "rendering world scenes"):
+                 gain_db: float = 0.0, desc: str = "rendering world scenes", side=None):
         if len(roles) != len(seeds):
             raise ValueError(f"WorldSedClips: {len(seeds)} seeds but {len(roles)} roles")
         bad = sorted(set(roles) - set(ROLES) - {UNUSED})
@@ -122,6 +124,10 @@ class WorldSedClips(Dataset, EvaluationClips):
         self.clip_samples = int(round(clip_seconds * self.sample_rate))
         self.span_samples = int(round(span_seconds * self.sample_rate))
         self.seed, self.fixed, self.gain_db = seed, fixed, gain_db
+        self.side = side
+        if side is not None:
+            from models.crnn.fusion import mel_centres
+            self.mel_centres = mel_centres(grid, grid.mel_frames(self.clip_samples))
         spans = [WindowSpan(s, span_seconds, span_seconds) for s in self.seeds]
         self.audio = cached_window_audio(spans, self.sample_rate, config, desc=desc)  # (S, span samples)
         self.events = [Scene(config, s).events_between(0.0, span_seconds) for s in self.seeds]
@@ -169,10 +175,14 @@ class WorldSedClips(Dataset, EvaluationClips):
         role = self.roles[scene]
         events = self._clip_events(scene, start, "clip")
         if role == "strong":
-            return clip_item(audio, events, None, self.grid, self.classes)
-        if role == "weak":
-            return clip_item(audio, None, [e.label for e in events], self.grid, self.classes)
-        return clip_item(audio, None, None, self.grid, self.classes)
+            item = clip_item(audio, events, None, self.grid, self.classes)
+        elif role == "weak":
+            item = clip_item(audio, None, [e.label for e in events], self.grid, self.classes)
+        else:
+            item = clip_item(audio, None, None, self.grid, self.classes)
+        if self.side is not None:
+            item["fused"] = torch.from_numpy(self.side.frames(scene, start / self.sample_rate, self.mel_centres))
+        return item
 
 
 def world_roles(strong: int, weak: int, unlabelled: int) -> tuple[str, ...]:

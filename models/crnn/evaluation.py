@@ -35,7 +35,7 @@ def predict_clips(net: CRNN, frontend: FrontEnd, loader) -> tuple[np.ndarray, np
             for batch in loader:
                 mel = frontend(batch["audio"])
                 t = mel.shape[1] - mel.shape[1] % net.config.time_stride
-                s, w = net(mel[:, :t])
+                s, w = net(mel[:, :t], *net.split_fused(batch.get("fused"), t))
                 strong.append(s.numpy())
                 weak.append(w.numpy())
                 targets.append(batch["weak"].numpy())

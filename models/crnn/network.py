@@ -187,12 +187,37 @@ class CRNN(nn.Module):
         self.weight_head = nn.Linear(2 * c.rnn_units, c.num_classes)
         self.register_buffer("mean", torch.zeros(c.n_mels))
         self.register_buffer("std", torch.ones(c.n_mels))
+        if c.fusion_dims:  # only fused networks carry them: spectral checkpoints keep their keys
+            self.register_buffer("fused_mean", torch.zeros(sum(c.fusion_dims)))
+            self.register_buffer("fused_std", torch.ones(sum(c.fusion_dims)))
 
     @torch.no_grad()
-    def set_normalisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
-        """Per-band statistics of the training log-mels, ``(n_mels,)`` each (kept in checkpoints)."""
+    def set_normalisation(self, mean: torch.Tensor, std: torch.Tensor, fused_mean: torch.Tensor | None = None,
+                          fused_std: torch.Tensor | None = None) -> None:
+        """Per-band statistics of the training log-mels, ``(n_mels,)`` each (kept in checkpoints),
+        and of the fused embeddings side by side, ``(sum of fusion_dims,)`` each."""
         self.mean.copy_(mean)
         self.std.copy_(std.clamp_min(1e-3))
+        if fused_mean is not None and self.config.fusion_dims:
+            self.fused_mean.copy_(fused_mean)
+            # a dimension that hardly varies in training stays near 0 rather than amplifying noise
+            self.fused_std.copy_(fused_std.clamp_min(1e-3 * float(fused_std.max().clamp_min(1e-12))))
+
+    def split_fused(self, fused: torch.Tensor | None, mel_frames: int) -> tuple[torch.Tensor, ...]:
+        """``(B, T >= mel_frames, sum of fusion_dims)`` side-by-side embeddings -> one normalised
+        ``(B, mel_frames, D_k)`` per fused extractor; ``()`` for a spectral network.
+
+        Raises:
+            ValueError: a fused network given no embeddings, or embeddings of another width.
+        """
+        dims = self.config.fusion_dims
+        if not dims:
+            return ()
+        if fused is None or fused.shape[-1] != sum(dims) or fused.shape[1] < mel_frames:
+            found = "none" if fused is None else tuple(fused.shape)
+            raise ValueError(f"CRNN: expected fused embeddings (B, >= {mel_frames}, {sum(dims)}), found {found}")
+        x = (fused[:, :mel_frames] - self.fused_mean) / self.fused_std
+        return tuple(torch.split(x, list(dims), dim=-1))
 
     def pad_time(self, x: torch.Tensor) -> torch.Tensor:
         """Two frames of zeros before (causal) or one on each side (offline), ``(B, C, T, F)``."""

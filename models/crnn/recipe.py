@@ -29,6 +29,10 @@
   segment-based F1 (1 s), tagging micro-F1 of the clip probabilities at 0.5; the student's and,
   with a mean teacher, the teacher's figures (``teacher_*``); the deployed one (``deploy``)
   picks the best checkpoint.
+* **Audio-visual transfer** (``fuse=slowfast-lite,l3-vision``; world scenes only): pretrained
+  embeddings (:mod:`models.embeddings`) of each scene, computed once and cached, are fused at the
+  input frame by frame (:mod:`models.crnn.fusion`), normalised by their training statistics. Such a
+  run is scored offline (``apps.eval_sed``); it has no streaming step and is not exported.
 * **Optimiser**: Adam (lr 1e-3), linear warm-up then cosine decay (the project's default
   schedule; the baseline ramps up exponentially and keeps the rate constant).
 
@@ -57,6 +61,7 @@ from models.core.train_config import TrainConfig
 from models.crnn.data import UNUSED, WorldSedClips, desed_datasets, world_roles
 from models.datasets.desed_layout import DESED_HELP
 from models.crnn.frames import FrameGrid
+from models.crnn.fusion import parse_fuse
 from models.crnn.network import CRNN, CRNNConfig, lite_config, paper_config
 from models.crnn.evaluation import clip_figures
 from models.crnn.streaming import StreamingStep
@@ -114,6 +119,8 @@ class CRNNTrainConfig(TrainConfig):
     hop_seconds: float = 0.08  # live: new audio per streaming step
     live_window_seconds: float = 5.0  # live: the window the recurrent part runs over
     lookahead_frames: int = 1  # live: frames held back so the backward GRU has seen a little of their future
+    fuse: str = ""  # offline audio-visual transfer: embedding extractors fused per frame, e.g. "slowfast-lite,l3-vision"
+    embedding_cache: str = ""  # where fused embeddings are kept; "": $AVLIVE_CACHE/embeddings
 
     def validate(self) -> None:
         super().validate()
@@ -132,6 +139,7 @@ class CRNNTrainConfig(TrainConfig):
             raise ValueError(f"mixup: expected a fraction of batches in [0, 1], found {self.mixup}")
         if self.lookahead_frames < 0:
             raise ValueError(f"lookahead_frames: expected >= 0, found {self.lookahead_frames}")
+        parse_fuse(self.fuse)
 
 
 class SedModel(nn.Module):
@@ -160,8 +168,10 @@ class SedModel(nn.Module):
         t = mel.shape[1] - mel.shape[1] % self.student.config.time_stride
         return mel[:, :t]
 
-    def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.student(self.log_mel(audio))
+    def forward(self, audio: torch.Tensor, fused: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``audio (B, N)`` (and, for a fused network, ``fused (B, T_mel, D)``) -> the student's scores."""
+        mel = self.log_mel(audio)
+        return self.student(mel, *self.student.split_fused(fused, mel.shape[1]))
 
     @torch.no_grad()
     def update_teacher(self, step: int, decay: float) -> None:
@@ -199,21 +209,39 @@ class CRNNRecipe(Recipe):
         self.labels: tuple[str, ...] = CLASS_NAMES
         self.step = 0
         self.total_steps = 1
-        self._stats: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._stats: tuple[torch.Tensor, ...] | None = None
+        #: sizes of the fused embeddings (from the extractors in training, from metadata on reload)
+        self.fusion_dims: tuple[int, ...] = ()
+        self._extractors: list | None = None
+        self._trained_fingerprints: tuple[str, ...] = ()
 
     # --- shape ------------------------------------------------------------------------
     @property
     def frontend(self) -> FrontEndConfig:
         return PAPER_FRONTEND if self.config.size == "paper" else LITE_FRONTEND
 
-    def network_config(self) -> CRNNConfig:
+    def _sized_config(self, fusion_dims: tuple[int, ...]) -> CRNNConfig:
         c = self.config
         make = paper_config if c.size == "paper" else lite_config
-        return make(len(self.labels), pooling=c.pooling, dropout=c.dropout)
+        base = make(len(self.labels), pooling=c.pooling, dropout=c.dropout)
+        if not fusion_dims:
+            return base
+        # each embedding adds as many rows as the blocks before the last pool into one bin, and the
+        # last block pools the rest: every variant's GRU reads frames of the spectral network's size
+        lead = math.prod(base.freq_pools[:-1])
+        bins = base.n_mels + lead * len(fusion_dims)
+        return make(len(self.labels), pooling=c.pooling, dropout=c.dropout, fusion_dims=fusion_dims,
+                    fusion_bins=lead, freq_pools=(*base.freq_pools[:-1], bins // lead))
+
+    def network_config(self) -> CRNNConfig:
+        if self.config.fuse and not self.fusion_dims:
+            raise RuntimeError("CRNN recipe: the fused embeddings' sizes are known once the datasets are built "
+                               "(or restored from a run's metadata)")
+        return self._sized_config(self.fusion_dims)
 
     @property
     def grid(self) -> FrameGrid:
-        return FrameGrid(self.frontend, self.network_config().time_stride)
+        return FrameGrid(self.frontend, self._sized_config(()).time_stride)
 
     def build_model(self) -> nn.Module:
         model = SedModel(self.network_config(), self.frontend, self.config.mean_teacher, self.config.deploy)
@@ -224,38 +252,81 @@ class CRNNRecipe(Recipe):
 
     def restore(self, metadata: dict) -> None:
         self.labels = tuple(metadata["labels"])  # a DESED folder's classes: the heads' size
+        fusion = metadata.get("extra", {}).get("fusion", {})
+        self.fusion_dims = tuple(fusion.get("dims", ()))
+        self._trained_fingerprints = tuple(fusion.get("fingerprints", ()))
+
+    # --- fused embeddings (offline audio-visual transfer) -----------------------------
+    def extractors(self) -> list:
+        """The extractors ``fuse`` names (built once)."""
+        if self._extractors is None:
+            from models.crnn.fusion import create_extractors
+            extractors = create_extractors(parse_fuse(self.config.fuse), threads=self.config.threads)
+            found = tuple(e.fingerprint for e in extractors)
+            if self._trained_fingerprints and found != self._trained_fingerprints:
+                changed = [e.name for e, want in zip(extractors, self._trained_fingerprints) if e.fingerprint != want]
+                raise ValueError(f"this run fused embeddings of other weights than {', '.join(changed)} has now "
+                                 f"(fingerprints {[w[:12] for w in self._trained_fingerprints]} expected, "
+                                 f"{[f[:12] for f in found]} found); its scores would mean nothing")
+            self._extractors = extractors
+            self.fusion_dims = tuple(int(e.dim) for e in extractors)
+        return self._extractors
+
+    def world_clips(self, seeds, roles, span_seconds: float, **kwargs) -> WorldSedClips:
+        """Clips of world scenes for this recipe; a fused run's items carry their embeddings
+        (computed once per scene and cached, see :mod:`models.crnn.fusion`)."""
+        c = self.config
+        world = get_preset(c.world)
+        side = None
+        if c.fuse:
+            from models.crnn.fusion import SceneEmbeddings
+            from models.embeddings import EmbeddingCache
+            from models.world.cache import cache_dir
+            cache = EmbeddingCache(Path(c.embedding_cache).expanduser() if c.embedding_cache else cache_dir() / "embeddings")
+            side = SceneEmbeddings(world, c.world, seeds, span_seconds, self.extractors(), cache,
+                                   desc=f"embedding ({c.fuse}) {kwargs.get('desc', 'scenes')}")
+        return WorldSedClips(world, seeds, roles, span_seconds, c.clip_seconds, self.grid, side=side, **kwargs)
 
     # --- data -------------------------------------------------------------------------
     def build_datasets(self, data: Path | None):
         c = self.config
         if data is not None:
+            if c.fuse:
+                raise ValueError(f"fuse={c.fuse}: fused embeddings are built for world scenes only; train without "
+                                 f"fuse= on a DESED folder")
             train, val = desed_datasets(Path(data), self.grid, c.clip_seconds, gain_db=c.gain_db, seed=c.seed)
             self.labels = train.classes
         else:
-            world = get_preset(c.world)
             roles = world_roles(c.strong_scenes, c.weak_scenes, c.unlabelled_scenes)
             if not c.use_unlabelled:
                 roles = tuple(UNUSED if r == "unlabelled" else r for r in roles)
             seeds = [split_seed("train", i) for i in range(len(roles))]
-            train = WorldSedClips(world, seeds, roles, c.span_seconds, c.clip_seconds, self.grid,
-                                  size=c.items_per_epoch, seed=c.seed, gain_db=c.gain_db,
-                                  desc="rendering the training scenes")
+            train = self.world_clips(seeds, roles, c.span_seconds, size=c.items_per_epoch, seed=c.seed,
+                                     gain_db=c.gain_db, desc="rendering the training scenes")
             val_seeds = [split_seed("val", i) for i in range(c.val_scenes)]
-            val = WorldSedClips(world, val_seeds, ["strong"] * len(val_seeds), min(c.span_seconds, 120.0),
-                                c.clip_seconds, self.grid, fixed=True, desc="rendering the validation scenes")
+            val = self.world_clips(val_seeds, ["strong"] * len(val_seeds), min(c.span_seconds, 120.0), fixed=True,
+                                   desc="rendering the validation scenes")
             self.labels = CLASS_NAMES
         self._stats = self.band_statistics(train)
         return train, val
 
-    def band_statistics(self, train, items: int = 200) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-band mean and std of the log-mels of ``items`` training clips (epoch 0)."""
+    def band_statistics(self, train, items: int = 200) -> tuple[torch.Tensor, ...]:
+        """Per-band mean and std of the log-mels of ``items`` training clips (epoch 0), and with
+        fused embeddings, the mean and std of each of their dimensions over the same clips."""
         fe = FrontEnd(self.frontend)
-        rows = []
+        rows, fused = [], []
         with torch.no_grad():
             for i in np.linspace(0, len(train) - 1, min(items, len(train))).astype(int):
-                rows.append(fe(train[(0, int(i))]["audio"][None])[0])
+                item = train[(0, int(i))]
+                rows.append(fe(item["audio"][None])[0])
+                if "fused" in item:
+                    fused.append(item["fused"])
         mel = torch.cat(rows)
-        return mel.mean(dim=0), mel.std(dim=0)
+        stats = (mel.mean(dim=0), mel.std(dim=0))
+        if fused:
+            side = torch.cat(fused)
+            stats += (side.mean(dim=0), side.std(dim=0))
+        return stats
 
     # --- training ---------------------------------------------------------------------
     def build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
@@ -290,8 +361,9 @@ class CRNNRecipe(Recipe):
                 members = np.flatnonzero(kind == k)
                 perm[members] = members[rng.permutation(len(members))]
             perm = torch.from_numpy(perm)
-            for key in ("audio", "strong", "weak"):
-                out[key] = lam * batch[key] + (1 - lam) * batch[key][perm]
+            for key in ("audio", "strong", "weak", "fused"):
+                if key in batch:
+                    out[key] = lam * batch[key] + (1 - lam) * batch[key][perm]
         return out
 
     def _features(self, model: SedModel, audio: torch.Tensor) -> torch.Tensor:
@@ -305,12 +377,13 @@ class CRNNRecipe(Recipe):
         net: SedModel = model.module if hasattr(model, "module") else model
         b = self._augment(batch)
         mel = self._features(net, b["audio"])
-        strong, weak = net.student(mel)
+        embeddings = net.student.split_fused(b.get("fused"), mel.shape[1])
+        strong, weak = net.student(mel, *embeddings)
         t = min(strong.shape[1], b["strong"].shape[1])
         loss = _masked_bce(strong[:, :t], b["strong"][:, :t], b["strong_mask"]) + _masked_bce(weak, b["weak"], b["weak_mask"])
         if net.teacher is not None:
             with torch.no_grad():
-                t_strong, t_weak = net.teacher(mel)
+                t_strong, t_weak = net.teacher(mel, *embeddings)
             consistency = F.mse_loss(strong, t_strong) + F.mse_loss(weak, t_weak)
             loss = loss + self.consistency_factor() * consistency
         return loss
@@ -350,6 +423,8 @@ class CRNNRecipe(Recipe):
                 "newest_frame_time": newest_centre - step.chunk_samples / sr}
 
     def metadata(self, model: nn.Module) -> ModelMetadata:
+        if self.fusion_dims:
+            return self.offline_metadata()
         step = self.step_module(model)
         s = self.streaming_settings(step)
         n_cls = len(self.labels)
@@ -369,9 +444,30 @@ class CRNNRecipe(Recipe):
                    "world": self.config.world},
         )
 
+    def offline_metadata(self) -> ModelMetadata:
+        """A fused run's metadata: the clip network with its embeddings (offline, not exported)."""
+        c = self.config
+        samples = int(round(c.clip_seconds * self.frontend.sample_rate))
+        n_cls, mel_frames = len(self.labels), self.grid.mel_frames(samples)
+        return ModelMetadata(
+            family="crnn", task="labeler", labels=self.labels, sample_rate=self.frontend.sample_rate,
+            window_seconds=c.clip_seconds, needs_frame=False, frontend=self.frontend.to_dict(),
+            inputs=(TensorSpec("audio", ("batch", samples), "float32"),
+                    TensorSpec("fused", ("batch", mel_frames, sum(self.fusion_dims)), "float32")),
+            outputs=(TensorSpec("probs", ("batch", self.grid.frames(samples), n_cls), "float32"),
+                     TensorSpec("clip_probs", ("batch", n_cls), "float32")),
+            extra={"multi_label": True, "threshold": c.threshold, "median_frames": c.median_frames,
+                   "fusion": {"extractors": list(parse_fuse(c.fuse)), "dims": list(self.fusion_dims), "offline": True,
+                              "fingerprints": [e.fingerprint for e in self.extractors()]},
+                   "size": c.size, "world": c.world},
+        )
+
     def export_module(self, model: nn.Module):
         """The streaming step (see :mod:`models.crnn.streaming`) and example inputs: a hop of quiet
         noise, a small random state and a placeholder plus 20 frames of history."""
+        if self.fusion_dims:
+            raise ValueError(f"a fused CRNN (fuse={self.config.fuse}) is an offline variant: its embeddings look "
+                             f"past each frame, so it has no streaming step to export; export a run without fuse=")
         step = self.step_module(model)
         g = torch.Generator().manual_seed(0)
         d = step.model.config.frame_dim
