@@ -661,7 +661,7 @@ def open_model(src: ModelSource, kind: str, *, backend: str = "onnxruntime", dev
             model.metadata = meta
         except AttributeError:
             pass
-    return LiveModel(name or src.name, kind, model, src, backend, hysteresis, meta, runner)
+    return LiveModel(name or src.name, kind, model, src, backend, hysteresis, meta, _runner=runner)
 
 
 def load_models(*, labeler: str | None = None, localizer: str | None = None, models: Sequence[str] = (),
