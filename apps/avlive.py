@@ -79,10 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
                                             "heatmap from a camera and a microphone.",
                                 epilog=SOURCES_EPILOG + MODEL_USAGE)
     g = p.add_argument_group("input")
-    g.add_argument("--source", metavar="synthetic[:SEED]|FILE", default=None, action="append",
-                   help="audio+video source (default synthetic:200000 when no --mic/--camera is given); repeat it "
-                        "for several streams in one process (one inference thread; JSON lines name their stream, "
-                        "--events-out writes one TSV per stream: OUT.<stream>.tsv; headless, real-time pace)")
+    g.add_argument("--source", metavar="synthetic[:SEED]|FILE|camera:CAM[+mic:DEV]|mic:DEV", default=None,
+                   action="append",
+                   help="audio+video source (default synthetic:200000 when no --mic/--camera is given); "
+                        "camera:0+mic:default names live devices as --camera 0 --mic default do. Repeat it for "
+                        "several streams in one process (one inference thread; JSON lines name their stream; "
+                        "--events-out, --scores-out and --record write one file per stream: OUT.<stream>.tsv; "
+                        "headless, real-time pace)")
     g.add_argument("--camera", metavar="INDEX|PATH|URL|none", default=None, help="video from a camera; none: audio only")
     g.add_argument("--mic", metavar="default|INDEX|NAME", default=None, help="audio from a microphone")
     g.add_argument("--av-offset-ms", type=float, default=0.0, metavar="MS",
@@ -276,7 +279,7 @@ def _run(args, window: bool) -> int:
     from realtime.devices import DeviceNotFound, PortAudioNotFound
     from realtime.models import ModelError, load_models
     from realtime.pipeline import (DEFAULT_HOP_S, PipelineConfig, PipelineError, build_streams, check_sources,
-                                   localizer_every_for, plays_the_world, run_pipeline)
+                                   localizer_every_for, plays_the_world, run_pipeline, with_device_source)
     from realtime.sources import SourceError
 
     jsonl = None if args.jsonl == "none" else args.jsonl or (None if window else "-")
@@ -295,16 +298,17 @@ def _run(args, window: bool) -> int:
                                 jsonl=jsonl, events_out=args.events_out, scores_out=args.scores_out,
                                 record=args.record)
         if len(sources) > 1:
-            from realtime.multistream import check_multistream
+            from realtime.multistream import check_multistream, stream_configs
 
             check_multistream(config, sources)
-            for src in sources:
-                check_sources(dataclasses.replace(config, source=src))
+            per_stream = stream_configs(config, sources)
         else:
-            check_sources(config)
+            config = with_device_source(config)  # --source camera:0+mic:default: the devices it names
+            per_stream = [config]
+        for stream_config in per_stream:
+            check_sources(stream_config)
         video = args.camera != "none"
-        real_input = any(not plays_the_world(dataclasses.replace(config, source=src)) for src in sources) \
-            if len(sources) > 1 else not plays_the_world(config)
+        real_input = any(not plays_the_world(c) for c in per_stream)
         models, notes = load_models(labeler=args.labeler, localizer=args.localizer, models=args.models,
                                     backend=args.backend, device=args.device, threads=args.threads, video=video,
                                     real_input=real_input, precision=args.precision, triton_url=args.triton_url)

@@ -21,8 +21,10 @@ rolling labels, result, sinks) as soon as its last model ran. A model that keeps
 every n-th hop (the localizer) takes the streams in turns (``stagger``). A stream's
 ``model:<name>`` latency is the whole call it took part in.
 
-:func:`run_streams` is ``avlive --source A --source B ...``: the JSON lines of every stream go to
-one output, each line naming its stream (``source``); each stream writes its own events TSV.
+:func:`run_streams` is ``avlive --source A --source B ...``: a source is a synthetic scene, a
+media file or live devices (``--source camera:0+mic:default``, ``mic:DEVICE``, ``camera:CAMERA``).
+The JSON lines of every stream go to one output, each line naming its stream (``source``); each
+stream writes its own events TSV, scores TSV and recording (:func:`stream_output_path`).
 """
 from __future__ import annotations
 
@@ -38,9 +40,10 @@ from typing import Sequence, TextIO
 
 from .capture import Capture
 from .inference_thread import InferenceThread
-from .pipeline import PipelineConfig, PipelineError, RunOutcome, Streams, _stop_scheduler, build_streams, make_rings
+from .pipeline import (DEVICE_SOURCE_FORMS, PipelineConfig, PipelineError, RunOutcome, Streams, make_sinks,
+                       _stop_scheduler, build_streams, make_rings, with_device_source)
 from .scheduler import HopResult, Scheduler, SchedulerConfig
-from .sinks import EventsTsvSink, JsonLinesSink, SummarySink
+from .sinks import JsonLinesSink
 
 logger = logging.getLogger(__name__)
 
@@ -210,21 +213,26 @@ def _unique_names(names: Sequence[str]) -> list[str]:
     return out
 
 
+def stream_configs(config: PipelineConfig, sources: Sequence[str]) -> list[PipelineConfig]:
+    """One config per stream: ``config`` with the stream's source, a device source
+    (``--source camera:0+mic:default``) turned into that stream's devices."""
+    return [with_device_source(dataclasses.replace(config, source=src)) for src in sources]
+
+
 def check_multistream(config: PipelineConfig, sources: Sequence[str]) -> None:
-    """Fail fast on what several streams in one process cannot do (yet).
+    """Fail fast on what several streams in one process cannot do.
 
     Raises:
-        PipelineError: fewer than two sources, a microphone or a camera, a recording, a
-            scores table, or ``--no-realtime``; each names what to do instead.
+        PipelineError: fewer than two sources, ``--mic``/``--camera`` (which would not say whose
+            devices they are: each stream names its own, ``--source camera:0+mic:default``), a
+            malformed device source, or ``--no-realtime``; each names what to do instead.
     """
     if len(sources) < 2:
         raise PipelineError("several streams: expected at least two --source values")
     if config.mic is not None or config.camera not in (None, "none"):
-        raise PipelineError("--mic/--camera with several --source: not supported yet; several streams are "
-                            "synthetic scenes or media files (--source FILE); run one avlive per device")
-    for flag, value in (("--record", config.record), ("--scores-out", config.scores_out)):
-        if value is not None:
-            raise PipelineError(f"{flag} with several --source: not supported yet; run one avlive per stream for it")
+        raise PipelineError(f"--mic/--camera with several --source: name each stream's devices as a source instead "
+                            f"({DEVICE_SOURCE_FORMS}, e.g. --source camera:0+mic:default)")
+    stream_configs(config, sources)
     if not config.realtime:
         raise PipelineError("--no-realtime with several --source: not supported; several streams run at "
                             "real-time pace (run one avlive per file for offline scoring)")
@@ -247,6 +255,8 @@ def run_streams(config: PipelineConfig, sources: Sequence[str], models, *, log: 
         One outcome per stream, in order.
     """
     check_multistream(config, sources)
+    if config.scores_out is not None and not models.labelers:
+        raise PipelineError(f"--scores-out {config.scores_out}: this run has no labeler, so there are no scores to write")
     stop = stop or threading.Event()
     log = sys.stderr if log == "stderr" else log
 
@@ -256,8 +266,8 @@ def run_streams(config: PipelineConfig, sources: Sequence[str], models, *, log: 
 
     streams: list[Streams] = []
     try:
-        for src in sources:
-            streams.append(build_streams(dataclasses.replace(config, source=src), models))
+        for stream_config in stream_configs(config, sources):
+            streams.append(build_streams(stream_config, models))
     except BaseException:
         for st in streams:
             st.close()
@@ -274,10 +284,14 @@ def run_streams(config: PipelineConfig, sources: Sequence[str], models, *, log: 
             for line in st.notes:
                 note(f"{name}: {line}")
             audio_ring, frame_ring = make_rings(st, models, config.hop_s)
+            # each stream its own files (out/events.tsv -> out/events.<stream>.tsv); one JSON-lines output
+            own = dataclasses.replace(config, jsonl=None, **{
+                key: str(stream_output_path(getattr(config, key), name)) if getattr(config, key) else None
+                for key in ("events_out", "scores_out", "record")})
+            sinks, _, events, recorder, summary = make_sinks(own)
             jsonl = JsonLinesSink(jsonl_target, flush_each=True) if jsonl_target is not None else None
-            events = EventsTsvSink(stream_output_path(config.events_out, name)) if config.events_out else None
-            summary = SummarySink(stream=sys.stderr if config.summary == "stderr" else config.summary)
-            sinks = [s for s in (jsonl, events, summary) if s is not None]
+            if jsonl is not None:
+                sinks.insert(0, jsonl)
             slots = models.stream_slots(config.localizer_every, first=i == 0)
             if frame_ring is None:
                 slots = [s for s in slots if s.resolved_kind != "localizer"]
@@ -292,7 +306,7 @@ def run_streams(config: PipelineConfig, sources: Sequence[str], models, *, log: 
             scheduler.watch_capture(capture.stats)
             schedulers.append(scheduler)
             captures.append(capture)
-            outputs.append((jsonl, events, summary))
+            outputs.append((jsonl, events, recorder, summary))
         multi = MultiScheduler(schedulers)
         described = ", ".join(m.describe() for m in models.all)
         note(f"{len(streams)} streams ({', '.join(names)}) -> {described}; hop {config.hop_s:g} s, live, one inference "
@@ -307,8 +321,9 @@ def run_streams(config: PipelineConfig, sources: Sequence[str], models, *, log: 
             st.close()
         if jsonl_owned:
             jsonl_target.close()
-    return [RunOutcome(summary.summary, interrupted, (), jsonl.lines if jsonl else 0, events.count if events else 0)
-            for jsonl, events, summary in outputs]
+    return [RunOutcome(summary.summary, interrupted, tuple(recorder.recordings) if recorder else (),
+                       jsonl.lines if jsonl else 0, events.count if events else 0)
+            for jsonl, events, recorder, summary in outputs]
 
 
 def _run(captures: Sequence[Capture], multi: MultiScheduler, stop: threading.Event, note) -> bool:

@@ -264,6 +264,34 @@ def check_sources(config: PipelineConfig) -> None:
         raise PipelineError(f"--source {src}: no such file (expected synthetic[:SEED[:PRESET]] or a media file)")
 
 
+#: ``--source`` forms that name live devices, as ``--mic``/``--camera`` do (several streams name
+#: each stream's devices this way).
+DEVICE_SOURCE_FORMS = "mic:DEVICE, camera:CAMERA or camera:CAMERA+mic:DEVICE"
+
+
+def with_device_source(config: PipelineConfig) -> PipelineConfig:
+    """``config`` with a ``--source`` that names devices (:data:`DEVICE_SOURCE_FORMS`) turned into
+    the ``--mic``/``--camera`` options it stands for; any other config unchanged (an existing file
+    whose name starts with ``mic:`` stays a file).
+
+    Raises:
+        PipelineError: a malformed device source, or one given beside ``--mic``/``--camera``.
+    """
+    src = config.source
+    if src is None or not src.startswith(("mic:", "camera:")) or os.path.exists(src):
+        return config
+    devices: dict[str, str] = {}
+    for part in src.split("+"):
+        kind, _, name = part.partition(":")
+        if kind not in ("mic", "camera") or kind in devices or (kind == "camera" and not name):
+            raise PipelineError(f"--source {src}: expected {DEVICE_SOURCE_FORMS}")
+        devices[kind] = name or "default"
+    if config.mic is not None or config.camera not in (None, "none"):
+        raise PipelineError(f"--source {src} names its devices itself; leave out --mic/--camera")
+    return dataclasses.replace(config, source=None, mic=devices.get("mic"),
+                               camera=devices.get("camera", config.camera))
+
+
 def plays_the_world(config: PipelineConfig) -> bool:
     """Whether the run's sound comes from the synthetic world (``--source synthetic…`` or no
     source at all), not from a microphone, a camera or a file."""
@@ -450,7 +478,7 @@ class RunOutcome:
     events: int
 
 
-def _make_sinks(config: PipelineConfig, view=None, offline: bool = False):
+def make_sinks(config: PipelineConfig, view=None, offline: bool = False):
     """The run's sinks; a ``view`` comes first (the display sees each result before the slower
     sinks) and always gets a recorder (idle until asked, unless ``config.record``). An offline
     run's recorder waits for room in its queue instead of dropping frames (unless
@@ -509,7 +537,7 @@ def run_pipeline(config: PipelineConfig, models: LiveModels, streams: Streams | 
         note(line)
     audio_ring, frame_ring = make_rings(streams, models, config.hop_s)
     offline = not config.realtime and not streams.live
-    sinks, jsonl, events, recorder, summary = _make_sinks(config, view, offline)
+    sinks, jsonl, events, recorder, summary = make_sinks(config, view, offline)
     slots = models.slots(config.localizer_every)
     if frame_ring is None:
         slots = [s for s in slots if s.resolved_kind != "localizer"]

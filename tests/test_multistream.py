@@ -207,9 +207,9 @@ def test_avlive_runs_three_streams_in_one_process(tmp_path):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (("--record", "x.mp4"), "--record with several --source: not supported yet"),
     (("--no-realtime",), "--no-realtime with several --source: not supported"),
-    (("--mic", "default"), "--mic/--camera with several --source: not supported yet"),
+    (("--mic", "default"), "--mic/--camera with several --source: name each stream's devices as a source instead"),
+    (("--source", "mic:a+mic:b"), "--source mic:a+mic:b: expected mic:DEVICE, camera:CAMERA or camera:CAMERA+mic:DEVICE"),
 ])
 def test_what_several_streams_cannot_do_is_one_line(tmp_path, extra, message):
     done = avlive("--source", "synthetic:1", "--source", "synthetic:2", "--duration", "1", *extra, timeout=60)
@@ -260,3 +260,81 @@ def test_streams_take_turns_with_a_model_that_runs_every_third_hop():
     multi.stop()
     assert ran == [[True, False, False], [False, True, False], [False, False, True]] * 2
     assert multi.batch_sizes == {1: 6}
+
+
+def _recorded(path: Path) -> dict[str, float]:
+    """Seconds of each stream type in an mp4 (PyAV)."""
+    import av
+
+    with av.open(str(path)) as container:
+        return {s.type: float(s.duration * s.time_base) for s in container.streams if s.duration}
+
+
+def _final_times(jsonl: Path) -> dict[str, float]:
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    return {r["source"]: r["stream_time"] for r in lines if r.get("final")}
+
+
+def test_each_stream_records_and_scores_with_a_stateful_labeler(tmp_path):
+    """--record and --scores-out write one file per stream; the streaming CRNN (the real-sound
+    labeler, which keeps state) gets one adapter per stream on the shared runner."""
+    from models.core.metadata import ModelMetadata
+
+    labeler = ROOT / "models" / "demo" / "real-sounds" / "model.onnx"
+    labels = ModelMetadata.load(labeler.parent / "model.onnx.json").labels
+    jsonl, record, scores = tmp_path / "all.jsonl", tmp_path / "rec.mp4", tmp_path / "scores.tsv"
+    done = avlive("--source", "synthetic:200000", "--source", "synthetic:200001", "--labeler", str(labeler),
+                  "--localizer", "none", "--duration", "2", "--jsonl", str(jsonl), "--record", str(record),
+                  "--scores-out", str(scores), "--threads", "1", "--headless")
+    assert done.returncode == 0, done.stderr
+    ends = _final_times(jsonl)
+    assert sorted(ends) == ["synthetic:200000", "synthetic:200001"]
+    fps = 30.0  # the world's frame rate
+    for name, end in ends.items():
+        seconds = _recorded(stream_output_path(record, name))
+        assert abs(seconds["video"] - end) <= 1.0 / fps, (name, seconds, end)  # up to the last hop
+        assert seconds["audio"] >= end
+        rows = stream_output_path(scores, name).read_text().splitlines()
+        assert rows[0].split("\t") == ["onset", "offset", *labels]
+        assert len(rows) > 20 and float(rows[-1].split("\t")[1]) <= end + 1e-6
+
+
+def test_a_device_stream_beside_a_scene(pulse_mic, tmp_path):
+    """--source camera:CAM+mic:DEV is one stream of a device pair beside a scene (the camera here
+    a video file, the microphone PulseAudio's virtual one), recorded with both tracks."""
+    from apps.virtual_devices import write_wav_int16
+    from models.world import BENCH, Scene
+
+    clip = tmp_path / "camera.mp4"
+    first = avlive("--source", "synthetic:200002", "--duration", "3", "--record", str(clip), "--jsonl", "none",
+                   "--threads", "1", "--headless")
+    assert first.returncode == 0, first.stderr
+    sound = Scene(BENCH, 200003).render_audio(0, 8 * pulse_mic.rate, pulse_mic.rate)
+    write_wav_int16(tmp_path / "sound.wav", sound / max(1.0, float(np.abs(sound).max())), pulse_mic.rate)
+    player = pulse_mic.play(tmp_path / "sound.wav")
+    try:
+        jsonl, record = tmp_path / "all.jsonl", tmp_path / "rec.mp4"
+        done = avlive("--source", "synthetic:200000", "--source", f"camera:{clip}+mic:{pulse_mic.device}",
+                      "--duration", "3", "--jsonl", str(jsonl), "--record", str(record), "--threads", "1", "--headless")
+    finally:
+        player.kill()
+    assert done.returncode == 0, done.stderr
+    assert "real-sound labeler" in done.stderr  # a microphone is real input
+    ends = _final_times(jsonl)
+    assert len(ends) == 2 and "synthetic:200000" in ends
+    device = next(name for name in ends if name != "synthetic:200000")
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert sum(1 for r in lines if r["source"] == device and not r.get("final")) >= 20  # 0.08 s hops over 3 s
+    seconds = _recorded(stream_output_path(record, device))
+    assert set(seconds) == {"video", "audio"} and abs(seconds["video"] - ends[device]) <= 1.0 / 30.0
+
+
+def test_a_loaded_model_owns_its_runner_and_closes_it():
+    """LiveModel keeps the runner it was opened with (a stateful model's extra streams get
+    adapters on it) and closes it with the run."""
+    models, _ = load_models(labeler=str(ROOT / "models" / "demo" / "real-sounds" / "model.onnx"), localizer="none",
+                            threads=1)
+    runner = models.labelers[0]._runner
+    assert runner is not None and runner is models.labelers[0].model.runner
+    models.close()
+    assert "closed" in repr(runner)
