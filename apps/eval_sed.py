@@ -32,7 +32,7 @@ def evaluate_run(run: Path, seeds: int, seconds: float, batch_size: int) -> dict
     c = recipe.config
     # a fused run's clips carry its embeddings of the test scenes (computed once, then cached)
     clips = recipe.world_clips([split_seed("test", i) for i in range(seeds)], ["strong"] * seeds, seconds,
-                               fixed=True, desc="rendering the test scenes")
+                               fixed=True, what="the test scenes")
     loader = DataLoader(clips, batch_size=batch_size, collate_fn=recipe.collate)
     figures = recipe.figures(model.deployed(), model.frontend, loader, with_psds=True)
     return {"run": str(run), "deploy": c.deploy, "mean_teacher": c.mean_teacher, "fused": c.fuse or "-",

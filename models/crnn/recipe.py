@@ -272,9 +272,10 @@ class CRNNRecipe(Recipe):
             self.fusion_dims = tuple(int(e.dim) for e in extractors)
         return self._extractors
 
-    def world_clips(self, seeds, roles, span_seconds: float, **kwargs) -> WorldSedClips:
-        """Clips of world scenes for this recipe; a fused run's items carry their embeddings
-        (computed once per scene and cached, see :mod:`models.crnn.fusion`)."""
+    def world_clips(self, seeds, roles, span_seconds: float, what: str = "world scenes", **kwargs) -> WorldSedClips:
+        """Clips of world scenes for this recipe (``what`` names them on progress bars); a fused
+        run's items carry their embeddings (computed once per scene and cached, see
+        :mod:`models.crnn.fusion`)."""
         c = self.config
         world = get_preset(c.world)
         side = None
@@ -284,8 +285,9 @@ class CRNNRecipe(Recipe):
             from models.world.cache import cache_dir
             cache = EmbeddingCache(Path(c.embedding_cache).expanduser() if c.embedding_cache else cache_dir() / "embeddings")
             side = SceneEmbeddings(world, c.world, seeds, span_seconds, self.extractors(), cache,
-                                   desc=f"embedding ({c.fuse}) {kwargs.get('desc', 'scenes')}")
-        return WorldSedClips(world, seeds, roles, span_seconds, c.clip_seconds, self.grid, side=side, **kwargs)
+                                   desc=f"embedding {what} ({c.fuse})")
+        return WorldSedClips(world, seeds, roles, span_seconds, c.clip_seconds, self.grid, side=side,
+                             desc=f"rendering {what}", **kwargs)
 
     # --- data -------------------------------------------------------------------------
     def build_datasets(self, data: Path | None):
@@ -302,10 +304,10 @@ class CRNNRecipe(Recipe):
                 roles = tuple(UNUSED if r == "unlabelled" else r for r in roles)
             seeds = [split_seed("train", i) for i in range(len(roles))]
             train = self.world_clips(seeds, roles, c.span_seconds, size=c.items_per_epoch, seed=c.seed,
-                                     gain_db=c.gain_db, desc="rendering the training scenes")
+                                     gain_db=c.gain_db, what="the training scenes")
             val_seeds = [split_seed("val", i) for i in range(c.val_scenes)]
             val = self.world_clips(val_seeds, ["strong"] * len(val_seeds), min(c.span_seconds, 120.0), fixed=True,
-                                   desc="rendering the validation scenes")
+                                   what="the validation scenes")
             self.labels = CLASS_NAMES
         self._stats = self.band_statistics(train)
         return train, val
