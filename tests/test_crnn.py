@@ -427,3 +427,26 @@ def test_fused_run_trains_scores_unseen_scenes_and_refuses_export(tmp_path):
     assert all(0.0 <= row[k] <= 1.0 for k in ("tagging_f1", "segment_f1", "event_f1", "psds1"))
     with pytest.raises(ValueError, match="offline variant"):
         exportable(run)
+
+
+def test_best_of_seeds_keeps_the_seed_best_on_validation(tmp_path, capsys):
+    """best_of=2 trains seeds 0 and 1 into their own folders and makes the run folder the one
+    whose best validation figure is higher; a second call reuses both seeds."""
+    from models.train.__main__ import main as train_main
+
+    run = tmp_path / "best"
+    args = ["--recipe", "crnn-lite", "--out", str(run), *TINY, "best_of=2"]
+    assert train_main(args) == 0
+    summary = json.loads((run / "seeds.json").read_text())
+    figures = {row["seed"]: row["event_f1"] for row in summary["seeds"]}
+    assert sorted(figures) == [0, 1]
+    for seed in (0, 1):
+        best = torch.load(run / f"seed-{seed}" / "checkpoints" / "best.pt", weights_only=True)
+        assert best["train_state"]["best"] == figures[seed] and best["config"]["seed"] == seed
+    chosen = max(figures, key=lambda s: (figures[s], -s))
+    assert summary["chosen"] == chosen
+    assert (run / "checkpoints" / "best.pt").read_bytes() == (run / f"seed-{chosen}" / "checkpoints" / "best.pt").read_bytes()
+    assert json.loads((run / "config.json").read_text())["config"]["seed"] == chosen
+    capsys.readouterr()
+    assert train_main(args) == 0  # both seeds finished: nothing trains again
+    assert "→" not in capsys.readouterr().err

@@ -32,10 +32,13 @@ class TrainConfig:
     # there; the learning-rate schedule still spans all epochs, so a cut run is a prefix of the
     # run without the limit.
     time_limit_min: float = 0.0
+    # Train seeds seed, seed + 1, ... seed + best_of - 1 into OUT/seed-<s>/ and make OUT the run of
+    # the one best on validation (models/train/seed_selection.py); 1: one run in OUT itself.
+    best_of: int = 1
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad field."""
-        positive = ("epochs", "batch_size", "threads", "eval_every")
+        positive = ("epochs", "batch_size", "threads", "eval_every", "best_of")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected >= 1, found {getattr(self, name)}")

@@ -122,6 +122,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command = [sys.executable, "-m", "models.train", *argv]
     try:
+        if getattr(config, "cv", 0) and config.best_of > 1:
+            raise ValueError("cv and best_of: one at a time (cross-validate one seed, or pick the best seed of one split)")
+        if config.best_of > 1:
+            from models.train.seed_selection import best_of_seeds
+
+            best_of_seeds(recipe_cls, config, out, args.data, train, argv=command)
+            return 0
         if getattr(config, "cv", 0):
             from models.train.crossval import cross_validate
 
