@@ -319,6 +319,8 @@ def inspect_model(path: str | os.PathLike) -> ModelSource:
         meta = p / "metadata.json"
         if meta.is_file():
             m = _load_sidecar(meta, f"run folder {p}")
+            if m.extra.get("offline"):  # a run that scores recordings only says why it cannot run live
+                raise ModelError(f"run folder {p}: {m.extra['offline']}")
             return ModelSource(p, "run", m.task, m)
         if (p / "model.onnx").is_file():
             return inspect_model(p / "model.onnx")

@@ -427,6 +427,9 @@ def test_fused_run_trains_scores_unseen_scenes_and_refuses_export(tmp_path):
     assert all(0.0 <= row[k] <= 1.0 for k in ("tagging_f1", "segment_f1", "event_f1", "psds1"))
     with pytest.raises(ValueError, match="offline variant"):
         exportable(run)
+    from realtime.models import ModelError, inspect_model
+    with pytest.raises(ModelError, match="offline variant.*apps.eval_sed"):
+        inspect_model(run)  # avlive --labeler RUN says so before looking for model.onnx
 
 
 def test_best_of_seeds_keeps_the_seed_best_on_validation(tmp_path, capsys):

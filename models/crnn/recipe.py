@@ -446,6 +446,11 @@ class CRNNRecipe(Recipe):
                    "world": self.config.world},
         )
 
+    def offline_reason(self) -> str:
+        return (f"a fused CRNN (fuse={self.config.fuse}) is an offline variant: its embeddings look past each frame, "
+                f"so it has no streaming step to export or run live; score it with python -m apps.eval_sed, and "
+                f"train without fuse= for avlive")
+
     def offline_metadata(self) -> ModelMetadata:
         """A fused run's metadata: the clip network with its embeddings (offline, not exported)."""
         c = self.config
@@ -459,7 +464,8 @@ class CRNNRecipe(Recipe):
             outputs=(TensorSpec("probs", ("batch", self.grid.frames(samples), n_cls), "float32"),
                      TensorSpec("clip_probs", ("batch", n_cls), "float32")),
             extra={"multi_label": True, "threshold": c.threshold, "median_frames": c.median_frames,
-                   "fusion": {"extractors": list(parse_fuse(c.fuse)), "dims": list(self.fusion_dims), "offline": True,
+                   "offline": self.offline_reason(),
+                   "fusion": {"extractors": list(parse_fuse(c.fuse)), "dims": list(self.fusion_dims),
                               "fingerprints": [e.fingerprint for e in self.extractors()]},
                    "size": c.size, "world": c.world},
         )
@@ -468,8 +474,7 @@ class CRNNRecipe(Recipe):
         """The streaming step (see :mod:`models.crnn.streaming`) and example inputs: a hop of quiet
         noise, a small random state and a placeholder plus 20 frames of history."""
         if self.fusion_dims:
-            raise ValueError(f"a fused CRNN (fuse={self.config.fuse}) is an offline variant: its embeddings look "
-                             f"past each frame, so it has no streaming step to export; export a run without fuse=")
+            raise ValueError(self.offline_reason())
         step = self.step_module(model)
         g = torch.Generator().manual_seed(0)
         d = step.model.config.frame_dim
