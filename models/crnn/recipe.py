@@ -265,9 +265,9 @@ class CRNNRecipe(Recipe):
             found = tuple(e.fingerprint for e in extractors)
             if self._trained_fingerprints and found != self._trained_fingerprints:
                 changed = [e.name for e, want in zip(extractors, self._trained_fingerprints) if e.fingerprint != want]
-                raise ValueError(f"this run fused embeddings of other weights than {', '.join(changed)} has now "
-                                 f"(fingerprints {[w[:12] for w in self._trained_fingerprints]} expected, "
-                                 f"{[f[:12] for f in found]} found); its scores would mean nothing")
+                raise ValueError(f"this run was trained on embeddings of other weights: {', '.join(changed)} changed "
+                                 f"since (fingerprints {[w[:12] for w in self._trained_fingerprints]} when trained, "
+                                 f"{[f[:12] for f in found]} now), so its scores would mean nothing")
             self._extractors = extractors
             self.fusion_dims = tuple(int(e.dim) for e in extractors)
         return self._extractors
