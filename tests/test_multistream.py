@@ -338,3 +338,26 @@ def test_a_loaded_model_owns_its_runner_and_closes_it():
     assert runner is not None and runner is models.labelers[0].model.runner
     models.close()
     assert "closed" in repr(runner)
+
+
+def test_device_sources_stand_for_mic_and_camera_options(tmp_path, monkeypatch):
+    from realtime.pipeline import PipelineConfig, PipelineError, with_device_source
+
+    def devices(source, **options):
+        c = with_device_source(PipelineConfig(source=source, **options))
+        return c.source, c.mic, c.camera
+
+    assert devices("camera:0+mic:default") == (None, "default", "0")
+    assert devices("mic:hw:2,0") == (None, "hw:2,0", None)  # ALSA names keep their colons
+    assert devices("mic:") == (None, "default", None)
+    assert devices("mic:vmic", camera="none") == (None, "vmic", "none")
+    assert devices("camera:/dev/video2") == (None, None, "/dev/video2")
+    assert devices("synthetic:7") == ("synthetic:7", None, None)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mic:take1.wav").write_bytes(b"")  # an existing file stays a file
+    assert devices("mic:take1.wav") == ("mic:take1.wav", None, None)
+    for bad in ("camera:", "mic:a+mic:b", "camera:0+speaker:1"):
+        with pytest.raises(PipelineError, match="expected mic:DEVICE, camera:CAMERA or camera:CAMERA\\+mic:DEVICE"):
+            devices(bad)
+    with pytest.raises(PipelineError, match="names its devices itself"):
+        devices("mic:default", mic="default")
