@@ -453,3 +453,24 @@ def test_best_of_seeds_keeps_the_seed_best_on_validation(tmp_path, capsys):
     capsys.readouterr()
     assert train_main(args) == 0  # both seeds finished: nothing trains again
     assert "→" not in capsys.readouterr().err
+
+
+def test_batch_quota_places_each_role_at_its_place_in_every_batch():
+    """batch_quota=1,1,2: in every batch of 4 consecutive items the first is a strong clip, the
+    second weak, the last two unlabelled (the sampler keeps index order), whatever the scene shares."""
+    config = CRNNTrainConfig(strong_scenes=1, weak_scenes=1, unlabelled_scenes=3, span_seconds=30, val_scenes=1,
+                             items_per_epoch=12, batch_size=4, batch_quota=(1, 1, 2), num_workers=0, threads=1)
+    config.validate()
+    recipe = CRNNRecipe(config)
+    train, _ = recipe.build_datasets(None)
+    assert recipe.shuffle_train is False
+    masks = {0: (1.0, 1.0), 1: (0.0, 1.0), 2: (0.0, 0.0), 3: (0.0, 0.0)}  # (strong, weak) known
+    for epoch in (0, 1):
+        for index in range(12):
+            item = train[(epoch, index)]
+            assert (float(item["strong_mask"]), float(item["weak_mask"])) == masks[index % 4], (epoch, index)
+    for bad, message in [(dict(batch_quota=(1, 1, 1)), "summing to batch_size 4"),
+                         (dict(batch_quota=(2, 2, 0), weak_scenes=0), "no weak scene is used"),
+                         (dict(batch_quota=(2, 0, 2), use_unlabelled=False), "no unlabelled scene is used")]:
+        with pytest.raises(ValueError, match=message):
+            CRNNTrainConfig(**{**dict(strong_scenes=1, weak_scenes=1, unlabelled_scenes=1, batch_size=4), **bad}).validate()

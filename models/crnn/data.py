@@ -104,13 +104,16 @@ class WorldSedClips(Dataset, EvaluationClips):
         seed: with (epoch, index), draws a training crop and its gain.
         fixed: validation: clips on a grid of ``clip_seconds`` in every scene, never changing.
         gain_db: random gain per training item, uniform in ±gain_db.
+        quota: training: ``(strong, weak, unlabelled)`` clips in every batch of ``sum(quota)``
+            consecutive items (the batch sampler must not shuffle); (): each item draws a scene of
+            any role, so roles share a batch as they share the scenes.
         side: with fused embeddings (:class:`models.crnn.fusion.SceneEmbeddings` of the same
             seeds), items also hold ``fused`` ``(T_mel, dim)``: the embeddings at each mel frame.
     """
 
     def __init__(self, config: WorldConfig, seeds: Sequence[int], roles: Sequence[str], span_seconds: float,
                  clip_seconds: float, grid: FrameGrid, *, size: int = 0, seed: int = 0, fixed: bool = False,
-                 gain_db: float = 0.0, desc: str = "rendering world scenes", side=None):
+                 gain_db: float = 0.0, desc: str = "rendering world scenes", quota: Sequence[int] = (), side=None):
         if len(roles) != len(seeds):
             raise ValueError(f"WorldSedClips: {len(seeds)} seeds but {len(roles)} roles")
         bad = sorted(set(roles) - set(ROLES) - {UNUSED})
@@ -136,6 +139,14 @@ class WorldSedClips(Dataset, EvaluationClips):
         self.drawn = [i for i, r in enumerate(self.roles) if r != UNUSED]
         if not self.drawn:
             raise ValueError("WorldSedClips: every scene is unused")
+        self.quota = tuple(int(q) for q in quota)
+        if self.quota:
+            if len(self.quota) != len(ROLES) or min(self.quota) < 0 or not sum(self.quota):
+                raise ValueError(f"WorldSedClips: quota: expected {len(ROLES)} counts {ROLES} >= 0, found {self.quota}")
+            empty = [r for r, q in zip(ROLES, self.quota) if q and r not in self.roles]
+            if empty:
+                raise ValueError(f"WorldSedClips: quota asks for {', '.join(empty)} clips but no scene has that role")
+        self.by_role = {r: [i for i, role in enumerate(self.roles) if role == r] for r in ROLES}
         self.size = len(self.grid_items) if fixed else size
         self.names = tuple(self._name(i, start) for i, start in self.grid_items) if fixed else ()
         self.reference = tuple(e for (i, start), name in zip(self.grid_items, self.names)
@@ -162,7 +173,11 @@ class WorldSedClips(Dataset, EvaluationClips):
         if self.fixed:
             return self.grid_items[index]
         rng = np.random.default_rng([self.seed, epoch, index])
-        scene = self.drawn[int(rng.integers(len(self.drawn)))]
+        pool = self.drawn
+        if self.quota:  # the item's place in its batch decides its role
+            place, bounds = index % sum(self.quota), np.cumsum(self.quota)
+            pool = self.by_role[ROLES[int(np.searchsorted(bounds, place, side="right"))]]
+        scene = pool[int(rng.integers(len(pool)))]
         return scene, int(rng.integers(0, self.span_samples - self.clip_samples + 1))
 
     def __getitem__(self, address) -> dict[str, torch.Tensor]:

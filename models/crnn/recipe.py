@@ -103,6 +103,7 @@ class CRNNTrainConfig(TrainConfig):
     weak_scenes: int = 0
     unlabelled_scenes: int = 0
     use_unlabelled: bool = True  # false: the same scenes, the unlabelled ones left out (supervised-only twin)
+    batch_quota: tuple[int, ...] = ()  # (strong, weak, unlabelled) clips in every batch (world); (): by scene shares
     items_per_epoch: int = 3000
     val_scenes: int = 4
     gain_db: float = 6.0
@@ -139,6 +140,15 @@ class CRNNTrainConfig(TrainConfig):
             raise ValueError(f"mixup: expected a fraction of batches in [0, 1], found {self.mixup}")
         if self.lookahead_frames < 0:
             raise ValueError(f"lookahead_frames: expected >= 0, found {self.lookahead_frames}")
+        if self.batch_quota:
+            q = self.batch_quota
+            if len(q) != 3 or min(q) < 0 or sum(q) != self.batch_size:
+                raise ValueError(f"batch_quota: expected 3 counts (strong, weak, unlabelled) >= 0 summing to batch_size "
+                                 f"{self.batch_size}, found {','.join(map(str, q))}")
+            scenes = (self.strong_scenes, self.weak_scenes, self.unlabelled_scenes if self.use_unlabelled else 0)
+            for role, want, have in zip(("strong", "weak", "unlabelled"), q, scenes):
+                if want and not have:
+                    raise ValueError(f"batch_quota asks for {want} {role} clips per batch, but no {role} scene is used")
         parse_fuse(self.fuse)
 
 
@@ -243,6 +253,12 @@ class CRNNRecipe(Recipe):
     def grid(self) -> FrameGrid:
         return FrameGrid(self.frontend, self._sized_config(()).time_stride)
 
+    @property
+    def shuffle_train(self) -> bool:
+        """A batch quota places roles by an item's position in its batch: batches in index order
+        (each item is a random crop of its index anyway)."""
+        return not self.config.batch_quota
+
     def build_model(self) -> nn.Module:
         model = SedModel(self.network_config(), self.frontend, self.config.mean_teacher, self.config.deploy)
         if self._stats is not None:
@@ -293,9 +309,9 @@ class CRNNRecipe(Recipe):
     def build_datasets(self, data: Path | None):
         c = self.config
         if data is not None:
-            if c.fuse:
-                raise ValueError(f"fuse={c.fuse}: fused embeddings are built for world scenes only; train without "
-                                 f"fuse= on a DESED folder")
+            if c.fuse or c.batch_quota:
+                what = f"fuse={c.fuse}" if c.fuse else "batch_quota"
+                raise ValueError(f"{what}: built for world scenes only; train without it on a DESED folder")
             train, val = desed_datasets(Path(data), self.grid, c.clip_seconds, gain_db=c.gain_db, seed=c.seed)
             self.labels = train.classes
         else:
@@ -304,7 +320,7 @@ class CRNNRecipe(Recipe):
                 roles = tuple(UNUSED if r == "unlabelled" else r for r in roles)
             seeds = [split_seed("train", i) for i in range(len(roles))]
             train = self.world_clips(seeds, roles, c.span_seconds, size=c.items_per_epoch, seed=c.seed,
-                                     gain_db=c.gain_db, what="the training scenes")
+                                     gain_db=c.gain_db, quota=c.batch_quota, what="the training scenes")
             val_seeds = [split_seed("val", i) for i in range(c.val_scenes)]
             val = self.world_clips(val_seeds, ["strong"] * len(val_seeds), min(c.span_seconds, 120.0), fixed=True,
                                    what="the validation scenes")
