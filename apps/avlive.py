@@ -51,6 +51,8 @@ sources:
   --mic default|INDEX|NAME             a microphone (replaces the source's audio)
   --camera INDEX|PATH|URL              a camera, a video file or a stream (replaces the source's video)
   --camera none                        audio only: labels, no heatmap
+  --source camera:CAM+mic:DEV          live devices as one source (also mic:DEV or camera:CAM alone):
+                                       repeat --source for several streams, e.g. two rooms
   a source without audio runs video only (the models hear silence)
 
 """
