@@ -14,12 +14,13 @@ lite's 1.27 s windows are centred), and the live streaming step runs the spectra
 """
 from __future__ import annotations
 
+import inspect
 from typing import Sequence
 
 import numpy as np
 
 from models.crnn.frames import FrameGrid
-from models.embeddings import CacheItem, EmbeddingCache, Extractor, create_extractor, world_clip_inputs
+from models.embeddings import EXTRACTORS, CacheItem, EmbeddingCache, Extractor, create_extractor, world_clip_inputs
 from models.world import Scene
 from models.world.scene import WorldConfig
 
@@ -35,8 +36,6 @@ def parse_fuse(text: str) -> tuple[str, ...]:
     Raises:
         ValueError: an unknown or repeated name (the message lists the known ones).
     """
-    from models.embeddings import EXTRACTORS
-
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     unknown = [n for n in names if n not in EXTRACTORS]
     if unknown:
@@ -47,13 +46,11 @@ def parse_fuse(text: str) -> tuple[str, ...]:
 
 
 def create_extractors(names: Sequence[str], threads: int | None = None) -> list[Extractor]:
-    """The extractors with their default weights (``threads``: ONNX Runtime threads where they use it)."""
+    """The extractors with their default weights; ``threads`` goes to those that take a thread count."""
     out = []
     for name in names:
-        try:
-            out.append(create_extractor(name, threads=threads))
-        except TypeError:  # an extractor without a thread setting
-            out.append(create_extractor(name))
+        takes_threads = "threads" in inspect.signature(EXTRACTORS[name]).parameters
+        out.append(create_extractor(name, **({"threads": threads} if takes_threads else {})))
     return out
 
 
