@@ -26,6 +26,16 @@ def _private_world_cache(tmp_path_factory):
     yield
 
 
+def last_whole_json_line(path: Path) -> dict | None:
+    """The newest complete JSON line of a file another process is still writing (None before the
+    first): a reader can catch a line half-written, so an unterminated last line is left out."""
+    import json
+
+    text = path.read_text() if path.exists() else ""
+    whole = text[:text.rfind("\n") + 1].splitlines()
+    return json.loads(whole[-1]) if whole else None
+
+
 def python_cmd(*args: str) -> list[str]:
     """The interpreter running the tests, with the repository on the path, for subprocesses."""
     return [sys.executable, *args]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from apps.build_real_sounds import RATE, build, file_licence, group_of, sounding_extent
+from conftest import last_whole_json_line
 from models.datasets.formats.dcase import read_dcase_strong
 from models.datasets.formats.esc50 import read_esc50
 from models.datasets.from_world import write_wav
@@ -185,8 +186,8 @@ def test_a_real_microphone_gets_the_real_sound_labeler(pulse_mic, tmp_path):
                             cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)
     try:
-        assert wait_until(lambda: jsonl.exists() and jsonl.stat().st_size > 0, 60.0), "avlive wrote no JSON line"
-        started = json.loads(jsonl.read_text().splitlines()[-1])["stream_time"]
+        assert wait_until(lambda: last_whole_json_line(jsonl) is not None, 60.0), "avlive wrote no JSON line"
+        started = last_whole_json_line(jsonl)["stream_time"]
         player = pulse_mic.play(played)
         player.wait(timeout=play_s + 30)
         _, err = proc.communicate(timeout=60)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from apps.reliability import wait_until
-from conftest import FFMPEG, PORTAUDIO, PULSEAUDIO, REPO, require_system
+from conftest import FFMPEG, PORTAUDIO, PULSEAUDIO, REPO, last_whole_json_line, require_system
 
 RATE = 16000
 
@@ -262,9 +262,9 @@ def test_a_killed_run_leaves_its_events_json_lines_and_a_playable_recording(tmp_
                             "--threads", "1"], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        def stream_time() -> float:
-            lines = jsonl.read_text().splitlines() if jsonl.exists() else []
-            return json.loads(lines[-1])["stream_time"] if lines else 0.0
+        def stream_time() -> float:  # polled while avlive writes: whole lines only
+            newest = last_whole_json_line(jsonl)
+            return newest["stream_time"] if newest else 0.0
 
         assert wait_until(lambda: stream_time() >= 12.0, 120.0), "avlive did not get 12 s into the stream"
         run.send_signal(signal.SIGKILL)
