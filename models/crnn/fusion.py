@@ -20,6 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from models.crnn.frames import FrameGrid
+from models.embeddings.base import nearest_indices
 from models.embeddings import EXTRACTORS, CacheItem, EmbeddingCache, Extractor, create_extractor, world_clip_inputs
 from models.world import Scene
 from models.world.scene import WorldConfig
@@ -106,11 +107,7 @@ class SceneEmbeddings:
         t = start_seconds + np.asarray(centres, np.float64)
         out = []
         for values, times in self.tracks[scene]:
-            right = np.clip(np.searchsorted(times, t), 1, len(times) - 1) if len(times) > 1 else np.zeros(len(t), int)
-            if len(times) > 1:
-                left = right - 1
-                right = np.where(t - times[left] <= times[right] - t, left, right)
-            out.append(values[right])
+            out.append(values[nearest_indices(times, t)])
         return np.concatenate(out, axis=1).astype(np.float32, copy=False)
 
 

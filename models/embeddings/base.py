@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 __all__ = ["AUDITORY", "VISUAL", "KINDS", "ClipAudio", "Clip", "Embeddings", "Extractor", "EmbeddingInputError",
-           "MissingExtraError", "FrameExtractor", "WindowedAudioExtractor", "grid_times", "audio_windows"]
+           "MissingExtraError", "FrameExtractor", "WindowedAudioExtractor", "grid_times", "audio_windows",
+           "nearest_indices"]
 
 AUDITORY = "auditory"
 VISUAL = "visual"
@@ -142,6 +143,16 @@ def grid_times(seconds: float, rate_hz: float) -> np.ndarray:
     return (np.arange(n) + 0.5) / rate_hz
 
 
+def nearest_indices(stamps: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """For each query time, the index of the nearest of the increasing ``stamps`` (ties to the
+    earlier one): ``(len(queries),)`` int64."""
+    if len(stamps) < 2:
+        return np.zeros(len(queries), np.int64)
+    right = np.clip(np.searchsorted(stamps, queries), 1, len(stamps) - 1)
+    left = right - 1
+    return np.where(queries - stamps[left] <= stamps[right] - queries, left, right)
+
+
 def audio_windows(audio: ClipAudio, times: np.ndarray, window: int) -> np.ndarray:
     """Windows of ``window`` samples centred on ``times`` (seconds from the clip's start).
 
@@ -232,14 +243,10 @@ class FrameExtractor(Extractor):
             raise EmbeddingInputError(f"{self.name} is a visual extractor and {clip.source} has no video frames "
                                       f"(audio-only clips, as in DESED, feed auditory extractors only)")
         times = grid_times(clip.seconds, self.rate_hz)
-        ft = clip.frame_times
-        right = np.clip(np.searchsorted(ft, times), 1, len(ft) - 1) if len(ft) > 1 else np.zeros(len(times), np.int64)
-        if len(ft) > 1:  # nearest frame; ties to the earlier one
-            left = right - 1
-            right = np.where(times - ft[left] <= ft[right] - times, left, right)
+        nearest = nearest_indices(clip.frame_times, times)
         out = np.empty((len(times), self.dim), np.float32)
         for i in range(0, len(times), self.batch_size):
-            out[i:i + self.batch_size] = self.embed_frames(clip.frames[right[i:i + self.batch_size]])
+            out[i:i + self.batch_size] = self.embed_frames(clip.frames[nearest[i:i + self.batch_size]])
         return Embeddings(out, times)
 
 
