@@ -468,7 +468,7 @@ def _variant(onnx: Path, precision: str, exported_from: Path, meta: ModelMetadat
 
     Raises:
         ModelError: it is missing (names the command that writes it, or says why no such variant
-            can exist: a streaming graph's state inputs have nothing to calibrate INT8 on).
+            can exist: a graph with inputs nothing calibrates INT8 on).
     """
     if precision == "fp32" or onnx.name.endswith(f".{precision}.onnx"):
         return onnx

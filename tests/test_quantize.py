@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import pytest
 
-from models.core.metadata import ModelMetadata, TensorSpec, precision_path
+from models.core.metadata import ModelMetadata, TensorSpec, precision_path, sidecar_path
 from models.export.cli import main as export_main
 from models.export.quantize import QuantizeError, check_calibratable, export_int8, world_inputs
 
@@ -94,18 +94,90 @@ def test_a_missing_int8_variant_names_the_command(int8_run, tmp_path, capsys):
     assert f"python -m models.export {tmp_path / 'model.onnx'} --int8" in lines[0]
 
 
-def test_int8_of_a_streaming_labeler_says_none_can_exist(capsys):
-    """The real-sound CRNN carries its state between calls: asking it for INT8 says why there is no
-    variant (rather than naming an export command that would refuse too)."""
+REAL_SOUNDS = Path(__file__).resolve().parents[1] / "models/demo/real-sounds"
+
+
+@pytest.fixture(scope="module")
+def streaming_int8(tmp_path_factory):
+    """A copy of the real-sound CRNN (a streaming graph: audio chunk, state, history) with its
+    int8 variant: 8 calibration hops, 20 held-out windows."""
+    run = tmp_path_factory.mktemp("crnn-int8") / "real-sounds"
+    shutil.copytree(REAL_SOUNDS, run)
+    return run, export_int8(run / "model.onnx", calib=8, held_out=20)
+
+
+def test_a_streaming_labeler_is_calibrated_hop_by_hop_with_its_state():
+    """The calibration rows are the inputs of consecutive live calls: the history grows from the
+    placeholder frame, and the state the graph carries is no longer the zeros of a reset."""
+    from models.export.quantize import stream_calibration_rows
+
+    meta = ModelMetadata.load(REAL_SOUNDS / "model.onnx.json")
+    rows, described = stream_calibration_rows(REAL_SOUNDS / "model.onnx", meta, 8)
+    assert len(rows) == 8 and "validation scene" in described and "state carried" in described
+    assert all(set(r) == {"audio", "state", "history"} for r in rows)
+    s = meta.extra["streaming"]
+    lengths = [r["history"].shape[1] for r in rows]
+    assert lengths[0] == 1 and lengths == sorted(lengths)  # the first call after a reset: the placeholder only
+    assert lengths[-1] == 1 + s["window_frames"] - s["new_frames"]  # the full window after 60 s
+    assert not rows[0]["state"].any() and rows[-1]["state"].any()
+    assert rows[-1]["audio"].shape == (1, meta.inputs[0].shape[1])
+
+
+def test_int8_of_a_streaming_labeler_is_written_and_compared_window_by_window(streaming_int8):
+    from models.export.quantize import stream_window_scores, _world_windows
+
+    run, report = streaming_int8
+    onnx.checker.check_model(str(report.path))
+    ops = [n.op_type for n in onnx.load(str(report.path)).graph.node]
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops and "STFT" in ops
+    meta = ModelMetadata.load(sidecar_path(report.path))
+    record = meta.extra["precision"]
+    assert record["calibration"]["count"] == 8 and "hops of world" in record["calibration"]["set"]
+    assert record["held_out"]["count"] == 20 and "streamed from a reset state" in record["held_out"]["set"]
+    assert meta.extra["streaming"] == ModelMetadata.load(run / "model.onnx.json").extra["streaming"]
+    # the figure in the sidecar is what streaming the same windows through both files gives
+    fp32_meta = ModelMetadata.load(run / "model.onnx.json")
+    _, _, audio = _world_windows(fp32_meta, "test", 20)
+    a, b = (stream_window_scores(p, fp32_meta, audio) for p in (run / "model.onnx", report.path))
+    assert a.shape == b.shape == (20, len(meta.labels))
+    assert float(np.mean(a.argmax(1) == b.argmax(1))) == record["held_out"]["top1_agreement"]
+    # measured (8 calibration hops, 20 windows): agreement 0.95, max |Δ| of the window maxima 0.17
+    assert record["held_out"]["top1_agreement"] >= 0.9
+
+
+def test_avlive_runs_the_streaming_int8_labeler(streaming_int8, capsys):
     from apps.avlive import main
 
-    demo = Path(__file__).resolve().parents[1] / "models/demo/real-sounds"
-    rc = main(["--source", "synthetic:200001", "--labeler", str(demo), "--localizer", "none", "--threads", "1",
+    run, _ = streaming_int8
+    rc = main(["--source", "synthetic:200001", "--labeler", str(run), "--localizer", "none", "--threads", "1",
+               "--no-realtime", "--duration", "2", "--jsonl", "none", "--precision", "int8"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "precision int8" in next(line for line in err.splitlines() if "models:" in line)
+
+
+def test_a_streaming_labeler_without_int8_names_the_command(capsys):
+    from apps.avlive import main
+
+    rc = main(["--source", "synthetic:200001", "--labeler", str(REAL_SOUNDS), "--localizer", "none", "--threads", "1",
                "--no-realtime", "--duration", "1", "--jsonl", "none", "--precision", "int8"])
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert rc != 0 and len(lines) == 1, lines
-    assert "has no INT8 variant and cannot have one" in lines[0] and "history" in lines[0]
-    assert "leave out --precision" in lines[0] and "python -m models.export" not in lines[0]
+    assert "model.int8.onnx is missing" in lines[0] and "python -m models.export" in lines[0] and "--int8" in lines[0]
+
+
+def test_a_streaming_labeler_refuses_batch_calibration_and_calib_data(tmp_path):
+    """TensorRT's calibrator takes one batch of inputs (calibration_inputs); a streaming graph's
+    state only exists hop by hop, so that path says where its INT8 comes from. --calib-data
+    (clips of a dataset) has no stream either."""
+    from models.export.quantize import calibration_inputs
+
+    meta = ModelMetadata.load(REAL_SOUNDS / "model.onnx.json")
+    check_calibratable(meta, where="real-sounds")  # ONNX Runtime calibrates it hop by hop
+    with pytest.raises(QuantizeError, match="hop by hop"):
+        calibration_inputs(meta, 8)
+    with pytest.raises(QuantizeError, match="--calib-data"):
+        export_int8(REAL_SOUNDS / "model.onnx", calib=8, calib_data=tmp_path)
 
 
 def test_bf16_is_refused_with_the_measurement(tmp_path, capsys):
@@ -114,7 +186,7 @@ def test_bf16_is_refused_with_the_measurement(tmp_path, capsys):
     assert "\n" not in line and "bfloat16" in line and "--int8" in line
 
 
-def test_a_streaming_graph_with_state_inputs_is_refused():
+def test_a_graph_with_state_inputs_but_no_streaming_settings_is_refused():
     meta = ModelMetadata(family="crnn", task="labeler", labels=("a", "b"), sample_rate=16000, window_seconds=1.0,
                          needs_frame=False,
                          inputs=(TensorSpec("audio", ("batch", 1600), "float32"),

@@ -29,9 +29,14 @@ calibration set and count, the held-out comparison, the world figures, the nodes
 float32, the ONNX Runtime version) and ``extra["onnx_sha256"]`` of the new file. Both files are
 written atomically, the model first (models/core/atomic.py).
 
-Graphs whose inputs are not all a waveform or a picture (the streaming CRNN, which carries its
-GRU state and frame history between calls) are refused with one line: their state inputs have
-no calibration source here.
+A streaming labeler (``extra["streaming"]``: the CRNN, which carries its encoder caches and frame
+history between calls) is calibrated and compared hop by hop: its family's live adapter runs the
+fp32 graph over the world's first validation scene, and every call's inputs (audio chunk,
+state, history) are calibration candidates, ``calib`` of them taken evenly over the stream; on
+the held-out windows each window is streamed from a reset state and scored by the maximum of its
+frame probabilities, for fp32 and int8 alike. Other graphs with inputs that are neither a
+waveform, a picture nor a features-in export's features are refused with one line: nothing here
+can calibrate them.
 """
 from __future__ import annotations
 
@@ -169,9 +174,18 @@ def _is_picture(spec: TensorSpec) -> bool:
     return len(spec.shape) == 4 and spec.shape[1] == 3 and isinstance(spec.shape[2], int) and spec.dtype == "float32"
 
 
+def is_streaming(meta: ModelMetadata) -> bool:
+    """A labeler whose graph carries state between calls (``extra["streaming"]``, the streaming
+    CRNN): calibrated and compared by running it hop by hop (:func:`stream_calibration_rows`)."""
+    return meta.task == "labeler" and isinstance(meta.extra.get("streaming"), dict)
+
+
 def check_calibratable(meta: ModelMetadata, *, where: str) -> None:
     """Raise :class:`QuantizeError` (one line) when an input is neither a waveform, a picture nor
-    the features of a features-in export: there is nothing to calibrate it on."""
+    the features of a features-in export, and the graph is no streaming labeler: there is nothing
+    to calibrate it on."""
+    if is_streaming(meta):
+        return
     others = [s for s in meta.inputs if not (_is_waveform(s, meta) or _is_picture(s) or _is_features(s, meta))]
     if others:
         shown = ", ".join(f"{s.name} {tuple(s.shape)}" for s in others)
@@ -187,6 +201,20 @@ def _samples(meta: ModelMetadata, spec: TensorSpec) -> int:
     return n if isinstance(n, int) else int(round(meta.window_seconds * meta.sample_rate))
 
 
+def _world_windows(meta: ModelMetadata, split: str, count: int):
+    """The model's world (``metadata.extra["world"]``, else bench), ``count`` single-event windows
+    of ``split`` (2 s, or the model's window if longer) and their audio ``(count, samples)``."""
+    from models.world import get_preset
+    from models.world.cache import cached_window_audio
+    from models.world.evalsets import single_event_windows
+
+    world = get_preset(meta.extra.get("world", "bench"))
+    seconds = max(2.0, meta.window_seconds)
+    windows = list(single_event_windows(split, seconds, count, config=world)[:count])
+    audio = np.asarray(cached_window_audio(windows, meta.sample_rate, world, desc=f"rendering {split} windows"))
+    return world, windows, audio
+
+
 def world_inputs(meta: ModelMetadata, split: str, count: int) -> tuple[dict[str, np.ndarray], list]:
     """``count`` single-event windows of the model's world (``metadata.extra["world"]``, else
     the bench world) from ``split`` as the model's inputs, and the windows.
@@ -198,15 +226,9 @@ def world_inputs(meta: ModelMetadata, split: str, count: int) -> tuple[dict[str,
     Raises:
         QuantizeError: an input this cannot fill (names it).
     """
-    from models.world import get_preset
-    from models.world.cache import cached_window_audio
-    from models.world.evalsets import single_event_windows
     from models.world.scene import Scene
 
-    world = get_preset(meta.extra.get("world", "bench"))
-    seconds = max(2.0, meta.window_seconds)
-    windows = list(single_event_windows(split, seconds, count, config=world)[:count])
-    audio = np.asarray(cached_window_audio(windows, meta.sample_rate, world, desc=f"rendering {split} windows"))
+    world, windows, audio = _world_windows(meta, split, count)
     feeds: dict[str, np.ndarray] = {}
     for spec in meta.inputs:
         if _is_waveform(spec, meta):
@@ -270,24 +292,87 @@ def calibration_inputs(meta: ModelMetadata, calib: int,
     if isinstance(calib, bool) or not isinstance(calib, int) or calib < 1:
         raise QuantizeError(f"--calib: expected a count of inputs >= 1, found {calib!r}")
     check_calibratable(meta, where=f"{meta.family} {meta.task}")
+    if is_streaming(meta):
+        raise QuantizeError(f"{meta.family} {meta.task}: a streaming labeler's state inputs are calibrated hop by hop "
+                            f"by python -m models.export --int8 (ONNX Runtime) only, not in one batch; run it with "
+                            f"--precision int8 on ONNX Runtime, or build its TensorRT engine in fp16/fp32")
     if calib_data is not None:
         return data_inputs(meta, Path(calib_data), calib)
     feeds, _ = world_inputs(meta, "val", calib)
     return feeds, f"world '{meta.extra.get('world', 'bench')}' validation single-event windows"
 
 
-class _OneAtATime:
-    """The calibration reader: one input row per call (ONNX Runtime's CalibrationDataReader API)."""
+class _SessionRunner:
+    """What a live adapter calls (``infer(feeds) -> {output: array}``) over an ONNX Runtime
+    session; with ``record``, every call's inputs are appended to it (copied: the adapter reuses
+    its buffers)."""
 
-    def __init__(self, feeds: Mapping[str, np.ndarray]) -> None:
-        n = len(next(iter(feeds.values())))
-        self._rows = iter([{k: v[i:i + 1] for k, v in feeds.items()} for i in range(n)])
+    def __init__(self, session, record: list | None = None) -> None:
+        self.session, self.record = session, record
+        self.names = [o.name for o in session.get_outputs()]
+
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.record is not None:
+            self.record.append({k: np.array(v, dtype=np.float32) for k, v in feeds.items()})
+        return dict(zip(self.names, self.session.run(None, dict(feeds))))
+
+
+def _stream(labeler, audio: np.ndarray) -> list:
+    """Run a streaming labeler over ``audio`` (samples,) from its reset state, one call per hop,
+    as the live scheduler does (the first chunk padded with the samples before the stream, zeros)
+    -> what each call returned."""
+    window = labeler.window
+    chunk, hop = window.samples, int(round(window.hop_seconds * window.sample_rate))
+    padded = np.concatenate([np.zeros(chunk - hop, np.float32), np.asarray(audio, np.float32)])
+    labeler.reset()
+    return [labeler(padded[end - chunk:end]) for end in range(chunk, len(padded) + 1, hop)]
+
+
+def stream_calibration_rows(src: Path, meta: ModelMetadata, count: int) -> tuple[list[dict[str, np.ndarray]], str]:
+    """``count`` calibration inputs of a streaming labeler: its fp32 graph run by its family's live
+    adapter over the world's first validation scene (``count`` seconds, at least 60), every call's
+    inputs recorded, ``count`` of them taken evenly; and a description."""
+    from models.families import live_adapter
+    from models.world import get_preset, split_seed
+    from models.world.scene import Scene
+
+    world = get_preset(meta.extra.get("world", "bench"))
+    seed, seconds = split_seed("val", 0), max(60, count)
+    audio = Scene(world, seed).render_audio(0, int(seconds * meta.sample_rate), meta.sample_rate)
+    calls: list[dict[str, np.ndarray]] = []
+    _stream(live_adapter(meta)(_SessionRunner(_session(src), record=calls), meta), audio)
+    picked = np.linspace(0, len(calls) - 1, min(count, len(calls))).round().astype(int)
+    return [calls[i] for i in picked], (f"hops of world '{meta.extra.get('world', 'bench')}' validation scene {seed} "
+                                        f"({seconds} s streamed by the fp32 graph, state carried)")
+
+
+def stream_window_scores(path: Path, meta: ModelMetadata, audio: np.ndarray) -> np.ndarray:
+    """``(N, samples)`` windows -> ``(N, C)``: each window streamed through the graph at ``path``
+    from a reset state by its family's live adapter, scored by the maximum of its frame scores."""
+    from models.families import live_adapter
+
+    labeler = live_adapter(meta)(_SessionRunner(_session(path)), meta)
+    return np.stack([np.max([r.scores.max(axis=0) for r in _stream(labeler, wave)], axis=0) for wave in audio])
+
+
+class _Rows:
+    """The calibration reader (ONNX Runtime's CalibrationDataReader API): one feed dict per call
+    (a streaming graph's feeds differ in shape from call to call)."""
+
+    def __init__(self, rows: list[dict[str, np.ndarray]]) -> None:
+        self._rows = iter(rows)
 
     def get_next(self):
         return next(self._rows, None)
 
     def rewind(self) -> None:  # not needed for min-max calibration (one pass)
         pass
+
+
+def _one_row_each(feeds: Mapping[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """``{input: (N, ...)}`` -> N feed dicts of one row each."""
+    n = len(next(iter(feeds.values())))
+    return [{k: v[i:i + 1] for k, v in feeds.items()} for i in range(n)]
 
 
 def _run(session, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -351,12 +436,20 @@ def export_int8(
     if isinstance(calib, bool) or not isinstance(calib, int) or calib < 1:
         raise QuantizeError(f"--calib: expected a count of inputs >= 1, found {calib!r}")
     target = Path(out) if out is not None else precision_path(src, "int8")
-    feeds, described = calibration_inputs(meta, calib, calib_data)
-    count = len(next(iter(feeds.values())))
+    streaming = is_streaming(meta)
+    if streaming:
+        if calib_data is not None:
+            raise QuantizeError(f"--calib-data: {src} is a streaming labeler, calibrated hop by hop on a world stream "
+                                f"with its state; leave --calib-data out")
+        rows, described = stream_calibration_rows(src, meta, calib)
+    else:
+        feeds, described = calibration_inputs(meta, calib, calib_data)
+        rows = _one_row_each(feeds)
+    count = len(rows)
     remove_stale_temps(target)
     remove_stale_temps(sidecar_path(target))
 
-    class Reader(_OneAtATime, CalibrationDataReader):
+    class Reader(_Rows, CalibrationDataReader):
         pass
 
     with tempfile.TemporaryDirectory(prefix="avlive-int8-") as tmp:
@@ -367,14 +460,20 @@ def export_int8(
         excluded = list(dict.fromkeys(front_end_nodes(graph) + output_head_nodes(graph)))
         with atomic_path(target) as part:
             try:
-                quantize_static(os.fspath(pre), os.fspath(part), Reader(feeds), quant_format=QuantFormat.QDQ,
+                quantize_static(os.fspath(pre), os.fspath(part), Reader(rows), quant_format=QuantFormat.QDQ,
                                 per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                                 nodes_to_exclude=excluded)
             except Exception as e:  # ONNX Runtime's quantizer raises many types; one line says which
                 raise QuantizeError(f"{src}: ONNX Runtime's quantize_static failed ({type(e).__name__}: "
                                     f"{str(e).splitlines()[0] if str(e) else ''})") from None
-            test, windows = world_inputs(meta, "test", held_out)
-            diffs, agreement, probs32, probs8 = _compare(src, part, meta, test)
+            if streaming:
+                _, windows, audio = _world_windows(meta, "test", held_out)
+                probs32, probs8 = (stream_window_scores(p, meta, audio) for p in (src, part))
+                diffs = {"window max of probs": float(np.abs(probs32.astype(np.float64) - probs8).max())}
+                agreement = float(np.mean(probs32.argmax(1) == probs8.argmax(1)))
+            else:
+                test, windows = world_inputs(meta, "test", held_out)
+                diffs, agreement, probs32, probs8 = _compare(src, part, meta, test)
     record = {
         "precision": "int8",
         "method": "onnxruntime quantize_static, QDQ, uint8 activations, per-channel int8 weights, min-max calibration",
@@ -382,7 +481,8 @@ def export_int8(
         "source_sha256": sha256_file(src),
         "calibration": {"set": described, "count": count},
         "float32_nodes": excluded,
-        "held_out": {"set": f"world '{meta.extra.get('world', 'bench')}' test single-event windows",
+        "held_out": {"set": f"world '{meta.extra.get('world', 'bench')}' test single-event windows"
+                            + (" (each streamed from a reset state, scored by its frames' maximum)" if streaming else ""),
                      "count": len(probs32), "max_abs_diff": diffs, "top1_agreement": agreement},
         "onnxruntime_version": ort_version,
     }
