@@ -20,9 +20,14 @@ ending at each hop of a world scene (``--hop``, 0.25 s; windows on the front end
 
 and, network only (log-mel in, no front end): avlive's exporter (``torch.onnx.export(...,
 dynamo=True)``, what ``models.export`` writes) against a plain ``torch.onnx.export`` with the
-TorchScript exporter, both in ONNX Runtime fp32.
+TorchScript exporter, both in ONNX Runtime fp32, and the INT8 network.
 
-Prints medians (ms) and each row's speed-up over the straightforward way.
+Prints medians (ms) and each row's speed-up over the straightforward way; then the network's
+operations per window (``torch.utils.flop_counter``, 2 per multiply-add) and the rate each
+network row achieved, beside ONNX Runtime's own convolution ceiling on this CPU (``--ceiling``,
+default on: four dense 3x3 convolutions of 256 channels, the best case for its kernels, fp32 and
+INT8 made as the export makes them), and what the INT8 network would take at that ceiling, which
+bounds the end-to-end speed-up any INT8 variant of this network can reach here.
 """
 from __future__ import annotations
 
@@ -36,11 +41,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from apps.bench_models import export, slowfast_epic_exportable
+from apps.bench_models import count_flops, export, slowfast_epic_exportable
 from models.audio.streaming import StreamingFrontEnd
 from models.evaluation.benchmark import configure_threads, machine_description, ort_session_options, quiet
 from models.export.frontend_outside import features_in
-from models.export.quantize import export_int8
+from models.export.quantize import export_int8, static_int8
 from models.slowfast.network import EPIC_CLIP
 from models.slowfast.recipes import SlowFastWaveform
 from models.world import Scene, get_preset
@@ -114,6 +119,7 @@ def bench(wrapper: SlowFastWaveform, paths: dict[str, Path], threads: int, iters
         "avlive features-in, int8 (streaming front end)": features_in("int8"),
         "network only: avlive's export (dynamo), fp32": network("feats"),
         "network only: plain torch.onnx.export (TorchScript), fp32": network("plain"),
+        "network only: avlive's export, int8": network("int8"),
     }
     for fn in rows.values():  # warm-up; the streaming front ends start from hop 0 again below
         fn(0)
@@ -128,6 +134,42 @@ def bench(wrapper: SlowFastWaveform, paths: dict[str, Path], threads: int, iters
     return {name: 1e3 * float(np.median(v)) for name, v in times.items()}
 
 
+#: The ceiling's layers: (channels, kernel, height, width), four of them in a row.
+CEILING_CONV = (256, 3, 50, 32)
+
+
+def conv_ceiling(folder: Path, threads: int, iters: int) -> dict[str, float]:
+    """ONNX Runtime's convolution rate on this CPU, fp32 and INT8 (GFLOP/s at the median, 2 per
+    multiply-add): four 3x3 convolutions of 256 channels on a 50 x 32 map, dense and
+    cache-friendly, the best case for its kernels; INT8 made by :func:`static_int8`, as every
+    avlive variant."""
+    import onnxruntime as ort
+
+    ch, k, h, w = CEILING_CONV
+    net = torch.nn.Sequential(*[torch.nn.Conv2d(ch, ch, k, padding=k // 2) for _ in range(4)]).eval()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, ch, h, w)).astype(np.float32)
+    fp32, int8 = folder / "ceiling.onnx", folder / "ceiling.int8.onnx"
+    if not int8.is_file():
+        with quiet():
+            torch.onnx.export(net, (torch.from_numpy(x),), str(fp32), dynamo=False, opset_version=17,
+                              input_names=["x"])
+        static_int8(fp32, int8, [{"x": rng.standard_normal(x.shape).astype(np.float32)} for _ in range(4)])
+    flops = 2 * 4 * ch * ch * k * k * h * w
+    rates = {}
+    for name, path in (("fp32", fp32), ("int8", int8)):
+        session = ort.InferenceSession(str(path), ort_session_options(threads), providers=["CPUExecutionProvider"])
+        for _ in range(3):
+            session.run(None, {"x": x})
+        times = []
+        for _ in range(iters):
+            t0 = time.perf_counter()
+            session.run(None, {"x": x})
+            times.append(time.perf_counter() - t0)
+        rates[name] = flops / float(np.median(times)) / 1e9
+    return rates
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m apps.bench_end_to_end", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -136,13 +178,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hop", type=float, default=0.25, help="seconds between windows")
     p.add_argument("--calib", type=int, default=64, help="INT8 calibration windows")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    p.add_argument("--ceiling", action=argparse.BooleanOptionalAction, default=True,
+                   help="also measure ONNX Runtime's convolution ceiling here, fp32 and INT8 (about 20 s)")
     args = p.parse_args(argv)
-    results = {}
+    results, ceilings = {}, {}
     with tempfile.TemporaryDirectory(prefix="avlive-bench-e2e-") as tmp:
         wrapper, paths, int8 = build(Path(tmp), args.calib)
+        cfg = EPIC_CLIP.frontend
+        flops = count_flops(wrapper.from_features, {"logmel": np.zeros((1, EPIC_CLIP.num_frames, cfg.n_mels), np.float32)})
         for threads in args.threads:
             configure_threads(threads)
             results[threads] = bench(wrapper, paths, threads, args.iters, args.hop)
+            if args.ceiling:
+                ceilings[threads] = conv_ceiling(Path(tmp), threads, args.iters)
     base_row = "straightforward (librosa + eager PyTorch, fp32)"
     print(f"\nSlow-Fast EPIC paper size (random weights), one {args.hop:g} s hop of a 2 s window, medians of "
           f"{args.iters} (ms; x = speed-up over the straightforward way)\n")
@@ -151,6 +199,20 @@ def main(argv: list[str] | None = None) -> int:
     for row in results[args.threads[0]]:
         cells = [f"{results[t][row]:.1f} (x{results[t][base_row] / results[t][row]:.2f})" for t in args.threads]
         print(f"| {row} | " + " | ".join(cells) + " |")
+    print(f"\nThe network: {flops / 1e9:.2f} GFLOP per window (torch.utils.flop_counter, 2 per multiply-add).")
+    for threads in args.threads:
+        r = results[threads]
+        fp32_rate = flops / (r["network only: avlive's export (dynamo), fp32"] * 1e-3) / 1e9
+        int8_rate = flops / (r["network only: avlive's export, int8"] * 1e-3) / 1e9
+        line = f"  {threads} thread(s): the network ran at {fp32_rate:.0f} GFLOP/s in fp32 and {int8_rate:.0f} in int8"
+        c = ceilings.get(threads)
+        if c:
+            floor_ms = flops / (c["int8"] * 1e9) * 1e3
+            best = r[base_row] / floor_ms
+            line += (f"; ONNX Runtime's convolution ceiling here: {c['fp32']:.0f} fp32, {c['int8']:.0f} int8. At that "
+                     f"ceiling the int8 network alone would take {floor_ms:.1f} ms: x{best:.1f} of the straightforward "
+                     f"way with a free front end, the most any INT8 variant of this network reaches here")
+        print(line)
     held = int8.get("held_out")
     if held:
         print(f"\nINT8 vs fp32 top-1 agreement on {held.get('count')} held-out {held.get('set')}: "
@@ -158,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"machine": machine_description(), "iters": args.iters, "hop_s": args.hop,
-                                         "ms": {str(t): r for t, r in results.items()}, "int8": int8},
+                                         "ms": {str(t): r for t, r in results.items()}, "int8": int8,
+                                         "network_flops": flops,
+                                         "conv_ceiling_gflops": {str(t): c for t, c in ceilings.items()}},
                                         indent=2, default=str) + "\n")
     return 0
 

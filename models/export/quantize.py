@@ -63,6 +63,8 @@ __all__ = [
     "calibration_inputs",
     "check_calibratable",
     "export_int8",
+    "static_int8",
+    "INT8_METHOD",
     "bf16_refusal",
 ]
 
@@ -355,18 +357,26 @@ def stream_window_scores(path: Path, meta: ModelMetadata, audio: np.ndarray) -> 
     return np.stack([np.max([r.scores.max(axis=0) for r in _stream(labeler, wave)], axis=0) for wave in audio])
 
 
-class _Rows:
-    """The calibration reader (ONNX Runtime's CalibrationDataReader API): one feed dict per call
-    (a streaming graph's feeds differ in shape from call to call)."""
+#: How :func:`static_int8` quantizes (recorded in every int8 sidecar).
+INT8_METHOD = "onnxruntime quantize_static, QDQ, uint8 activations, per-channel int8 weights, min-max calibration"
 
-    def __init__(self, rows: list[dict[str, np.ndarray]]) -> None:
-        self._rows = iter(rows)
 
-    def get_next(self):
-        return next(self._rows, None)
+def static_int8(src: str | os.PathLike, dst: str | os.PathLike, rows: list[dict[str, np.ndarray]],
+                excluded: list[str] = ()) -> None:
+    """ONNX Runtime static INT8 of ``src`` into ``dst`` the way every avlive variant is made
+    (:data:`INT8_METHOD`), calibrated on ``rows`` (one feed dict per call; a streaming graph's
+    feeds differ in shape from call to call), the ``excluded`` nodes left in float32."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-    def rewind(self) -> None:  # not needed for min-max calibration (one pass)
-        pass
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._rows = iter(rows)
+
+        def get_next(self):
+            return next(self._rows, None)
+
+    quantize_static(os.fspath(src), os.fspath(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=list(excluded))
 
 
 def _one_row_each(feeds: Mapping[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
@@ -426,7 +436,6 @@ def export_int8(
         QuantizeError: a model or calibration set this cannot quantize (one line).
     """
     from onnxruntime import __version__ as ort_version
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
     import onnx as onnx_lib
 
@@ -449,9 +458,6 @@ def export_int8(
     remove_stale_temps(target)
     remove_stale_temps(sidecar_path(target))
 
-    class Reader(_Rows, CalibrationDataReader):
-        pass
-
     with tempfile.TemporaryDirectory(prefix="avlive-int8-") as tmp:
         pre = Path(tmp) / "pre.onnx"
         # symbolic shape inference is for transformer graphs; ONNX's own inference suffices here
@@ -460,9 +466,7 @@ def export_int8(
         excluded = list(dict.fromkeys(front_end_nodes(graph) + output_head_nodes(graph)))
         with atomic_path(target) as part:
             try:
-                quantize_static(os.fspath(pre), os.fspath(part), Reader(rows), quant_format=QuantFormat.QDQ,
-                                per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                                nodes_to_exclude=excluded)
+                static_int8(pre, part, rows, excluded)
             except Exception as e:  # ONNX Runtime's quantizer raises many types; one line says which
                 raise QuantizeError(f"{src}: ONNX Runtime's quantize_static failed ({type(e).__name__}: "
                                     f"{str(e).splitlines()[0] if str(e) else ''})") from None
@@ -476,7 +480,7 @@ def export_int8(
                 diffs, agreement, probs32, probs8 = _compare(src, part, meta, test)
     record = {
         "precision": "int8",
-        "method": "onnxruntime quantize_static, QDQ, uint8 activations, per-channel int8 weights, min-max calibration",
+        "method": INT8_METHOD,
         "source": src.name,
         "source_sha256": sha256_file(src),
         "calibration": {"set": described, "count": count},
