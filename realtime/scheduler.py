@@ -28,7 +28,13 @@ the model's hops after its previous run (hops skipped because inference fell beh
 dropped for a missing frame or a late read, its resampling stream restarted), and counts the
 calls (``Counters.resets``, in the JSON lines since schema 1.2, and ``ModelRun.reset`` per run).
 Consecutive windows of such a model end at the newest sample of their hops, so they are one
-model hop apart give or take a capture block (exactly, offline).
+model hop apart give or take a capture block (exactly, offline). A model whose state *is* the
+audio before its newest hop (``WindowSpec.exact_hops``: the streaming CRNN) needs windows exactly
+one hop apart: its windows end on a grid of its hop, placed at its first run half a hop behind
+the newest sample. The resampler's hold-back (6-36 ms, varying per hop) and the capture blocks
+then never move the newest sample across two grid points in one hop: each run takes the next
+grid point; a hop where it is not there yet runs nothing (the next tick takes it), and one more
+than a grid step behind (hops skipped, a resync) re-places the grid and resets the model.
 
 **Windows.** Each model gets the window its ``WindowSpec`` declares, ending at the newest
 sample (or the newest multiple of its ``align``: a streaming front end's frame grid), in a
@@ -392,6 +398,8 @@ class _Slot:
     clip_times: np.ndarray | None = None  # (N,) float64, the clip's frame times (clips only)
     clip_index: np.ndarray | None = None  # (N,) int64, the clip's frame indices (clips only)
     reset: Any = None  # the model's reset(), when it keeps state
+    step: int = 0  # window.exact_hops: samples between consecutive windows (its hop at its rate)
+    grid_end: int | None = None  # window.exact_hops: where the previous window ended
     resyncs_seen: int = 0  # the resampling stream's resyncs at the previous run
     warned: bool = False  # the frame ring was too short for the clip (logged once)
     rolling: RollingLabels | None = None
@@ -536,6 +544,8 @@ class Scheduler(InferenceThread):
                     slot.clip_index = np.zeros(window.frames, np.int64)
             reset = getattr(m.model, "reset", None)
             slot.reset = reset if callable(reset) else None
+            if window.exact_hops:
+                slot.step = int(round(slot.ticks * self.config.hop_s * window.sample_rate))
             if kind == "labeler":
                 slot.labels = tuple(m.model.labels)
                 if not slot.labels:
@@ -749,16 +759,23 @@ class Scheduler(InferenceThread):
             if slot.next_hop is not None and hop < slot.next_hop:
                 continue
             align = slot.window.align
+            resyncs = 0 if slot.stream is None else slot.stream.resyncs
+            newest_end = end if slot.stream is None else slot.stream.end_index
+            end_index = newest_end - newest_end % align  # on the model's frame grid
+            regridded = False
+            if slot.step:
+                end_index, regridded = self._exact_hop_end(slot, end_index, resyncs != slot.resyncs_seen)
+                if end_index is None:  # the next grid point is not there yet: the next tick takes it
+                    slot.next_hop = hop + 1
+                    continue
             if slot.stream is None:
-                end_index = end - end % align
                 ok = self._read_window(slot, self.audio_ring, end_index, 0)
             else:
                 ring = slot.stream.ring
-                newest = ring.total_written
-                end_index = slot.stream.end_index - slot.stream.end_index % align  # on the stream's grid
-                ok = self._read_window(slot, ring, newest - (slot.stream.end_index - end_index),
+                ok = self._read_window(slot, ring, ring.total_written - (newest_end - end_index),
                                        slot.stream.segment_start)
             if not ok:  # overwritten before we got to it; the ring counts it in late_reads
+                slot.grid_end = None if slot.step else slot.grid_end
                 continue
             end_time = end_index / slot.window.sample_rate
             frame_info = None
@@ -767,11 +784,33 @@ class Scheduler(InferenceThread):
                 if frame_info is None:
                     self._missing_frames += 1
                     continue
-            resyncs = 0 if slot.stream is None else slot.stream.resyncs
-            gap = slot.next_hop is None or hop > slot.next_hop or resyncs != slot.resyncs_seen
+            if slot.step:
+                gap = regridded
+            else:
+                gap = slot.next_hop is None or hop > slot.next_hop or resyncs != slot.resyncs_seen
             slot.next_hop, slot.resyncs_seen = hop + slot.ticks, resyncs
             due.append(_Due(slot, end_index, end_time, frame_info, gap))
         return due
+
+    @staticmethod
+    def _exact_hop_end(slot: _Slot, newest: int, resynced: bool) -> tuple[int | None, bool]:
+        """Where the window of an ``exact_hops`` model ends this hop, given the newest usable
+        end ``newest`` (on its frame grid): ``(end, regridded)``, or ``(None, False)`` when the
+        next grid point is not there yet. At the first run, after a resync, or when the newest
+        end is two or more grid steps past the previous window (hops were skipped), the grid is
+        placed anew half a step behind the newest end and ``regridded`` says so (the model is
+        reset before its run)."""
+        step, previous = slot.step, slot.grid_end
+        if previous is not None and not resynced:
+            ahead = (newest - previous) // step
+            if ahead < 1:
+                return None, False
+            if ahead == 1:
+                slot.grid_end = previous + step
+                return slot.grid_end, False
+        start = max(0, newest - step // 2)
+        slot.grid_end = start - start % slot.window.align
+        return slot.grid_end, True
 
     def _stagger_slots(self, phase: int, first_hop: int) -> None:
         """Delay the first run of each stateless model that runs every n-th hop from hop

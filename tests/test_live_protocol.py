@@ -353,3 +353,54 @@ def test_labelers_that_take_frames_pass_the_use_check_and_a_wrong_waveform_is_st
         check(labeler_metadata(("frames", ("batch", 3, 96, 96)), ("audio", ("batch", 8000))))
     with pytest.raises(ModelError, match=r"inputs\[0\].shape"):
         check(labeler_metadata(("x", ("batch", 8000)), needs_frame=False))
+
+
+def test_a_model_that_takes_exact_hops_gets_windows_exactly_one_hop_apart_through_resampling_jitter():
+    """A model whose state is the audio before its newest hop (``WindowSpec.exact_hops``, the
+    streaming CRNN) on a resampled stream (48 kHz capture, 16 kHz model) fed in blocks of uneven
+    size: its windows end exactly one of its hops apart (soxr's varying hold-back and the blocks
+    never shift them), a hop whose grid point has not arrived runs nothing, and skipped hops
+    re-place the grid and reset it. Before this, its windows ended at the newest sample, so the
+    chunks it was given overlapped or skipped a few milliseconds at every hop, and its scores
+    drifted from those of the same audio streamed offline (live event F1 0.772 against 0.832)."""
+    capture_rate, hop_s = 48000, 0.08
+    source = SyntheticSource(SEED, PRESET, capture_rate, video=False).open()
+    audio_ring = AudioRing(4 * capture_rate, capture_rate)
+    log = []
+    exact = Stateful(WindowSpec(0.1, SR, hop_seconds=hop_s, exact_hops=True), log, "exact")
+    scheduler = Scheduler(audio_ring, None, [ModelSlot("exact", exact)], config=SchedulerConfig(hop_s=hop_s))
+    rng = np.random.default_rng(0)
+    hop_n, step = int(hop_s * capture_rate), int(hop_s * SR)
+    ends, resets, idle, buffered = [], [], 0, np.zeros(0, np.float32)
+
+    def feed(n: int) -> None:
+        nonlocal buffered
+        while len(buffered) < n:
+            buffered = np.concatenate([buffered, source.read().audio])
+        audio_ring.write(buffered[:n])
+        buffered = buffered[n:]
+
+    for k in range(1, 61):
+        # hop k fires once its boundary is captured, with up to a quarter hop more in the last block;
+        # at k = 40 inference stalled and six hops arrive at once
+        k += 6 * (k >= 40)
+        feed(k * hop_n + int(rng.integers(0, hop_n // 4)) - audio_ring.total_written)
+        runs = {run.name: run for run in scheduler.step().runs}
+        if "exact" in runs:
+            ends.append(runs["exact"].end_index)
+            resets.append(runs["exact"].reset)
+        else:
+            idle += 1
+    scheduler.stop()
+    gaps = np.diff(ends)
+    assert resets[0] and resets.count(True) == 2  # the start and the stall
+    stall = resets.index(True, 1)
+    assert np.all(gaps[:stall - 1] == step) and np.all(gaps[stall:] == step) and gaps[stall - 1] >= 2 * step
+    assert idle == 0 and len(ends) == 60  # the half-hop margin absorbed soxr's hold-back and the blocks
+    assert [what for name, what in log if name == "exact"].count("reset") == 2
+    # a hop whose grid point has not arrived (the newest end less than a step past the previous
+    # window) runs nothing; the next one takes exactly the next grid point
+    slot = scheduler._slots[0]
+    last = slot.grid_end
+    assert Scheduler._exact_hop_end(slot, last + step - 1, False) == (None, False) and slot.grid_end == last
+    assert Scheduler._exact_hop_end(slot, last + step + 7, False) == (last + step, False)

@@ -68,6 +68,11 @@ class WindowSpec:
             ``sample_rate``): a model that keeps per-frame features between runs (a streaming
             front end, ``models.audio.streaming``) gets windows that move by whole frames. It
             delays the window's end by less than ``align`` samples. 1: the newest sample.
+        exact_hops: the model takes exactly one hop (``hop_seconds``, else the pipeline's hop)
+            of new audio per call and keeps the rest as state (the streaming CRNN): its windows
+            move by exactly that many samples, on a grid the scheduler holds half a hop behind
+            the newest sample so that resampling and capture jitter never move it by more or
+            less (``realtime.scheduler``). False: the window ends at the newest sample.
     """
 
     seconds: float
@@ -78,6 +83,7 @@ class WindowSpec:
     frame_rate: float = 0.0
     hop_seconds: float | None = None
     align: int = 1
+    exact_hops: bool = False
 
     def __post_init__(self) -> None:
         if self.seconds <= 0:

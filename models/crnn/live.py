@@ -37,7 +37,8 @@ class StreamingLabeler:
             raise ValueError("a CRNN model's metadata needs extra['streaming'] (export it with this version of avlive)")
         self.runner, self.metadata = runner, metadata
         self.labels = tuple(metadata.labels)
-        self.window = WindowSpec(metadata.window_seconds, metadata.sample_rate, hop_seconds=float(s["hop_seconds"]))
+        self.window = WindowSpec(metadata.window_seconds, metadata.sample_rate, hop_seconds=float(s["hop_seconds"]),
+                                 exact_hops=True)  # the state is the audio before the chunk's last hop
         self.frame_seconds = float(s["frame_seconds"])
         self.new_frames = int(s["new_frames"])
         self.window_frames = int(s["window_frames"])
