@@ -31,10 +31,11 @@ Consecutive windows of such a model end at the newest sample of their hops, so t
 model hop apart give or take a capture block (exactly, offline). A model whose state *is* the
 audio before its newest hop (``WindowSpec.exact_hops``: the streaming CRNN) needs windows exactly
 one hop apart: its windows end on a grid of its hop, placed at its first run half a hop behind
-the newest sample. The resampler's hold-back (6-36 ms, varying per hop) and the capture blocks
-then never move the newest sample across two grid points in one hop: each run takes the next
+the newest sample, so the resampler's hold-back (6-36 ms, varying per hop) and the capture
+blocks seldom move the newest sample across two grid points in one hop: each run takes the next
 grid point; a hop where it is not there yet runs nothing (the next tick takes it), and one more
-than a grid step behind (hops skipped, a resync) re-places the grid and resets the model.
+than a grid step behind (hops skipped, a resync, or jitter beyond half a hop: 1 to 9 times in
+150 s at real-time pace on the bench seeds) re-places the grid and resets the model.
 
 **Windows.** Each model gets the window its ``WindowSpec`` declares, ending at the newest
 sample (or the newest multiple of its ``align``: a streaming front end's frame grid), in a
@@ -783,6 +784,7 @@ class Scheduler(InferenceThread):
                 frame_info = None if camera_lost else self._read_pictures(slot, end_time)
                 if frame_info is None:
                     self._missing_frames += 1
+                    slot.grid_end = None if slot.step else slot.grid_end  # its chunk was not run: start anew
                     continue
             if slot.step:
                 gap = regridded

@@ -71,8 +71,9 @@ class WindowSpec:
         exact_hops: the model takes exactly one hop (``hop_seconds``, else the pipeline's hop)
             of new audio per call and keeps the rest as state (the streaming CRNN): its windows
             move by exactly that many samples, on a grid the scheduler holds half a hop behind
-            the newest sample so that resampling and capture jitter never move it by more or
-            less (``realtime.scheduler``). False: the window ends at the newest sample.
+            the newest sample so that resampling and capture jitter seldom break it (when they
+            do, the grid is placed anew and the model reset: ``realtime.scheduler``). False:
+            the window ends at the newest sample.
     """
 
     seconds: float
