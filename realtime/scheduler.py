@@ -776,7 +776,7 @@ class Scheduler(InferenceThread):
                 ok = self._read_window(slot, ring, ring.total_written - (newest_end - end_index),
                                        slot.stream.segment_start)
             if not ok:  # overwritten before we got to it; the ring counts it in late_reads
-                slot.grid_end = None if slot.step else slot.grid_end
+                slot.grid_end = None  # an exact-hop model starts its grid anew (others have none)
                 continue
             end_time = end_index / slot.window.sample_rate
             frame_info = None
@@ -784,7 +784,7 @@ class Scheduler(InferenceThread):
                 frame_info = None if camera_lost else self._read_pictures(slot, end_time)
                 if frame_info is None:
                     self._missing_frames += 1
-                    slot.grid_end = None if slot.step else slot.grid_end  # its chunk was not run: start anew
+                    slot.grid_end = None  # its chunk was not run: an exact-hop model starts anew
                     continue
             if slot.step:
                 gap = regridded
