@@ -182,8 +182,8 @@ class MultiScheduler(InferenceThread):
                 resets = [False] * len(items)
             else:
                 s, _work, d = items[0]
-                resets = [s._reset_if_due(d)]
-                outs = [d.slot.spec.model(*s._model_args(d))]
+                out, reset = s._run_model(d)
+                outs, resets = [out], [reset]
             ms = (time.perf_counter() - t0) * 1e3
             self.calls += 1
             self.batch_sizes[len(items)] += 1

@@ -33,9 +33,11 @@ audio before its newest hop (``WindowSpec.exact_hops``: the streaming CRNN) need
 one hop apart: its windows end on a grid of its hop, placed at its first run half a hop behind
 the newest sample, so the resampler's hold-back (6-36 ms, varying per hop) and the capture
 blocks seldom move the newest sample across two grid points in one hop: each run takes the next
-grid point; a hop where it is not there yet runs nothing (the next tick takes it), and one more
-than a grid step behind (hops skipped, a resync, or jitter beyond half a hop: 1 to 9 times in
-150 s at real-time pace on the bench seeds) re-places the grid and resets the model.
+grid point; a hop where it is not there yet runs nothing (the next tick takes it). When two or
+three grid points have arrived (jitter beyond half a hop, a skipped hop) an audio-only model
+catches up: it is called on each of them in turn within the tick, oldest first, and its frame
+scores are joined into one output (``ModelRun.chunks``). Further behind, after a resync, or with
+pictures to fetch, the grid is placed anew and the model reset.
 
 **Windows.** Each model gets the window its ``WindowSpec`` declares, ending at the newest
 sample (or the newest multiple of its ``align``: a streaming front end's frame grid), in a
@@ -108,6 +110,7 @@ __all__ = [
 ]
 
 KINDS = ("labeler", "localizer")
+MAX_CATCH_UP = 2  # grid points an exact-hop model may run before its window in one tick
 
 
 @dataclass(frozen=True)
@@ -219,6 +222,8 @@ class ModelRun:
         frame_times: a clip's frame timestamps, oldest first (empty without a clip).
         frame_indices: a clip's frame indices, oldest first (empty without a clip).
         reset: whether the model's ``reset()`` was called before this run.
+        chunks: how many of its own hops the run covered: 1, or more when an ``exact_hops``
+            model caught up on grid points that arrived together (called once per point).
     """
 
     name: str
@@ -232,6 +237,7 @@ class ModelRun:
     frame_times: tuple[float, ...] = ()
     frame_indices: tuple[int, ...] = ()
     reset: bool = False
+    chunks: int = 1
 
 
 @dataclass(frozen=True)
@@ -401,6 +407,7 @@ class _Slot:
     reset: Any = None  # the model's reset(), when it keeps state
     step: int = 0  # window.exact_hops: samples between consecutive windows (its hop at its rate)
     grid_end: int | None = None  # window.exact_hops: where the previous window ended
+    catch_up: np.ndarray | None = None  # (MAX_CATCH_UP, window.samples) float32: exact hops, audio only
     resyncs_seen: int = 0  # the resampling stream's resyncs at the previous run
     warned: bool = False  # the frame ring was too short for the clip (logged once)
     rolling: RollingLabels | None = None
@@ -420,6 +427,7 @@ class _Due:
     end_time: float
     frame_info: tuple[float, int] | None  # (time, index) of its (newest) frame
     gap: bool  # not exactly one of its hops after its previous run: reset() first
+    catch_up: int = 0  # exact hops: earlier grid points in slot.catch_up[:catch_up], run first
 
 
 @dataclass
@@ -547,6 +555,8 @@ class Scheduler(InferenceThread):
             slot.reset = reset if callable(reset) else None
             if window.exact_hops:
                 slot.step = int(round(slot.ticks * self.config.hop_s * window.sample_rate))
+                if slot.frame is None:
+                    slot.catch_up = np.zeros((MAX_CATCH_UP, window.samples), np.float32)
             if kind == "labeler":
                 slot.labels = tuple(m.model.labels)
                 if not slot.labels:
@@ -700,15 +710,24 @@ class Scheduler(InferenceThread):
 
     # ---------------------------------------------------------------- one hop
 
-    def _read_window(self, slot: _Slot, ring, end: int, segment_start: int) -> bool:
-        """Copy the ``slot.audio.size`` samples ending at ring index ``end``, zeros before the
-        segment start."""
-        n = slot.audio.size
+    def _read_audio(self, slot: _Slot, out: np.ndarray, end_index: int, newest_end: int) -> bool:
+        """Copy the window ending at ``end_index`` (at the slot's rate; ``newest_end`` is the
+        newest sample there) into ``out``; False when the ring overwrote it first."""
+        if slot.stream is None:
+            return self._read_window(out, self.audio_ring, end_index, 0)
+        ring = slot.stream.ring
+        return self._read_window(out, ring, ring.total_written - (newest_end - end_index), slot.stream.segment_start)
+
+    @staticmethod
+    def _read_window(out: np.ndarray, ring, end: int, segment_start: int) -> bool:
+        """Copy the ``out.size`` samples ending at ring index ``end``, zeros before the segment
+        start."""
+        n = out.size
         available = end - segment_start
         if available >= n:
-            return bool(ring.read(end, n, slot.audio))
-        slot.audio[: n - available] = 0.0
-        return available <= 0 or bool(ring.read(end, available, slot.audio[n - available:]))
+            return bool(ring.read(end, n, out))
+        out[: n - available] = 0.0
+        return available <= 0 or bool(ring.read(end, available, out[n - available:]))
 
     def _read_pictures(self, slot: _Slot, end_time: float) -> tuple[float, int] | None:
         """Copy the frame (or clip) ``slot`` asks for, for a window ending at ``end_time``, into
@@ -763,18 +782,15 @@ class Scheduler(InferenceThread):
             resyncs = 0 if slot.stream is None else slot.stream.resyncs
             newest_end = end if slot.stream is None else slot.stream.end_index
             end_index = newest_end - newest_end % align  # on the model's frame grid
-            regridded = False
+            regridded, behind = False, 0
             if slot.step:
-                end_index, regridded = self._exact_hop_end(slot, end_index, resyncs != slot.resyncs_seen)
+                end_index, regridded, behind = self._exact_hop_end(slot, end_index, resyncs != slot.resyncs_seen)
                 if end_index is None:  # the next grid point is not there yet: the next tick takes it
                     slot.next_hop = hop + 1
                     continue
-            if slot.stream is None:
-                ok = self._read_window(slot, self.audio_ring, end_index, 0)
-            else:
-                ring = slot.stream.ring
-                ok = self._read_window(slot, ring, ring.total_written - (newest_end - end_index),
-                                       slot.stream.segment_start)
+            ok = self._read_audio(slot, slot.audio, end_index, newest_end)
+            for k in range(behind):  # earlier grid points, oldest first
+                ok = ok and self._read_audio(slot, slot.catch_up[k], end_index - (behind - k) * slot.step, newest_end)
             if not ok:  # overwritten before we got to it; the ring counts it in late_reads
                 slot.grid_end = None  # an exact-hop model starts its grid anew (others have none)
                 continue
@@ -791,28 +807,28 @@ class Scheduler(InferenceThread):
             else:
                 gap = slot.next_hop is None or hop > slot.next_hop or resyncs != slot.resyncs_seen
             slot.next_hop, slot.resyncs_seen = hop + slot.ticks, resyncs
-            due.append(_Due(slot, end_index, end_time, frame_info, gap))
+            due.append(_Due(slot, end_index, end_time, frame_info, gap, behind))
         return due
 
     @staticmethod
-    def _exact_hop_end(slot: _Slot, newest: int, resynced: bool) -> tuple[int | None, bool]:
+    def _exact_hop_end(slot: _Slot, newest: int, resynced: bool) -> tuple[int | None, bool, int]:
         """Where the window of an ``exact_hops`` model ends this hop, given the newest usable
-        end ``newest`` (on its frame grid): ``(end, regridded)``, or ``(None, False)`` when the
-        next grid point is not there yet. At the first run, after a resync, or when the newest
-        end is two or more grid steps past the previous window (hops were skipped), the grid is
-        placed anew half a step behind the newest end and ``regridded`` says so (the model is
-        reset before its run)."""
+        end ``newest`` (on its frame grid): ``(end, regridded, behind)``, or ``(None, False, 0)``
+        when the next grid point is not there yet. ``behind`` grid points before ``end`` arrived
+        too (an audio-only model runs them first; at most ``MAX_CATCH_UP``). At the first run,
+        after a resync, or further behind than that, the grid is placed anew half a step behind
+        the newest end and ``regridded`` says so (the model is reset before its run)."""
         step, previous = slot.step, slot.grid_end
         if previous is not None and not resynced:
             ahead = (newest - previous) // step
             if ahead < 1:
-                return None, False
-            if ahead == 1:
-                slot.grid_end = previous + step
-                return slot.grid_end, False
+                return None, False, 0
+            if ahead == 1 or (slot.catch_up is not None and ahead <= 1 + slot.catch_up.shape[0]):
+                slot.grid_end = previous + ahead * step
+                return slot.grid_end, False, ahead - 1
         start = max(0, newest - step // 2)
         slot.grid_end = start - start % slot.window.align
-        return slot.grid_end, True
+        return slot.grid_end, True, 0
 
     def _stagger_slots(self, phase: int, first_hop: int) -> None:
         """Delay the first run of each stateless model that runs every n-th hop from hop
@@ -839,11 +855,29 @@ class Scheduler(InferenceThread):
             return slot.audio, slot.frame if d.frame_info is not None else None
         return slot.audio, slot.frame
 
-    def _call(self, work: "_HopWork", d: _Due) -> None:
-        """Call one due model (after its ``reset()`` when a gap came before) and record its run."""
-        t0 = time.perf_counter()
+    def _run_model(self, d: _Due) -> tuple[Any, bool]:
+        """Call one due model on its own: its ``reset()`` when a gap came before, the grid points
+        it catches up on (exact hops), then its window; ``(output, reset)``. Caught-up frame
+        scores are joined with the window's, on the window's clock; other outputs are the
+        window's alone."""
         reset = self._reset_if_due(d)
-        out = d.slot.spec.model(*self._model_args(d))
+        model = d.slot.spec.model
+        earlier = []
+        for k in range(d.catch_up):  # copies: a runner may reuse its output buffers on the next call
+            o = model(d.slot.catch_up[k], None)
+            earlier.append(FrameScores(o.scores.copy(), o.times.copy()) if isinstance(o, FrameScores) else o)
+        out = model(*self._model_args(d))
+        if earlier and isinstance(out, FrameScores) and all(isinstance(o, FrameScores) for o in earlier):
+            rate, step = d.slot.window.sample_rate, d.slot.step
+            shifts = [-(d.catch_up - k) * step / rate for k in range(d.catch_up)]  # their window ends, relative
+            out = FrameScores(np.concatenate([o.scores for o in earlier] + [out.scores]),
+                              np.concatenate([o.times + s for o, s in zip(earlier, shifts)] + [out.times]))
+        return out, reset
+
+    def _call(self, work: "_HopWork", d: _Due) -> None:
+        """Call one due model and record its run."""
+        t0 = time.perf_counter()
+        out, reset = self._run_model(d)
         self._record(work, d, out, (time.perf_counter() - t0) * 1e3, reset)
 
     def _record(self, work: "_HopWork", d: _Due, out: Any, ms: float, reset: bool = False) -> None:
@@ -868,7 +902,8 @@ class Scheduler(InferenceThread):
                        None if d.frame_info is None else float(d.frame_info[0]),
                        None if d.frame_info is None else int(d.frame_info[1]), ms,
                        frame_times=tuple(slot.clip_times.tolist()) if clip else (),
-                       frame_indices=tuple(slot.clip_index.tolist()) if clip else (), reset=reset)
+                       frame_indices=tuple(slot.clip_index.tolist()) if clip else (), reset=reset,
+                       chunks=1 + d.catch_up)
         work.latency[f"model:{run.name}"] = run.ms
         work.runs.append(run)
 
