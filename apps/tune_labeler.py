@@ -9,7 +9,8 @@ The labeler hears what the live pipeline gives it: every ``--hop`` seconds the w
 length that ends at the hop (scored offline here, hop by hop, with the same call the pipeline
 makes). :func:`realtime.rolling.tune_hysteresis` picks the setting with the best event-based
 F1 (250 ms onset collar) against the scene's reference events, with minimum durations of at
-most 0.1 s by default (``--min-durations``: each adds to the onset-to-label latency); ``--write`` stores it as
+most 0.1 s by default (``--min-durations``: each adds to the onset-to-label latency), and with
+``--per-class`` on/off thresholds of their own for the classes where that raises it; ``--write`` stores it as
 ``extra["hysteresis"]`` in every metadata file of the model (``metadata.json`` of a run folder
 and the ``model.onnx.json`` sidecar), which the live pipeline reads
 (``realtime.rolling.HysteresisConfig.from_metadata``). Only validation seeds are accepted, so
@@ -141,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="minimum event durations to try (each adds to the onset-to-label latency)")
     p.add_argument("--soundscapes", type=Path, default=None, metavar="DESED_DIR",
                    help="tune on the validation soundscapes of a DESED-layout folder instead of a world scene")
+    p.add_argument("--per-class", action="store_true",
+                   help="then tune the on/off thresholds class by class (class_thresholds): for a detector whose "
+                        "scores for some class sit high between that class's events")
     p.add_argument("--write", action="store_true", help="store the setting in the model's metadata")
     args = p.parse_args(argv)
 
@@ -175,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     labels = list(labeler.labels)
     before = HysteresisConfig.from_metadata(model.metadata) if model.metadata is not None else HysteresisConfig()
     grid = HysteresisGrid(min_duration_s=tuple(args.min_durations))
-    tuned = tune_hysteresis(scores, step, reference, labels, grid, t0=t0, end_time=args.seconds, t_collar=COLLAR_S)
+    tuned = tune_hysteresis(scores, step, reference, labels, grid, t0=t0, end_time=args.seconds,
+                            per_class=args.per_class, t_collar=COLLAR_S)
     what = "hops" if step == hop else f"frames ({hop:g} s hops)"
     print(f"{len(scores)} {what} of {step:g} s, {len(reference)} reference events")
     for title, cfg in (("current", before), ("tuned", tuned)):

@@ -68,7 +68,8 @@ _IDLE, _ACTIVE, _PENDING = 0, 1, 2
 
 @dataclass(frozen=True)
 class HysteresisConfig:
-    """How a score track becomes events (one setting for all classes).
+    """How a score track becomes events (one setting for all classes, with optional per-class
+    thresholds).
 
     Stored in a model's metadata as ``extra["hysteresis"] = config.to_dict()``.
 
@@ -83,6 +84,9 @@ class HysteresisConfig:
         onset_shift_s: subtracted from the hop time the score crossed ``on`` (the model's tail
             plus the smoothing delay; see the module docstring).
         offset_shift_s: subtracted from the hop time the score fell below ``off``.
+        class_thresholds: ``((label, on, off), ...)``: classes whose ``on`` and ``off`` differ
+            from the shared ones (a detector whose scores for one class sit at 0.5 between
+            that class's events needs a higher bar for it alone); see :meth:`thresholds`.
     """
 
     on: float = 0.5
@@ -93,6 +97,7 @@ class HysteresisConfig:
     min_gap_s: float = 0.0
     onset_shift_s: float = 0.0
     offset_shift_s: float = 0.0
+    class_thresholds: tuple[tuple[str, float, float], ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("on", "off"):
@@ -113,10 +118,40 @@ class HysteresisConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"HysteresisConfig.{name}: expected finite seconds, found {value!r}")
+        entries = tuple(tuple(e) for e in self.class_thresholds)  # JSON gives lists
+        object.__setattr__(self, "class_thresholds", entries)
+        for entry in entries:
+            if len(entry) != 3 or not isinstance(entry[0], str) or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 1.0 for v in entry[1:]) \
+                    or entry[2] > entry[1]:
+                raise ValueError(f"HysteresisConfig.class_thresholds: expected (label, on, off) entries with "
+                                 f"0 <= off <= on <= 1, found {list(entry)!r}")
+        named = [e[0] for e in entries]
+        if len(set(named)) != len(named):
+            raise ValueError(f"HysteresisConfig.class_thresholds: a class named twice in {named}")
+
+    def thresholds(self, labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """``(on, off)``, each (C,) float64 in ``labels`` order: the shared thresholds, replaced
+        for the classes ``class_thresholds`` names (ValueError for a class not in ``labels``)."""
+        on = np.full(len(labels), self.on, np.float64)
+        off = np.full(len(labels), self.off, np.float64)
+        index = {label: i for i, label in enumerate(labels)}
+        for label, class_on, class_off in self.class_thresholds:
+            if label not in index:
+                raise ValueError(f"HysteresisConfig.class_thresholds: class {label!r} is not one of the labels "
+                                 f"{list(labels)}")
+            on[index[label]], off[index[label]] = class_on, class_off
+        return on, off
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON types, for ``ModelMetadata.extra["hysteresis"]``."""
-        return dataclasses.asdict(self)
+        """Plain JSON types, for ``ModelMetadata.extra["hysteresis"]`` (``class_thresholds``
+        only when there are any, so a shared setting reads as before)."""
+        out = dataclasses.asdict(self)
+        if self.class_thresholds:
+            out["class_thresholds"] = [list(e) for e in self.class_thresholds]
+        else:
+            del out["class_thresholds"]
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "HysteresisConfig":
@@ -198,6 +233,7 @@ class RollingLabels:
         self._onset = np.zeros(c, np.float64)  # (C,) raw onset (crossing time)
         self._off = np.zeros(c, np.float64)  # (C,) raw offset while pending
         self._work = np.zeros(c, bool)
+        self._on, self._off_at = config.thresholds(self.labels)  # (C,) each
         self._consumed = -math.inf  # stream time of the newest step fed (a hop's or a frame's)
         self.frames_consumed = 0  # frames fed through update_frames since the start
 
@@ -309,7 +345,8 @@ class RollingLabels:
         self._smooth(scores)
         s, state = self.smoothed, self._state
         # Classes whose state can change this step; everything else is a no-op.
-        np.greater_equal(s, cfg.on, out=self._work)
+        on, off = self._on, self._off_at
+        np.greater_equal(s, on, out=self._work)
         self._work |= state != _IDLE
         for c in np.flatnonzero(self._work):
             c = int(c)
@@ -317,17 +354,17 @@ class RollingLabels:
                 state[c], self._onset[c] = _ACTIVE, t
                 continue
             if state[c] == _ACTIVE:
-                if s[c] >= cfg.off:
+                if s[c] >= off[c]:
                     continue
                 state[c], self._off[c] = _PENDING, t  # may end at once below (min_gap 0)
             # pending
-            if s[c] >= cfg.on and t - self._off[c] < cfg.min_gap_s:
+            if s[c] >= on[c] and t - self._off[c] < cfg.min_gap_s:
                 state[c] = _ACTIVE  # the same event resumes
             elif t - self._off[c] >= cfg.min_gap_s:
                 event = self._event(c, self._off[c])
                 if event is not None:
                     ended.append(event)
-                if s[c] >= cfg.on:
+                if s[c] >= on[c]:
                     state[c], self._onset[c] = _ACTIVE, t
                 else:
                     state[c] = _IDLE
@@ -389,11 +426,12 @@ def smooth_scores(scores: np.ndarray, smoothing: str, smooth_hops: int) -> np.nd
     return out
 
 
-def _class_events(s: np.ndarray, times: np.ndarray, end_time: float, cfg: HysteresisConfig) -> list[tuple[float, float]]:
-    """Raw (onset, offset) pairs of one smoothed track under cfg's hysteresis, min-gap merging
-    included (min duration and shifts are applied by the caller)."""
-    on_idx = np.flatnonzero(s >= cfg.on)
-    off_idx = np.flatnonzero(s < cfg.off)
+def _class_events(s: np.ndarray, times: np.ndarray, end_time: float, on: float, off: float,
+                  min_gap_s: float) -> list[tuple[float, float]]:
+    """Raw (onset, offset) pairs of one smoothed track under the hysteresis ``on``/``off``,
+    min-gap merging included (min duration and shifts are applied by the caller)."""
+    on_idx = np.flatnonzero(s >= on)
+    off_idx = np.flatnonzero(s < off)
     pairs = []
     k = 0
     while k < len(on_idx):
@@ -406,7 +444,7 @@ def _class_events(s: np.ndarray, times: np.ndarray, end_time: float, cfg: Hyster
                 return pairs
             j = off_idx[m]
             k = np.searchsorted(on_idx, j)  # the next hop at or above `on` (after j, as s[j] < off <= on)
-            if k < len(on_idx) and times[on_idx[k]] - times[j] < cfg.min_gap_s:
+            if k < len(on_idx) and times[on_idx[k]] - times[j] < min_gap_s:
                 cur = on_idx[k]  # resumes within the gap: same event
                 continue
             pairs.append((times[start], times[j]))
@@ -446,8 +484,9 @@ def detect_events(scores: np.ndarray, hop_s: float, labels: Sequence[str], confi
     if smoothed is None:
         smoothed = smooth_scores(x, config.smoothing, config.smooth_hops)
     events = []
+    on, off = config.thresholds(labels)
     for c, label in enumerate(labels):
-        for onset_raw, offset_raw in _class_events(smoothed[:, c], times, end, config):
+        for onset_raw, offset_raw in _class_events(smoothed[:, c], times, end, on[c], off[c], config.min_gap_s):
             onset = max(0.0, onset_raw - config.onset_shift_s)
             offset = max(onset, offset_raw - config.offset_shift_s)
             if offset - onset >= config.min_duration_s:
@@ -514,7 +553,7 @@ def _config_at(point: Mapping[str, Any]) -> HysteresisConfig:
 def tune_hysteresis(scores: np.ndarray, hop_s: float, reference: Sequence[LabeledEvent], labels: Sequence[str],
                     grid: HysteresisGrid = HysteresisGrid(), *, filename: str | None = None, t0: float | None = None,
                     end_time: float | None = None, rounds: int = 4, exhaustive_limit: int = 0,
-                    **metric_options: Any) -> HysteresisConfig:
+                    per_class: bool = False, **metric_options: Any) -> HysteresisConfig:
     """The hysteresis setting that maximises event-based F1 on a validation stream.
 
     The search is coordinate ascent over ``grid``: starting from the grid's point nearest
@@ -524,7 +563,9 @@ def tune_hysteresis(scores: np.ndarray, hop_s: float, reference: Sequence[Labele
     grid, the smoothing held fixed in it (the default's first), and the best end point wins
     (ties: the earliest). Smoothed tracks are computed once per
     smoothing choice. With ``exhaustive_limit`` at least the grid's size, every point is tried
-    instead.
+    instead. With ``per_class``, the best shared setting is then refined class by class: each
+    class in turn takes the grid's ``on`` and ``off_ratio`` that raise the F1 of all classes
+    (strictly; rounds repeat while one does), the others held (``class_thresholds``).
 
     Args:
         scores: (T, C) raw scores of the validation stream; hop i at ``t0 + i * hop_s``.
@@ -536,6 +577,7 @@ def tune_hysteresis(scores: np.ndarray, hop_s: float, reference: Sequence[Labele
         t0, end_time: as :func:`detect_events`.
         rounds: coordinate-ascent rounds at most.
         exhaustive_limit: try every point when the grid has at most this many.
+        per_class: refine ``on``/``off`` per class after the shared search.
         **metric_options: passed to ``event_based_metrics`` (default: 200 ms collar, offsets
             within max(200 ms, 20 % of the event)).
 
@@ -555,11 +597,18 @@ def tune_hysteresis(scores: np.ndarray, hop_s: float, reference: Sequence[Labele
             cfg = _config_at(point)
             if point["smoothing"] not in smoothed_cache:
                 smoothed_cache[point["smoothing"]] = smooth_scores(x, cfg.smoothing, cfg.smooth_hops)
-            est = detect_events(x, hop_s, labels, cfg, filename, t0=t0, end_time=end_time,
-                                smoothed=smoothed_cache[point["smoothing"]])
-            f1 = event_based_metrics(reference, est, labels=list(labels), filenames=[filename], **metric_options).f1
-            score_cache[key] = 0.0 if math.isnan(f1) else f1
+            score_cache[key] = f1_of_config(cfg)
         return score_cache[key]
+
+    def f1_of_config(cfg: HysteresisConfig) -> float:
+        est = detect_events(x, hop_s, labels, cfg, filename, t0=t0, end_time=end_time,
+                            smoothed=smoothed_cache[(cfg.smoothing, cfg.smooth_hops)])
+        f1 = event_based_metrics(reference, est, labels=list(labels), filenames=[filename], **metric_options).f1
+        return 0.0 if math.isnan(f1) else f1
+
+    def refined(cfg: HysteresisConfig) -> HysteresisConfig:
+        return _per_class_ascent(cfg, labels, values["on"], values["off_ratio"], f1_of_config, rounds) \
+            if per_class else cfg
 
     names = [f.name for f in dataclasses.fields(grid)]
     values = {name: tuple(getattr(grid, name)) for name in names}
@@ -571,7 +620,7 @@ def tune_hysteresis(scores: np.ndarray, hop_s: float, reference: Sequence[Labele
             f1 = f1_of(point)
             if f1 > best:
                 best_point, best = point, f1
-        return _config_at(best_point)
+        return refined(_config_at(best_point))
 
     default = HysteresisConfig()
     start = {"on": default.on, "off_ratio": default.off / default.on, "smoothing": (default.smoothing, default.smooth_hops),
@@ -603,4 +652,32 @@ def tune_hysteresis(scores: np.ndarray, hop_s: float, reference: Sequence[Labele
                 break
         if f1 > best:
             best_point, best = point, f1
-    return _config_at(best_point)
+    return refined(_config_at(best_point))
+
+
+def _per_class_ascent(cfg: HysteresisConfig, labels: Sequence[str], ons: Sequence[float], off_ratios: Sequence[float],
+                      f1_of: Any, rounds: int) -> HysteresisConfig:
+    """``cfg`` with per-class (on, off) chosen by coordinate ascent over the classes: each class
+    takes the (on, on * off_ratio) pair that strictly raises ``f1_of`` (all classes' F1), the
+    others held; classes left at the shared pair are not listed."""
+    pairs = {label: (cfg.on, cfg.off) for label in labels}
+    candidates = [(on, on * ratio) for on in ons for ratio in off_ratios]
+
+    def config() -> HysteresisConfig:
+        return dataclasses.replace(cfg, class_thresholds=tuple(
+            (label, *pairs[label]) for label in labels if pairs[label] != (cfg.on, cfg.off)))
+
+    best = f1_of(config())
+    for _ in range(rounds):
+        changed = False
+        for label in labels:
+            kept = pairs[label]
+            for pair in candidates:
+                pairs[label] = pair
+                f1 = f1_of(config())
+                if f1 > best:
+                    best, kept, changed = f1, pair, True
+            pairs[label] = kept
+        if not changed:
+            break
+    return config()

@@ -48,7 +48,7 @@ def test_hop_scores_give_each_hop_the_window_ending_at_it():
 def test_tune_labeler_writes_a_setting_the_pipeline_reads(tmp_path, capsys):
     model = tmp_path / "labeler"
     shutil.copytree(DEMO_LABELER, model)
-    status = tune_labeler.main([str(model), "--seconds", "40", "--write"])
+    status = tune_labeler.main([str(model), "--seconds", "40", "--per-class", "--write"])
     out = capsys.readouterr().out
     assert status == 0, out
     tuned = json.loads(out.split("tuned setting:", 1)[1].splitlines()[0])
