@@ -661,7 +661,7 @@ def _per_class_ascent(cfg: HysteresisConfig, labels: Sequence[str], ons: Sequenc
     takes the (on, on * off_ratio) pair that strictly raises ``f1_of`` (all classes' F1), the
     others held; classes left at the shared pair are not listed."""
     pairs = {label: (cfg.on, cfg.off) for label in labels}
-    candidates = [(on, on * ratio) for on in ons for ratio in off_ratios]
+    candidates = [(on, round(on * ratio, 6)) for on in ons for ratio in off_ratios]
 
     def config() -> HysteresisConfig:
         return dataclasses.replace(cfg, class_thresholds=tuple(
