@@ -13,6 +13,9 @@ hysteresis state machine per class:
 * An event whose corrected duration is shorter than ``min_duration_s`` is dropped, and is
   reported as active only once it has lasted that long (so a blip never shows).
 
+``on`` and ``off`` are shared by all classes unless ``class_thresholds`` gives a class its own
+pair (:func:`tune_hysteresis` with ``per_class``).
+
 **Onset and offset correction.** A hop's scores describe a window that *ends* at the hop's time,
 and a labeler trained on windows labelled by their last ``tail`` seconds (the world's evaluation
 windows use 0.5 s, ``models.world.evalsets.TAIL_SECONDS``) only fires once the event fills
