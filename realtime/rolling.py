@@ -236,7 +236,7 @@ class RollingLabels:
         self._onset = np.zeros(c, np.float64)  # (C,) raw onset (crossing time)
         self._off = np.zeros(c, np.float64)  # (C,) raw offset while pending
         self._work = np.zeros(c, bool)
-        self._on, self._off_at = config.thresholds(self.labels)  # (C,) each
+        self._on_thresholds, self._off_thresholds = config.thresholds(self.labels)  # (C,) each
         self._consumed = -math.inf  # stream time of the newest step fed (a hop's or a frame's)
         self.frames_consumed = 0  # frames fed through update_frames since the start
 
@@ -348,7 +348,7 @@ class RollingLabels:
         self._smooth(scores)
         s, state = self.smoothed, self._state
         # Classes whose state can change this step; everything else is a no-op.
-        on, off = self._on, self._off_at
+        on, off = self._on_thresholds, self._off_thresholds
         np.greater_equal(s, on, out=self._work)
         self._work |= state != _IDLE
         for c in np.flatnonzero(self._work):

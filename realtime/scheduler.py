@@ -823,7 +823,7 @@ class Scheduler(InferenceThread):
             ahead = (newest - previous) // step
             if ahead < 1:
                 return None, False, 0
-            if ahead == 1 or (slot.catch_up is not None and ahead <= 1 + slot.catch_up.shape[0]):
+            if ahead <= 1 + (0 if slot.catch_up is None else len(slot.catch_up)):
                 slot.grid_end = previous + ahead * step
                 return slot.grid_end, False, ahead - 1
         start = max(0, newest - step // 2)
@@ -861,18 +861,25 @@ class Scheduler(InferenceThread):
         scores are joined with the window's, on the window's clock; other outputs are the
         window's alone."""
         reset = self._reset_if_due(d)
+        if not d.catch_up:
+            return d.slot.spec.model(*self._model_args(d)), reset
+        return self._caught_up(d), reset
+
+    def _caught_up(self, d: _Due) -> Any:
+        """Run an exact-hop model on the grid points it is behind, then on its window; the joined
+        frame scores (or the window's output alone when they are not frame scores)."""
         model = d.slot.spec.model
         earlier = []
         for k in range(d.catch_up):  # copies: a runner may reuse its output buffers on the next call
             o = model(d.slot.catch_up[k], None)
             earlier.append(FrameScores(o.scores.copy(), o.times.copy()) if isinstance(o, FrameScores) else o)
         out = model(*self._model_args(d))
-        if earlier and isinstance(out, FrameScores) and all(isinstance(o, FrameScores) for o in earlier):
+        if isinstance(out, FrameScores) and all(isinstance(o, FrameScores) for o in earlier):
             rate, step = d.slot.window.sample_rate, d.slot.step
             shifts = [-(d.catch_up - k) * step / rate for k in range(d.catch_up)]  # their window ends, relative
             out = FrameScores(np.concatenate([o.scores for o in earlier] + [out.scores]),
                               np.concatenate([o.times + s for o, s in zip(earlier, shifts)] + [out.times]))
-        return out, reset
+        return out
 
     def _call(self, work: "_HopWork", d: _Due) -> None:
         """Call one due model and record its run."""
