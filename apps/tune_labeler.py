@@ -9,7 +9,9 @@ The labeler hears what the live pipeline gives it: every ``--hop`` seconds the w
 length that ends at the hop (scored offline here, hop by hop, with the same call the pipeline
 makes). :func:`realtime.rolling.tune_hysteresis` picks the setting with the best event-based
 F1 (250 ms onset collar) against the scene's reference events, with minimum durations of at
-most 0.1 s by default (``--min-durations``: each adds to the onset-to-label latency), and with
+most 0.1 s by default (``--min-durations``: each adds to the onset-to-label latency), within
+``--max-delay`` seconds of added onset delay when given (smoothing's group delay plus minimum
+duration: ``--max-delay 0.04`` for a frame-level detector that must answer within a frame), and with
 ``--per-class`` on/off thresholds of their own for the classes where that raises it; ``--write`` stores it as
 ``extra["hysteresis"]`` in every metadata file of the model (``metadata.json`` of a run folder
 and the ``model.onnx.json`` sidecar), which the live pipeline reads
@@ -140,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--min-durations", type=float, nargs="+", default=list(LIVE_MIN_DURATIONS), metavar="S",
                    help="minimum event durations to try (each adds to the onset-to-label latency)")
+    p.add_argument("--max-delay", type=float, default=None, metavar="S",
+                   help="onset delay the setting may add at most, seconds: the smoothing's group delay plus the "
+                        "minimum duration (e.g. 0 for a labeler that must answer at once; default: no limit)")
     p.add_argument("--soundscapes", type=Path, default=None, metavar="DESED_DIR",
                    help="tune on the validation soundscapes of a DESED-layout folder instead of a world scene")
     p.add_argument("--per-class", action="store_true",
@@ -179,8 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     labels = list(labeler.labels)
     before = HysteresisConfig.from_metadata(model.metadata) if model.metadata is not None else HysteresisConfig()
     grid = HysteresisGrid(min_duration_s=tuple(args.min_durations))
-    tuned = tune_hysteresis(scores, step, reference, labels, grid, t0=t0, end_time=args.seconds,
-                            per_class=args.per_class, t_collar=COLLAR_S)
+    try:
+        tuned = tune_hysteresis(scores, step, reference, labels, grid, t0=t0, end_time=args.seconds,
+                                per_class=args.per_class, max_delay_s=args.max_delay, t_collar=COLLAR_S)
+    except ValueError as e:
+        print(f"--max-delay: {e}", file=sys.stderr)
+        return 2
     what = "hops" if step == hop else f"frames ({hop:g} s hops)"
     print(f"{len(scores)} {what} of {step:g} s, {len(reference)} reference events")
     for title, cfg in (("current", before), ("tuned", tuned)):

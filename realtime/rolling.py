@@ -133,6 +133,13 @@ class HysteresisConfig:
         if len(set(named)) != len(named):
             raise ValueError(f"HysteresisConfig.class_thresholds: a class named twice in {named}")
 
+    def onset_delay_s(self, step_s: float) -> float:
+        """Seconds this setting adds to the label of a clean step onset: the smoothing's group
+        delay, ``(smooth_hops - 1) / 2`` steps (a causal median's, and an EMA's mean lag with
+        ``alpha = 2 / (k + 1)``), plus ``min_duration_s`` (an event is shown once it lasts that
+        long). ``step_s``: seconds between score rows (the hop, or the frame spacing)."""
+        return (self.smooth_hops - 1) / 2 * step_s + self.min_duration_s
+
     def thresholds(self, labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """``(on, off)``, each (C,) float64 in ``labels`` order: the shared thresholds, replaced
         for the classes ``class_thresholds`` names (ValueError for a class not in ``labels``)."""
@@ -556,7 +563,8 @@ def _config_at(point: Mapping[str, Any]) -> HysteresisConfig:
 def tune_hysteresis(scores: np.ndarray, hop_s: float, reference: Sequence[LabeledEvent], labels: Sequence[str],
                     grid: HysteresisGrid = HysteresisGrid(), *, filename: str | None = None, t0: float | None = None,
                     end_time: float | None = None, rounds: int = 4, exhaustive_limit: int = 0,
-                    per_class: bool = False, **metric_options: Any) -> HysteresisConfig:
+                    per_class: bool = False, max_delay_s: float | None = None,
+                    **metric_options: Any) -> HysteresisConfig:
     """The hysteresis setting that maximises event-based F1 on a validation stream.
 
     The search is coordinate ascent over ``grid``: starting from the grid's point nearest
@@ -568,7 +576,9 @@ def tune_hysteresis(scores: np.ndarray, hop_s: float, reference: Sequence[Labele
     smoothing choice. With ``exhaustive_limit`` at least the grid's size, every point is tried
     instead. With ``per_class``, the best shared setting is then refined class by class: each
     class in turn takes the grid's ``on`` and ``off_ratio`` that raise the F1 of all classes
-    (strictly; rounds repeat while one does), the others held (``class_thresholds``).
+    (strictly; rounds repeat while one does), the others held (``class_thresholds``). With
+    ``max_delay_s``, only settings whose :meth:`HysteresisConfig.onset_delay_s` fits are tried
+    (the latency budget a live labeler may spend on smoothing and minimum duration).
 
     Args:
         scores: (T, C) raw scores of the validation stream; hop i at ``t0 + i * hop_s``.
@@ -581,6 +591,7 @@ def tune_hysteresis(scores: np.ndarray, hop_s: float, reference: Sequence[Labele
         rounds: coordinate-ascent rounds at most.
         exhaustive_limit: try every point when the grid has at most this many.
         per_class: refine ``on``/``off`` per class after the shared search.
+        max_delay_s: seconds of onset delay a setting may add at most (``None``: no limit).
         **metric_options: passed to ``event_based_metrics`` (default: 200 ms collar, offsets
             within max(200 ms, 20 % of the event)).
 
@@ -598,6 +609,8 @@ def tune_hysteresis(scores: np.ndarray, hop_s: float, reference: Sequence[Labele
         key = tuple(point[name] for name in names)
         if key not in score_cache:
             cfg = _config_at(point)
+            if not fits(cfg):
+                return -1.0
             if point["smoothing"] not in smoothed_cache:
                 smoothed_cache[point["smoothing"]] = smooth_scores(x, cfg.smoothing, cfg.smooth_hops)
             score_cache[key] = f1_of_config(cfg)
@@ -613,8 +626,18 @@ def tune_hysteresis(scores: np.ndarray, hop_s: float, reference: Sequence[Labele
         return _per_class_ascent(cfg, labels, values["on"], values["off_ratio"], f1_of_config, rounds) \
             if per_class else cfg
 
+    def fits(cfg: HysteresisConfig) -> bool:
+        return max_delay_s is None or cfg.onset_delay_s(hop_s) <= max_delay_s + 1e-9
+
     names = [f.name for f in dataclasses.fields(grid)]
     values = {name: tuple(getattr(grid, name)) for name in names}
+    if max_delay_s is not None:  # smoothings that fit with the shortest minimum duration
+        shortest = min(values["min_duration_s"])
+        values["smoothing"] = tuple(sm for sm in values["smoothing"]
+                                    if fits(HysteresisConfig(smoothing=sm[0], smooth_hops=sm[1], min_duration_s=shortest)))
+        if not values["smoothing"]:
+            raise ValueError(f"tune_hysteresis: no setting of the grid adds at most max_delay_s={max_delay_s} s "
+                             f"(shortest minimum duration {shortest} s, steps of {hop_s} s)")
     size = math.prod(len(v) for v in values.values())
     if size <= exhaustive_limit:
         best_point, best = None, -1.0
@@ -640,6 +663,9 @@ def tune_hysteresis(scores: np.ndarray, hop_s: float, reference: Sequence[Labele
     # frame-level CRNN: 0.769 with median 9 that way, where median 1 reaches 0.799).
     others = [n for n in names if n != "smoothing"]
     starts = [first] + [dict(first, smoothing=sm) for sm in values["smoothing"] if sm != first["smoothing"]]
+    for point in starts:  # over the delay budget: start from the shortest minimum duration
+        if not fits(_config_at(point)):
+            point["min_duration_s"] = min(values["min_duration_s"])
     best_point, best = None, -1.0
     for point in starts:
         f1 = f1_of(point)

@@ -48,7 +48,7 @@ def test_hop_scores_give_each_hop_the_window_ending_at_it():
 def test_tune_labeler_writes_a_setting_the_pipeline_reads(tmp_path, capsys):
     model = tmp_path / "labeler"
     shutil.copytree(DEMO_LABELER, model)
-    status = tune_labeler.main([str(model), "--seconds", "40", "--per-class", "--write"])
+    status = tune_labeler.main([str(model), "--seconds", "40", "--per-class", "--max-delay", "0", "--write"])
     out = capsys.readouterr().out
     assert status == 0, out
     tuned = json.loads(out.split("tuned setting:", 1)[1].splitlines()[0])
@@ -57,7 +57,7 @@ def test_tune_labeler_writes_a_setting_the_pipeline_reads(tmp_path, capsys):
     assert HysteresisConfig.from_metadata(meta) == HysteresisConfig.from_dict(tuned)
     f1 = [float(line.split("event F1 ")[1].split()[0]) for line in out.splitlines() if "event F1" in line]
     assert len(f1) == 2 and all(0.0 <= f <= 1.0 for f in f1)  # the current and the tuned setting's figures
-    assert tuned["min_duration_s"] in tune_labeler.LIVE_MIN_DURATIONS
+    assert tuned["min_duration_s"] == 0.0 and tuned["smooth_hops"] == 1  # --max-delay 0: nothing delays a label
 
 
 def test_tune_labeler_refuses_a_test_seed(capsys):

@@ -260,6 +260,45 @@ def test_tune_exhaustive_on_a_small_grid_matches_its_best():
     assert event_based_metrics(reference, est, labels=list(LABELS)).f1 == pytest.approx(best_f1)
 
 
+def test_onset_delay_is_when_a_clean_step_is_shown():
+    """A step from 0.1 to 0.9 at hop 20: with a causal median of k hops and a minimum duration,
+    the label shows exactly ``onset_delay_s`` after the first high hop."""
+    hop_s = 0.125  # exact in binary: the times compare exactly
+    x = track(60, {0: [(20, 60)]}, classes=1)
+    for k, min_duration in ((1, 0.0), (3, 0.0), (5, 0.25), (9, 0.125)):
+        cfg = HysteresisConfig(on=0.5, off=0.3, smooth_hops=k, min_duration_s=min_duration)
+        _, actives = stream(x, hop_s, cfg, labels=("a",))
+        first_shown = next(i for i, a in enumerate(actives) if a)
+        assert (first_shown - 20) * hop_s == pytest.approx(cfg.onset_delay_s(hop_s))
+
+
+def test_tuning_within_a_delay_budget():
+    """``max_delay_s`` keeps the tuner to settings that add at most that much to an onset: on a
+    small grid the coordinate ascent and the exhaustive search both stay within it, and the
+    exhaustive one finds the best of the points that fit."""
+    hop_s = 0.1
+    x, reference = synthetic_case(3, 60.0, hop_s, 0.2)
+    grid = HysteresisGrid(on=(0.5, 0.6), off_ratio=(1.0,), smoothing=(("median", 1), ("median", 5), ("median", 9)),
+                          min_duration_s=(0.0, 0.2, 0.4), min_gap_s=(0.0,), onset_shift_s=(0.0, 0.2, 0.4),
+                          offset_shift_s=(0.0,))  # no hysteresis, no gap bridging: flickers need smoothing
+    budget = 0.1
+    unconstrained = tune_hysteresis(x, hop_s, reference, LABELS, grid, exhaustive_limit=10_000)
+    assert unconstrained.onset_delay_s(hop_s) > budget  # the budget binds on this case
+    best = tune_hysteresis(x, hop_s, reference, LABELS, grid, exhaustive_limit=10_000, max_delay_s=budget)
+    coordinate = tune_hysteresis(x, hop_s, reference, LABELS, grid, max_delay_s=budget)
+    assert best.onset_delay_s(hop_s) <= budget + 1e-9 and coordinate.onset_delay_s(hop_s) <= budget + 1e-9
+    fitting = [HysteresisConfig(on=on, off=on * ratio, smoothing=mode, smooth_hops=k, min_duration_s=md, min_gap_s=gap,
+                                onset_shift_s=shift) for on in grid.on for ratio in grid.off_ratio
+               for mode, k in grid.smoothing for md in grid.min_duration_s for gap in grid.min_gap_s
+               for shift in grid.onset_shift_s]
+    fitting = [c for c in fitting if c.onset_delay_s(hop_s) <= budget + 1e-9]
+    brute = max(evaluate_hysteresis(x, hop_s, reference, LABELS, c).f1 for c in fitting)
+    assert evaluate_hysteresis(x, hop_s, reference, LABELS, best).f1 == pytest.approx(brute)
+    assert evaluate_hysteresis(x, hop_s, reference, LABELS, coordinate).f1 <= brute + 1e-12
+    with pytest.raises(ValueError, match="max_delay_s=0.0"):
+        tune_hysteresis(x, hop_s, reference, LABELS, dataclasses.replace(grid, min_duration_s=(0.2,)), max_delay_s=0.0)
+
+
 # ------------------------------------------------------------------------------ frame-level scores
 
 FRAME = 0.02  # a sound-event detector's frame hop
