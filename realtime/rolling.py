@@ -136,9 +136,13 @@ class HysteresisConfig:
     def onset_delay_s(self, step_s: float) -> float:
         """Seconds this setting adds to the label of a clean step onset: the smoothing's group
         delay, ``(smooth_hops - 1) / 2`` steps (a causal median's, and an EMA's mean lag with
-        ``alpha = 2 / (k + 1)``), plus ``min_duration_s`` (an event is shown once it lasts that
-        long). ``step_s``: seconds between score rows (the hop, or the frame spacing)."""
-        return (self.smooth_hops - 1) / 2 * step_s + self.min_duration_s
+        ``alpha = 2 / (k + 1)``), plus, with a minimum duration, the wait until the event's
+        corrected length reaches it (:meth:`RollingLabels.active`: the corrected end trails the
+        newest score by ``offset_shift_s``, the corrected onset leads the crossing by
+        ``onset_shift_s``), ``max(0, min_duration_s + offset_shift_s - onset_shift_s)``.
+        ``step_s``: seconds between score rows (the hop, or the frame spacing)."""
+        wait = max(0.0, self.min_duration_s + self.offset_shift_s - self.onset_shift_s) if self.min_duration_s > 0 else 0.0
+        return (self.smooth_hops - 1) / 2 * step_s + wait
 
     def thresholds(self, labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """``(on, off)``, each (C,) float64 in ``labels`` order: the shared thresholds, replaced

@@ -261,12 +261,15 @@ def test_tune_exhaustive_on_a_small_grid_matches_its_best():
 
 
 def test_onset_delay_is_when_a_clean_step_is_shown():
-    """A step from 0.1 to 0.9 at hop 20: with a causal median of k hops and a minimum duration,
-    the label shows exactly ``onset_delay_s`` after the first high hop."""
+    """A step from 0.1 to 0.9 at hop 20: with a causal median of k hops, a minimum duration and
+    onset/offset corrections, the label shows exactly ``onset_delay_s`` after the first high hop."""
     hop_s = 0.125  # exact in binary: the times compare exactly
     x = track(60, {0: [(20, 60)]}, classes=1)
-    for k, min_duration in ((1, 0.0), (3, 0.0), (5, 0.25), (9, 0.125)):
-        cfg = HysteresisConfig(on=0.5, off=0.3, smooth_hops=k, min_duration_s=min_duration)
+    for k, min_duration, onset_shift, offset_shift in ((1, 0.0, 0.0, 0.0), (3, 0.0, 0.0, 0.5), (5, 0.25, 0.0, 0.0),
+                                                       (9, 0.125, 0.0, 0.0), (3, 0.125, 0.125, 0.25),
+                                                       (1, 0.125, 0.5, 0.0), (1, 0.125, 0.0, 0.375)):
+        cfg = HysteresisConfig(on=0.5, off=0.3, smooth_hops=k, min_duration_s=min_duration,
+                               onset_shift_s=onset_shift, offset_shift_s=offset_shift)
         _, actives = stream(x, hop_s, cfg, labels=("a",))
         first_shown = next(i for i, a in enumerate(actives) if a)
         assert (first_shown - 20) * hop_s == pytest.approx(cfg.onset_delay_s(hop_s))
