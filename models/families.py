@@ -25,7 +25,7 @@ import importlib
 import os
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from models import avslowfast, baseline, crnn, efficientat, l3, panns, slowfast, soundnet
 from models.audio.streaming import StreamingLabeler
@@ -34,7 +34,7 @@ from models.core.family import ExportableModel, Family, ModelFile
 from models.core.live import runner_labeler
 from models.core.metadata import ModelMetadata
 from models.core.registry import Registry
-from models.core.train_config import config_from_dict
+from models.core.train_config import apply_overrides, config_from_dict
 
 __all__ = ["BUILTIN_FAMILIES", "ENV_VAR", "ENTRY_POINT_GROUP", "FAMILIES", "MODEL_FILES", "NETWORKS", "RECIPES",
            "FamilyError", "exportable", "live_adapter", "load_trained", "model_file_for"]
@@ -98,16 +98,32 @@ def model_file_for(path: str | os.PathLike) -> ModelFile | None:
     return None
 
 
-def load_trained(source: str | os.PathLike):
-    """Rebuild a trained model from a run folder or checkpoint: (recipe instance, model in eval mode, metadata dict)."""
+def load_trained(source: str | os.PathLike, live_settings: Sequence[str] = ()):
+    """Rebuild a trained model from a run folder or checkpoint: (recipe instance, model in eval mode, metadata dict).
+
+    ``live_settings``: ``NAME=VALUE`` changes to the recipe's ``live_settings`` fields (the
+    exported live graph's hop, look-ahead ...); the metadata is then the recipe's for the
+    changed config. Any other field is refused (ValueError naming the ones allowed)."""
     data = load_checkpoint(find_checkpoint(source))
     recipe_cls = RECIPES.get(data["recipe"]).factory
-    recipe = recipe_cls(config_from_dict(recipe_cls.config_class, data["config"]))
+    config = config_from_dict(recipe_cls.config_class, data["config"])
+    for item in live_settings:
+        name = item.split("=", 1)[0]
+        if name not in recipe_cls.live_settings:
+            allowed = ", ".join(recipe_cls.live_settings) or "none"
+            raise ValueError(f"--set {item}: {data['recipe']}'s live settings are {allowed} "
+                             "(the other fields describe what was trained)")
+    config = apply_overrides(config, list(live_settings))
+    recipe = recipe_cls(config)
     recipe.restore(data["metadata"])  # labels a dataset gave it (a DESED folder's classes ...)
     model = recipe.build_model()
     model.load_state_dict(data["model_state"])
     model.eval()
-    return recipe, model, data["metadata"]
+    if not live_settings:
+        return recipe, model, data["metadata"]
+    metadata = recipe.metadata(model).to_dict()
+    metadata["extra"]["live_settings_changed"] = list(live_settings)  # what the export changed from training
+    return recipe, model, metadata
 
 
 def exportable(source: str | os.PathLike) -> ExportableModel:

@@ -209,6 +209,47 @@ def test_live_frames_are_the_offline_window_frames(exported_step):
     np.testing.assert_allclose(given[-1].scores, probs[0, -2:].numpy(), atol=report.metadata.extra["onnx_export"]["atol"])
 
 
+def test_export_sets_the_live_hop_and_look_ahead_without_retraining(exported_step, tmp_path, capsys):
+    """``python -m models.export RUN --set hop_seconds=0.04 --set lookahead_frames=2``: the same
+    weights as a one-frame step with two frames of look-ahead. Each of its frames equals the
+    newest frame the two-frame export gives with the same look-ahead (ONNX Runtime, within the
+    export tolerance); a trained field is refused in one line. (Through the CLI, as users run
+    it: torch 2.13's dynamo exporter fixes a GRU's dynamic sequence axis when it exports a
+    second GRU in the same process.)"""
+    from models.core.checkpoint import save_checkpoint
+    from models.core.metadata import ModelMetadata
+    from models.core.train_config import config_to_dict
+    from models.export.cli import main as export_main
+
+    recipe, model, step, report = exported_step
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    save_checkpoint(run / "checkpoints" / "last.pt", recipe=recipe.name, config=config_to_dict(recipe.config),
+                    model_state=model.state_dict(), metadata=recipe.metadata(model).to_dict())
+    _run("-m", "models.export", str(run), "--set", "hop_seconds=0.04", "--set", "lookahead_frames=2", cwd=tmp_path)
+    fine = json.loads((run / "model.onnx.json").read_text())
+    s = fine["extra"]["streaming"]
+    assert (s["hop_seconds"], s["new_frames"], s["lookahead_frames"]) == (0.04, 1, 2)
+    assert fine["extra"]["live_settings_changed"] == ["hop_seconds=0.04", "lookahead_frames=2"]
+    stream = (np.random.default_rng(5).standard_normal(HOP * 40) * 0.1).astype(np.float32)
+    with OnnxRuntimeRunner(report.path, threads=1) as coarse_runner, \
+            OnnxRuntimeRunner(run / "model.onnx", threads=1) as fine_runner:
+        coarse = StreamingLabeler(coarse_runner, report.metadata, lookahead_frames=2)
+        fine_labeler = StreamingLabeler(fine_runner, ModelMetadata.from_dict(fine))
+        chunk, hop = fine_labeler.window.samples, HOP // 2
+        padded = np.concatenate([np.zeros(chunk - hop, np.float32), stream])
+        fine_out = [fine_labeler(padded[k * hop:k * hop + chunk].copy()) for k in range(80)]
+        coarse_out = _labeler_scores(coarse, stream, 40)
+    tol = report.metadata.extra["onnx_export"]["atol"]
+    for k in range(5, 40):  # past the start, where look-ahead has filled
+        assert fine_out[2 * k + 1].frames == 1
+        np.testing.assert_allclose(fine_out[2 * k + 1].scores[-1], coarse_out[k].scores[-1], atol=tol, rtol=0)
+        assert fine_out[2 * k + 1].times[-1] == pytest.approx(coarse_out[k].times[-1])
+    capsys.readouterr()
+    assert export_main([str(run), "--set", "lr=0.1"]) == 2  # refused before anything is exported
+    assert "live settings are hop_seconds, lookahead_frames, live_window_seconds" in capsys.readouterr().err
+
+
 def _run(*args, cwd, timeout=900):
     done = subprocess.run(python_cmd(*args), cwd=cwd, env=subprocess_env(), capture_output=True, text=True,
                           timeout=timeout)

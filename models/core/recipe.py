@@ -30,6 +30,10 @@ class Recipe:
     # The --data layouts the recipe reads (names of models.datasets layouts and formats, listed
     # in README's recipe-by-format table); empty: it trains on the world only and refuses --data.
     reads: ClassVar[tuple[str, ...]] = ()
+    # Config fields that shape only the exported live graph and its metadata, not the trained
+    # weights (a streaming model's hop, its look-ahead): ``python -m models.export RUN --set
+    # NAME=VALUE`` may change them at export; empty: nothing may change.
+    live_settings: ClassVar[tuple[str, ...]] = ()
     # False: the trainer cuts each epoch's indices into batches in order (for datasets whose
     # items are already random functions of (epoch, index) and that group consecutive indices).
     shuffle_train: bool = True

@@ -213,6 +213,7 @@ class CRNNRecipe(Recipe):
     primary_metric: ClassVar[str] = "event_f1"
     data_help: ClassVar[str] = f"optional: {DESED_HELP}; without --data it trains on the world"
     reads = ("desed",)
+    live_settings = ("hop_seconds", "lookahead_frames", "live_window_seconds")
 
     def __init__(self, config: Any):
         super().__init__(config)

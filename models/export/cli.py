@@ -59,12 +59,13 @@ from models.families import MODEL_FILES, load_trained, model_file_for
 
 
 def export_run(source: Path, out: Path | None = None, *, frontend_outside: bool = False,
-               stft_impl: str = "stft") -> tuple[Path, dict]:
+               stft_impl: str = "stft", live_settings: tuple[str, ...] = ()) -> tuple[Path, dict]:
     """Export a run folder or avlive checkpoint; returns (onnx path, max differences by check).
     ``frontend_outside``: the features-in variant ``model.logmel.onnx`` (models.export.frontend_outside).
-    ``stft_impl``: ``"conv"`` computes the graph's STFT as a convolution (TensorRT builds it)."""
+    ``stft_impl``: ``"conv"`` computes the graph's STFT as a convolution (TensorRT builds it).
+    ``live_settings``: ``NAME=VALUE`` changes to the recipe's live settings (``--set``)."""
     checkpoint = find_checkpoint(source)
-    recipe, model, metadata = load_trained(checkpoint)
+    recipe, model, metadata = load_trained(checkpoint, live_settings)
     module, example, dynamic_axes = recipe.export_module(model)
     meta = ModelMetadata.from_dict(metadata).replace(checkpoint_sha256=sha256_file(checkpoint))
     if frontend_outside:
@@ -115,9 +116,13 @@ def model_file_kind(name: str) -> ModelFile:
 
 
 def export_any(source: Path, out: Path | None = None, family: str | None = None, *,
-               frontend_outside: bool = False, stft_impl: str = "stft") -> tuple[Path, dict]:
+               frontend_outside: bool = False, stft_impl: str = "stft",
+               live_settings: tuple[str, ...] = ()) -> tuple[Path, dict]:
     """A model file through the family that reads it (``family``: that model file kind, by name),
-    else a run folder or checkpoint through its recipe."""
+    else a run folder or checkpoint through its recipe (``live_settings``: see :func:`export_run`)."""
+    if live_settings and (family is not None or (Path(source).is_file() and model_file_for(source) is not None)):
+        raise ValueError(f"--set {live_settings[0]}: live settings change a run's recipe config; {source} is a "
+                         "model file, exported as it is")
     if family is not None:
         if not Path(source).is_file():
             raise FileNotFoundError(f"{source}: no such file (--family {family} reads a model file)")
@@ -125,7 +130,8 @@ def export_any(source: Path, out: Path | None = None, family: str | None = None,
                                  stft_impl=stft_impl)
     kind = model_file_for(source) if Path(source).is_file() else None
     if kind is None:
-        return export_run(source, out, frontend_outside=frontend_outside, stft_impl=stft_impl)
+        return export_run(source, out, frontend_outside=frontend_outside, stft_impl=stft_impl,
+                          live_settings=live_settings)
     return export_model_file(kind, source, out, frontend_outside=frontend_outside, stft_impl=stft_impl)
 
 
@@ -142,6 +148,11 @@ def main(argv: list[str] | None = None) -> int:
                              "(waveform-in Slow-Fast models; models/export/frontend_outside.py); conv: as inside, the "
                              "STFT computed as a strided convolution with the windowed DFT basis, which TensorRT "
                              "builds (export with it the models you build engines from)")
+    parser.add_argument("--set", dest="live_settings", action="append", default=[], metavar="NAME=VALUE",
+                        help="change a live setting of a run's recipe for this export: fields that shape the "
+                             "streaming graph and its metadata, not the trained weights (crnn-lite: hop_seconds, "
+                             "lookahead_frames, live_window_seconds; e.g. --set hop_seconds=0.04 for a label every "
+                             "40 ms); repeatable")
     precision = parser.add_argument_group("reduced precision")
     precision.add_argument("--int8", action="store_true",
                            help="also write the static INT8 variant MODEL.int8.onnx (+ .json) beside the fp32 file")
@@ -193,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             path = args.source  # an existing export: quantized as it is
         else:
             path, diffs = export_any(args.source, args.out, args.family, frontend_outside=args.frontend == "outside",
-                                     stft_impl="conv" if args.frontend == "conv" else "stft")
+                                     stft_impl="conv" if args.frontend == "conv" else "stft",
+                                     live_settings=tuple(args.live_settings))
             print(f"wrote {path} and {path}.json")
             for check, per_output in diffs.items():
                 print(f"  ONNX Runtime vs PyTorch, {check} inputs: " + ", ".join(f"{name} max |Δ| {value:.2e}" for name, value in per_output.items()))
