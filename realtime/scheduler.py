@@ -110,7 +110,9 @@ __all__ = [
 ]
 
 KINDS = ("labeler", "localizer")
-MAX_CATCH_UP = 2  # grid points an exact-hop model may run before its window in one tick
+#: Seconds of earlier grid points an exact-hop model may run before its window in one tick
+#: (two 80 ms hops, four 40 ms ones); further behind, its grid starts anew with a reset.
+CATCH_UP_S = 0.16
 
 
 @dataclass(frozen=True)
@@ -407,7 +409,7 @@ class _Slot:
     reset: Any = None  # the model's reset(), when it keeps state
     step: int = 0  # window.exact_hops: samples between consecutive windows (its hop at its rate)
     grid_end: int | None = None  # window.exact_hops: where the previous window ended
-    catch_up: np.ndarray | None = None  # (MAX_CATCH_UP, window.samples) float32: exact hops, audio only
+    catch_up: np.ndarray | None = None  # (CATCH_UP_S / hop, window.samples) float32: exact hops, audio only
     resyncs_seen: int = 0  # the resampling stream's resyncs at the previous run
     warned: bool = False  # the frame ring was too short for the clip (logged once)
     rolling: RollingLabels | None = None
@@ -556,7 +558,8 @@ class Scheduler(InferenceThread):
             if window.exact_hops:
                 slot.step = int(round(slot.ticks * self.config.hop_s * window.sample_rate))
                 if slot.frame is None:
-                    slot.catch_up = np.zeros((MAX_CATCH_UP, window.samples), np.float32)
+                    points = max(1, int(round(CATCH_UP_S * window.sample_rate / slot.step)))
+                    slot.catch_up = np.zeros((points, window.samples), np.float32)
             if kind == "labeler":
                 slot.labels = tuple(m.model.labels)
                 if not slot.labels:
@@ -815,7 +818,7 @@ class Scheduler(InferenceThread):
         """Where the window of an ``exact_hops`` model ends this hop, given the newest usable
         end ``newest`` (on its frame grid): ``(end, regridded, behind)``, or ``(None, False, 0)``
         when the next grid point is not there yet. ``behind`` grid points before ``end`` arrived
-        too (an audio-only model runs them first; at most ``MAX_CATCH_UP``). At the first run,
+        too (an audio-only model runs them first; at most ``CATCH_UP_S`` of them). At the first run,
         after a resync, or further behind than that, the grid is placed anew half a step behind
         the newest end and ``regridded`` says so (the model is reset before its run)."""
         step, previous = slot.step, slot.grid_end
@@ -877,8 +880,16 @@ class Scheduler(InferenceThread):
         if isinstance(out, FrameScores) and all(isinstance(o, FrameScores) for o in earlier):
             rate, step = d.slot.window.sample_rate, d.slot.step
             shifts = [-(d.catch_up - k) * step / rate for k in range(d.catch_up)]  # their window ends, relative
-            out = FrameScores(np.concatenate([o.scores for o in earlier] + [out.scores]),
-                              np.concatenate([o.times + s for o, s in zip(earlier, shifts)] + [out.times]))
+            chunks = [(o.scores, o.times + s) for o, s in zip(earlier, shifts)] + [(out.scores, out.times)]
+            # Each chunk's frames newer than the last one kept: a model that has not yet seen its
+            # look-ahead (right after a reset) gives its oldest frame again, at the same time.
+            scores, times, newest = [], [], -np.inf
+            for values, at in chunks:
+                keep = at > newest + 1e-6
+                scores.append(values[keep])
+                times.append(at[keep])
+                newest = max(newest, float(at[-1]))
+            out = FrameScores(np.concatenate(scores), np.concatenate(times))
         return out
 
     def _call(self, work: "_HopWork", d: _Due) -> None:

@@ -472,3 +472,64 @@ def test_an_exact_hop_model_catches_up_on_grid_points_that_arrive_together_inste
     np.testing.assert_allclose(np.diff(times), hop_s, rtol=0, atol=1e-12)
     assert times[-1] == pytest.approx(runs[29].end_time - hop_s / 2, rel=0, abs=1e-12)
     assert runs[29].end_index - runs[28].end_index == 3 * step and runs[19].end_index - runs[18].end_index == 2 * step
+
+
+class HeldBackFrames(OneFramePerHop):
+    """As the streaming CRNN with ``lookahead`` frames held back: each call computes one frame
+    and gives the one ``lookahead`` frames older; until that many exist after a reset, it gives
+    its oldest frame again (at the same stream time)."""
+
+    def __init__(self, window: WindowSpec, lookahead: int):
+        super().__init__(window)
+        self.lookahead, self.computed = lookahead, 0
+
+    def reset(self):
+        super().reset()
+        self.computed = 0
+
+    def __call__(self, audio, frame=None):
+        self.windows.append(audio.copy())
+        self.computed += 1
+        given = max(1, self.computed - self.lookahead)  # 1-based index of the frame given
+        score = np.full((1, len(LABELS)), given / 1000, np.float32)
+        age = self.computed - given
+        return FrameScores(score, np.array([-self.window.hop_seconds / 2 - age * self.window.hop_seconds]))
+
+
+def test_a_catch_up_right_after_a_reset_gives_each_frame_once():
+    """A reset (eight hops skipped, past the catch-up reach) and, at the next run, grid points
+    caught up: the held-back model gives its oldest frame in each chunk of that run, at the same
+    time; the joined frames keep it once, and the rolling labels (which need strictly increasing
+    times) take every hop. Found live: a CRNN at a 40 ms hop with two frames of look-ahead
+    stopped avlive after 125 s. (At this hop the grid's half-hop margin is 20 ms, which soxr's
+    hold-back sometimes exceeds: such a tick runs nothing and the next one catches up.)"""
+    capture_rate, hop_s = 48000, 0.04
+    source = SyntheticSource(SEED, PRESET, capture_rate, video=False).open()
+    audio_ring = AudioRing(4 * capture_rate, capture_rate)
+    model = HeldBackFrames(WindowSpec(0.1, SR, hop_seconds=hop_s, exact_hops=True), lookahead=2)
+    scheduler = Scheduler(audio_ring, None, [ModelSlot("m", model)], config=SchedulerConfig(hop_s=hop_s))
+    hop_n = int(hop_s * capture_rate)
+    buffered = np.zeros(0, np.float32)
+    jump = {20: 8, 21: 1}  # 8 hops (320 ms): a reset; then one hop skipped
+    runs, fed = [], []
+    k = 0
+    for i in range(1, 41):
+        k += 1 + jump.get(i, 0)
+        n = k * hop_n + hop_n // 8 - audio_ring.total_written
+        while len(buffered) < n:
+            buffered = np.concatenate([buffered, source.read().audio])
+        audio_ring.write(buffered[:n])
+        buffered = buffered[n:]
+        result = scheduler.step()  # raised ValueError (frame times not increasing) before the fix
+        for run in result.runs:
+            runs.append(run)
+            fed.append(result.frame_scores["m"][1])
+    scheduler.stop()
+    resets = [j for j, r in enumerate(runs) if r.reset]
+    assert len(resets) == 2 and resets[0] == 0
+    after = resets[1] + 1
+    assert runs[after].chunks >= 2  # caught up right after the reset
+    # the run after the reset gives the reset's frame once (the model gave it in every chunk)
+    assert fed[after].size == runs[after].chunks - 1 and fed[after][0] == pytest.approx(fed[after - 1][-1], abs=1e-12)
+    joined = np.concatenate(fed[after:])
+    assert np.all(np.diff(joined) > 0)
