@@ -10,8 +10,9 @@ length that ends at the hop (scored offline here, hop by hop, with the same call
 makes). :func:`realtime.rolling.tune_hysteresis` picks the setting with the best event-based
 F1 (250 ms onset collar) against the scene's reference events, with minimum durations of at
 most 0.1 s by default (``--min-durations``: each adds to the onset-to-label latency), within
-``--max-delay`` seconds of added onset delay when given (smoothing's group delay plus minimum
-duration: ``--max-delay 0.04`` for a frame-level detector that must answer within a frame), and with
+``--max-delay`` seconds of added onset delay when given (the smoothing's group delay plus the
+wait a minimum duration makes: ``--max-delay 0.04`` for a frame-level detector that must answer
+within a frame), and with
 ``--per-class`` on/off thresholds of their own for the classes where that raises it; ``--write`` stores it as
 ``extra["hysteresis"]`` in every metadata file of the model (``metadata.json`` of a run folder
 and the ``model.onnx.json`` sidecar), which the live pipeline reads
@@ -144,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="minimum event durations to try (each adds to the onset-to-label latency)")
     p.add_argument("--max-delay", type=float, default=None, metavar="S",
                    help="onset delay the setting may add at most, seconds: the smoothing's group delay plus the "
-                        "minimum duration (e.g. 0 for a labeler that must answer at once; default: no limit)")
+                        "wait a minimum duration makes (HysteresisConfig.onset_delay_s; e.g. 0 for a labeler that "
+                        "must answer at once; default: no limit)")
     p.add_argument("--soundscapes", type=Path, default=None, metavar="DESED_DIR",
                    help="tune on the validation soundscapes of a DESED-layout folder instead of a world scene")
     p.add_argument("--per-class", action="store_true",

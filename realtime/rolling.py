@@ -635,7 +635,7 @@ def tune_hysteresis(scores: np.ndarray, hop_s: float, reference: Sequence[Labele
 
     names = [f.name for f in dataclasses.fields(grid)]
     values = {name: tuple(getattr(grid, name)) for name in names}
-    if max_delay_s is not None:  # smoothings that fit with the shortest minimum duration
+    if max_delay_s is not None:  # smoothings that fit with the shortest minimum duration, no shifts
         shortest = min(values["min_duration_s"])
         values["smoothing"] = tuple(sm for sm in values["smoothing"]
                                     if fits(HysteresisConfig(smoothing=sm[0], smooth_hops=sm[1], min_duration_s=shortest)))
