@@ -120,18 +120,18 @@ def export_any(source: Path, out: Path | None = None, family: str | None = None,
                live_settings: tuple[str, ...] = ()) -> tuple[Path, dict]:
     """A model file through the family that reads it (``family``: that model file kind, by name),
     else a run folder or checkpoint through its recipe (``live_settings``: see :func:`export_run`)."""
-    if live_settings and (family is not None or (Path(source).is_file() and model_file_for(source) is not None)):
-        raise ValueError(f"--set {live_settings[0]}: live settings change a run's recipe config; {source} is a "
-                         "model file, exported as it is")
     if family is not None:
         if not Path(source).is_file():
             raise FileNotFoundError(f"{source}: no such file (--family {family} reads a model file)")
-        return export_model_file(model_file_kind(family), source, out, frontend_outside=frontend_outside,
-                                 stft_impl=stft_impl)
-    kind = model_file_for(source) if Path(source).is_file() else None
+        kind = model_file_kind(family)
+    else:
+        kind = model_file_for(source) if Path(source).is_file() else None
     if kind is None:
         return export_run(source, out, frontend_outside=frontend_outside, stft_impl=stft_impl,
                           live_settings=live_settings)
+    if live_settings:
+        raise ValueError(f"--set {live_settings[0]}: live settings change a run's recipe config; {source} is a "
+                         "model file, exported as it is")
     return export_model_file(kind, source, out, frontend_outside=frontend_outside, stft_impl=stft_impl)
 
 
