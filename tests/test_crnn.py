@@ -240,11 +240,13 @@ def test_export_sets_the_live_hop_and_look_ahead_without_retraining(exported_ste
         padded = np.concatenate([np.zeros(chunk - hop, np.float32), stream])
         fine_out = [fine_labeler(padded[k * hop:k * hop + chunk].copy()) for k in range(80)]
         coarse_out = _labeler_scores(coarse, stream, 40)
+    # each export is within the export check's atol of PyTorch, so the two within it of each other
+    # (measured: 0.0, the same float32 arithmetic); the times are the same float expression (0.0)
     tol = report.metadata.extra["onnx_export"]["atol"]
     for k in range(5, 40):  # past the start, where look-ahead has filled
         assert fine_out[2 * k + 1].frames == 1
         np.testing.assert_allclose(fine_out[2 * k + 1].scores[-1], coarse_out[k].scores[-1], atol=tol, rtol=0)
-        assert fine_out[2 * k + 1].times[-1] == pytest.approx(coarse_out[k].times[-1])
+        assert fine_out[2 * k + 1].times[-1] == coarse_out[k].times[-1]
     capsys.readouterr()
     assert export_main([str(run), "--set", "lr=0.1"]) == 2  # refused before anything is exported
     assert "live settings are hop_seconds, lookahead_frames, live_window_seconds" in capsys.readouterr().err
