@@ -519,3 +519,54 @@ def test_batch_quota_places_each_role_at_its_place_in_every_batch():
                          (dict(batch_quota=(2, 0, 2), use_unlabelled=False), "no unlabelled scene is used")]:
         with pytest.raises(ValueError, match=message):
             CRNNTrainConfig(**{**dict(strong_scenes=1, weak_scenes=1, unlabelled_scenes=1, batch_size=4), **bad}).validate()
+
+
+def test_onset_crops_end_just_after_an_onset_and_none_keeps_the_uniform_crops():
+    """onset_crops=1: every training crop ends 0-0.4 s after an event's onset; 0: the crops drawn
+    before the option existed (start uniform over the span, the same scene draw)."""
+    from models.crnn.data import WorldSedClips
+    from models.world import get_preset, split_seed
+
+    grid = FrameGrid(LITE_FRONTEND, 4)
+    make = lambda share: WorldSedClips(get_preset("bench"), [split_seed("val", 1)], ["strong"], 60.0, 5.0, grid,  # noqa: E731
+                                       size=64, seed=3, onset_crops=share)
+    uniform, onsets = make(0.0), make(1.0)
+    sr = grid.frontend.sample_rate
+    event_onsets = np.array([e.onset for e in onsets.events[0]])
+    for index in range(64):
+        rng = np.random.default_rng([3, 0, index])  # the draws address() made before onset_crops
+        scene = int(rng.integers(1))
+        assert uniform.address(0, index) == (scene, int(rng.integers(0, 55 * sr + 1)))
+        scene_o, start = onsets.address(0, index)
+        end = (start + 5 * sr) / sr
+        assert scene_o == scene
+        assert np.any((event_onsets <= end + 1e-9) & (end <= event_onsets + 0.4 + 1e-9)), (index, end)
+    half = make(0.5)
+    moved = sum(half.address(0, i) != uniform.address(0, i) for i in range(64))
+    assert 16 <= moved <= 48  # about half of the 64 (binomial 32 +- 4)
+    with pytest.raises(ValueError, match="onset_crops"):
+        CRNNTrainConfig(onset_crops=1.5).validate()
+
+
+def test_tail_loss_adds_the_weighted_bce_of_each_strong_crops_last_frames():
+    from models.crnn.recipe import _masked_bce
+
+    torch.manual_seed(0)
+    quiet = dict(mixup=0.0, spec_augment=False, dropout=0.0, tail_frames=3)
+    plain, tailed = CRNNRecipe(CRNNTrainConfig(**quiet)), CRNNRecipe(CRNNTrainConfig(**quiet, tail_weight=2.0))
+    plain.labels = tailed.labels = tuple("abc")
+    model = plain.build_model().eval()
+    audio = torch.randn(3, 32000) * 0.1
+    frames = plain.grid.frames(32000)
+    batch = {"audio": audio, "strong": (torch.rand(3, frames, 3) > 0.5).float(), "weak": torch.ones(3, 3),
+             "strong_mask": torch.tensor([1.0, 0.0, 1.0]), "weak_mask": torch.ones(3)}
+    with torch.no_grad():
+        probs, _ = model.student(model.log_mel(audio))
+        extra = tailed.loss(model, batch) - plain.loss(model, batch)
+    keep = [0, 2]  # the strong crops; the tail is their last 3 frames
+    expected = _masked_bce(probs[:, frames - 3:frames], batch["strong"][:, frames - 3:], batch["strong_mask"])
+    assert probs.shape[1] == frames and 2.0 * expected > 0
+    # (clip + tail) - clip rounds to an ulp of the sum: 0 to 1.2e-7 measured over five seeds
+    torch.testing.assert_close(extra, 2.0 * expected, rtol=0.0, atol=2.5e-7)
+    only_strong = torch.nn.functional.binary_cross_entropy(probs[keep, -3:].clamp(1e-7, 1 - 1e-7), batch["strong"][keep, -3:])
+    torch.testing.assert_close(expected, only_strong, rtol=0.0, atol=0.0)

@@ -14,7 +14,10 @@ Every item is a dict:
 from the scene's events. Each training scene has a role (strong, weak or unlabelled), so a
 labelled subset can be small, as in DESED (weak labels on ~10 % of the clips, strong labels
 on a synthetic subset, the rest unlabelled). Training crops start anywhere and change every
-epoch, with a random gain; validation clips lie on a fixed grid.
+epoch, with a random gain; validation clips lie on a fixed grid. A share of the training crops
+can be made to end just after an event's onset (``onset_crops``): the live labeler scores a
+frame when only a few frames of its future exist, and these crops' last frames are that case
+(see ``tail_weight`` in :mod:`models.crnn.recipe`).
 
 **A DESED-layout folder** (:class:`DesedFolder`): the DCASE task-4 TSVs (``metadata/train/
 weak.tsv``, ``metadata/train/unlabel_in_domain.tsv``, strong ``metadata/train/synthetic*/
@@ -109,11 +112,16 @@ class WorldSedClips(Dataset, EvaluationClips):
             any role, so roles share a batch as they share the scenes.
         side: with fused embeddings (:class:`models.crnn.fusion.SceneEmbeddings` of the same
             seeds), items also hold ``fused`` ``(T_mel, dim)``: the embeddings at each mel frame.
+        onset_crops: training: the share of crops that end within ``onset_reach_s`` after an
+            event's onset (an event of the drawn scene, drawn uniformly); the others start
+            anywhere. 0 draws exactly the crops it drew before this option existed.
+        onset_reach_s: how far after the onset such a crop may end (uniform in [0, reach]).
     """
 
     def __init__(self, config: WorldConfig, seeds: Sequence[int], roles: Sequence[str], span_seconds: float,
                  clip_seconds: float, grid: FrameGrid, *, size: int = 0, seed: int = 0, fixed: bool = False,
-                 gain_db: float = 0.0, desc: str = "rendering world scenes", quota: Sequence[int] = (), side=None):
+                 gain_db: float = 0.0, desc: str = "rendering world scenes", quota: Sequence[int] = (), side=None,
+                 onset_crops: float = 0.0, onset_reach_s: float = 0.4):
         if len(roles) != len(seeds):
             raise ValueError(f"WorldSedClips: {len(seeds)} seeds but {len(roles)} roles")
         bad = sorted(set(roles) - set(ROLES) - {UNUSED})
@@ -134,6 +142,12 @@ class WorldSedClips(Dataset, EvaluationClips):
         spans = [WindowSpan(s, span_seconds, span_seconds) for s in self.seeds]
         self.audio = cached_window_audio(spans, self.sample_rate, config, desc=desc)  # (S, span samples)
         self.events = [Scene(config, s).events_between(0.0, span_seconds) for s in self.seeds]
+        if not 0.0 <= onset_crops <= 1.0:
+            raise ValueError(f"WorldSedClips: onset_crops: expected a share in [0, 1], found {onset_crops}")
+        self.onset_crops, self.onset_reach_s = float(onset_crops), float(onset_reach_s)
+        # per scene, the onsets a crop can end just after (a whole crop fits before them)
+        self.crop_onsets = [np.array(sorted(e.onset for e in ev if clip_seconds <= e.onset <= span_seconds - onset_reach_s))
+                            for ev in self.events]
         per_scene = self.span_samples // self.clip_samples
         self.grid_items = [(i, j * self.clip_samples) for i in range(len(self.seeds)) for j in range(per_scene)]
         self.drawn = [i for i, r in enumerate(self.roles) if r != UNUSED]
@@ -178,7 +192,12 @@ class WorldSedClips(Dataset, EvaluationClips):
             place, bounds = index % sum(self.quota), np.cumsum(self.quota)
             pool = self.by_role[ROLES[int(np.searchsorted(bounds, place, side="right"))]]
         scene = pool[int(rng.integers(len(pool)))]
-        return scene, int(rng.integers(0, self.span_samples - self.clip_samples + 1))
+        start = int(rng.integers(0, self.span_samples - self.clip_samples + 1))
+        onsets = self.crop_onsets[scene]
+        if self.onset_crops > 0 and len(onsets) and rng.random() < self.onset_crops:
+            end = onsets[int(rng.integers(len(onsets)))] + rng.uniform(0.0, self.onset_reach_s)
+            start = min(max(0, int(round(end * self.sample_rate)) - self.clip_samples), self.span_samples - self.clip_samples)
+        return scene, start
 
     def __getitem__(self, address) -> dict[str, torch.Tensor]:
         epoch, index = address if isinstance(address, tuple) else (0, address)

@@ -114,6 +114,12 @@ class CRNNTrainConfig(TrainConfig):
     mixup: float = 0.5  # fraction of batches mixed
     mixup_alpha: float = 0.2
     spec_augment: bool = True
+    # live-like training: the live labeler scores a frame once only `lookahead_frames` of its
+    # future exist, so its backward GRU has seen little of an event that just began. A crop's last
+    # frames are that case; these add a loss on them and crops that end just after onsets
+    tail_frames: int = 4  # the last frames of each strong crop that the tail loss covers
+    tail_weight: float = 0.0  # weight of the tail loss (mean BCE over those frames) beside the clip loss
+    onset_crops: float = 0.0  # world: share of training crops that end 0-0.4 s after an event's onset
     deploy: str = "student"  # which network is evaluated for the best checkpoint, exported and run live
     threshold: float = 0.5
     median_frames: int = 7
@@ -140,6 +146,11 @@ class CRNNTrainConfig(TrainConfig):
             raise ValueError(f"mixup: expected a fraction of batches in [0, 1], found {self.mixup}")
         if self.lookahead_frames < 0:
             raise ValueError(f"lookahead_frames: expected >= 0, found {self.lookahead_frames}")
+        if self.tail_frames < 1 or self.tail_weight < 0:
+            raise ValueError(f"tail_frames >= 1 and tail_weight >= 0 expected, found {self.tail_frames} and "
+                             f"{self.tail_weight}")
+        if not 0.0 <= self.onset_crops <= 1.0:
+            raise ValueError(f"onset_crops: expected a share of crops in [0, 1], found {self.onset_crops}")
         if self.batch_quota:
             q = self.batch_quota
             if len(q) != 3 or min(q) < 0 or sum(q) != self.batch_size:
@@ -310,8 +321,8 @@ class CRNNRecipe(Recipe):
     def build_datasets(self, data: Path | None):
         c = self.config
         if data is not None:
-            if c.fuse or c.batch_quota:
-                what = f"fuse={c.fuse}" if c.fuse else "batch_quota"
+            if c.fuse or c.batch_quota or c.onset_crops:
+                what = f"fuse={c.fuse}" if c.fuse else "batch_quota" if c.batch_quota else "onset_crops"
                 raise ValueError(f"{what}: built for world scenes only; train without it on a DESED folder")
             train, val = desed_datasets(Path(data), self.grid, c.clip_seconds, gain_db=c.gain_db, seed=c.seed)
             self.labels = train.classes
@@ -321,7 +332,8 @@ class CRNNRecipe(Recipe):
                 roles = tuple(UNUSED if r == "unlabelled" else r for r in roles)
             seeds = [split_seed("train", i) for i in range(len(roles))]
             train = self.world_clips(seeds, roles, c.span_seconds, size=c.items_per_epoch, seed=c.seed,
-                                     gain_db=c.gain_db, quota=c.batch_quota, what="the training scenes")
+                                     gain_db=c.gain_db, quota=c.batch_quota, onset_crops=c.onset_crops,
+                                     what="the training scenes")
             val_seeds = [split_seed("val", i) for i in range(c.val_scenes)]
             val = self.world_clips(val_seeds, ["strong"] * len(val_seeds), min(c.span_seconds, 120.0), fixed=True,
                                    what="the validation scenes")
@@ -394,12 +406,16 @@ class CRNNRecipe(Recipe):
 
     def loss(self, model: nn.Module, batch: dict) -> torch.Tensor:
         net: SedModel = model.module if hasattr(model, "module") else model
+        c = self.config
         b = self._augment(batch)
         mel = self._features(net, b["audio"])
         embeddings = net.student.split_fused(b.get("fused"), mel.shape[1])
         strong, weak = net.student(mel, *embeddings)
         t = min(strong.shape[1], b["strong"].shape[1])
         loss = _masked_bce(strong[:, :t], b["strong"][:, :t], b["strong_mask"]) + _masked_bce(weak, b["weak"], b["weak_mask"])
+        if c.tail_weight > 0:
+            tail = slice(max(0, t - c.tail_frames), t)
+            loss = loss + c.tail_weight * _masked_bce(strong[:, tail], b["strong"][:, tail], b["strong_mask"])
         if net.teacher is not None:
             with torch.no_grad():
                 t_strong, t_weak = net.teacher(mel, *embeddings)
