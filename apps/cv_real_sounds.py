@@ -8,7 +8,7 @@ fold 5. This program repeats that recipe once for each held-out fold K:
 1. soundscapes with fold K held out, fold K-1 (round the circle) for validation and the other three
    for training (``apps.build_real_sounds --eval-fold K``), in ``OUT/fold-K/desed``;
 2. ``python -m models.train --recipe crnn-lite`` on them into ``OUT/fold-K/run`` with the shipped
-   labeler's settings (``clip_seconds=5 epochs=55``, any ``KEY=VALUE`` given after the options) and
+   labeler's settings (``clip_seconds=5 epochs=55 tail_weight=0``, any ``KEY=VALUE`` given after the options) and
    ``max_steps=--steps``, its best checkpoint
    chosen on the validation soundscapes (event F1);
 3. ``python -m models.export`` of that run, then its clip accuracy on fold K's ESC-50 clips, each
@@ -78,7 +78,7 @@ def train_fold(out: Path, fold: int, steps: int, threads: int, clip_seconds: flo
     run = fold_dir / "run"
     started = time.perf_counter()
     train = ["-m", "models.train", "--recipe", "crnn-lite", "--data", str(fold_dir / "desed"), "--out", str(run),
-             f"clip_seconds={clip_seconds:g}", "epochs=55", f"max_steps={steps}", f"threads={threads}", *overrides]
+             f"clip_seconds={clip_seconds:g}", "epochs=55", "tail_weight=0", f"max_steps={steps}", f"threads={threads}", *overrides]
     if (run / "config.json").is_file():
         train.append("--resume")
     _run(train)

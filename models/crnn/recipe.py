@@ -118,8 +118,8 @@ class CRNNTrainConfig(TrainConfig):
     # future exist, so its backward GRU has seen little of an event that just began. A crop's last
     # frames are that case; these add a loss on them and crops that end just after onsets
     tail_frames: int = 4  # the last frames of each strong crop that the tail loss covers
-    tail_weight: float = 0.0  # weight of the tail loss (mean BCE over those frames) beside the clip loss
-    onset_crops: float = 0.0  # world: share of training crops that end 0-0.4 s after an event's onset
+    tail_weight: float = 1.0  # weight of the tail loss (mean BCE over those frames) beside the clip loss; 0: off
+    onset_crops: float = 0.3  # world only (a DESED folder's clips are whole): share of crops ending 0-0.4 s after an onset
     deploy: str = "student"  # which network is evaluated for the best checkpoint, exported and run live
     threshold: float = 0.5
     median_frames: int = 7
@@ -321,8 +321,8 @@ class CRNNRecipe(Recipe):
     def build_datasets(self, data: Path | None):
         c = self.config
         if data is not None:
-            if c.fuse or c.batch_quota or c.onset_crops:
-                what = f"fuse={c.fuse}" if c.fuse else "batch_quota" if c.batch_quota else "onset_crops"
+            if c.fuse or c.batch_quota:
+                what = f"fuse={c.fuse}" if c.fuse else "batch_quota"
                 raise ValueError(f"{what}: built for world scenes only; train without it on a DESED folder")
             train, val = desed_datasets(Path(data), self.grid, c.clip_seconds, gain_db=c.gain_db, seed=c.seed)
             self.labels = train.classes
