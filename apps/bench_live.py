@@ -79,11 +79,11 @@ from models.evaluation.psds import PSDS1, PSDS2, PsdsSetting, merge_overlapping,
 from models.world import CLASS_NAMES, Scene, get_preset, seed_split
 from models.world.evalsets import reference_events, source_name
 from realtime.models import DEMO_DIR
+from realtime.rolling import LABEL_DEADLINE_S, latency_percentile  # LABEL_DEADLINE_S: later is missed
 
 ONSET_COLLAR_S = 0.25
 OFFSET_FRACTION = 0.2
 SEGMENT_S = 1.0
-LABEL_DEADLINE_S = 1.0  # an event not labelled by its offset + this is missed
 
 
 @dataclass(frozen=True)
@@ -293,11 +293,6 @@ def onset_latencies(reference: list[LabeledEvent], records: list[dict[str, Any]]
                 out[i] = r["stream_time"] - e.onset + r["latency_ms"]["total"] / 1e3
                 break
     return out
-
-
-def latency_percentile(latencies: np.ndarray, q: float) -> float:
-    """The q-th percentile as one of the values (``inf`` when it falls on a missed event)."""
-    return float(np.percentile(latencies, q, method="inverted_cdf"))
 
 
 def stage_breakdown(records: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:

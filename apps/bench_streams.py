@@ -35,10 +35,11 @@ from typing import Sequence
 
 import numpy as np
 
-from apps.bench_live import latency_percentile, onset_latencies, read_jsonl
+from apps.bench_live import onset_latencies, read_jsonl
 from models.evaluation.benchmark import machine_description
 from models.world import Scene, get_preset
 from models.world.evalsets import reference_events, source_name
+from realtime.rolling import latency_percentile
 
 FIRST_SEED = 200_000
 

@@ -30,7 +30,7 @@ def clip_scores(labeler, audio: np.ndarray, sample_rate: int, hop_s: float) -> n
     """``(C,)`` the highest score of each class over a clip played as a stream."""
     n = labeler.window.samples
     stream = np.concatenate([np.zeros(n, np.float32), np.asarray(audio, np.float32), np.zeros(sample_rate, np.float32)])
-    scores, _, _ = hop_scores(labeler, stream, sample_rate, hop_s)
+    scores = hop_scores(labeler, stream, sample_rate, hop_s).scores
     return scores.max(axis=0)
 
 

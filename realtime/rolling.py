@@ -52,6 +52,7 @@ from models.core.events import LabeledEvent
 from models.evaluation.metrics import SedScores, event_based_metrics
 
 __all__ = [
+    "LABEL_DEADLINE_S",
     "SMOOTHING",
     "ActiveEvent",
     "HysteresisConfig",
@@ -59,6 +60,9 @@ __all__ = [
     "RollingLabels",
     "detect_events",
     "evaluate_hysteresis",
+    "latency_percentile",
+    "onset_latencies",
+    "shown_rows",
     "smooth_scores",
     "tune_hysteresis",
 ]
@@ -67,6 +71,10 @@ __all__ = [
 SMOOTHING = ("median", "ema")
 
 _IDLE, _ACTIVE, _PENDING = 0, 1, 2
+
+#: Seconds after a reference event's offset until which its label still counts (later: missed),
+#: for onset-to-label latencies (:func:`onset_latencies`, ``apps.bench_live``).
+LABEL_DEADLINE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -440,30 +448,43 @@ def smooth_scores(scores: np.ndarray, smoothing: str, smooth_hops: int) -> np.nd
     return out
 
 
-def _class_events(s: np.ndarray, times: np.ndarray, end_time: float, on: float, off: float,
-                  min_gap_s: float) -> list[tuple[float, float]]:
-    """Raw (onset, offset) pairs of one smoothed track under the hysteresis ``on``/``off``,
-    min-gap merging included (min duration and shifts are applied by the caller)."""
+def _row_times(rows: int, hop_s: float, t0: float | None) -> np.ndarray:
+    """(rows,) float64 time of each row: ``t0 + i * hop_s``, or ``(i + 1) * hop_s`` without ``t0``."""
+    steps = np.arange(rows, dtype=np.float64)
+    return hop_s * (steps + 1) if t0 is None else t0 + hop_s * steps
+
+
+def _class_event_rows(s: np.ndarray, times: np.ndarray, on: float, off: float,
+                      min_gap_s: float) -> list[tuple[int, int | None]]:
+    """Raw (onset row, offset row) pairs of one smoothed track under the hysteresis ``on``/``off``,
+    min-gap merging included (min duration and shifts are applied by the caller); the offset
+    row is None for an event still active at the end of the track."""
     on_idx = np.flatnonzero(s >= on)
     off_idx = np.flatnonzero(s < off)
-    pairs = []
+    pairs: list[tuple[int, int | None]] = []
     k = 0
     while k < len(on_idx):
-        start = on_idx[k]
+        start = int(on_idx[k])
         cur = start
         while True:
             m = np.searchsorted(off_idx, cur + 1)
             if m == len(off_idx):  # still active at the end of the track
-                pairs.append((times[start], end_time))
+                pairs.append((start, None))
                 return pairs
-            j = off_idx[m]
+            j = int(off_idx[m])
             k = np.searchsorted(on_idx, j)  # the next hop at or above `on` (after j, as s[j] < off <= on)
             if k < len(on_idx) and times[on_idx[k]] - times[j] < min_gap_s:
                 cur = on_idx[k]  # resumes within the gap: same event
                 continue
-            pairs.append((times[start], times[j]))
+            pairs.append((start, j))
             break
     return pairs
+
+
+def _class_events(s: np.ndarray, times: np.ndarray, end_time: float, on: float, off: float,
+                  min_gap_s: float) -> list[tuple[float, float]]:
+    """Raw (onset, offset) times of :func:`_class_event_rows` (``end_time`` for an open event)."""
+    return [(times[a], end_time if b is None else times[b]) for a, b in _class_event_rows(s, times, on, off, min_gap_s)]
 
 
 def detect_events(scores: np.ndarray, hop_s: float, labels: Sequence[str], config: HysteresisConfig,
@@ -492,8 +513,7 @@ def detect_events(scores: np.ndarray, hop_s: float, labels: Sequence[str], confi
         raise ValueError(f"detect_events: expected scores of shape (hops, {len(labels)}), found {x.shape}")
     if len(x) == 0:
         return []
-    steps = np.arange(len(x), dtype=np.float64)
-    times = hop_s * (steps + 1) if t0 is None else t0 + hop_s * steps
+    times = _row_times(len(x), hop_s, t0)
     end = times[-1] if end_time is None else float(end_time)
     if smoothed is None:
         smoothed = smooth_scores(x, config.smoothing, config.smooth_hops)
@@ -520,6 +540,99 @@ def evaluate_hysteresis(scores: np.ndarray, hop_s: float, reference: Sequence[La
     filename = _reference_filename(reference, filename)
     estimated = detect_events(scores, hop_s, labels, config, filename, t0=t0, end_time=end_time)
     return event_based_metrics(reference, estimated, labels=list(labels), filenames=[filename], **metric_options)
+
+
+def shown_rows(scores: np.ndarray, hop_s: float, labels: Sequence[str], config: HysteresisConfig, *,
+               t0: float | None = None, emitted: np.ndarray | None = None,
+               smoothed: np.ndarray | None = None) -> np.ndarray:
+    """Which classes :meth:`RollingLabels.active` lists after each row of a whole score track.
+
+    The same rules as the streaming path: an event shows from its crossing row once its
+    corrected length reaches ``min_duration_s`` (its end being the newest row's emission time
+    while active, its raw offset while pending), and stops showing at the row where it ends
+    (its falling row, or ``min_gap_s`` later).
+
+    Args:
+        scores: (T, C) raw scores; row i at ``t0 + i * hop_s`` (default ``t0``: ``hop_s``).
+        hop_s: seconds between rows.
+        labels: C class names.
+        config: the setting.
+        t0: time of row 0.
+        emitted: (T,) non-decreasing stream time at which each row reaches the rolling labels
+            (the end of the hop whose window gave it); default the row's own time (a hop's end).
+        smoothed: (T, C) precomputed ``smooth_scores(scores, config.smoothing, config.smooth_hops)``.
+
+    Returns:
+        (T, C) bool.
+    """
+    labels = _validate_labels(labels)
+    x = np.asarray(scores)
+    if x.ndim != 2 or x.shape[1] != len(labels):
+        raise ValueError(f"shown_rows: expected scores of shape (rows, {len(labels)}), found {x.shape}")
+    times = _row_times(len(x), hop_s, t0)
+    emitted = times if emitted is None else np.asarray(emitted, dtype=np.float64)
+    if emitted.shape != (len(x),):
+        raise ValueError(f"shown_rows: expected emitted of shape ({len(x)},), found {emitted.shape}")
+    if smoothed is None:
+        smoothed = smooth_scores(x, config.smoothing, config.smooth_hops)
+    shown = np.zeros(x.shape, bool)
+    on, off = config.thresholds(labels)
+    for c in range(len(labels)):
+        for start, fall in _class_event_rows(smoothed[:, c], times, on[c], off[c], config.min_gap_s):
+            onset = max(0.0, times[start] - config.onset_shift_s)
+            if fall is None:
+                stop, end = len(x), emitted[start:]
+            else:
+                gone = np.flatnonzero(times[fall:] - times[fall] >= config.min_gap_s)
+                stop = fall + int(gone[0]) if len(gone) else len(x)
+                end = np.concatenate([emitted[start:fall], np.full(stop - fall, times[fall])])
+            long_enough = np.maximum(onset, end - config.offset_shift_s) - onset >= config.min_duration_s
+            shown[start:stop, c] = long_enough
+    return shown
+
+
+def latency_percentile(latencies: np.ndarray, q: float) -> float:
+    """The q-th percentile of onset-to-label latencies as one of the values (``inf`` when it falls
+    on a missed event)."""
+    return float(np.percentile(latencies, q, method="inverted_cdf"))
+
+
+def onset_latencies(scores: np.ndarray, hop_s: float, reference: Sequence[LabeledEvent], labels: Sequence[str],
+                    config: HysteresisConfig, *, t0: float | None = None, emitted: np.ndarray | None = None,
+                    deadline_s: float = LABEL_DEADLINE_S, smoothed: np.ndarray | None = None) -> np.ndarray:
+    """Onset-to-label latency of each reference event, offline, as ``apps.bench_live`` measures it
+    live: seconds from the event's onset to the first hop, at or after the onset and at most
+    ``deadline_s`` after its offset, whose rolling labels show its class (:func:`shown_rows`);
+    ``inf`` when none does. Live runs add the hop's processing time, and a hop that brings no
+    new row (none here when every hop gives one) shows the previous row's state.
+
+    Args:
+        scores, hop_s, labels, config, t0, emitted, smoothed: as :func:`shown_rows`; rows with
+            the same emission time are one hop (the last one is what the hop shows).
+        reference: the stream's reference events.
+        deadline_s: seconds after an event's offset until which it may still be labelled.
+
+    Returns:
+        (len(reference),) float64 seconds.
+    """
+    labels = _validate_labels(labels)
+    x = np.asarray(scores)
+    times = _row_times(len(x), hop_s, t0)
+    emitted = times if emitted is None else np.asarray(emitted, dtype=np.float64)
+    shown = shown_rows(x, hop_s, labels, config, t0=t0, emitted=emitted, smoothed=smoothed)
+    hop_ends = np.ones(len(x), bool)
+    hop_ends[:-1] = emitted[1:] != emitted[:-1]
+    column = {label: c for c, label in enumerate(labels)}
+    rows_of = [np.flatnonzero(shown[:, c] & hop_ends) for c in range(len(labels))]
+    out = np.full(len(reference), np.inf)
+    for i, e in enumerate(reference):
+        if e.label not in column:
+            raise ValueError(f"onset_latencies: reference class {e.label!r} is not one of the labels {list(labels)}")
+        when = emitted[rows_of[column[e.label]]]
+        k = int(np.searchsorted(when, e.onset))
+        if k < len(when) and when[k] <= e.offset + deadline_s:
+            out[i] = when[k] - e.onset
+    return out
 
 
 def _reference_filename(reference: Sequence[LabeledEvent], filename: str | None) -> str:
@@ -568,7 +681,8 @@ def tune_hysteresis(scores: np.ndarray, hop_s: float, reference: Sequence[Labele
                     grid: HysteresisGrid = HysteresisGrid(), *, filename: str | None = None, t0: float | None = None,
                     end_time: float | None = None, rounds: int = 4, exhaustive_limit: int = 0,
                     per_class: bool = False, max_delay_s: float | None = None,
-                    **metric_options: Any) -> HysteresisConfig:
+                    max_latency_s: float | None = None, latency_quantile: float = 95.0,
+                    emitted: np.ndarray | None = None, **metric_options: Any) -> HysteresisConfig:
     """The hysteresis setting that maximises event-based F1 on a validation stream.
 
     The search is coordinate ascent over ``grid``: starting from the grid's point nearest
@@ -582,7 +696,12 @@ def tune_hysteresis(scores: np.ndarray, hop_s: float, reference: Sequence[Labele
     class in turn takes the grid's ``on`` and ``off_ratio`` that raise the F1 of all classes
     (strictly; rounds repeat while one does), the others held (``class_thresholds``). With
     ``max_delay_s``, only settings whose :meth:`HysteresisConfig.onset_delay_s` fits are tried
-    (the latency budget a live labeler may spend on smoothing and minimum duration).
+    (the latency budget a live labeler may spend on smoothing and minimum duration). With
+    ``max_latency_s``, the setting must also bring the ``latency_quantile``-th percentile of the
+    stream's onset-to-label latencies (:func:`onset_latencies`, missed events counting as
+    infinite) to at most that: among the settings that do, the best F1 wins; a setting that
+    does not ranks below every one that does, by how many events it labels later than that
+    (so the search walks towards the bar, and returns the closest setting when none reaches it).
 
     Args:
         scores: (T, C) raw scores of the validation stream; hop i at ``t0 + i * hop_s``.
@@ -596,6 +715,10 @@ def tune_hysteresis(scores: np.ndarray, hop_s: float, reference: Sequence[Labele
         exhaustive_limit: try every point when the grid has at most this many.
         per_class: refine ``on``/``off`` per class after the shared search.
         max_delay_s: seconds of onset delay a setting may add at most (``None``: no limit).
+        max_latency_s: seconds the ``latency_quantile``-th percentile onset-to-label latency
+            may reach at most (``None``: no bar). Live runs add each hop's processing time.
+        latency_quantile: percentile of the latencies held to ``max_latency_s``.
+        emitted: (T,) when each row reaches the rolling labels, as :func:`shown_rows`.
         **metric_options: passed to ``event_based_metrics`` (default: 200 ms collar, offsets
             within max(200 ms, 20 % of the event)).
 
@@ -607,24 +730,31 @@ def tune_hysteresis(scores: np.ndarray, hop_s: float, reference: Sequence[Labele
     filename = _reference_filename(reference, filename)
     x = np.asarray(scores)
     smoothed_cache: dict[tuple[str, int], np.ndarray] = {}
-    score_cache: dict[tuple, float] = {}
+    score_cache: dict[tuple, tuple[int, float]] = {}
+    # A setting's merit, compared as a tuple: (0, 0) over the delay budget, (1, -events labelled
+    # later than max_latency_s) short of the latency bar, (2, event F1) otherwise.
+    unfit = (0, 0.0)
 
-    def f1_of(point: dict[str, Any]) -> float:
+    def f1_of(point: dict[str, Any]) -> tuple[int, float]:
         key = tuple(point[name] for name in names)
         if key not in score_cache:
             cfg = _config_at(point)
             if not fits(cfg):
-                return -1.0
+                return unfit
             if point["smoothing"] not in smoothed_cache:
                 smoothed_cache[point["smoothing"]] = smooth_scores(x, cfg.smoothing, cfg.smooth_hops)
             score_cache[key] = f1_of_config(cfg)
         return score_cache[key]
 
-    def f1_of_config(cfg: HysteresisConfig) -> float:
-        est = detect_events(x, hop_s, labels, cfg, filename, t0=t0, end_time=end_time,
-                            smoothed=smoothed_cache[(cfg.smoothing, cfg.smooth_hops)])
+    def f1_of_config(cfg: HysteresisConfig) -> tuple[int, float]:
+        smoothed = smoothed_cache[(cfg.smoothing, cfg.smooth_hops)]
+        if max_latency_s is not None:
+            latencies = onset_latencies(x, hop_s, reference, labels, cfg, t0=t0, emitted=emitted, smoothed=smoothed)
+            if latency_percentile(latencies, latency_quantile) > max_latency_s + 1e-9:
+                return (1, -float(np.sum(latencies > max_latency_s + 1e-9)))
+        est = detect_events(x, hop_s, labels, cfg, filename, t0=t0, end_time=end_time, smoothed=smoothed)
         f1 = event_based_metrics(reference, est, labels=list(labels), filenames=[filename], **metric_options).f1
-        return 0.0 if math.isnan(f1) else f1
+        return (2, 0.0 if math.isnan(f1) else f1)
 
     def refined(cfg: HysteresisConfig) -> HysteresisConfig:
         return _per_class_ascent(cfg, labels, values["on"], values["off_ratio"], f1_of_config, rounds) \
@@ -644,7 +774,7 @@ def tune_hysteresis(scores: np.ndarray, hop_s: float, reference: Sequence[Labele
                              f"(shortest minimum duration {shortest} s, steps of {hop_s} s)")
     size = math.prod(len(v) for v in values.values())
     if size <= exhaustive_limit:
-        best_point, best = None, -1.0
+        best_point, best = None, (-1, 0.0)
         for combo in itertools.product(*(values[n] for n in names)):
             point = dict(zip(names, combo))
             f1 = f1_of(point)
@@ -670,7 +800,7 @@ def tune_hysteresis(scores: np.ndarray, hop_s: float, reference: Sequence[Labele
     for point in starts:  # over the delay budget: start from the shortest minimum duration
         if not fits(_config_at(point)):
             point["min_duration_s"] = min(values["min_duration_s"])
-    best_point, best = None, -1.0
+    best_point, best = None, (-1, 0.0)
     for point in starts:
         f1 = f1_of(point)
         for _ in range(rounds):
@@ -691,8 +821,9 @@ def tune_hysteresis(scores: np.ndarray, hop_s: float, reference: Sequence[Labele
 def _per_class_ascent(cfg: HysteresisConfig, labels: Sequence[str], ons: Sequence[float], off_ratios: Sequence[float],
                       f1_of: Any, rounds: int) -> HysteresisConfig:
     """``cfg`` with per-class (on, off) chosen by coordinate ascent over the classes: each class
-    takes the (on, on * off_ratio) pair that strictly raises ``f1_of`` (all classes' F1), the
-    others held; classes left at the shared pair are not listed."""
+    takes the (on, on * off_ratio) pair that strictly raises ``f1_of`` (the merit of all classes
+    together, as :func:`tune_hysteresis` ranks settings), the others held; classes left at the
+    shared pair are not listed."""
     pairs = {label: (cfg.on, cfg.off) for label in labels}
     candidates = [(on, round(on * ratio, 6)) for on in ons for ratio in off_ratios]
 

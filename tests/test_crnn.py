@@ -307,10 +307,13 @@ def test_tune_labeler_track_holds_each_frame_once(exported_step):
     audio = (np.random.default_rng(5).standard_normal(16000 * 3) * 0.1).astype(np.float32)
     with OnnxRuntimeRunner(report.path, threads=1) as runner:
         labeler = StreamingLabeler(runner, report.metadata)
-        scores, t0, spacing = hop_scores(labeler, audio, 16000, 0.08)
+        scores, t0, spacing, emitted = hop_scores(labeler, audio, 16000, 0.08)
         hops = (len(audio) - labeler.window.samples) // HOP + 1
     assert spacing == pytest.approx(0.04)
     assert scores.shape == (2 * hops - 1, 12)  # the first hop after a reset gives one frame (look-ahead 1)
+    hop_ends, rows_per_hop = np.unique(emitted, return_counts=True)  # each row reaches the labels at its hop's end
+    np.testing.assert_array_equal(hop_ends, (labeler.window.samples + HOP * np.arange(hops)) / 16000)
+    assert rows_per_hop.tolist() == [1] + [2] * (hops - 1)
     assert t0 == pytest.approx(labeler.window.samples / 16000 + report.metadata.extra["streaming"]["newest_frame_time"]
                                - 0.04)
 

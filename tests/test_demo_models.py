@@ -36,7 +36,7 @@ def test_demo_labeler_finds_the_events_of_a_held_out_scene(scene):
         labeler, seconds, hop = model.model, 60.0, 0.25
         sr = labeler.window.sample_rate
         audio = scene.render_audio(0, int(seconds * sr), sr)
-        scores, t0, _ = hop_scores(labeler, audio, sr, hop)  # what the live scheduler gives it, hop by hop
+        scores, t0, _, _ = hop_scores(labeler, audio, sr, hop)  # what the live scheduler gives it, hop by hop
         name = source_name(SEED)
         est = detect_events(scores, hop, labeler.labels, model.hysteresis, name, t0=t0, end_time=seconds)
         ref = reference_events(scene, seconds)

@@ -33,13 +33,14 @@ def test_hop_scores_give_each_hop_the_window_ending_at_it():
     sr, hop = 100, 0.25
     audio = np.arange(1000, dtype=np.float32)  # sample i holds i
     labeler = FunctionLabeler(WindowSpec(0.5, sr), ("last", "first"), lambda b: np.stack([b[:, -1], b[:, 0]], axis=1))
-    scores, t0, step = tune_labeler.hop_scores(labeler, audio, sr, hop)
+    scores, t0, step, emitted = tune_labeler.hop_scores(labeler, audio, sr, hop)
     assert step == hop
     assert t0 == pytest.approx(0.5)  # the first full window ends at 0.5 s
     ends = np.arange(50, 1001, 25)
     assert scores.shape == (len(ends), 2)
     np.testing.assert_array_equal(scores[:, 0], ends - 1)
     np.testing.assert_array_equal(scores[:, 1], ends - 50)
+    np.testing.assert_array_equal(emitted, ends / sr)  # a hop's row reaches the rolling labels at its end
     with pytest.raises(ValueError, match="at least 50 samples"):
         tune_labeler.hop_scores(labeler, audio[:40], sr, hop)
 
@@ -48,9 +49,15 @@ def test_hop_scores_give_each_hop_the_window_ending_at_it():
 def test_tune_labeler_writes_a_setting_the_pipeline_reads(tmp_path, capsys):
     model = tmp_path / "labeler"
     shutil.copytree(DEMO_LABELER, model)
-    status = tune_labeler.main([str(model), "--seconds", "40", "--per-class", "--max-delay", "0", "--write"])
-    out = capsys.readouterr().out
+    status = tune_labeler.main([str(model), "--seconds", "40", "--per-class", "--max-delay", "0", "--max-latency", "0.6",
+                                "--write"])
+    captured = capsys.readouterr()
+    out = captured.out
     assert status == 0, out
+    rate = ModelMetadata.load(model / "model.onnx.json").sample_rate
+    assert f"at 48000 Hz, resampled to {rate} Hz" in captured.err  # as avlive's capture reaches it beside the localizer
+    p95 = [float(line.split("p95 ")[1].split()[0].rstrip(",")) for line in out.splitlines() if "onset-to-label latency" in line]  # ms or inf
+    assert len(p95) == 2 and (p95[1] <= 600 or "warning: no setting" in captured.err)
     tuned = json.loads(out.split("tuned setting:", 1)[1].splitlines()[0])
     meta = ModelMetadata.load(model / "model.onnx.json")
     assert meta.extra["hysteresis"] == tuned

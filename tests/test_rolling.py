@@ -15,6 +15,9 @@ from realtime.rolling import (
     RollingLabels,
     detect_events,
     evaluate_hysteresis,
+    latency_percentile,
+    onset_latencies,
+    shown_rows,
     smooth_scores,
     tune_hysteresis,
 )
@@ -108,7 +111,7 @@ def test_min_gap_merges_short_drops():
     assert len(stream(wide, 0.1, cfg, labels=("a", "b"))[0]) == 2
 
 
-@pytest.mark.parametrize("config", [
+STREAMING_CASES = [
     HysteresisConfig(on=0.6, off=0.4, smoothing="median", smooth_hops=3),
     HysteresisConfig(on=0.55, off=0.3, smoothing="median", smooth_hops=4, min_duration_s=0.3, min_gap_s=0.4),
     HysteresisConfig(on=0.5, off=0.5, smoothing="ema", smooth_hops=5, min_gap_s=0.2, onset_shift_s=0.3,
@@ -116,12 +119,21 @@ def test_min_gap_merges_short_drops():
     HysteresisConfig(on=0.7, off=0.2, smooth_hops=1, min_duration_s=0.15, offset_shift_s=0.4),
     HysteresisConfig(on=0.6, off=0.4, smooth_hops=3, min_gap_s=0.2,
                      class_thresholds=(("b", 0.8, 0.7), ("d", 0.3, 0.1))),
-])
-def test_streaming_equals_offline(config):
-    rng = np.random.default_rng(4)
+]
+
+
+def wandering_scores(seed: int) -> np.ndarray:
+    """(500, 4) scores wandering in (0, 1), with outliers every 37 hops."""
+    rng = np.random.default_rng(seed)
     walk = np.cumsum(rng.normal(0, 0.4, (500, len(LABELS))), axis=0)
-    x = (0.5 + 0.45 * np.sin(walk)).astype(np.float32)  # wandering scores in (0, 1)
-    x[::37] = rng.uniform(0, 1, x[::37].shape)  # and outliers
+    x = (0.5 + 0.45 * np.sin(walk)).astype(np.float32)
+    x[::37] = rng.uniform(0, 1, x[::37].shape)
+    return x
+
+
+@pytest.mark.parametrize("config", STREAMING_CASES)
+def test_streaming_equals_offline(config):
+    x = wandering_scores(4)
     ended, _ = stream(x, 0.1, config)
     assert len(ended) > 10
     assert ended == detect_events(x, 0.1, LABELS, config, NAME)
@@ -129,6 +141,51 @@ def test_streaming_equals_offline(config):
     for i, row in enumerate(x[:50]):
         rolling.update(row, (i + 1) * 0.1)
     np.testing.assert_array_equal(rolling.smoothed, smooth_scores(x[:50], config.smoothing, config.smooth_hops)[-1])
+
+
+@pytest.mark.parametrize("config", STREAMING_CASES)
+def test_shown_rows_are_what_the_streaming_labels_show(config):
+    """Offline, :func:`shown_rows` gives the classes ``RollingLabels.active`` lists after each hop
+    (minimum duration, gap bridging, shifts and per-class bars included)."""
+    x = wandering_scores(4)
+    _, actives = stream(x, 0.1, config)
+    live = np.array([[label in {a.label for a in active} for label in LABELS] for active in actives])
+    assert 0.2 < live.mean() < 0.8
+    np.testing.assert_array_equal(shown_rows(x, 0.1, LABELS, config), live)
+
+
+def test_onset_latencies_are_what_the_live_benchmark_measures_on_the_same_stream():
+    """:func:`onset_latencies` on a score track equals ``apps.bench_live.onset_latencies`` on the
+    JSON lines the streaming labels would print for it (no processing time): the first hop at or
+    after each onset, before its offset + 1 s, that shows the class."""
+    from apps.bench_live import onset_latencies as live_latencies
+
+    config = HysteresisConfig(on=0.55, off=0.3, smoothing="median", smooth_hops=3, min_duration_s=0.3, min_gap_s=0.2)
+    x, reference = synthetic_case(6, 80.0, 0.1, 0.3)
+    _, actives = stream(x, 0.1, config)
+    records = [{"stream_time": (i + 1) * 0.1, "latency_ms": {"total": 0.0}, "active": [{"label": a.label} for a in act]}
+               for i, act in enumerate(actives)]
+    want = live_latencies(reference, records)
+    got = onset_latencies(x, 0.1, reference, LABELS, config)
+    assert np.isfinite(want).sum() >= 10 and np.isinf(want).sum() >= 1  # labelled events and missed ones
+    np.testing.assert_array_equal(got, want)
+
+
+def test_onset_latency_of_a_step_counts_from_the_hop_that_brings_the_row():
+    """A clean step crossing at row 10 (1.1 s) of an event that began at 1.0 s: 0.1 s late with
+    rows emitted at their own time; a frame-level track whose rows arrive 0.25 s after their time
+    (look-ahead) is that much later; a minimum duration adds its wait; no row by offset + 1 s: missed."""
+    x = track(60, {0: [(10, 30)]})
+    event = [LabeledEvent(NAME, 1.0, 2.5, "a")]
+    assert onset_latencies(x, 0.1, event, ("a", "b"), PLAIN)[0] == pytest.approx(0.1)
+    late = 0.1 * (np.arange(60) + 1) + 0.25
+    assert onset_latencies(x, 0.1, event, ("a", "b"), PLAIN, emitted=late)[0] == pytest.approx(0.35)
+    waits = dataclasses.replace(PLAIN, min_duration_s=0.3)
+    assert onset_latencies(x, 0.1, event, ("a", "b"), waits)[0] == pytest.approx(0.4)
+    missed = [LabeledEvent(NAME, 0.0, 0.05, "a")]  # the class shows from 1.1 s, after its offset + 1 s
+    assert np.isinf(onset_latencies(x, 0.1, missed, ("a", "b"), PLAIN)[0])
+    with pytest.raises(ValueError, match="'z' is not one of the labels"):
+        onset_latencies(x, 0.1, [LabeledEvent(NAME, 1.0, 2.0, "z")], ("a", "b"), PLAIN)
 
 
 def test_config_from_metadata_and_validation():
@@ -302,6 +359,35 @@ def test_tuning_within_a_delay_budget():
         tune_hysteresis(x, hop_s, reference, LABELS, dataclasses.replace(grid, min_duration_s=(0.2,)), max_delay_s=0.0)
 
 
+def test_tuning_to_a_latency_bar():
+    """``max_latency_s`` keeps the tuner to settings whose p95 onset-to-label latency reaches the
+    bar: the exhaustive search finds the best F1 among the settings that do (brute force over
+    the grid agrees), the coordinate ascent reaches the bar too, and for a bar no setting
+    reaches it returns the setting that labels the fewest events later than the bar."""
+    hop_s = 0.1
+    x, reference = synthetic_case(3, 60.0, hop_s, 0.2)
+    grid = HysteresisGrid(on=(0.4, 0.5, 0.6, 0.7), off_ratio=(0.5, 1.0), smoothing=(("median", 1), ("median", 5)),
+                          min_duration_s=(0.0, 0.3), min_gap_s=(0.0,), onset_shift_s=(0.0, 0.2), offset_shift_s=(0.0,))
+    points = [HysteresisConfig(on=on, off=on * ratio, smoothing=mode, smooth_hops=k, min_duration_s=md,
+                               onset_shift_s=shift) for on in grid.on for ratio in grid.off_ratio
+              for mode, k in grid.smoothing for md in grid.min_duration_s for shift in grid.onset_shift_s]
+    latencies = {c: onset_latencies(x, hop_s, reference, LABELS, c) for c in points}
+    p95 = {c: latency_percentile(lat, 95) for c, lat in latencies.items()}
+    f1 = {c: evaluate_hysteresis(x, hop_s, reference, LABELS, c).f1 for c in points}
+    unconstrained = tune_hysteresis(x, hop_s, reference, LABELS, grid, exhaustive_limit=10_000)
+    bar = 0.5
+    assert latency_percentile(onset_latencies(x, hop_s, reference, LABELS, unconstrained), 95) > bar  # the bar binds
+    best = tune_hysteresis(x, hop_s, reference, LABELS, grid, exhaustive_limit=10_000, max_latency_s=bar)
+    coordinate = tune_hysteresis(x, hop_s, reference, LABELS, grid, max_latency_s=bar)
+    assert p95[best] <= bar and p95[coordinate] <= bar
+    assert f1[best] == max(f1[c] for c in points if p95[c] <= bar)  # the same computation
+    assert f1[coordinate] <= f1[best]
+    out_of_reach = min(p95.values()) - 0.05
+    closest = tune_hysteresis(x, hop_s, reference, LABELS, grid, exhaustive_limit=10_000, max_latency_s=out_of_reach)
+    late = {c: int(np.sum(lat > out_of_reach + 1e-9)) for c, lat in latencies.items()}
+    assert late[closest] == min(late.values())
+
+
 # ------------------------------------------------------------------------------ frame-level scores
 
 FRAME = 0.02  # a sound-event detector's frame hop
@@ -340,6 +426,26 @@ def test_frame_scores_of_overlapping_windows_count_each_frame_once(smoothing):
     want = detect_events(x, FRAME, ("a", "b", "c"), cfg, NAME, t0=0.5 * FRAME, end_time=t)
     assert len(want) >= 4 and rounded(ended) == rounded(want)
     assert all(abs(e.onset / FRAME - 0.5 - round(e.onset / FRAME - 0.5)) < 1e-6 for e in ended)  # on the frame grid
+
+
+def test_shown_rows_of_frame_scores_follow_the_hop_that_brings_each_frame():
+    """Frames arrive in windows (12-13 new frames every 0.25 s); what the streaming labels show
+    after each window is :func:`shown_rows` at the window's newest frame, given each frame's
+    emission time (a minimum duration counts up to the window's end, as ``active(t)`` does)."""
+    config = HysteresisConfig(on=0.55, off=0.3, smooth_hops=3, min_duration_s=0.1, min_gap_s=0.05)
+    rng = np.random.default_rng(3)
+    x = track(400, {0: [(40, 95), (101, 130)], 1: [(7, 13), (200, 390)], 2: [(150, 152)]}, classes=3)
+    x = np.clip(x + 0.15 * rng.standard_normal(x.shape), 0, 1).astype(np.float32)
+    stops = np.round(np.arange(1, 33) * 12.5).astype(int)
+    rolling = RollingLabels(("a", "b", "c"), config)
+    live, emitted, first = [], np.empty(len(x)), 0
+    for (scores, times, t), stop in zip(frame_windows(x, 50, stops), stops):
+        active = rolling.update_frames(scores, times, t)[0]
+        live.append([label in {a.label for a in active} for label in "abc"])
+        emitted[first:stop], first = t, stop
+    shown = shown_rows(x, FRAME, ("a", "b", "c"), config, t0=0.5 * FRAME, emitted=emitted)
+    assert np.array(live).sum() >= 10
+    np.testing.assert_array_equal(shown[stops - 1], np.array(live))
 
 
 def test_frame_scores_whose_grid_moves_a_little_are_not_counted_twice():

@@ -116,12 +116,15 @@ class WorldSedClips(Dataset, EvaluationClips):
             event's onset (an event of the drawn scene, drawn uniformly); the others start
             anywhere. 0 draws exactly the crops it drew before this option existed.
         onset_reach_s: how far after the onset such a crop may end (uniform in [0, reach]).
+        render_rate: the scenes are rendered at this rate and resampled to the front end's, as
+            live audio captured at that rate reaches the labeler (``models.world.cache.render_resampled``);
+            None or the front end's rate: rendered at the front end's rate.
     """
 
     def __init__(self, config: WorldConfig, seeds: Sequence[int], roles: Sequence[str], span_seconds: float,
                  clip_seconds: float, grid: FrameGrid, *, size: int = 0, seed: int = 0, fixed: bool = False,
                  gain_db: float = 0.0, desc: str = "rendering world scenes", quota: Sequence[int] = (), side=None,
-                 onset_crops: float = 0.0, onset_reach_s: float = 0.4):
+                 onset_crops: float = 0.0, onset_reach_s: float = 0.4, render_rate: int | None = None):
         if len(roles) != len(seeds):
             raise ValueError(f"WorldSedClips: {len(seeds)} seeds but {len(roles)} roles")
         bad = sorted(set(roles) - set(ROLES) - {UNUSED})
@@ -140,7 +143,8 @@ class WorldSedClips(Dataset, EvaluationClips):
             from models.crnn.fusion import mel_centres
             self.mel_centres = mel_centres(grid, grid.mel_frames(self.clip_samples))
         spans = [WindowSpan(s, span_seconds, span_seconds) for s in self.seeds]
-        self.audio = cached_window_audio(spans, self.sample_rate, config, desc=desc)  # (S, span samples)
+        self.audio = cached_window_audio(spans, self.sample_rate, config, render_rate=render_rate,
+                                         desc=desc)  # (S, span samples)
         self.events = [Scene(config, s).events_between(0.0, span_seconds) for s in self.seeds]
         if not 0.0 <= onset_crops <= 1.0:
             raise ValueError(f"WorldSedClips: onset_crops: expected a share in [0, 1], found {onset_crops}")

@@ -120,6 +120,9 @@ class CRNNTrainConfig(TrainConfig):
     tail_frames: int = 4  # the last frames of each strong crop that the tail loss covers
     tail_weight: float = 1.0  # weight of the tail loss (mean BCE over those frames) beside the clip loss; 0: off
     onset_crops: float = 0.3  # world only (a DESED folder's clips are whole): share of crops ending 0-0.4 s after an onset
+    # world only: scenes rendered at this rate and resampled to the front end's (soxr, as live:
+    # avlive captures at 48 kHz when the demo localizer runs); 0: at the front end's rate
+    capture_rate: int = 0
     deploy: str = "student"  # which network is evaluated for the best checkpoint, exported and run live
     threshold: float = 0.5
     median_frames: int = 7
@@ -151,6 +154,8 @@ class CRNNTrainConfig(TrainConfig):
                              f"{self.tail_weight}")
         if not 0.0 <= self.onset_crops <= 1.0:
             raise ValueError(f"onset_crops: expected a share of crops in [0, 1], found {self.onset_crops}")
+        if isinstance(self.capture_rate, bool) or not isinstance(self.capture_rate, int) or self.capture_rate < 0:
+            raise ValueError(f"capture_rate: expected Hz >= 0 (0: the front end's rate), found {self.capture_rate!r}")
         if self.batch_quota:
             q = self.batch_quota
             if len(q) != 3 or min(q) < 0 or sum(q) != self.batch_size:
@@ -315,7 +320,7 @@ class CRNNRecipe(Recipe):
             side = SceneEmbeddings(world, c.world, seeds, span_seconds, self.extractors(), cache,
                                    desc=f"embedding {what} ({c.fuse})")
         return WorldSedClips(world, seeds, roles, span_seconds, c.clip_seconds, self.grid, side=side,
-                             desc=f"rendering {what}", **kwargs)
+                             render_rate=c.capture_rate or None, desc=f"rendering {what}", **kwargs)
 
     # --- data -------------------------------------------------------------------------
     def build_datasets(self, data: Path | None):
