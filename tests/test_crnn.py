@@ -552,6 +552,28 @@ def test_onset_crops_end_just_after_an_onset_and_none_keeps_the_uniform_crops():
         CRNNTrainConfig(onset_crops=1.5).validate()
 
 
+def test_world_clips_hear_the_scenes_as_captured_at_48k_and_resampled(tmp_path, monkeypatch):
+    """capture_rate (48000 by default): the recipe's world clips hold each scene rendered at the
+    capture rate and resampled to the front end's (what avlive hands the labeler beside the
+    48 kHz localizer); 0 renders at the front end's rate; a negative or fractional rate is refused."""
+    from models.crnn.data import WorldSedClips
+    from models.world import Scene, get_preset, split_seed
+    from models.world.cache import render_resampled
+    from models.world.evalsets import WindowSpan
+
+    monkeypatch.setenv("AVLIVE_CACHE", str(tmp_path))
+    grid, seed = FrameGrid(LITE_FRONTEND, 4), split_seed("val", 1)
+    sr = grid.frontend.sample_rate
+    assert CRNNTrainConfig().capture_rate == 48000
+    clips = WorldSedClips(get_preset("bench"), [seed], ["strong"], 6.0, 5.0, grid, size=4, render_rate=48000)
+    np.testing.assert_array_equal(clips.audio, render_resampled([WindowSpan(seed, 6.0, 6.0)], sr, 48000, get_preset("bench")))
+    direct = WorldSedClips(get_preset("bench"), [seed], ["strong"], 6.0, 5.0, grid, size=4)
+    np.testing.assert_array_equal(direct.audio[0], Scene(get_preset("bench"), seed).render_audio(0, 6 * sr, sr))
+    for bad in (-1, 44100.5, True):
+        with pytest.raises(ValueError, match="capture_rate"):
+            CRNNTrainConfig(capture_rate=bad).validate()
+
+
 def test_tail_loss_adds_the_weighted_bce_of_each_strong_crops_last_frames():
     from models.crnn.recipe import _masked_bce
 

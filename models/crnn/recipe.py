@@ -122,7 +122,7 @@ class CRNNTrainConfig(TrainConfig):
     onset_crops: float = 0.3  # world only (a DESED folder's clips are whole): share of crops ending 0-0.4 s after an onset
     # world only: scenes rendered at this rate and resampled to the front end's (soxr, as live:
     # avlive captures at 48 kHz when the demo localizer runs); 0: at the front end's rate
-    capture_rate: int = 0
+    capture_rate: int = 48000
     deploy: str = "student"  # which network is evaluated for the best checkpoint, exported and run live
     threshold: float = 0.5
     median_frames: int = 7
