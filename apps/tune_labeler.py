@@ -201,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--write", action="store_true", help="store the setting in the model's metadata")
     args = p.parse_args(argv)
 
+    if args.capture_rate < 0:
+        print(f"--capture-rate {args.capture_rate}: expected Hz > 0, or 0 for the labeler's own rate", file=sys.stderr)
+        return 2
     try:
         split = seed_split(args.seed)
     except ValueError:

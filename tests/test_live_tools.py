@@ -70,6 +70,8 @@ def test_tune_labeler_writes_a_setting_the_pipeline_reads(tmp_path, capsys):
 def test_tune_labeler_refuses_a_test_seed(capsys):
     assert tune_labeler.main([str(DEMO_LABELER), "--seed", "200000"]) == 2
     assert "expected a validation seed" in capsys.readouterr().err
+    assert tune_labeler.main([str(DEMO_LABELER), "--capture-rate", "-1"]) == 2
+    assert "--capture-rate -1: expected Hz > 0" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------ bench_live

@@ -2,9 +2,9 @@
 
 Rendering is deterministic, so a cache entry is keyed by what determines its content: the world
 config's fingerprint, ``WORLD_CODE_VERSION`` (bump it whenever a generator changes), the sample
-rate (and the rate rendered at, when the audio is resampled) and the list of windows. Entries are ``.npy`` files opened as read-only memory maps (shared
-by DataLoader workers without copies), written atomically. The folder is ``$AVLIVE_CACHE`` or
-``~/.cache/avlive``.
+rate (and the rate rendered at, when the audio is resampled) and the list of windows. Entries
+are ``.npy`` files opened as read-only memory maps (shared by DataLoader workers without
+copies), written atomically. The folder is ``$AVLIVE_CACHE`` or ``~/.cache/avlive``.
 """
 from __future__ import annotations
 
