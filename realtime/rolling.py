@@ -735,7 +735,7 @@ def tune_hysteresis(scores: np.ndarray, hop_s: float, reference: Sequence[Labele
     # later than max_latency_s) short of the latency bar, (2, event F1) otherwise.
     unfit = (0, 0.0)
 
-    def f1_of(point: dict[str, Any]) -> tuple[int, float]:
+    def merit_of(point: dict[str, Any]) -> tuple[int, float]:
         key = tuple(point[name] for name in names)
         if key not in score_cache:
             cfg = _config_at(point)
@@ -743,10 +743,10 @@ def tune_hysteresis(scores: np.ndarray, hop_s: float, reference: Sequence[Labele
                 return unfit
             if point["smoothing"] not in smoothed_cache:
                 smoothed_cache[point["smoothing"]] = smooth_scores(x, cfg.smoothing, cfg.smooth_hops)
-            score_cache[key] = f1_of_config(cfg)
+            score_cache[key] = merit_of_config(cfg)
         return score_cache[key]
 
-    def f1_of_config(cfg: HysteresisConfig) -> tuple[int, float]:
+    def merit_of_config(cfg: HysteresisConfig) -> tuple[int, float]:
         smoothed = smoothed_cache[(cfg.smoothing, cfg.smooth_hops)]
         if max_latency_s is not None:
             latencies = onset_latencies(x, hop_s, reference, labels, cfg, t0=t0, emitted=emitted, smoothed=smoothed)
@@ -757,7 +757,7 @@ def tune_hysteresis(scores: np.ndarray, hop_s: float, reference: Sequence[Labele
         return (2, 0.0 if math.isnan(f1) else f1)
 
     def refined(cfg: HysteresisConfig) -> HysteresisConfig:
-        return _per_class_ascent(cfg, labels, values["on"], values["off_ratio"], f1_of_config, rounds) \
+        return _per_class_ascent(cfg, labels, values["on"], values["off_ratio"], merit_of_config, rounds) \
             if per_class else cfg
 
     def fits(cfg: HysteresisConfig) -> bool:
@@ -777,9 +777,9 @@ def tune_hysteresis(scores: np.ndarray, hop_s: float, reference: Sequence[Labele
         best_point, best = None, (-1, 0.0)
         for combo in itertools.product(*(values[n] for n in names)):
             point = dict(zip(names, combo))
-            f1 = f1_of(point)
-            if f1 > best:
-                best_point, best = point, f1
+            merit = merit_of(point)
+            if merit > best:
+                best_point, best = point, merit
         return refined(_config_at(best_point))
 
     default = HysteresisConfig()
@@ -802,26 +802,26 @@ def tune_hysteresis(scores: np.ndarray, hop_s: float, reference: Sequence[Labele
             point["min_duration_s"] = min(values["min_duration_s"])
     best_point, best = None, (-1, 0.0)
     for point in starts:
-        f1 = f1_of(point)
+        merit = merit_of(point)
         for _ in range(rounds):
             changed = False
             for name in others:
                 for value in values[name]:
                     trial = dict(point, **{name: value})
-                    trial_f1 = f1_of(trial)
-                    if trial_f1 > f1:
-                        point, f1, changed = trial, trial_f1, True
+                    trial_merit = merit_of(trial)
+                    if trial_merit > merit:
+                        point, merit, changed = trial, trial_merit, True
             if not changed:
                 break
-        if f1 > best:
-            best_point, best = point, f1
+        if merit > best:
+            best_point, best = point, merit
     return refined(_config_at(best_point))
 
 
 def _per_class_ascent(cfg: HysteresisConfig, labels: Sequence[str], ons: Sequence[float], off_ratios: Sequence[float],
-                      f1_of: Any, rounds: int) -> HysteresisConfig:
+                      merit_of: Any, rounds: int) -> HysteresisConfig:
     """``cfg`` with per-class (on, off) chosen by coordinate ascent over the classes: each class
-    takes the (on, on * off_ratio) pair that strictly raises ``f1_of`` (the merit of all classes
+    takes the (on, on * off_ratio) pair that strictly raises ``merit_of`` (the merit of all classes
     together, as :func:`tune_hysteresis` ranks settings), the others held; classes left at the
     shared pair are not listed."""
     pairs = {label: (cfg.on, cfg.off) for label in labels}
@@ -831,16 +831,16 @@ def _per_class_ascent(cfg: HysteresisConfig, labels: Sequence[str], ons: Sequenc
         return dataclasses.replace(cfg, class_thresholds=tuple(
             (label, *pairs[label]) for label in labels if pairs[label] != (cfg.on, cfg.off)))
 
-    best = f1_of(config())
+    best = merit_of(config())
     for _ in range(rounds):
         changed = False
         for label in labels:
             kept = pairs[label]
             for pair in candidates:
                 pairs[label] = pair
-                f1 = f1_of(config())
-                if f1 > best:
-                    best, kept, changed = f1, pair, True
+                merit = merit_of(config())
+                if merit > best:
+                    best, kept, changed = merit, pair, True
             pairs[label] = kept
         if not changed:
             break
