@@ -177,11 +177,12 @@ def test_onset_latency_of_a_step_counts_from_the_hop_that_brings_the_row():
     (look-ahead) is that much later; a minimum duration adds its wait; no row by offset + 1 s: missed."""
     x = track(60, {0: [(10, 30)]})
     event = [LabeledEvent(NAME, 1.0, 2.5, "a")]
-    assert onset_latencies(x, 0.1, event, ("a", "b"), PLAIN)[0] == pytest.approx(0.1)
+    # 1e-15: the times are sums of float hops (1.1 - 1.0 = 0.1 + 8.3e-17; at most 1.1e-16 measured)
+    assert onset_latencies(x, 0.1, event, ("a", "b"), PLAIN)[0] == pytest.approx(0.1, abs=1e-15)
     late = 0.1 * (np.arange(60) + 1) + 0.25
-    assert onset_latencies(x, 0.1, event, ("a", "b"), PLAIN, emitted=late)[0] == pytest.approx(0.35)
+    assert onset_latencies(x, 0.1, event, ("a", "b"), PLAIN, emitted=late)[0] == pytest.approx(0.35, abs=1e-15)
     waits = dataclasses.replace(PLAIN, min_duration_s=0.3)
-    assert onset_latencies(x, 0.1, event, ("a", "b"), waits)[0] == pytest.approx(0.4)
+    assert onset_latencies(x, 0.1, event, ("a", "b"), waits)[0] == pytest.approx(0.4, abs=1e-15)
     missed = [LabeledEvent(NAME, 0.0, 0.05, "a")]  # the class shows from 1.1 s, after its offset + 1 s
     assert np.isinf(onset_latencies(x, 0.1, missed, ("a", "b"), PLAIN)[0])
     with pytest.raises(ValueError, match="'z' is not one of the labels"):
