@@ -9,7 +9,10 @@ windows at 24 kHz, 400 x 128 log-mel) with seeded random weights: this measures 
 weights say nothing about accuracy (the INT8 line says how often INT8 and fp32 agree on the top
 class of world windows, for what that is worth). Every row computes the scores of the 2 s window
 ending at each hop of a world scene (``--hop``, 0.25 s; windows on the front end's 5 ms grid, as
-``WindowSpec.align`` makes them live), rows interleaved call by call so load hits them alike:
+``WindowSpec.align`` makes them live), rows interleaved call by call so load hits them alike, each
+call after ``--idle`` seconds of rest as a live hop comes after the last (without it, the threads
+one row wakes busy-wait into the next row's time: numpy's OpenBLAS after librosa's mel product,
+PyTorch's OpenMP after the eager network):
 
 * ``straightforward``: what the reference code and most users do: librosa log-mel of the whole
   window every hop, then the network in eager PyTorch, float32;
@@ -32,6 +35,7 @@ bounds the end-to-end speed-up any INT8 variant of this network can reach here.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -74,7 +78,8 @@ def build(folder: Path, calib: int) -> tuple[SlowFastWaveform, dict[str, Path], 
     return model.module, paths, dict(report.record)
 
 
-def bench(wrapper: SlowFastWaveform, paths: dict[str, Path], threads: int, iters: int, hop_s: float) -> dict[str, float]:
+def bench(wrapper: SlowFastWaveform, paths: dict[str, Path], threads: int, iters: int, hop_s: float,
+          idle_s: float = 0.0) -> dict[str, float]:
     import librosa
 
     cfg = EPIC_CLIP.frontend
@@ -128,10 +133,20 @@ def bench(wrapper: SlowFastWaveform, paths: dict[str, Path], threads: int, iters
     times: dict[str, list[float]] = {name: [] for name in rows}
     for k in range(iters):
         for name, fn in rows.items():
+            time.sleep(idle_s)
             t0 = time.perf_counter()
             fn(k)
             times[name].append(time.perf_counter() - t0)
     return {name: 1e3 * float(np.median(v)) for name, v in times.items()}
+
+
+def _blas_limit(threads: int | None):
+    """numpy's BLAS held to ``threads`` threads inside the context (None: left as it is)."""
+    if threads is None:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits  # comes with scikit-learn
+
+    return threadpool_limits(limits=threads, user_api="blas")
 
 
 #: The ceiling's layers: (channels, kernel, height, width), four of them in a row.
@@ -176,11 +191,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, nargs="+", default=[2], help="intra-op thread counts")
     p.add_argument("--iters", type=int, default=20, help="hops timed per row (medians)")
     p.add_argument("--hop", type=float, default=0.25, help="seconds between windows")
+    p.add_argument("--idle", type=float, default=0.15,
+                   help="seconds idle before each timed call, as between live hops: the threads the previous "
+                        "row woke (numpy's OpenBLAS, PyTorch's OpenMP) busy-wait for ~0.1 s after their work "
+                        "and would otherwise take the cores from the next row")
+    p.add_argument("--blas-threads", type=int, default=None,
+                   help="hold numpy's BLAS (OpenBLAS, used by librosa's mel product) to this many threads for "
+                        "the whole run (threadpoolctl); default: numpy's own, as the straightforward way runs")
     p.add_argument("--calib", type=int, default=64, help="INT8 calibration windows")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     p.add_argument("--ceiling", action=argparse.BooleanOptionalAction, default=True,
                    help="also measure ONNX Runtime's convolution ceiling here, fp32 and INT8 (about 20 s)")
     args = p.parse_args(argv)
+    if not args.idle >= 0:
+        p.error(f"--idle: expected seconds >= 0, found {args.idle}")
+    if args.blas_threads is not None and args.blas_threads < 1:
+        p.error(f"--blas-threads: expected a positive count, found {args.blas_threads}")
     results, ceilings = {}, {}
     with tempfile.TemporaryDirectory(prefix="avlive-bench-e2e-") as tmp:
         wrapper, paths, int8 = build(Path(tmp), args.calib)
@@ -188,12 +214,13 @@ def main(argv: list[str] | None = None) -> int:
         flops = count_flops(wrapper.from_features, {"logmel": np.zeros((1, EPIC_CLIP.num_frames, cfg.n_mels), np.float32)})
         for threads in args.threads:
             configure_threads(threads)
-            results[threads] = bench(wrapper, paths, threads, args.iters, args.hop)
+            with _blas_limit(args.blas_threads):
+                results[threads] = bench(wrapper, paths, threads, args.iters, args.hop, args.idle)
             if args.ceiling:
                 ceilings[threads] = conv_ceiling(Path(tmp), threads, args.iters)
     base_row = "straightforward (librosa + eager PyTorch, fp32)"
     print(f"\nSlow-Fast EPIC paper size (random weights), one {args.hop:g} s hop of a 2 s window, medians of "
-          f"{args.iters} (ms; x = speed-up over the straightforward way)\n")
+          f"{args.iters}, each call after {args.idle:g} s idle (ms; x = speed-up over the straightforward way)\n")
     print("| | " + " | ".join(f"{t} thread{'s' if t > 1 else ''}" for t in args.threads) + " |")
     print("|---|" + "---|" * len(args.threads))
     for row in results[args.threads[0]]:
@@ -220,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"machine": machine_description(), "iters": args.iters, "hop_s": args.hop,
+                                         "idle_s": args.idle, "blas_threads": args.blas_threads,
                                          "ms": {str(t): r for t, r in results.items()}, "int8": int8,
                                          "network_flops": flops,
                                          "conv_ceiling_gflops": {str(t): c for t, c in ceilings.items()}},

@@ -195,10 +195,14 @@ def test_ort_session_options_and_settings_apply():
     options = ort_session_options(3)
     assert options.intra_op_num_threads == 3 and options.inter_op_num_threads == 1
     assert options.execution_mode == ort.ExecutionMode.ORT_SEQUENTIAL
-    # idle threads sleep unless asked to spin (several sessions share the cores)
-    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
-    with pytest.raises(RuntimeError, match="allow_spinning"):  # not set: ONNX Runtime's default, spinning
-        ort_session_options(2, spin=True).get_session_config_entry("session.intra_op.allow_spinning")
+    # threads spin between a call's operators (ONNX Runtime's default, allow_spinning not set) and
+    # stop when the call returns, unless asked to spin between calls too (several sessions share the cores)
+    assert options.get_session_config_entry("session.force_spinning_stop") == "1"
+    for spin in (False, True):
+        with pytest.raises(RuntimeError, match="allow_spinning"):
+            ort_session_options(2, spin=spin).get_session_config_entry("session.intra_op.allow_spinning")
+    with pytest.raises(RuntimeError, match="force_spinning_stop"):
+        ort_session_options(2, spin=True).get_session_config_entry("session.force_spinning_stop")
     # configure_threads' ORT values can be set on SessionOptions as they are
     before = torch.get_num_threads()
     try:

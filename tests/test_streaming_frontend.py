@@ -197,3 +197,22 @@ def test_a_features_in_export_quantizes_on_features_and_keeps_its_head_in_float3
     assert {last.name, producer[last.input[0]].name} <= set(record["float32_nodes"])
     meta = ModelMetadata.load(f"{report.path}.json")
     assert meta.extra["frontend_outside"] is True  # it runs live through the streaming front end too
+
+
+@pytest.mark.parametrize("config", [EPIC_FRONTEND, VGGSOUND_FRONTEND], ids=["epic", "vggsound"])
+def test_the_banded_mel_projection_is_the_dense_one(config):
+    """The streaming front end's sparse mel projection holds exactly the filterbank's nonzero
+    weights and gives the dense product to float64 rounding (measured relative 5.1e-16 on these
+    two front ends: the sum runs over the band only, in another order)."""
+    from models.audio.frontend import mel_filterbank
+    from models.audio.streaming import banded_projection
+
+    bank = mel_filterbank(config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax,
+                          config.mel_scale, config.mel_norm)  # (n_mels, n_freqs)
+    projection = banded_projection(bank)
+    assert projection.shape == bank.T.shape and projection.nnz == np.count_nonzero(bank) < bank.size // 50
+    np.testing.assert_array_equal(projection.toarray(), bank.T)
+    power = np.random.default_rng(0).random((52, bank.shape[1])) ** 4 * 100  # (R, n_freqs), a hop's frames
+    dense, banded = power @ bank.T, np.asarray(power @ projection)
+    assert banded.shape == dense.shape == (52, config.n_mels)
+    np.testing.assert_allclose(banded, dense, rtol=2e-15, atol=0)

@@ -111,18 +111,21 @@ def ort_session_options(threads: int = 2, *, inter_op_threads: int = 1, spin: bo
     """An ``onnxruntime.SessionOptions`` for latency benchmarks and avlive's runners.
 
     Sequential execution, ``threads`` intra-op threads, ``inter_op_threads`` inter-op threads
-    and all graph optimisations enabled. The intra-op threads do not spin between calls
-    (``session.intra_op.allow_spinning`` 0) unless ``spin``: avlive runs several sessions on one
-    inference thread (labeler, localizer; streams), and a session whose idle threads spin takes
-    the cores from the next one. Measured with ``python -m apps.bench_end_to_end --threads 2``
-    (rows interleaved call by call, 2-core machine): paper-size Slow-Fast EPIC INT8, streaming
-    front end, 55.1 ms spinning against 28.5 ms not (the network alone 31.7 against 19.6 ms).
+    and all graph optimisations enabled. The intra-op threads spin between the operators of a
+    call but stop as soon as the call returns (``session.force_spinning_stop`` 1) unless
+    ``spin``: avlive runs several sessions on one inference thread (labeler, localizer; streams),
+    and a session whose idle threads spin takes the cores from the next one. Measured with
+    ``python -m apps.bench_end_to_end --threads 2`` (rows interleaved call by call, 2-core
+    machine), paper-size Slow-Fast EPIC INT8, streaming front end: 55.1 ms with threads spinning
+    between calls against 28.5 ms with no spinning at all; the network alone, between streaming
+    front-end hops, 17.7 ms with no spinning against 16.0 ms spinning only inside a call
+    (fp32: 50.0 against 47.7 ms).
 
     Args:
         threads: Intra-op threads.
         inter_op_threads: Inter-op threads (used only by parallel execution mode).
-        spin: Let idle intra-op threads spin (ONNX Runtime's default) for a session that has
-            the cores to itself.
+        spin: Let idle intra-op threads spin between calls too (ONNX Runtime's default) for a
+            session that has the cores to itself.
 
     Raises:
         ValueError: If a thread count is not a positive int.
@@ -137,7 +140,7 @@ def ort_session_options(threads: int = 2, *, inter_op_threads: int = 1, spin: bo
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if not spin:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.force_spinning_stop", "1")
     return options
 
 
