@@ -228,7 +228,20 @@ def test_bench_streams_reports_every_stream(tmp_path, capsys):
     report = json.loads((tmp_path / "bench-streams.json").read_text())
     assert [r["n"] for r in report["runs"]] == [1, 2] and sorted(report["alone"]) == ["synthetic:200000", "synthetic:200001"]
     assert all(s["hops"] > 0 for r in report["runs"] for s in r["streams"])
+    assert all(len(s["latencies_ms"]) == s["events"] for r in report["runs"] for s in r["streams"])
+    assert "| per event: median change (ms) | events on another hop (later / earlier) |" in out
     assert (tmp_path / "streams.png").stat().st_size > 0
+
+
+def test_per_event_changes_pair_the_events_labelled_in_both_runs():
+    from apps.bench_streams import RunFigures, StreamFigures, comparison, event_changes
+
+    inf = float("inf")
+    alone = StreamFigures("s", 4, 0, 0.0, 4, 1, 300.0, 600.0, [300.0, 600.0, inf, 250.0])
+    many = StreamFigures("s", 4, 0, 0.0, 4, 1, 340.0, 380.0, [340.0, 380.0, 200.0, inf])
+    np.testing.assert_array_equal(event_changes(alone, many), [40.0, -220.0])  # events 3 and 4 missed in one run
+    row = comparison(RunFigures(2, 1.0, 1.0, 0.0, "", [many]), {"s": RunFigures(1, 1.0, 1.0, 0.0, "", [alone])})
+    assert "| s | 600 | 380 | -220 | -90 | 0 / 1 | 0 / 0 |" in row
 
 
 def test_several_streams_with_a_display_run_headless_and_gui_is_refused(tmp_path):
