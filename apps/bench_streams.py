@@ -163,9 +163,10 @@ def event_changes(alone: StreamFigures, many: StreamFigures) -> np.ndarray:
 def comparison(many: RunFigures, alone: dict[str, RunFigures]) -> str:
     """Each stream's latency p95 in the N-stream run against the same scene alone, and the
     per-event changes behind it: their median (what the shared inference thread adds to a hop)
-    and the events labelled on another hop (more than ``MOVED_MS`` either way)."""
+    and the events labelled on another hop (more than ``MOVED_MS`` either way) or missed in only
+    one of the two runs (missed with N streams counts as later)."""
     lines = [f"| stream | p95 alone (ms) | p95 in {many.n} streams (ms) | change (ms) | per event: median change (ms) | "
-             f"events on another hop (later / earlier) | skipped alone / in {many.n} |",
+             f"events on another hop or missed in one run (later / earlier) | skipped alone / in {many.n} |",
              "|---|---|---|---|---|---|---|"]
     for s in many.streams:
         a = alone[s.name].streams[0]
@@ -173,7 +174,10 @@ def comparison(many: RunFigures, alone: dict[str, RunFigures]) -> str:
         change = f"{s.latency_p95_ms - a.latency_p95_ms:+.0f}" if both else "n/a (a missed event sets p95)"
         per_event = event_changes(a, s)
         median = f"{np.median(per_event):+.0f}" if per_event.size else "n/a"
-        moved = f"{int((per_event > MOVED_MS).sum())} / {int((per_event < -MOVED_MS).sum())}"
+        alone_ms, many_ms = np.asarray(a.latencies_ms, float), np.asarray(s.latencies_ms, float)
+        lost = int((np.isinf(many_ms) & np.isfinite(alone_ms)).sum())  # missed only with N streams
+        found = int((np.isinf(alone_ms) & np.isfinite(many_ms)).sum())
+        moved = f"{int((per_event > MOVED_MS).sum()) + lost} / {int((per_event < -MOVED_MS).sum()) + found}"
         lines.append(f"| {s.name} | {_fmt(a.latency_p95_ms)} | {_fmt(s.latency_p95_ms)} | {change} | {median} | "
                      f"{moved} | {a.skips} / {s.skips} |")
     return "\n".join(lines)
