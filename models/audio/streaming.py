@@ -18,8 +18,8 @@ whose samples are the same:
 * Otherwise every frame is computed (``recomputed`` counts those calls).
 
 The FFT is numpy's (only the ``win_length`` windowed samples, zero-filled to ``n_fft``), the mel
-projection a sparse (banded) matrix product on the new frames only (:func:`banded_projection`). Cost per call: the new frames (a hop's
-worth) plus the edge frames, instead of the whole window.
+projection a sparse (banded) matrix product on the new frames only (:func:`banded_projection`).
+Cost per call: the new frames (a hop's worth) plus the edge frames, instead of the whole window.
 """
 from __future__ import annotations
 

@@ -117,9 +117,9 @@ def ort_session_options(threads: int = 2, *, inter_op_threads: int = 1, spin: bo
     and a session whose idle threads spin takes the cores from the next one. Measured with
     ``python -m apps.bench_end_to_end --threads 2`` (rows interleaved call by call, 2-core
     machine), paper-size Slow-Fast EPIC INT8, streaming front end: 55.1 ms with threads spinning
-    between calls against 28.5 ms with no spinning at all; the network alone, between streaming
-    front-end hops, 17.7 ms with no spinning against 16.0 ms spinning only inside a call
-    (fp32: 50.0 against 47.7 ms).
+    between calls against 28.5 ms with no spinning at all. Spinning only inside a call is faster
+    again: the same INT8 network, its sessions alternating with streaming front-end hops, 16.0 ms
+    against 17.7 ms with no spinning (fp32: 47.7 against 50.0 ms).
 
     Args:
         threads: Intra-op threads.
