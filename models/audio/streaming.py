@@ -85,11 +85,12 @@ class StreamingFrontEnd:
         hop = config.hop_length
         starts = np.arange(self.frames) * hop - before + self._a  # first sample of each frame's support
         self._interior = (starts >= 0) & (starts + (self._b - self._a) <= n)  # (T,) bool
-        self._mel_projection = None
+        self._mel_rows = None  # (n_mels, n_freqs) CSR: the projection's rows, so a hop multiplies without
+        # building a transposed sparse matrix first, as ``spectrum @ projection`` would every call
         if config.n_mels:
-            self._mel_projection = banded_projection(mel_filterbank(
+            self._mel_rows = banded_projection(mel_filterbank(
                 config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax, config.mel_scale,
-                config.mel_norm))
+                config.mel_norm)).T.tocsr()
         self._features = np.zeros((self.frames, config.output_bins), np.float32)
         self._previous = np.zeros(n, np.float32)
         self._has_previous = False
@@ -152,8 +153,8 @@ class StreamingFrontEnd:
         s = spectrum.real ** 2 + spectrum.imag ** 2
         if cfg.power == 1.0:  # else power 2: |X|^2 as it is (FrontEndConfig allows 1 and 2)
             s = np.sqrt(s)
-        if self._mel_projection is not None:
-            s = np.asarray(s @ self._mel_projection)  # (R, n_mels)
+        if self._mel_rows is not None:
+            s = (self._mel_rows @ s.T).T  # (R, n_mels); the same sums in the same order as s @ projection
         if cfg.log:
             s = np.log(s + cfg.log_offset)
         self._features[rows] = s
